@@ -1,0 +1,42 @@
+# Every target creates and uses .venv on its own: `make study` and `make test` are all a fresh
+# machine needs. torch is pinned first so that pip never resolves a newer (CUDA, multi-GB) build.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+TORCH  := torch==2.13.0
+STUDY_DIR ?= study
+PRESET ?= quick
+
+.PHONY: setup test lint format study bench data clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q
+
+data: $(STAMP)
+	$(PY) -m vaelab data fetch --dataset mnist
+
+study: data
+	$(PY) -m vaelab study --preset $(PRESET) --out $(STUDY_DIR)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

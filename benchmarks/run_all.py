@@ -1,0 +1,13 @@
+"""`make bench`: every benchmark in one run, so ratios are measured side by side."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_loader
+
+if __name__ == "__main__":
+    bench_loader.run()

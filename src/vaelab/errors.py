@@ -1,0 +1,23 @@
+"""Errors that the CLI prints as one line (problem and fix) instead of a traceback."""
+
+from __future__ import annotations
+
+
+class VaelabError(Exception):
+    """A user-facing failure. The message names the problem and how to fix it."""
+
+    exit_code = 1
+
+
+class ConfigError(VaelabError):
+    """An invalid configuration value, detected before any work starts."""
+
+    exit_code = 2
+
+
+class DataError(VaelabError):
+    """A dataset that cannot be obtained, parsed or verified."""
+
+
+class RunError(VaelabError):
+    """A run directory in a state that forbids the requested action (locked, finished, ...)."""
