@@ -98,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list = []
+def _commands() -> list:
+    from vaelab import cli_train
+
+    return [cli_train.register]
+
+
+_COMMANDS: list = _commands()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

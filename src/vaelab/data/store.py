@@ -119,7 +119,7 @@ def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
         {
             "dataset": spec.name,
             "source": source,
-            "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "fetched_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "files": {n: {"sha256": sha256_bytes(files[n]), "bytes": len(files[n])} for n in FILES},
         },
     )

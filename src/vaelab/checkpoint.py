@@ -1,0 +1,99 @@
+"""Checkpoints: dicts of tensors and plain values, written atomically, read with weights_only.
+
+A checkpoint holds the model and optimizer state dicts, the resolved config, the position in
+training (epoch, batch within the epoch, global step), elapsed time, the best validation loss so
+far, and every RNG state (python, numpy, torch CPU and CUDA). The data loader needs no state of
+its own: its order is a function of (seed, epoch, batch).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaelab import __version__
+from vaelab.config import TrainConfig
+from vaelab.errors import RunError
+from vaelab.fsutil import atomic_write_bytes
+
+FORMAT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    payload = {"format_version": FORMAT_VERSION, "vaelab_version": __version__, **payload}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with `weights_only=True`; damage gives one line naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"checkpoint {path} is damaged or truncated ({first[:120]}); delete it to restart "
+            "from scratch, or copy checkpoints/best.pt over it to resume from the best epoch"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
+        raise RunError(f"checkpoint {path} is not a vaelab v{FORMAT_VERSION} checkpoint")
+    return ckpt
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
+    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`."""
+    from vaelab.models import build_model
+
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / f"{which}.pt", map_location=device)
+    cfg = TrainConfig.from_dict(ckpt["config"], source=str(run_dir))
+    model = build_model(cfg, tuple(ckpt["image_shape"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg

@@ -1,0 +1,181 @@
+"""The study's convolutional auto-encoder and β-VAE (REFERENCE.md §1 architecture).
+
+Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0) take 28×28 to 1×1,
+then a linear layer to the embedding. The decoder mirrors it with transposed convolutions;
+`output_padding` is derived from the encoder's sizes so 28×28, 32×32 and other sizes round-trip.
+Decoders return *logits*: the likelihood decides what an image is (sigmoid mean or Bernoulli).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vaelab.config import TrainConfig
+
+# (kernel, stride, padding) of the four encoder convolutions, reference architecture.
+_LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
+# log σ is clamped for stability: σ in [e^-15, e^10] (the bounds diffusers uses for log σ²/2).
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = -15.0, 10.0
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+@dataclass
+class ModelOutput:
+    """What `forward` returns. Shapes: logits (B, C, H, W); z, mu, log_sigma (B, nz)."""
+
+    logits: torch.Tensor
+    z: torch.Tensor
+    mu: torch.Tensor
+    log_sigma: torch.Tensor | None = None  # None for the deterministic AE
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, H, W) images → (B, out_features)."""
+
+    def __init__(
+        self,
+        image_channels: int,
+        image_size: int,
+        channels: list[int],
+        out_features: int,
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        c_in, size = image_channels, image_size
+        self.sizes = [size]
+        for i, ((k, s, p), c_out) in enumerate(zip(_LAYERS, channels, strict=True)):
+            blocks.append(nn.Conv2d(c_in, c_out, k, s, p))
+            if norm and i > 0:  # the reference leaves the first convolution un-normalised
+                blocks.append(nn.BatchNorm2d(c_out))
+            blocks.append(nn.LeakyReLU(0.2))
+            c_in, size = c_out, _conv_out(size, k, s, p)
+            if size < 1:
+                raise ValueError(f"image size {image_size} is too small for this encoder")
+            self.sizes.append(size)
+        self.features = nn.Sequential(*blocks)
+        self.flat_features = c_in * size * size
+        self.to_latent = nn.Linear(self.flat_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (B, C4, s4, s4): 256×1×1 for 28×28 input
+        return self.to_latent(h.flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """(B, nz) codes → (B, C, H, W) logits; mirrors `ConvEncoder`."""
+
+    def __init__(
+        self,
+        latent_dim: int,
+        image_channels: int,
+        channels: list[int],
+        sizes: list[int],
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        top, self.start = channels[-1], sizes[-1]
+        self.from_latent = nn.Linear(latent_dim, top * self.start * self.start)
+        self.top = top
+        self.input_act = nn.Sequential(
+            nn.BatchNorm2d(top) if norm else nn.Identity(), nn.LeakyReLU(0.2)
+        )
+        blocks: list[nn.Module] = []
+        outs = [*reversed(channels[:-1]), image_channels]  # 128, 64, 32, C
+        c_in = top
+        for i, (k, s, p) in enumerate(reversed(_LAYERS)):
+            size_in, size_out = sizes[-1 - i], sizes[-2 - i]
+            pad_out = size_out - ((size_in - 1) * s - 2 * p + k)
+            blocks.append(nn.ConvTranspose2d(c_in, outs[i], k, s, p, output_padding=pad_out))
+            if i < len(_LAYERS) - 1:
+                if norm:
+                    blocks.append(nn.BatchNorm2d(outs[i]))
+                blocks.append(nn.LeakyReLU(0.2))
+            c_in = outs[i]
+        self.features = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.from_latent(z).view(-1, self.top, self.start, self.start)  # (B, 256, 1, 1)
+        return self.features(self.input_act(h))
+
+
+class AutoEncoder(nn.Module):
+    """Deterministic AE: x → z (nz) → logits."""
+
+    is_vae = False
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        channels: list[int] | None = None,
+        image_channels: int = 1,
+        image_size: int = 28,
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        channels = channels or [32, 64, 128, 256]
+        self.latent_dim = latent_dim
+        self.image_shape = (image_channels, image_size, image_size)
+        self.encoder = ConvEncoder(
+            image_channels, image_size, channels, self._encoder_outputs(latent_dim), norm
+        )
+        self.decoder = ConvDecoder(latent_dim, image_channels, channels, self.encoder.sizes, norm)
+
+    def _encoder_outputs(self, latent_dim: int) -> int:
+        return latent_dim
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) → embedding (B, nz)."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, nz) → logits (B, C, H, W); `torch.sigmoid` gives the image."""
+        return self.decoder(z)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic code used for reconstructions, probes and interpolation."""
+        return self.encode(x)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        z = self.encode(x)
+        return ModelOutput(logits=self.decode(z), z=z, mu=z)
+
+
+class VAE(AutoEncoder):
+    """β-VAE: the encoder predicts μ and log σ of q(z|x) = N(μ, σ²); prior N(0, I)."""
+
+    is_vae = True
+
+    def _encoder_outputs(self, latent_dim: int) -> int:
+        return 2 * latent_dim
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) → μ (B, nz), log σ (B, nz) with log σ clamped to a stable range."""
+        mu, log_sigma = self.encoder(x).chunk(2, dim=1)
+        return mu, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+        """z = μ + σ·ε, ε ~ N(0, I): a sample whose gradient flows to μ and σ (Kingma & Welling)."""
+        return mu + log_sigma.exp() * torch.randn_like(mu)
+
+    def forward(self, x: torch.Tensor, sample: bool = True) -> ModelOutput:
+        mu, log_sigma = self.posterior(x)
+        z = self.reparameterize(mu, log_sigma) if sample else mu
+        return ModelOutput(logits=self.decode(z), z=z, mu=mu, log_sigma=log_sigma)
+
+
+def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int] = (1, 28, 28)) -> AutoEncoder:
+    if image_shape[1] != image_shape[2]:
+        raise ValueError(f"square images expected, got {image_shape}")
+    cls = VAE if cfg.model == "vae" else AutoEncoder
+    return cls(cfg.latent_dim, list(cfg.channels), image_shape[0], image_shape[1], cfg.norm)

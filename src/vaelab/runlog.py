@@ -1,0 +1,79 @@
+"""A run's metric log: `metrics.jsonl` (one JSON object per logged step or epoch, namespaced keys
+such as `train/loss`, `val/kl`) mirrored to `metrics.csv`, plus the optional TensorBoard writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vaelab.fsutil import atomic_write_text
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
+    records = []
+    path = Path(path)
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+class MetricsLog:
+    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.csv = run_dir / "metrics.csv"
+        self._file = open(self.jsonl, "a")  # noqa: SIM115 (closed in close())
+        self._tb = None
+        if tensorboard:
+            try:  # optional extra: `pip install vaelab[tensorboard]`
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            except ImportError:
+                self._tb = None
+
+    @staticmethod
+    def truncate_after(run_dir: Path, step: int) -> None:
+        """Drop records logged after `step` (work lost with an interrupted epoch is redone)."""
+        path = run_dir / "metrics.jsonl"
+        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def log(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if "/" in key and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, record.get("step", 0))
+
+    def sync(self) -> None:
+        """fsync the log and rewrite the CSV mirror (called once per epoch)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        records = read_metrics(self.jsonl)
+        keys: list[str] = []
+        for r in records:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(records)
+        atomic_write_text(self.csv, buf.getvalue())
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        self.sync()
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()

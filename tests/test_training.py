@@ -1,0 +1,234 @@
+"""The training engine: quality gate, resume equivalence, signals, refusals, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaelab import training
+from vaelab.checkpoint import load_checkpoint
+from vaelab.cli import main
+from vaelab.config import TrainConfig
+from vaelab.errors import ConfigError, RunError
+from vaelab.fsutil import file_lock
+from vaelab.losses import objective
+from vaelab.models import build_model
+from vaelab.training import train
+
+TINY = dict(limit_train=256, limit_val=128, batch_size=32, log_every=4, channels=[8, 16, 16, 32])
+
+
+def _weights(run_dir: Path, which: str = "last") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / f"{which}.pt")["model"]
+
+
+def test_quality_gate_reconstruction_falls_markedly(tmp_path, mnist_arrays):
+    cfg = TrainConfig(
+        model="ae", epochs=5, limit_train=512, limit_val=256, batch_size=32, log_every=4, seed=0
+    )
+    result = train(cfg, tmp_path / "ae")
+    records = [json.loads(line) for line in (tmp_path / "ae" / "metrics.jsonl").open()]
+    first_logged = records[0]["train/recon"]
+    final = result.summary["val/recon"]
+    # An untrained decoder (≈0.5 grey) scores ~150-200 SSE; predicting the mean digit ~52.
+    assert final < 0.35 * first_logged, (first_logged, final)
+    assert final < 45.0, final
+    for name in (
+        "config.json",
+        "env.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "train.log",
+        "DONE",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
+        assert (tmp_path / "ae" / name).is_file(), name
+    keys = set().union(*records)
+    assert {
+        "train/loss",
+        "train/recon",
+        "train/kl",
+        "val/loss",
+        "val/recon",
+        "val/kl",
+        "epoch",
+        "step",
+        "images_per_s",
+    } <= keys
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, mnist_arrays):
+    cfg = dict(model="vae", beta=1.0, seed=3, **TINY)
+    train(TrainConfig(epochs=2, **cfg), tmp_path / "full")
+    train(TrainConfig(epochs=1, **cfg), tmp_path / "split")
+    train(TrainConfig(epochs=2, **cfg), tmp_path / "split", resume=True)  # extend a DONE run
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    records = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").open()]
+    train_steps = [r["step"] for r in records if "train/loss" in r]
+    assert train_steps == sorted(set(train_steps))  # the resumed log has no repeats or gaps
+    assert [r["epoch"] for r in records if "val/loss" in r] == [1, 2]
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaelab", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_sigint_mid_epoch_saves_and_resume_matches(tmp_path, mnist_arrays):
+    common = [
+        "--model",
+        "vae",
+        "--limit-train",
+        "3200",
+        "--limit-val",
+        "128",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--log-every",
+        "2",
+        "--seed",
+        "5",
+        "--threads",
+        "1",
+    ]
+    ref = _cli("train", *common, "--out", str(tmp_path / "ref"))
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+
+    run = tmp_path / "run"
+    proc = _cli("train", *common, "--out", str(run))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it is inside the first epoch
+        if (run / "metrics.jsonl").is_file() and len((run / "metrics.jsonl").read_text()) > 400:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGINT" in err and f"--out {run} --resume" in err
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert ckpt["epoch"] == 0 and 0 < ckpt["batch"] < 100  # saved mid-epoch
+    assert not (run / "DONE").exists()
+
+    again = _cli("train", "--out", str(run), "--resume", "--threads", "1")
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    a, b = _weights(tmp_path / "ref"), _weights(run)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, mnist_arrays, capsys):
+    run = tmp_path / "r"
+    train(TrainConfig(epochs=1, **TINY), run)
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    (run / "DONE").unlink()
+    assert main(["train", "--out", str(run), "--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged or truncated" in err[0] and str(last) in err[0]
+
+
+def test_lock_and_overwrite_refusals(tmp_path, mnist_arrays):
+    run = tmp_path / "r"
+    with file_lock(run / ".lock"), pytest.raises(RunError, match="in use by another"):
+        train(TrainConfig(epochs=1, **TINY), run)
+    train(TrainConfig(epochs=1, **TINY), run)
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(RunError, match=r"already holds a finished run \(DONE\); pass --resume"):
+        train(TrainConfig(epochs=1, **TINY), run)
+    with pytest.raises(ConfigError, match="different config"):
+        train(TrainConfig(epochs=1, **{**TINY, "lr": 0.5}), run, resume=True)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    # resuming a finished run with the same epochs is a no-op that returns its summary
+    assert train(TrainConfig(epochs=1, **TINY), run, resume=True).summary["epochs"] == 1
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "flags, field",
+    [
+        (["--beta", "-1"], "beta"),
+        (["--latent-dim", "0"], "latent_dim"),
+        (["--dataset", "cifar"], "dataset"),
+        (["--epochs", "0"], "epochs"),
+        (["--model", "gan"], "model"),
+        (["--lr", "0"], "lr"),
+    ],
+)
+def test_invalid_configs_fail_before_work(tmp_path, capsys, flags, field):
+    out = tmp_path / "never"
+    assert main(["train", *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"'{field}'" in err[0]
+    assert not out.exists()
+
+
+def test_toml_config_and_unknown_field(tmp_path, capsys):
+    good = tmp_path / "c.toml"
+    good.write_text('[train]\nmodel = "vae"\nbeta = 0.5\nlatent_dim = 8\n')
+    bad = tmp_path / "b.toml"
+    bad.write_text("betta = 2\n")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown config field(s) betta" in capsys.readouterr().err
+    from vaelab.cli import build_parser
+    from vaelab.cli_train import config_from_args
+
+    args = build_parser().parse_args(["train", "--config", str(good), "--beta", "2", "--out", "x"])
+    cfg = config_from_args(args)
+    assert (cfg.model, cfg.beta, cfg.latent_dim) == ("vae", 2.0, 8)  # flag overrides file
+
+
+def test_non_finite_loss_stops_with_step_and_term(tmp_path, mnist_arrays, monkeypatch):
+    run = tmp_path / "r"
+    train(TrainConfig(model="vae", epochs=1, **TINY), run)
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    calls = {"n": 0}
+
+    def poisoned(out, x, beta, likelihood, sigma2=0.5):
+        calls["n"] += 1
+        parts = objective(out, x, beta, likelihood, sigma2)
+        if calls["n"] == 3:
+            parts.kl = parts.kl * float("nan")
+            parts.total = parts.recon + parts.kl
+        return parts
+
+    monkeypatch.setattr(training, "objective", poisoned)
+    with pytest.raises(RunError, match=r"non-finite train/kl at step 11 \(epoch 2\)"):
+        train(TrainConfig(model="vae", epochs=2, **TINY), run, resume=True)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == good
+
+
+def test_bernoulli_dynamic_binarisation_trains(tmp_path, mnist_arrays):
+    run = tmp_path / "b"
+    cfg = TrainConfig(
+        model="vae",
+        likelihood="bernoulli",
+        binarize="dynamic",
+        epochs=2,
+        **{**TINY, "limit_train": 1024},
+    )
+    result = train(cfg, run)
+    first = json.loads((run / "metrics.jsonl").open().readline())["train/recon"]
+    # BCE of a coin per pixel is 784·ln 2 ≈ 543 nats; a working model is far below.
+    assert 0 < result.summary["val/recon"] < min(0.6 * first, 400), (first, result.summary)
+    model = build_model(TrainConfig(model="vae", **TINY))
+    assert model.is_vae
