@@ -1,0 +1,51 @@
+"""Paths between two codes, and measures of how a decoded path behaves."""
+
+from __future__ import annotations
+
+import torch
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(1−t)·a + t·b for a, b (nz,) and t (T,) → (T, nz)."""
+    t = t[:, None]
+    return (1 - t) * a + t * b
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (White 2016): sin((1−t)θ)/sin θ·a + sin(tθ)/sin θ·b, θ = ∠(a, b).
+
+    Keeps the norm of prior samples (≈√nz) where lerp midpoints shrink towards √(nz/2).
+    Falls back to lerp when a and b are (anti)parallel and sin θ vanishes.
+    """
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    theta = torch.arccos(cos.clamp(-1, 1))
+    if torch.sin(theta).abs() < 1e-6:
+        return lerp(a, b, t)
+    t = t[:, None]
+    return (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.sin(theta)
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: str) -> torch.Tensor:
+    """Start, `steps` interior codes, end: (steps + 2, nz)."""
+    t = torch.linspace(0, 1, steps + 2, dtype=a.dtype, device=a.device)
+    if mode == "lerp":
+        return lerp(a, b, t)
+    if mode == "slerp":
+        return slerp(a, b, t)
+    raise ValueError(f"mode must be lerp or slerp, got {mode!r}")
+
+
+def path_smoothness(images: torch.Tensor) -> dict[str, float]:
+    """How evenly a decoded path (T, C, H, W) moves through pixel space.
+
+    path_length_ratio: Σ‖xᵢ₊₁ − xᵢ‖ / ‖x_T − x_0‖ (1 = a straight, monotone fade).
+    max_step_fraction: the largest single step's share of the path length (1/(T−1) = even).
+    """
+    flat = images.flatten(1).double()
+    steps = (flat[1:] - flat[:-1]).norm(dim=1)
+    length = steps.sum()
+    direct = (flat[-1] - flat[0]).norm().clamp_min(1e-12)
+    return {
+        "path_length_ratio": float(length / direct),
+        "max_step_fraction": float(steps.max() / length.clamp_min(1e-12)),
+    }
