@@ -13,6 +13,8 @@ from vaelab.data.idx import encode_idx
 from vaelab.data.sources import FILES
 
 os.environ["VAELAB_MIRRORS"] = "none"  # no public mirror is ever contacted from the tests
+# The user's own cache, read-only: tests that check artefacts `make study` builds look here.
+USER_HOME = Path(os.environ.get("VAELAB_HOME") or Path.home() / ".cache" / "vaelab")
 
 
 @pytest.fixture(scope="session")

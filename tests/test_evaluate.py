@@ -1,0 +1,146 @@
+"""`vaelab evaluate` end to end on tiny runs; the reference classifier; sample and interpolate."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaelab.checkpoint import load_checkpoint
+from vaelab.cli import main
+from vaelab.config import TrainConfig
+from vaelab.data.store import split_arrays
+from vaelab.evaluation import classifier as clf
+from vaelab.evaluation import evaluate_run
+from vaelab.training import train
+
+from .conftest import USER_HOME
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TINY = dict(limit_train=512, limit_val=128, batch_size=32, log_every=4, channels=[8, 16, 16, 32])
+FAST_EVAL = dict(
+    limit=400,
+    iw_samples=16,
+    n_samples=400,
+    probe_train=1000,
+    classifier="smoke",
+    n_pairs=2,
+    steps=3,
+)
+
+
+def readme_keys() -> tuple[list[str], list[str]]:
+    """(eval.json keys, figure files) documented in the README's Evaluation section."""
+    text = README.read_text().split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    keys, figs = [], re.findall(r"`([a-z_0-9]+\.png)`", text)
+    for row in re.findall(r"^\| (`.+?) \|", text, flags=re.M):
+        keys += [k for k in re.findall(r"`([a-z_]+/[a-z_0-9/]+)`", row)]
+    return sorted(set(keys)), sorted(set(figs))
+
+
+VAE_ONLY = ("elbo", "kl", "active_units", "iw_", "neg_elbo", "kl_per_dim")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_arrays):
+    root = tmp_path_factory.mktemp("runs")
+    train(TrainConfig(model="vae", beta=1.0, epochs=1, **TINY), root / "vae")
+    train(TrainConfig(model="ae", epochs=1, **TINY), root / "ae")
+    return root
+
+
+def test_readme_documents_keys_and_figures():
+    keys, figs = readme_keys()
+    assert "test/iw_nll" in keys and "samples/fd" in keys and "interp/slerp/min_conf" in keys
+    assert "samples.png" in figs and "interp_5to8.png" in figs and len(figs) >= 10
+
+
+def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
+    m = evaluate_run(runs / "vae", **FAST_EVAL)
+    on_disk = json.loads((runs / "vae" / "eval.json").read_text())
+    assert on_disk == pytest.approx(m)
+    assert all(isinstance(v, (int, float)) for v in on_disk.values())
+    keys, figs = readme_keys()
+    for key in keys:
+        assert key in on_disk, key
+    for fig in figs:
+        assert (runs / "vae" / "figures" / fig).is_file(), fig
+    # sanity of the numbers themselves
+    assert m["test/iw_nll"] <= -m["test/elbo"] + 1.0  # IW bound at least as tight (noise aside)
+    assert 0 <= m["samples/class_entropy"] <= 2.3026
+    assert m["test/mse"] == pytest.approx(m["test/sse"] / 784)
+    assert m["floor/fd_train_vs_test"] < m["samples/fd"]  # an untrained-ish VAE is not real
+    assert sum(m[f"samples/class_frac_{c}"] for c in range(10)) == pytest.approx(1.0)
+    assert m["test/iw_k"] == 16 and m["eval/n_images"] == 400
+
+
+def test_evaluate_ae_skips_posterior_metrics(runs):
+    m = evaluate_run(runs / "ae", **FAST_EVAL)
+    keys, figs = readme_keys()
+    for key in keys:
+        if any(part in key for part in VAE_ONLY):
+            assert key not in m, key
+        else:
+            assert key in m, key
+    for fig in figs:
+        assert (runs / "ae" / "figures" / fig).is_file() == (fig != "kl_per_dim.png"), fig
+
+
+def test_reduced_classifier_trains_and_the_standard_one_reaches_99_percent(mnist_arrays):
+    model, meta = clf.reference_classifier("mnist", variant="smoke")
+    assert meta["test_accuracy"] >= 0.96, meta  # 10k images, 2 epochs
+    again, _ = clf.reference_classifier("mnist", variant="smoke")  # from the cache
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+    standard = USER_HOME / "classifiers" / clf._path("mnist", "standard").name
+    if not standard.is_file():
+        pytest.skip(
+            f"standard classifier not cached in {standard} (`make study` trains it); "
+            "its >= 99 % gate runs where it is"
+        )
+    ckpt = load_checkpoint(standard)
+    net = clf.LeNet()
+    net.load_state_dict(ckpt["model"])
+    x, y = split_arrays(mnist_arrays, "test")
+    assert clf.accuracy(net, x, y, torch.device("cpu")) >= 0.99  # re-measured, not trusted
+
+
+def test_sample_and_interpolate_are_deterministic(runs, tmp_path, capsys):
+    out = [tmp_path / f"{n}.png" for n in ("a", "b", "c")]
+    for path, seed in zip(out, (1, 1, 2), strict=True):
+        assert (
+            main(["sample", str(runs / "vae"), "-n", "16", "--out", str(path), "--seed", str(seed)])
+            == 0
+        )
+    assert out[0].read_bytes() == out[1].read_bytes() != out[2].read_bytes()
+    i1, i2 = tmp_path / "i1.png", tmp_path / "i2.png"
+    for p in (i1, i2):
+        assert (
+            main(
+                [
+                    "interpolate",
+                    str(runs / "ae"),
+                    "--from-label",
+                    "5",
+                    "--to-label",
+                    "8",
+                    "--pairs",
+                    "2",
+                    "--steps",
+                    "4",
+                    "--mode",
+                    "slerp",
+                    "--out",
+                    str(p),
+                ]
+            )
+            == 0
+        )
+    assert i1.read_bytes() == i2.read_bytes()
+    assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 1
+    assert "no checkpoints/best.pt" in capsys.readouterr().err
