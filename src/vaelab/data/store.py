@@ -205,13 +205,20 @@ def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
         return None
 
 
+_VERIFIED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
 def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """The four verified arrays, fetching first when the cache is missing or damaged.
 
     The bytes that are parsed are the bytes that were hashed: nothing that changed on disk
-    after verification can slip in.
+    after verification can slip in. Verified arrays are kept for the life of the process
+    (callers must not modify them), so a study's evaluations hash the files once.
     """
     spec = resolve_spec(dataset, data_dir)
+    key = (str(vaelab_home()), spec.name)
+    if key in _VERIFIED:
+        return _VERIFIED[key]
     raws = _read_verified(spec)
     if raws is None:
         fetch(dataset, data_dir)
@@ -221,7 +228,9 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
             f"{cache_dir(spec)}: cache fails verification right after fetching; "
             "check the disk, then run `vaelab data fetch --force`"
         )
-    return {n: decode_idx(raws[n], name=str(cache_dir(spec) / n)) for n in FILES}
+    arrays = {n: decode_idx(raws[n], name=str(cache_dir(spec) / n)) for n in FILES}
+    _VERIFIED[key] = arrays
+    return arrays
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -261,7 +261,7 @@ def evaluate_run(
     m["floor/fd_train_vs_test"] = frechet_distance_features(feats_floor, feats_real)
     hist = np.bincount(probs_s.argmax(1), minlength=probs_s.shape[1]) / len(probs_s)
     nz_hist = hist[hist > 0]
-    m["samples/class_entropy"] = float(-(nz_hist * np.log(nz_hist)).sum())
+    m["samples/class_entropy"] = float(-(nz_hist * np.log(nz_hist)).sum()) + 0.0  # no -0.0
     m["samples/confidence"] = float(probs_s.max(1).mean())
     m["real/confidence"] = float(probs_real.max(1).mean())
     m["recon/classifier_accuracy"] = float((probs_r.argmax(1) == y.cpu().numpy()).mean())

@@ -1,0 +1,170 @@
+"""`vaelab study --preset smoke` end to end: interrupted and resumed, then the report checked
+against study.json and rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+
+from vaelab.study.report import fmt, resolve
+from vaelab.study.selection import next_decades, refinement, select_beta
+
+
+def _study(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaelab", "study", "--preset", "smoke", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory, mnist_arrays, session_home):
+    """A smoke study killed after its AE run finished, then run again to completion."""
+    out = tmp_path_factory.mktemp("study") / "s"
+    os.environ["VAELAB_HOME"] = str(session_home)
+    proc = _study(out)
+    done = out / "runs" / "ae" / "eval.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done.is_file() and (out / "runs" / "vae_beta0").is_dir():
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (out / "study.json").exists()
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in (out / "runs" / "ae").rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }  # lock files record the pid
+
+    again = _study(out)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-3000:]
+    assert "reusing ae" in err
+    for p, ns in stamps.items():  # the finished AE run was not retrained or re-evaluated
+        assert p.stat().st_mtime_ns == ns, p
+    return out
+
+
+def test_study_json_has_every_run_and_the_choice(study_dir):
+    s = json.loads((study_dir / "study.json").read_text())
+    names = {"ae", "vae_beta0", "vae_beta10"} | {f"beta_{b:g}" for b in s["search"]["trials"]}
+    assert set(s["runs"]) == names
+    assert s["runs"]["ae"]["reused"] is True
+    assert {0.1, 1.0, 10.0} <= set(s["search"]["trials"]) and len(s["search"]["trials"]) == 5
+    assert s["search"]["chosen_beta"] in s["search"]["trials"]
+    for r in s["runs"].values():
+        assert "samples/fd" in r["eval"] and "val/loss" in r["train"]
+    assert set(s["stage_order"]) == {
+        "data",
+        "ae",
+        "extremes",
+        "search",
+        "tuned",
+        "interpolation",
+        "representation",
+    }
+
+
+def test_report_cites_study_json_and_references_existing_figures(study_dir):
+    s = json.loads((study_dir / "study.json").read_text())
+    page = (study_dir / "report.html").read_text()
+    md = (study_dir / "report.md").read_text()
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) >= 25
+    for src in srcs:
+        assert not src.startswith(("/", "http")), src  # relative: opens from any folder
+        assert (study_dir / html.unescape(src)).is_file(), src
+    cited = re.findall(r'data-key="([^"]+)" data-fmt="([^"]*)">([^<]*)<', page)
+    assert len(cited) >= 80
+    for key, spec, shown in cited:
+        key, spec, shown = (html.unescape(t) for t in (key, spec, shown))
+        assert fmt(resolve(s, key), spec) == shown, key
+    chosen = s["search"]["chosen_beta"]
+    assert re.search(rf"Chosen β = <span [^>]*>{chosen:g}</span>", page)
+    assert f"Chosen β = {chosen:g}" in md
+    for q in (
+        "Why do AE prior samples",
+        "What does β = 0 do",
+        "What does β = 10 do",
+        "which β was chosen",
+        "How do AE and VAE interpolations differ",
+    ):
+        assert q in page and q in md
+    assert "Selection criterion:" in page and "How to reproduce" in page
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_renders_in_headless_chromium(study_dir, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("Chromium is not installed here (.ci/run installs Debian's `chromium`)")
+    flags = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
+    url = (study_dir / "report.html").as_uri()
+    dom = subprocess.run(
+        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    ).stdout
+    total = re.search(r'data-images-total="(\d+)"', dom)
+    broken = re.search(r'data-broken-images="(\d+)"', dom)
+    assert total and broken, dom[-500:]
+    assert int(total.group(1)) >= 25 and int(broken.group(1)) == 0
+    shot = study_dir / "report_screenshot.png"
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,3000", url],
+        capture_output=True,
+        timeout=120,
+    )
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (3000, 1200) and img.std() > 0.05  # a real page, not blank
+
+
+def test_selection_rule_and_grid_steps():
+    def m(acc, ent, fd):
+        return {"recon/classifier_accuracy": acc, "samples/class_entropy": ent, "samples/fd": fd}
+
+    trials = {
+        0.1: m(0.99, 1.5, 50.0),
+        1.0: m(0.95, 2.2, 20.0),
+        3.0: m(0.92, 2.25, 15.0),
+        10.0: m(0.3, 2.3, 5.0),
+    }
+    choice = select_beta(trials, 0.9, 2.0)
+    assert choice.beta == 3.0 and choice.eligible == [1.0, 3.0] and not choice.fallback
+    fallback = select_beta({1.0: m(0.1, 0.1, 9.0), 2.0: m(0.1, 0.1, 3.0)}, 0.9, 2.0)
+    assert fallback.beta == 2.0 and fallback.fallback and "no β met" in fallback.reason
+    assert next_decades([0.01, 0.1, 1.0, 10.0], 10.0) == [100.0]
+    assert next_decades([0.01, 0.1, 1.0, 10.0], 0.01) == [0.001]
+    assert next_decades([0.01, 0.1, 1.0, 10.0], 1.0) == []
+    assert refinement(1.0) == [0.316, 3.16]
