@@ -356,7 +356,6 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, tensorboard: bool) -> Ru
                 batches = _progress(
                     enumerate(train_loader),
                     total=len(train_loader),
-                    initial=first,
                     desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 )
                 for batch, (x, _) in batches:
@@ -368,7 +367,11 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, tensorboard: bool) -> Ru
                     seen += len(x)
                     acc += torch.stack([parts.total, parts.recon, parts.kl]).double()
                     acc_n += 1
-                    if step % check_every == 0 and (term := _nonfinite_term(parts)):
+                    if (
+                        step % check_every == 0
+                        and not torch.isfinite(parts.total).item()
+                        and (term := _nonfinite_term(parts))
+                    ):
                         raise RunError(
                             f"non-finite train/{term} at step {step} (epoch {epoch + 1}); "
                             f"{ckpt_dir / 'last.pt'} from the last good epoch is intact; "

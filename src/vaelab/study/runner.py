@@ -24,6 +24,7 @@ from vaelab.config import TrainConfig
 from vaelab.data import info as data_info
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
+from vaelab.errors import ConfigError
 from vaelab.evaluation import EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.run import _data, interpolation_paths, pick_pairs
@@ -101,7 +102,13 @@ class Study:
         done_before = (run_dir / "DONE").exists()
         what = "reusing" if done_before else ("resuming" if resume else "training")
         self.say(f"  {what} {name} ({tcfg.model}, β={tcfg.beta:g}, {tcfg.epochs} epochs)")
-        result = train(tcfg, run_dir, resume=resume)
+        try:
+            result = train(tcfg, run_dir, resume=resume)
+        except ConfigError as e:
+            raise ConfigError(
+                f"{run_dir} holds a run with another configuration ({e}); use a new --out for "
+                "this preset or delete that run directory"
+            ) from None
         if not done_before:
             self.ips = float(result.summary.get("images_per_s", self.ips)) or self.ips
         ecfg = self.eval_config()
