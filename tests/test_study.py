@@ -65,8 +65,10 @@ def study_dir(tmp_path_factory, mnist_arrays, session_home):
 
 def test_study_json_has_every_run_and_the_choice(study_dir):
     s = json.loads((study_dir / "study.json").read_text())
-    names = {"ae", "vae_beta0", "vae_beta10"} | {f"beta_{b:g}" for b in s["search"]["trials"]}
+    names = {"ae", "vae_beta0", "vae_beta10"} | set(s["search"]["trial_runs"].values())
     assert set(s["runs"]) == names
+    # smoke's β = 10 trial has the β = 10 experiment's config: trained once, used for both
+    assert s["search"]["trial_runs"]["10"] == "vae_beta10"
     assert s["runs"]["ae"]["reused"] is True
     assert {0.1, 1.0, 10.0} <= set(s["search"]["trials"]) and len(s["search"]["trials"]) == 5
     assert s["search"]["chosen_beta"] in s["search"]["trials"]

@@ -67,8 +67,10 @@ def test_quality_gate_reconstruction_falls_markedly(tmp_path, mnist_arrays):
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, mnist_arrays):
+    import vaelab
+
     cfg = dict(model="vae", beta=1.0, seed=3, **TINY)
-    train(TrainConfig(epochs=2, **cfg), tmp_path / "full")
+    vaelab.train(TrainConfig(epochs=2, **cfg), tmp_path / "full")  # the public API
     train(TrainConfig(epochs=1, **cfg), tmp_path / "split")
     train(TrainConfig(epochs=2, **cfg), tmp_path / "split", resume=True)  # extend a DONE run
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")

@@ -13,11 +13,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "evaluate", "study", "train"]
 
 
-def train(config: Any) -> Any:
-    """Train a model from a `TrainConfig`; see `vaelab.training.train`."""
+def train(config: Any, out_dir: Any, **kwargs: Any) -> Any:
+    """Train a `TrainConfig` into the run directory `out_dir` -> `RunResult`; see
+    `vaelab.training.train` (keyword `resume=True` continues a run)."""
     from vaelab.training import train as _train
 
-    return _train(config)
+    return _train(config, out_dir, **kwargs)
 
 
 def evaluate(run_dir: Any, **kwargs: Any) -> Any:
@@ -28,7 +29,8 @@ def evaluate(run_dir: Any, **kwargs: Any) -> Any:
 
 
 def study(config: Any) -> Any:
-    """Run the whole study; see `vaelab.study.run_study`."""
+    """Run the whole study from a `StudyConfig` (`vaelab.study.make_config("quick", out=...)`);
+    see `vaelab.study.run_study`."""
     from vaelab.study import run_study
 
     return run_study(config)

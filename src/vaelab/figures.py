@@ -195,6 +195,15 @@ def bars(
     return _save(fig, path)
 
 
+def _log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
+    """Log x axis; symlog (linear near 0) only when some value is not positive."""
+    positive = [v for v in x if v > 0]
+    if len(positive) == len(x):
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
+
+
 def xy_lines(
     path: str | Path,
     x: Sequence[float],
@@ -217,9 +226,7 @@ def xy_lines(
         ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logx:
-        ax.set_xscale(
-            "symlog", linthresh=min(v for v in x if v > 0) if any(v > 0 for v in x) else 1.0
-        )
+        _log_axis(ax, x)
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
@@ -241,6 +248,6 @@ def scatter_labelled(
     for xi, yi, s in zip(x, y, labels, strict=True):
         ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.set_xscale("symlog", linthresh=1e-2)
+    _log_axis(ax, x)
     ax.set_yscale("log")
     return _save(fig, path)

@@ -262,7 +262,7 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
     ]
     rows = []
     for b in s["search"]["trials"]:
-        name = f"beta_{b:g}"
+        name = s["search"]["trial_runs"][f"{b:g}"]
         mark = " (chosen)" if b == beta else (" (eligible)" if b in s["search"]["eligible"] else "")
         rows.append([f"{b:g}{mark}"] + [doc.cite(ev[name] + k, f) for k, _, f in metrics])
     doc.table(["β"] + [h for _, h, _ in metrics], rows)

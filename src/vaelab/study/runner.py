@@ -96,7 +96,14 @@ class Study:
         return train_s + len(todo) * self.eval_s
 
     def ensure_run(self, name: str, tcfg: TrainConfig, stage: str) -> dict[str, Any]:
-        """Train (or reuse, or resume) and evaluate one run; returns its merged metrics."""
+        """Train (or reuse, or resume) and evaluate one run; returns its merged metrics.
+
+        A run whose config equals one already done in this study (in `quick`, the β = 10 trial
+        and the β = 10 experiment) is not trained twice: the earlier run stands for both."""
+        for other in self.runs.values():
+            if other["config"] == tcfg.to_dict():
+                self.say(f"  {name} is identical to {other['name']}: reusing it")
+                return other
         run_dir = self.root / "runs" / name
         resume = (run_dir / "config.json").exists()
         done_before = (run_dir / "DONE").exists()
@@ -137,6 +144,7 @@ class Study:
             "train": result.summary,
             "eval": metrics,
             "reused": done_before and fresh,
+            "config": tcfg.to_dict(),
         }
         self.runs[name] = entry
         return entry
@@ -189,12 +197,13 @@ class Study:
         t0 = self.stage(4, "search", "β search (decades, then refinement)", pending)
         trials: dict[float, dict[str, float]] = {}
 
+        trial_runs: dict[float, str] = {}
+
         def trial(beta: float) -> None:
             if beta not in trials:
-                e = self.ensure_run(
-                    beta_name(beta), self.train_config("vae", beta, c.trial_epochs), "search"
-                )
-                trials[beta] = e["eval"]
+                tcfg = self.train_config("vae", beta, c.trial_epochs)
+                e = self.ensure_run(beta_name(beta), tcfg, "search")
+                trials[beta], trial_runs[beta] = e["eval"], e["name"]
 
         grid = list(c.decades)
         for b in grid:
@@ -223,7 +232,7 @@ class Study:
 
         # 5. the tuned VAE (the chosen trial: its figures are in its run directory)
         t0 = self.stage(5, "tuned", f"tuned VAE (β = {choice.beta:g})", [])
-        tuned = self.runs[beta_name(choice.beta)]
+        tuned = self.runs[trial_runs[choice.beta]]
         code_stats = self._code_stats(["ae", tuned["name"]], device)
         self.stage_time["tuned"] = time.perf_counter() - t0
 
@@ -251,6 +260,7 @@ class Study:
             "runs": self.runs,
             "search": {
                 "trials": sorted(trials),
+                "trial_runs": {f"{b:g}": n for b, n in sorted(trial_runs.items())},
                 "log": search_log,
                 "chosen_beta": choice.beta,
                 "eligible": choice.eligible,
