@@ -54,8 +54,8 @@ class TrainConfig:
     device: str = "auto"
     """`auto` (cuda, then mps, then cpu), `cpu`, `cuda`, `cuda:N` or `mps`."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """`bf16` uses autocast for the forward pass (fast on GPUs; ~25× slower on CPUs without
-    native bf16). Losses and evaluation are always fp32."""
+    """`bf16` uses autocast for the forward pass (for GPUs; on CPUs without native bf16 it is
+    slower than fp32). Losses and evaluation are always fp32."""
     limit_train: int | None = None
     """Train on the first N training images only (quick experiments, tests)."""
     limit_val: int | None = None

@@ -326,8 +326,9 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, tensorboard: bool) -> Ru
     )
     if cfg.precision == "bf16" and device.type == "cpu":
         msg = (
-            "bf16 autocast on a CPU: without native bf16 (AVX512-BF16/AMX) this is far "
-            "slower than fp32 (~25x measured on AVX2); use --precision fp32 on such CPUs"
+            "bf16 autocast on a CPU trains slower than fp32 unless the CPU has native bf16 "
+            "(measured 0.67-0.93x of fp32 on an AVX-512 machine; far slower on AVX2-only CPUs); "
+            "prefer --precision fp32 here"
         )
         logger.warning(msg)
         print(f"vaelab: warning: {msg}", file=sys.stderr)

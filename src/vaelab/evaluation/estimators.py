@@ -30,7 +30,7 @@ def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) 
     return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * _LOG_2PI).sum(-1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def iw_log_likelihood(
     posterior: Posterior,
     log_lik: LogLik,
@@ -66,7 +66,7 @@ def iw_log_likelihood(
     return run_max + torch.log(run_sum) - math.log(k)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def elbo(
     posterior: Posterior,
     log_lik: LogLik,

@@ -166,10 +166,23 @@ def evaluate_run(
             f"{run_dir} has no checkpoints/{ecfg.checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    say = ecfg.log or (lambda m: print(m, file=sys.stderr))
+    echo = ecfg.log or (lambda m: print(m, file=sys.stderr))
+    with open(run_dir / "eval.log", "a") as log_file:
+
+        def say(msg: str) -> None:
+            echo(msg)
+            log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+            log_file.flush()
+
+        return _evaluate(run_dir, ecfg, say)
+
+
+def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> dict[str, float]:
     t_start = time.perf_counter()
     device = resolve_device(ecfg.device)
     model, cfg = load_model(run_dir, ecfg.checkpoint, device)
+    # channels_last: measured +20-50 % decoder throughput for no-grad passes on CPU.
+    model = model.to(memory_format=torch.channels_last)
     torch.manual_seed(ecfg.seed)
     x, x_lik, y = _data(cfg, ecfg.split, ecfg.limit, ecfg.seed, device)
     m: dict[str, float] = {"eval/n_images": len(x), "eval/seed": ecfg.seed}
@@ -219,7 +232,10 @@ def evaluate_run(
         x_iw = x_lik[: ecfg.iw_limit]
         t0 = time.perf_counter()
         say(f"{run_dir.name}: IW-NLL with K={ecfg.iw_samples} on {len(x_iw)} images")
-        bs = max(1, min(256, 65536 // ecfg.iw_samples))
+        # ~1000 decoder passes per forward: larger batches measured slower on CPU (the
+        # allocator maps and faults in 100+ MB activation buffers on every forward).
+        chunk = min(ecfg.iw_samples, 1000)
+        bs = max(1, 1000 // chunk)
         lp = torch.cat(
             _batched(
                 lambda b: iw_log_likelihood(
@@ -227,7 +243,7 @@ def evaluate_run(
                     log_lik,
                     b,
                     ecfg.iw_samples,
-                    chunk=min(ecfg.iw_samples, 128),
+                    chunk=chunk,
                     generator=g,
                 ),
                 x_iw,
@@ -335,6 +351,7 @@ def evaluate_run(
         _latent_figures(model, mu, log_sigma, y, fig_dir, kind)
     m["eval/time_s"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "eval.json", m)
+    say(f"{run_dir.name}: wrote eval.json in {m['eval/time_s']:.1f} s")
     return m
 
 
