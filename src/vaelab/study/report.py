@@ -18,6 +18,23 @@ from vaelab.fsutil import atomic_write_text
 from vaelab.study.selection import criterion_text
 
 SEP = "::"
+# key -> (label, format): the one table for every place the report shows a run's metric.
+METRICS: dict[str, tuple[str, str]] = {
+    "test/sse": ("SSE / image", ".4g"),
+    "test/mse": ("MSE / pixel", ".4g"),
+    "test/kl": ("KL (nats)", ".4g"),
+    "test/elbo": ("ELBO (nats)", ".2f"),
+    "test/iw_nll": ("IW-NLL (nats)", ".2f"),
+    "test/active_units": ("active units", "d"),
+    "samples/fd": ("sample FD", ".4g"),
+    "recon/fd": ("recon FD", ".4g"),
+    "samples/class_entropy": ("class entropy", ".3f"),
+    "samples/confidence": ("confidence", ".3f"),
+    "recon/classifier_accuracy": ("recon acc", ".3f"),
+    "probe/linear_acc": ("linear probe", ".4f"),
+    "probe/knn_acc": ("5-NN", ".4f"),
+}
+VAE_ONLY = ("test/kl", "test/elbo", "test/iw_nll", "test/active_units")
 _TOKEN = re.compile(r"⟦([^|⟧]+)\|([^⟧]*)⟧")
 
 
@@ -248,24 +265,24 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
         f". Search: {'; '.join(s['search']['log'])}. Result: {s['search']['reason']}."
     )
     metrics = [
-        ("test/sse", "SSE", ".3g"),
-        ("test/kl", "KL", ".3g"),
-        ("test/elbo", "ELBO", ".1f"),
-        ("test/iw_nll", "IW-NLL", ".1f"),
-        ("samples/fd", "sample FD", ".3g"),
-        ("recon/fd", "recon FD", ".3g"),
-        ("samples/class_entropy", "entropy", ".3f"),
-        ("samples/confidence", "confidence", ".3f"),
-        ("recon/classifier_accuracy", "recon acc", ".3f"),
-        ("test/active_units", "active", "d"),
-        ("probe/linear_acc", "probe", ".3f"),
+        "test/sse",
+        "test/kl",
+        "test/elbo",
+        "test/iw_nll",
+        "samples/fd",
+        "recon/fd",
+        "samples/class_entropy",
+        "samples/confidence",
+        "recon/classifier_accuracy",
+        "test/active_units",
+        "probe/linear_acc",
     ]
     rows = []
     for b in s["search"]["trials"]:
         name = s["search"]["trial_runs"][f"{b:g}"]
         mark = " (chosen)" if b == beta else (" (eligible)" if b in s["search"]["eligible"] else "")
-        rows.append([f"{b:g}{mark}"] + [doc.cite(ev[name] + k, f) for k, _, f in metrics])
-    doc.table(["β"] + [h for _, h, _ in metrics], rows)
+        rows.append([f"{b:g}{mark}"] + [doc.cite(ev[name] + k, METRICS[k][1]) for k in metrics])
+    doc.table(["β"] + [METRICS[k][0] for k in metrics], rows)
     doc.p(
         "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: importance-weighted "
         f"with K = {c['iw_samples']} on {c['iw_limit'] or 'all'} test images, a continuous "
@@ -330,15 +347,9 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
     )
 
     doc.h(2, "8. All runs", "runs")
-    cols = [
-        ("test/sse", ".3g"),
-        ("test/kl", ".3g"),
-        ("samples/fd", ".3g"),
-        ("samples/class_entropy", ".3f"),
-        ("probe/linear_acc", ".3f"),
-    ]
+    cols = ["test/sse", "test/kl", "samples/fd", "samples/class_entropy", "probe/linear_acc"]
     doc.table(
-        ["run", "model", "β", "epochs", "train s", "val loss"] + [k for k, _ in cols],
+        ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols],
         [
             [
                 name,
@@ -348,7 +359,7 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
                 doc.cite(f"runs{SEP}{name}{SEP}train{SEP}train_time_s", ".0f"),
                 doc.cite(f"runs{SEP}{name}{SEP}train{SEP}val/loss", ".4g"),
             ]
-            + [doc.cite(ev[name] + k, f) if k in r["eval"] else "–" for k, f in cols]
+            + [doc.cite(ev[name] + k, METRICS[k][1]) if k in r["eval"] else "–" for k in cols]
             for name, r in ((n, s["runs"][n]) for n in s["run_order"])
         ],
     )
@@ -369,24 +380,8 @@ def run_section(
     r = s["runs"][name]
     e = f"runs{SEP}{name}{SEP}eval{SEP}"
     doc.h(2, title, name)
-    keys = [("test/sse", "SSE / image", ".4g"), ("test/mse", "MSE / pixel", ".4g")]
-    if r["model"] == "vae":
-        keys += [
-            ("test/kl", "KL (nats)", ".4g"),
-            ("test/elbo", "ELBO (nats)", ".2f"),
-            ("test/iw_nll", "IW-NLL (nats)", ".2f"),
-            ("test/active_units", "active units", "d"),
-        ]
-    keys += [
-        ("samples/fd", "sample FD", ".4g"),
-        ("recon/fd", "recon FD", ".4g"),
-        ("samples/class_entropy", "class entropy", ".3f"),
-        ("samples/confidence", "confidence", ".3f"),
-        ("recon/classifier_accuracy", "recon acc", ".3f"),
-        ("probe/linear_acc", "linear probe", ".4f"),
-        ("probe/knn_acc", "5-NN", ".4f"),
-    ]
-    doc.table(["metric", "value"], [[h, doc.cite(e + k, f)] for k, h, f in keys])
+    keys = [k for k in METRICS if r["model"] == "vae" or k not in VAE_ONLY]
+    doc.table(["metric", "value"], [[METRICS[k][0], doc.cite(e + k, METRICS[k][1])] for k in keys])
     d = r["dir"]
     _fig(doc, root, f"{d}/figures/curves.png", "Training curves (per logged iteration).")
     _fig(doc, root, f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
@@ -415,27 +410,56 @@ def answers(doc: Doc, s: dict[str, Any], ev: dict[str, str], beta: float, tuned:
         else f"which, contrary to the expected story, is no worse than the tuned VAE's "
         f"{cite(t + 'samples/fd')}"
     )
+    norm_ratio = v(cs + "ae::norm_mean") / s["baselines"]["prior_norm"]
+    prior_scale = (
+        0.8 < norm_ratio < 1.25
+        and v(cs + "ae::dim_std_min") > 0.5
+        and v(cs + "ae::dim_std_max") < 2.0
+    )
+    scale = (
+        "Their scale even resembles the prior's, so the mismatch is one of shape, not size: "
+        if prior_scale
+        else "Their scale already differs from the prior's, and "
+    )
+    off = v(cs + "ae::prior_nn_ratio") > 1.2 * v(cs + tuned + "::prior_nn_ratio")
+    where = (
+        "prior samples fall off the set of codes the decoder was trained on"
+        if off
+        else "yet, contrary to the expected story, prior samples sit no farther from the AE's "
+        "codes than from the VAE's"
+    )
     doc.h(3, "Why do AE prior samples look the way they do?")
     doc.p(
-        f"The AE is trained only to reconstruct, so nothing places its codes where N(0, I) puts "
-        f"mass. Its test codes have mean norm {cite(cs + 'ae::norm_mean')} (samples of N(0, I) in "
+        f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
+        f"Its test codes have mean norm {cite(cs + 'ae::norm_mean')} (samples of N(0, I) in "
         f"{s['config']['latent_dim']} dimensions: ≈ {cite('baselines::prior_norm')}) and "
         f"per-dimension standard deviations from {cite(cs + 'ae::dim_std_min')} to "
-        f"{cite(cs + 'ae::dim_std_max')} (the tuned VAE: {cite(cs + tuned + '::dim_std_min')} to "
-        f"{cite(cs + tuned + '::dim_std_max')}), so prior samples land where the decoder was "
-        f"never trained. Measured: the Fréchet distance of AE prior samples to the test set is "
+        f"{cite(cs + 'ae::dim_std_max')}. {scale}the nearest test code to a prior sample is "
+        f"{cite(cs + 'ae::prior_nn_ratio', '.2f')}× as far as the nearest test code to another "
+        f"test code (tuned VAE: {cite(cs + tuned + '::prior_nn_ratio', '.2f')}×), so {where}. "
+        f"Measured on the samples: their Fréchet distance to the test set is "
         f"{cite(ae + 'samples/fd')}, {verdict} (floor, real train vs test: "
         f"{cite(ae + 'floor/fd_train_vs_test')}); the classifier's mean confidence on them is "
         f"{cite(ae + 'samples/confidence')} (real images: {cite(ae + 'real/confidence')}) and "
-        f"their class entropy {cite(ae + 'samples/class_entropy')} nats. Yet its "
-        f"reconstructions are the sharpest of all runs (SSE {cite(ae + 'test/sse')} per image): "
-        "the decoder is good, the prior is wrong for it."
+        f"their class entropy {cite(ae + 'samples/class_entropy')} nats. "
+        + (
+            f"Yet its reconstructions are the sharpest of all runs (SSE "
+            f"{cite(ae + 'test/sse')} per image): the decoder is good, the prior is wrong for it."
+            if v(ae + "test/sse") <= min(r["eval"]["test/sse"] for r in s["runs"].values())
+            else f"Its reconstructions are sharp (SSE {cite(ae + 'test/sse')} per image): the "
+            "decoder is good, the prior is wrong for it."
+        )
     )
 
     # Q2: β = 0
     doc.h(3, "What does β = 0 do, and why?")
     kl0, klt = v(b0 + "test/kl"), v(t + "test/kl")
     b0_fd = v(b0 + "samples/fd")
+    recon0 = (
+        "AE-like"
+        if v(b0 + "test/sse") < 1.5 * v(ae + "test/sse")
+        else "clearly worse than the AE's at this schedule"
+    )
     story = (
         "so, like the AE's, its prior samples are not digit-like"
         if b0_fd > t_fd
@@ -446,7 +470,7 @@ def answers(doc: Doc, s: dict[str, Any], ev: dict[str, str], beta: float, tuned:
         f"With β = 0 the KL term is absent, so nothing pulls q(z|x) towards the prior: the "
         f"encoder spreads and sharpens its posteriors at will. KL(q‖p) grew to "
         f"{cite(b0 + 'test/kl')} nats per image ({_ratio(kl0, klt):.0f}× the tuned VAE's "
-        f"{cite(t + 'test/kl')}), reconstructions are AE-like (SSE {cite(b0 + 'test/sse')}; AE "
+        f"{cite(t + 'test/kl')}), reconstructions are {recon0} (SSE {cite(b0 + 'test/sse')}; AE "
         f"{cite(ae + 'test/sse')}), and prior samples have Fréchet distance "
         f"{cite(b0 + 'samples/fd')} (AE {cite(ae + 'samples/fd')}, tuned VAE "
         f"{cite(t + 'samples/fd')}) with classifier confidence {cite(b0 + 'samples/confidence')}"

@@ -360,7 +360,15 @@ class Study:
             x, _, _ = _data(tcfg, "test", self.cfg.eval_limit, self.cfg.seed, device)
             mu = torch.cat([model.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)])
             std = mu.double().std(0)
+            # Off-manifold test: distance from a prior sample to its nearest test code, relative
+            # to the distance from a held-out test code to its nearest other test code.
+            g = torch.Generator().manual_seed(self.cfg.seed + 3)
+            codes, held = mu[: len(mu) // 2].double().cpu(), mu[len(mu) // 2 :].double().cpu()
+            prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)
+            nn_prior = torch.cdist(prior, codes).min(1).values.mean()
+            nn_real = torch.cdist(held, codes).min(1).values.mean()
             out[name] = {
+                "prior_nn_ratio": float(nn_prior / nn_real),
                 "norm_mean": float(mu.double().norm(dim=1).mean()),
                 "dim_std_min": float(std.min()),
                 "dim_std_max": float(std.max()),
