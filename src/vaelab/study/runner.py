@@ -359,11 +359,16 @@ class Study:
             model, tcfg = load_model(self.root / "runs" / name, "best", device)
             x, _, _ = _data(tcfg, "test", self.cfg.eval_limit, self.cfg.seed, device)
             mu = torch.cat([model.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+            seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
+            if model.is_vae:
+                post = [model.posterior(x[i : i + 1000]) for i in range(0, len(x), 1000)]
+                seen = torch.cat([m + s.exp() * torch.randn_like(m) for m, s in post])
             std = mu.double().std(0)
             # Off-manifold test: distance from a prior sample to its nearest test code, relative
             # to the distance from a held-out test code to its nearest other test code.
             g = torch.Generator().manual_seed(self.cfg.seed + 3)
-            codes, held = mu[: len(mu) // 2].double().cpu(), mu[len(mu) // 2 :].double().cpu()
+            codes = seen[: len(seen) // 2].double().cpu()
+            held = seen[len(seen) // 2 :].double().cpu()
             prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)
             nn_prior = torch.cdist(prior, codes).min(1).values.mean()
             nn_real = torch.cdist(held, codes).min(1).values.mean()
