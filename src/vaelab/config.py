@@ -104,8 +104,6 @@ class TrainConfig:
             raise bad("kl_warmup_steps", f"must be an integer >= 0, got {self.kl_warmup_steps!r}")
         if len(self.channels) != 4 or any(not isinstance(c, int) or c < 1 for c in self.channels):
             raise bad("channels", f"must be 4 positive integers, got {self.channels!r}")
-        if self.likelihood == "bernoulli" and self.binarize == "none":
-            pass  # allowed: BCE on grey levels is a common (if improper) choice
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
             raise bad("device", f"{dev!r} is not auto, cpu, cuda, cuda:N or mps")
@@ -139,7 +137,3 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     return dict(data.get("train", data))
-
-
-def config_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(TrainConfig))

@@ -55,9 +55,14 @@ def neg_log_likelihood(
     return nll
 
 
+def kl_per_dim(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, 1)) per image and latent dim (B, nz): ½(μ² + σ² − 1 − 2 log σ)."""
+    return 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1.0 - 2.0 * log_sigma)
+
+
 def kl_divergence(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, I)) per image, summed over latent dims: ½Σ(μ² + σ² − 1 − 2 log σ)."""
-    return 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1.0 - 2.0 * log_sigma).sum(1)
+    """KL(N(μ, σ²) ‖ N(0, I)) per image, summed over latent dims (B,), nats."""
+    return kl_per_dim(mu, log_sigma).sum(1)
 
 
 @dataclass

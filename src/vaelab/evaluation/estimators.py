@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from vaelab.losses import kl_divergence
+
 Posterior = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 LogLik = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -77,7 +79,7 @@ def elbo(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ELBO, KL) per image in nats: E_q[log p(x|z)] − KL(q‖p), KL in closed form."""
     mu, log_sigma = (t.float() for t in posterior(x))
-    kl = 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1 - 2 * log_sigma).sum(1)
+    kl = kl_divergence(mu, log_sigma)
     rec = torch.zeros(len(x), dtype=torch.float64, device=x.device)
     for _ in range(samples):
         z = mu + log_sigma.exp() * torch.randn(mu.shape, device=x.device, generator=generator)

@@ -31,7 +31,7 @@ from vaelab.evaluation.frechet import frechet_distance_features
 from vaelab.evaluation.interpolation import interpolate, path_smoothness
 from vaelab.evaluation.probes import knn_accuracy, linear_probe_accuracy
 from vaelab.fsutil import atomic_write_json
-from vaelab.losses import bce, neg_log_likelihood, sse
+from vaelab.losses import bce, kl_per_dim, neg_log_likelihood, sse
 from vaelab.models import AutoEncoder
 from vaelab.runlog import read_metrics
 from vaelab.training import resolve_device
@@ -224,7 +224,7 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
         d = x[0].numel()
         m[f"{split}/elbo"] = float(el.mean())
         m[f"{split}/kl"] = float(kl.mean())
-        kl_dim = 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1 - 2 * log_sigma).double().mean(0)
+        kl_dim = kl_per_dim(mu, log_sigma).double().mean(0)
         for i, v in enumerate(kl_dim.tolist()):
             m[f"{split}/kl_dim_{i:02d}"] = v
         n_au, _ = active_units(mu)
@@ -376,7 +376,7 @@ def _latent_figures(
     )
     var = mu.double().var(0).cpu()
     if log_sigma is not None:
-        score = (0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1 - 2 * log_sigma)).double().mean(0)
+        score = kl_per_dim(mu, log_sigma).double().mean(0)
         order = torch.argsort(score.cpu(), descending=True)
         figures.bars(
             fig_dir / "kl_per_dim.png",
