@@ -34,7 +34,7 @@ from vaelab.fsutil import atomic_write_json
 from vaelab.losses import bce, kl_per_dim, neg_log_likelihood, sse
 from vaelab.models import AutoEncoder
 from vaelab.runlog import read_metrics
-from vaelab.training import resolve_device
+from vaelab.runtime import resolve_device
 
 DEFAULT_PAIRS = ((5, 8), (4, 8), (1, 7))
 
