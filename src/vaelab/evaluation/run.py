@@ -37,11 +37,16 @@ from vaelab.runlog import read_metrics
 from vaelab.runtime import resolve_device
 
 DEFAULT_PAIRS = ((5, 8), (4, 8), (1, 7))
+GROUPS = ("reconstruction", "likelihood", "samples", "probes", "interpolation")
+# What a β-selection trial needs: EvalConfig(groups=SELECTION_GROUPS, figures=False).
+SELECTION_GROUPS = ("reconstruction", "samples")
 
 
 @dataclass
 class EvalConfig:
     split: str = "test"
+    groups: tuple[str, ...] = GROUPS
+    """Metric groups to compute."""
     """Split to evaluate on (probes always fit on `train` codes)."""
     iw_samples: int = 1000
     """K of the importance-weighted NLL (5000 to compare with published numbers)."""
@@ -116,6 +121,21 @@ def _data(
             device
         )
     return x, x_lik, torch.from_numpy(y).to(device)
+
+
+def load_eval_data(
+    dataset: str,
+    split: str = "test",
+    *,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    likelihood: str = "gaussian",
+    binarize: str = "none",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+):
+    cfg = TrainConfig(dataset=dataset, data_dir=data_dir, likelihood=likelihood, binarize=binarize)
+    return _data(cfg, split, limit, seed, torch.device(device))
 
 
 def pick_pairs(y: torch.Tensor, a: int, b: int, n: int, seed: int) -> list[tuple[int, int]]:
@@ -229,6 +249,7 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
             m[f"{split}/kl_dim_{i:02d}"] = v
         n_au, _ = active_units(mu)
         m[f"{split}/active_units"] = n_au
+    if model.is_vae and "likelihood" in ecfg.groups:
         x_iw = x_lik[: ecfg.iw_limit]
         t0 = time.perf_counter()
         say(f"{run_dir.name}: IW-NLL with K={ecfg.iw_samples} on {len(x_iw)} images")
@@ -283,12 +304,43 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     m["recon/classifier_accuracy"] = float((probs_r.argmax(1) == y.cpu().numpy()).mean())
     for c, v in enumerate(hist.tolist()):
         m[f"samples/class_frac_{c}"] = v
+    curves: dict[str, list[np.ndarray]] = {"lerp": [], "slerp": []}
+    strips: dict[tuple[int, int], list[tuple[str, torch.Tensor]]] = {}
     say(
         f"{run_dir.name}: sample FD {m['samples/fd']:.2f} (floor "
         f"{m['floor/fd_train_vs_test']:.2f}), class entropy {m['samples/class_entropy']:.3f}"
     )
 
     # ---- representation probes --------------------------------------------------------------
+    if "probes" in ecfg.groups:
+        _probes(m, model, x_tr8, y_tr, mu, y, ecfg, device, say)
+    if "interpolation" in ecfg.groups:
+        _interp(m, model, classifier, x, y, ecfg, strips, curves)
+    if ecfg.figures:
+        _figs(
+            m,
+            model,
+            cfg,
+            x,
+            recon,
+            samples,
+            mu,
+            log_sigma,
+            y,
+            run_dir,
+            ecfg,
+            strips,
+            curves,
+            fig_dir,
+            split,
+        )
+    m["eval/time_s"] = time.perf_counter() - t_start
+    atomic_write_json(run_dir / "eval.json", m)
+    say(f"{run_dir.name}: wrote eval.json in {m['eval/time_s']:.1f} s")
+    return m
+
+
+def _probes(m, model, x_tr8, y_tr, mu, y, ecfg, device, say):
     x_ptr = torch.from_numpy(x_tr8[: ecfg.probe_train]).to(device).float() / 255.0
     with torch.no_grad():
         z_tr = torch.cat(_batched(model.embed, x_ptr)).cpu()
@@ -296,11 +348,10 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     m["probe/linear_acc"] = linear_probe_accuracy(z_tr, y_tr_t, mu.cpu(), y.cpu())
     m["probe/knn_acc"] = knn_accuracy(z_tr, y_tr_t, mu.cpu(), y.cpu(), k=5)
     m["probe/n_train"] = len(z_tr)
-    say(f"{run_dir.name}: linear probe {m['probe/linear_acc']:.4f}, 5-NN {m['probe/knn_acc']:.4f}")
+    say(f"linear probe {m['probe/linear_acc']:.4f}, 5-NN {m['probe/knn_acc']:.4f}")
 
-    # ---- interpolation ------------------------------------------------------------------------
-    curves: dict[str, list[np.ndarray]] = {"lerp": [], "slerp": []}
-    strips: dict[tuple[int, int], list[tuple[str, torch.Tensor]]] = {}
+
+def _interp(m, model, classifier, x, y, ecfg, strips, curves):
     for mode in ("lerp", "slerp"):
         smooth = []
         for a, b in ecfg.pairs:
@@ -320,8 +371,25 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
             np.mean([s["max_step_fraction"] for s in smooth])
         )
 
-    # ---- figures --------------------------------------------------------------------------------
-    if ecfg.figures:
+
+def _figs(
+    m,
+    model,
+    cfg,
+    x,
+    recon,
+    samples,
+    mu,
+    log_sigma,
+    y,
+    run_dir,
+    ecfg,
+    strips,
+    curves,
+    fig_dir,
+    split,
+):
+    if True:
         kind = f"{'VAE β=' + format(cfg.beta, 'g') if model.is_vae else 'AE'}"
         n_show = min(16, len(x))
         figures.reconstructions(
@@ -349,10 +417,6 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
             f"{kind}: classifier confidence along paths (mean, min–max)",
         )
         _latent_figures(model, mu, log_sigma, y, fig_dir, kind)
-    m["eval/time_s"] = time.perf_counter() - t_start
-    atomic_write_json(run_dir / "eval.json", m)
-    say(f"{run_dir.name}: wrote eval.json in {m['eval/time_s']:.1f} s")
-    return m
 
 
 def _latent_figures(

@@ -259,37 +259,7 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
     ):
         run_section(doc, root, s, name, title)
 
-    doc.h(2, "4. β search", "search")
-    doc.p(
-        f"Selection criterion: {criterion_text(c['min_recon_accuracy'], c['min_class_entropy'])}"
-        f". Search: {'; '.join(s['search']['log'])}. Result: {s['search']['reason']}."
-    )
-    metrics = [
-        "test/sse",
-        "test/kl",
-        "test/elbo",
-        "test/iw_nll",
-        "samples/fd",
-        "recon/fd",
-        "samples/class_entropy",
-        "samples/confidence",
-        "recon/classifier_accuracy",
-        "test/active_units",
-        "probe/linear_acc",
-    ]
-    rows = []
-    for b in s["search"]["trials"]:
-        name = s["search"]["trial_runs"][f"{b:g}"]
-        mark = " (chosen)" if b == beta else (" (eligible)" if b in s["search"]["eligible"] else "")
-        rows.append([f"{b:g}{mark}"] + [doc.cite(ev[name] + k, METRICS[k][1]) for k in metrics])
-    doc.table(["β"] + [METRICS[k][0] for k in metrics], rows)
-    doc.p(
-        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: importance-weighted "
-        f"with K = {c['iw_samples']} on {c['iw_limit'] or 'all'} test images, a continuous "
-        "density on dequantised pixels for this Gaussian decoder with σ² = ½); FD = Fréchet "
-        "distance of reference-classifier features (floor, real train vs test: "
-        f"{doc.cite(ev['ae'] + 'floor/fd_train_vs_test', '.3g')})."
-    )
+    search_section(doc, s, ev, beta)
     for rel, cap in (
         ("figures/rate_distortion.png", "Rate (KL) against distortion (SSE) across β."),
         ("figures/beta_fd.png", "Sample and reconstruction Fréchet distance vs β."),
@@ -297,6 +267,8 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
         ("figures/beta_active_units.png", "Active units vs β."),
         ("figures/beta_probe.png", "Linear-probe and 5-NN accuracy vs β."),
     ):
+        if rel.endswith("beta_probe.png") and not (root / rel).is_file():
+            continue  # trials with the selection evaluation have no probes
         _fig(doc, root, rel, cap)
 
     run_section(doc, root, s, tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
@@ -338,6 +310,7 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
                 doc.cite(f"representation{SEP}{name}{SEP}probe/knn_acc", ".4f"),
             ]
             for name in s["run_order"]
+            if name in s["representation"]
         ],
     )
     doc.p(
@@ -372,6 +345,67 @@ def build(root: Path, s: dict[str, Any]) -> Doc:
         "and are not comparable with these."
     )
     return doc
+
+
+def search_section(doc: Doc, s: dict[str, Any], ev: dict[str, str], beta: float) -> None:
+    """Section 4: the criterion, the search rule, every trial and (halving) every rung."""
+    c, search = s["config"], s["search"]
+    doc.h(2, "4. β search", "search")
+    doc.p(
+        f"Selection criterion: {criterion_text(c['min_recon_accuracy'], c['min_class_entropy'])}"
+        f". Search: {'; '.join(search['log'])}. Result: {search['reason']}."
+    )
+    if search.get("method") == "halving":
+        doc.p(f"Search rule: {search['rule']}.")
+    metrics = [
+        "test/sse",
+        "test/kl",
+        "test/elbo",
+        "test/iw_nll",
+        "samples/fd",
+        "recon/fd",
+        "samples/class_entropy",
+        "samples/confidence",
+        "recon/classifier_accuracy",
+        "test/active_units",
+        "probe/linear_acc",
+    ]
+    rows = []
+    for b in search["trials"]:
+        name = search["trial_runs"][f"{b:g}"]
+        mark = " (chosen)" if b == beta else (" (eligible)" if b in search["eligible"] else "")
+        e = s["runs"][name]["eval"]
+        cells = [doc.cite(ev[name] + k, METRICS[k][1]) if k in e else "–" for k in metrics]
+        rows.append([f"{b:g}{mark}", *cells])
+    doc.table(["β"] + [METRICS[k][0] for k in metrics], rows)
+    for rung in search.get("rungs", [])[1:]:
+        doc.table(
+            [f"rung {rung['rung']} ({rung['epochs']} epochs on {rung['limit_train']} images): β"]
+            + [METRICS[k][0] for k in ("samples/fd", "samples/class_entropy")]
+            + ["recon accuracy"],
+            [
+                [b]
+                + [
+                    doc.cite(ev[name] + k, METRICS[k][1])
+                    for k in ("samples/fd", "samples/class_entropy", "recon/classifier_accuracy")
+                ]
+                for b, name in rung["runs"].items()
+            ],
+        )
+    full = [n for n in s["run_order"] if s["runs"][n]["evaluation"] == "full"]
+    doc.p(
+        "Evaluation sized to the decision: trials got the selection evaluation (reconstruction "
+        f"accuracy and rate/distortion on {c['selection_limit']} test images, FD and class "
+        f"entropy of {c['selection_samples']} prior samples; FD grows as the sample count "
+        f"shrinks, so trial FDs compare with each other only); {', '.join(full)} got the full "
+        f"one ({c['n_samples']} prior samples, IW-NLL with K = {c['iw_samples']}, probes, "
+        "interpolations, all figures). "
+        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: importance-weighted "
+        f"with K = {c['iw_samples']} on {c['iw_limit'] or 'all'} test images, a continuous "
+        "density on dequantised pixels for this Gaussian decoder with σ² = ½); FD = Fréchet "
+        "distance of reference-classifier features (floor, real train vs test: "
+        f"{doc.cite(ev['ae'] + 'floor/fd_train_vs_test', '.3g')})."
+    )
 
 
 def run_section(
