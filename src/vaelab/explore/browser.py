@@ -112,7 +112,8 @@ def full_page_screenshot(driver: Any, path: str | Path) -> Path:
     width = driver.execute_script("return document.documentElement.scrollWidth;")
     height = driver.execute_script("return document.documentElement.scrollHeight;")
     driver.set_window_size(max(int(width), 1200), int(height) + 120)
-    time.sleep(0.2)  # let the resized page lay out before the capture
+    driver.execute_script("window.scrollTo(0, 0);")
+    time.sleep(0.3)  # let the resized page lay out before the capture
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(path)):

@@ -126,8 +126,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
 
     def _check_host(self) -> None:
         """Behind a loopback bind, only loopback Host names (defeats DNS rebinding)."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:
+            raise ApiError(400, "a request carries one Host header, this one has several")
         if self.server.loopback_only:
-            host = host_name(self.headers.get("Host") or "")
+            host = host_name(hosts[0] if hosts else "")
             if not is_loopback(host):
                 raise ApiError(403, f"Host {host!r} refused: the explorer answers loopback only")
 
@@ -233,7 +236,9 @@ def start_background(
     """A server answering from a daemon thread (tests, benchmarks): (server, url).
     Stop it with `server.shutdown(); server.server_close()`."""
     server = make_server(explorer, host, port)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    ).start()
     return server, url_of(server)
 
 

@@ -74,11 +74,19 @@ def vector(
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ApiError(400, f"'{name}[{i}]' must be a number, got {v!r:.40}")
         if not (math.isfinite(v) and lo <= v <= hi):
-            raise ApiError(400, f"'{name}[{i}]' must be a finite number in [{lo:g}, {hi:g}], got {v}")
+            raise ApiError(
+                400, f"'{name}[{i}]' must be a finite number in [{lo:g}, {hi:g}], got {v}"
+            )
     return torch.tensor(value, dtype=torch.float64)
 
 
 def image(value: Any, name: str, shape: tuple[int, int, int]) -> torch.Tensor:
     """A flat list of C·H·W pixel values in [0, 1] (row-major, channel first) → (1, C, H, W)."""
     c, h, w = shape
-    return vector(value, name, c * h * w, 0.0, 1.0).float().view(1, c, h, w)
+    n = c * h * w
+    if not isinstance(value, list) or len(value) != n:
+        got = f"{len(value)} items" if isinstance(value, list) else type(value).__name__
+        raise ApiError(
+            400, f"'{name}' must be a flat list of {n} numbers in [0, 1] ({c}×{h}×{w}), got {got}"
+        )
+    return vector(value, name, n, 0.0, 1.0).float().view(1, c, h, w)
