@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -484,7 +483,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_busy_port_names_the_fix(explorer):
-    server, url = start_background(explorer)
+    server, _ = start_background(explorer)
     try:
         with pytest.raises(RunError, match="--port 0"):
             make_server(explorer, "127.0.0.1", server.server_port)
@@ -517,7 +516,7 @@ def test_cli_serves_prints_the_url_and_stops_cleanly_on_ctrl_c(runs, session_hom
 
 
 def test_cli_warns_when_binding_beyond_loopback(runs, session_home, explorer):
-    proc, url = _start_cli(runs, session_home, "--host", "0.0.0.0")
+    proc, _ = _start_cli(runs, session_home, "--host", "0.0.0.0")
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def draw_stroke(driver: Any, points: list[tuple[float, float]]) -> None:
     w, h = canvas.size["width"], canvas.size["height"]
     px = [(int((fx - 0.5) * w), int((fy - 0.5) * h)) for fx, fy in points]
     chain = ActionChains(driver).move_to_element_with_offset(canvas, *px[0]).click_and_hold()
-    for (x0, y0), (x1, y1) in zip(px, px[1:], strict=False):
+    for (x0, y0), (x1, y1) in pairwise(px):
         chain.move_by_offset(x1 - x0, y1 - y0)
     chain.release().perform()
 

@@ -17,7 +17,7 @@ def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
     shape. Other image sizes get the same proportions (box = 20/28 of the side). An empty drawing
     is returned unchanged.
     """
-    _, c, h, w = x.shape
+    h, w = x.shape[2:]
     ink = x[0].mean(0)  # (H, W)
     rows = torch.nonzero(ink.amax(1) > INK).flatten()
     cols = torch.nonzero(ink.amax(0) > INK).flatten()

@@ -39,7 +39,7 @@ def fit_map(mu: torch.Tensor) -> LatentMap:
     if nz <= 2:
         basis = torch.eye(nz, 2, dtype=torch.float64)
         var = mu.var(0) if len(mu) > 1 else torch.ones(nz, dtype=torch.float64)
-        shares = (var / var.sum().clamp_min(1e-300)).tolist() + [0.0]
+        shares = [*(var / var.sum().clamp_min(1e-300)).tolist(), 0.0]
         return LatentMap(torch.zeros(nz, dtype=torch.float64), basis, (shares[0], shares[1]), True)
     mean = mu.mean(0)
     _, s, vh = torch.linalg.svd(mu - mean, full_matrices=False)
