@@ -53,9 +53,7 @@ def driver():
 
 
 def pixels_of(driver, css: str) -> str:
-    return driver.execute_script(
-        "return document.querySelector(arguments[0]).toDataURL();", css
-    )
+    return driver.execute_script("return document.querySelector(arguments[0]).toDataURL();", css)
 
 
 def version(driver, css: str) -> int:

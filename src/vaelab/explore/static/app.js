@@ -44,6 +44,10 @@
     } finally {
       inFlight -= 1;
       document.body.dataset.busy = String(inFlight);
+      // page-load benchmark: when the first screenful of answers is complete
+      if (!inFlight && document.body.dataset.ready === "1" && !document.body.dataset.settledMs) {
+        document.body.dataset.settledMs = performance.now().toFixed(1);
+      }
     }
   }
 
@@ -347,7 +351,7 @@
       ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(w - R, y); ctx.stroke();
       ctx.fillText(v.toFixed(1), 6, y + 4);
     }
-    ctx.fillText("confidence of the top class along the path (A → B)", L, h - 5);
+    ctx.fillText("top-class confidence, A → B", L, h - 5);
     series.forEach(({values, color, name}, s) => {
       ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
       values.forEach((v, k) => {
@@ -355,7 +359,7 @@
         if (k) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       });
       ctx.stroke();
-      ctx.fillStyle = color; ctx.fillText(name, w - R - 40, T + 12 + 13 * s);
+      ctx.fillStyle = color; ctx.fillText(`— ${name}`, w - R - 100 + 50 * s, h - 5);
     });
   }
 
@@ -622,6 +626,7 @@
       buildMaps();
       buildDrawing();
       wire();
+      document.body.dataset.readyMs = performance.now().toFixed(1);
       document.body.dataset.ready = "1";
       describeEnds();
       interpolate();
