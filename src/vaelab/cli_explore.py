@@ -45,7 +45,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vaelab.explore.server import DEFAULT_PORT
+    from vaelab.explore import DEFAULT_PORT
 
     p = sub.add_parser(
         "explore",

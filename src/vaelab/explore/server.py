@@ -31,11 +31,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vaelab.errors import RunError
-from vaelab.explore import api
+from vaelab.explore import DEFAULT_PORT, api
 from vaelab.explore.session import Explorer
 from vaelab.explore.validate import MAX_BODY_BYTES, ApiError, parse_json_object
 
-DEFAULT_PORT = 8765
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
