@@ -408,6 +408,29 @@ def test_transport_level_refusals(client):
     assert b"HTTP/1.1 400" in reply and b"several" in reply
 
 
+def test_slow_and_short_bodies_free_their_thread(explorer):
+    server, url = start_background(explorer, read_timeout=0.5)
+    try:
+        client = Client(url)
+        head = b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        # promises 100 bytes, sends 10, then waits: answered 408 after the read timeout
+        with socket.create_connection((client.host, int(client.port)), timeout=10) as s:
+            s.sendall(head + b"Content-Length: 100\r\n\r\n" + b'{"run": 0,')
+            reply = s.recv(65536)
+            while b"}" not in reply.partition(b"\r\n\r\n")[2]:
+                reply += s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in reply
+        # sends 10 of 100 bytes and stops writing: answered 400, the body is short
+        with socket.create_connection((client.host, int(client.port)), timeout=10) as s:
+            s.sendall(head + b"Content-Length: 100\r\n\r\n" + b'{"run": 0,')
+            s.shutdown(socket.SHUT_WR)
+            reply = b"".join(iter(lambda: s.recv(65536), b""))
+        assert reply.startswith(b"HTTP/1.1 400") and b"ended after 10 of 100 bytes" in reply
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def raw_exchange(client: Client, request: bytes) -> bytes:
     """Send raw bytes, read until the server closes the connection."""
     with socket.create_connection((client.host, int(client.port)), timeout=10) as s:

@@ -35,6 +35,7 @@ from vaelab.explore import DEFAULT_PORT, api
 from vaelab.explore.session import Explorer
 from vaelab.explore.validate import MAX_BODY_BYTES, ApiError, parse_json_object
 
+READ_TIMEOUT_S = 60
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -86,6 +87,13 @@ class ExploreHandler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle's algorithm on, the second waits for the
     # client's delayed ACK (~40 ms on Linux), which measured as a 48 ms decode of 2 ms work.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        # A client that stops sending (or an idle keep-alive connection) frees its thread after
+        # the server's read timeout; StreamRequestHandler applies `timeout` to the socket.
+        self.timeout = self.server.read_timeout
+        super().setup()
+
     server: ExploreServer
 
     def do_GET(self) -> None:
@@ -158,7 +166,14 @@ class ExploreHandler(BaseHTTPRequestHandler):
         length = int(length_text)
         if length > MAX_BODY_BYTES:
             raise refuse(413, f"request body of {length} bytes exceeds {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            wait = self.server.read_timeout
+            raise refuse(408, f"the request body did not arrive within {wait:g} s") from None
+        if len(raw) != length:
+            raise refuse(400, f"the body ended after {len(raw)} of {length} bytes")
+        return raw
 
     def _parse_json(self, raw: bytes) -> dict[str, Any]:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -211,33 +226,44 @@ class ExploreServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], explorer: Explorer, *, verbose: bool = False
+        self,
+        address: tuple[str, int],
+        explorer: Explorer,
+        *,
+        verbose: bool = False,
+        read_timeout: float = READ_TIMEOUT_S,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.explorer = explorer
         self.verbose = verbose
+        self.read_timeout = read_timeout
         self.loopback_only = is_loopback(address[0])
         super().__init__(address, ExploreHandler)
 
 
 def make_server(
-    explorer: Explorer, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, verbose: bool = False
+    explorer: Explorer,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    verbose: bool = False,
+    read_timeout: float = READ_TIMEOUT_S,
 ) -> ExploreServer:
     """A bound server (port 0: a free port, see `server.server_port`); call serve_forever()."""
     try:
-        return ExploreServer((host, port), explorer, verbose=verbose)
+        return ExploreServer((host, port), explorer, verbose=verbose, read_timeout=read_timeout)
     except OSError as e:
         hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
         raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
 
 
 def start_background(
-    explorer: Explorer, host: str = "127.0.0.1", port: int = 0
+    explorer: Explorer, host: str = "127.0.0.1", port: int = 0, **kw: Any
 ) -> tuple[ExploreServer, str]:
     """A server answering from a daemon thread (tests, benchmarks): (server, url).
     Stop it with `server.shutdown(); server.server_close()`."""
-    server = make_server(explorer, host, port)
+    server = make_server(explorer, host, port, **kw)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
     ).start()
