@@ -1,4 +1,4 @@
-"""`vaelab study`."""
+"""`vaelab study`: the whole AE / β-VAE study, with its report."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import argparse
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from vaelab import preflight as pf
+    from vaelab.cli.data import check_data_args
+    from vaelab.config import MAX_SEED
     from vaelab.study import make_config, run_study
 
+    check_data_args(args)
+    pf.check_device(args.device)
+    pf.check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
+    pf.check_out_dir(args.out)
     cfg = make_config(
         args.preset,
         dataset=args.dataset,
@@ -16,6 +23,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
+    from vaelab.data import load_arrays
+
+    pf.check_splits(load_arrays(cfg.dataset, cfg.data_dir), None, cfg.data_dir or cfg.dataset)
     result = run_study(cfg)
     print(
         f"chosen β = {result['search']['chosen_beta']:g}; report: {args.out}/report.html "
