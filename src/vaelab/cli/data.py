@@ -62,9 +62,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"dataset {result['dataset']}  (source: {result['source']}; cache: {result['cache']})")
     for split, s in result["splits"].items():
+        mean = "-" if s["pixel_mean"] is None else f"{s['pixel_mean']:.4f}"
         print(
-            f"  {split:<9} {s['count']:>6} images  pixel mean {s['pixel_mean']:.4f}  "
-            f"sha256 {s['sha256'][:16]}..."
+            f"  {split:<9} {s['count']:>6} images  pixel mean {mean}  sha256 {s['sha256'][:16]}..."
         )
         print(f"            label counts {s['label_counts']}")
     return 0
