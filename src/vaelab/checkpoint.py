@@ -114,8 +114,7 @@ def check_schema(ckpt: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True` and check the schema; damage gives one line naming the
-    file and the fix."""
+    """Load with `weights_only=True`; damage gives one line naming the file and the fix."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"checkpoint {path} not found")
@@ -131,7 +130,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         raise RunError(f"checkpoint {path} is not a vaelab v{FORMAT_VERSION} checkpoint")
-    check_schema(ckpt, path)
+    return ckpt
+
+
+def load_run_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """A training run's checkpoint (last.pt / best.pt): loaded and checked against `SCHEMA`."""
+    ckpt = load_checkpoint(path, map_location)
+    check_schema(ckpt, Path(path))
     return ckpt
 
 
@@ -146,7 +153,7 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     from vaelab.rundir import check_architecture, read_run_config
 
     path = Path(run_dir) / "checkpoints" / f"{which}.pt"
-    ckpt = load_checkpoint(path, map_location=device)
+    ckpt = load_run_checkpoint(path, map_location=device)
     try:
         cfg = TrainConfig.from_dict(ckpt["config"], source=str(path)).validate()
     except ConfigError as e:

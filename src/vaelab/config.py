@@ -141,9 +141,9 @@ class TrainConfig:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a flat dict of `TrainConfig` fields ([train] table or top)."""
-    path = Path(path)
     if not str(path).strip():
         raise ConfigError("--config is empty; give the path of a TOML file")
+    path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory; give the path of a TOML file")
     try:

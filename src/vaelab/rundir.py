@@ -73,7 +73,7 @@ def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -
 
 def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> None:
     """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent."""
-    from vaelab.checkpoint import load_checkpoint
+    from vaelab.checkpoint import load_run_checkpoint
 
     run_dir = Path(run_dir)
     if (run_dir / "DONE").exists():
@@ -83,5 +83,5 @@ def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> None:
     saved = read_run_config(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     if last.exists():
-        ckpt = load_checkpoint(last)
+        ckpt = load_run_checkpoint(last)
         check_architecture(ckpt["config"], saved, last)

@@ -34,7 +34,13 @@ COMMANDS: tuple[tuple[str, bool], ...] = (
 
 class Parser(argparse.ArgumentParser):
     """argparse that raises `UsageError` (one line, exit 2) instead of printing usage and
-    exiting, so the error boundary formats every mistake the same way."""
+    exiting, so the error boundary formats every mistake the same way. Abbreviated flags are
+    refused: `--epoch 3` silently meaning `--epochs 3` breaks as soon as a longer flag shares the
+    prefix, and a typo must not train."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")

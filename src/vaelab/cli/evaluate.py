@@ -63,10 +63,10 @@ def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
         )
     if (path / "config.json").exists():
         return read_run_config(path)
-    from vaelab.checkpoint import load_checkpoint
+    from vaelab.checkpoint import load_run_checkpoint
     from vaelab.config import TrainConfig
 
-    ckpt = load_checkpoint(path / "checkpoints" / f"{checkpoint}.pt")
+    ckpt = load_run_checkpoint(path / "checkpoints" / f"{checkpoint}.pt")
     return TrainConfig.from_dict(ckpt["config"], source=str(path)).validate()
 
 

@@ -35,9 +35,11 @@ def vaelab_home() -> Path:
     """`$VAELAB_HOME` (default `~/.cache/vaelab`); refused when it names a file."""
     env = os.environ.get("VAELAB_HOME", "")
     home = Path(env) if env.strip() else Path.home() / ".cache" / "vaelab"
-    if home.exists() and not home.is_dir():
+    existing = next((p for p in (home, *home.parents) if p.exists()), home)
+    if not existing.is_dir():
+        where = "is a file" if existing == home else f"is below the file {existing}"
         raise DataError(
-            f"VAELAB_HOME={home} is a file, not a folder; point VAELAB_HOME at a folder "
+            f"VAELAB_HOME={home} {where}, not a folder; point VAELAB_HOME at a folder "
             "(or unset it for ~/.cache/vaelab)"
         )
     return home
@@ -221,7 +223,8 @@ def fetch(
     try:
         return _fetch_locked(dataset, spec, data_dir, force, say)
     except OSError as e:
-        if e.filename is None or vaelab_home() not in Path(e.filename).parents:
+        home = vaelab_home()
+        if e.filename is None or home not in (Path(e.filename), *Path(e.filename).parents):
             raise
         raise DataError(
             f"cannot write the dataset cache {cache_dir(spec)} ({e.strerror}); free space or "
