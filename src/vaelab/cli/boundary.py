@@ -75,7 +75,9 @@ def _say(msg: str) -> None:
 def run(func: Callable[[], int], *, debug: bool) -> int:
     """Call `func` and map every exception to one line and an exit code (see the module)."""
     try:
-        return int(func() or 0)
+        code = int(func() or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the boundary, not at exit
+        return code
     except VaelabError as e:
         if debug:
             raise
