@@ -105,6 +105,7 @@ FLAG_CASES = [
     ("flags", "channels-empty", [*TRAIN, "--channels", ""], 2, "expected an integer"),
     ("flags", "channels-huge", [*TRAIN, "--channels", "99999,99999,99999,99999"], 2, "fit"),
     ("flags", "batch-zero", [*TRAIN, "--batch-size", "0"], 2, "'batch_size'"),
+    ("flags", "last-batch-of-one", [*TRAIN, "--batch-size", "33"], 2, "last batch of one"),
     ("flags", "model-gan", [*TRAIN, "--model", "gan"], 2, "'model'"),
     ("flags", "likelihood-poisson", [*TRAIN, "--likelihood", "poisson"], 2, "'likelihood'"),
     ("flags", "binarize-maybe", [*TRAIN, "--binarize", "maybe"], 2, "'binarize'"),

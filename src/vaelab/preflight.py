@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 MEMORY_SHARE = 0.8
 
 
+# True once training builds its loader with `min_last_batch=2` (a last batch of one image is
+# then skipped); until then such a split is refused here instead of crashing in BatchNorm.
+LOADER_DROPS_SINGLE_BATCH = False
+
+
 # --------------------------------------------------------------------------- paths
 def _nearest_existing(path: Path) -> Path:
     probe = path
@@ -166,6 +171,11 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
             raise DataError(
                 f"{origin}: {n} training image(s); BatchNorm needs batches of at least 2 "
                 "(add images, raise --limit-train or pass --no-norm)"
+            )
+        if n % cfg.batch_size == 1 and not LOADER_DROPS_SINGLE_BATCH:
+            raise ConfigError(
+                f"{n} training images in batches of {cfg.batch_size} leave a last batch of one "
+                "image, which BatchNorm cannot train on; change --batch-size or --limit-train"
             )
 
 
