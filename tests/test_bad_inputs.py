@@ -133,6 +133,8 @@ FLAG_CASES = [
     ("flags", "out-empty", ["train", *IDX, "--out", ""], 2, "--out is empty"),
     ("flags", "out-is-file", ["train", *IDX, "--out", "{file}"], 2, "existing file"),
     ("flags", "out-below-file", ["train", *IDX, "--out", "{file}/run"], 2, "is a file"),
+    ("flags", "out-name-too-long", ["train", *IDX, "--out", "x" * 5000], 1, "too long"),
+    ("flags", "out-dangling-link", ["train", *IDX, "--out", "{tmp}/link"], 2, "dangling"),
     ("flags", "out-unwritable", ["train", *IDX, "--out", "/proc/vaelab-run"], 2, "cannot write"),
     ("flags", "resume-nothing", ["train", *IDX, "--out", "{tmp}", "--resume"], 1, "nothing"),
     ("flags", "config-missing", [*TRAIN, "--config", "{tmp}/none.toml"], 2, "not found"),
@@ -217,7 +219,7 @@ FLAG_CASES = [
     ("flags", "study-seed", ["study", "--seed", "-1", "--out", "{never}"], 2, "--seed"),
     ("flags", "study-out-file", ["study", "--out", "{file}"], 2, "existing file"),
     ("flags", "study-out-empty", ["study", "--out", ""], 2, "--out is empty"),
-    ("flags", "study-idx-no-dir", ["study", "--dataset", "idx", "--out", "{never}"], 1, "data-dir"),
+    ("flags", "study-idx-no-dir", ["study", "--dataset", "idx", "--out", "{never}"], 2, "data-dir"),
     (
         "flags",
         "study-mnist-wrong-dir",
@@ -240,6 +242,7 @@ if not torch.backends.mps.is_available():
     [pytest.param(c, a, code, n, id=i) for c, i, a, code, n in FLAG_CASES],
 )
 def test_flag_mistakes(world, tmp_path, capsys, category, argv, code, needle):
+    (tmp_path / "link").symlink_to(tmp_path / "link")  # a loop: dangling by any reading
     rc, _, err = run_main(fill(argv, world, tmp_path), capsys)
     assert_one_line(rc, err, code, needle)
     assert not (tmp_path / "never").exists()  # refused before any work

@@ -60,6 +60,8 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
     if not str(path).strip():
         raise ConfigError(f"{flag} is empty; give a folder path (e.g. {flag} runs/x)")
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
     _check_writable_below(p, flag)
@@ -71,6 +73,8 @@ def check_out_file(path: str | Path, flag: str = "--out") -> Path:
     if not str(path).strip():
         raise ConfigError(f"{flag} is empty; give a file path (e.g. {flag} figure.png)")
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
     if p.is_dir() or str(path).endswith(os.sep):
         raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
     _check_writable_below(p, flag)

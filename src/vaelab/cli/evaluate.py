@@ -106,9 +106,10 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"invalid --{name.replace('_', '-')} {value}: must be >= 1")
+    from vaelab.evaluation.run import DEFAULT_PAIRS
+
     cfg = _run_config(args.run_dir, args.checkpoint)
-    if args.pairs:
-        _check_labels(cfg, [label for pair in args.pairs for label in pair])
+    _check_labels(cfg, [label for pair in args.pairs or DEFAULT_PAIRS for label in pair])
     return cfg
 
 
