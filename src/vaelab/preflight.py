@@ -242,3 +242,23 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
             f"activations per batch of {batch} need ~{need['bytes'] / 2**30:.1f} GiB to train, "
             f"{have / 2**30:.1f} GiB available; lower --latent-dim, --channels or --batch-size"
         )
+
+
+# --------------------------------------------------------------------------- all of it
+def check_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> None:
+    """Everything that can be checked before training starts: the output folder, the device,
+    the run folder's files when resuming, the dataset, and whether the model fits in memory."""
+    from vaelab.data import load_arrays
+    from vaelab.data.sources import FILES
+    from vaelab.data.store import split_arrays
+    from vaelab.rundir import check_resumable
+
+    out = check_out_dir(out_dir)
+    check_device(cfg.device)
+    if resume:
+        check_resumable(out, cfg)
+    arrays = load_arrays(cfg.dataset, cfg.data_dir)
+    check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
+    n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
+    side = arrays[FILES[0]].shape[1]
+    check_model_fits(cfg, (1, side, side), n_train)

@@ -40,32 +40,13 @@ def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -
     return TrainConfig.from_dict(values, source=source).validate()
 
 
-def preflight(cfg: TrainConfig, out: Path, resume: bool) -> None:
-    """Everything that can be checked before training starts (see the module docstring)."""
-    from vaelab import preflight as pf
-    from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
-    from vaelab.rundir import check_resumable
-
-    pf.check_out_dir(out)
-    pf.check_device(cfg.device)
-    if resume:
-        check_resumable(out, cfg)
-    arrays = load_arrays(cfg.dataset, cfg.data_dir)
-    pf.check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
-    n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
-    side = arrays[FILES[0]].shape[1]
-    pf.check_model_fits(cfg, (1, side, side), n_train)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from vaelab.preflight import check_out_dir
+    from vaelab.preflight import check_out_dir, check_training
     from vaelab.training import train
 
     out = check_out_dir(args.out)
     cfg = config_from_args(args, out if args.resume else None)
-    preflight(cfg, out, args.resume)
+    check_training(cfg, out, args.resume)
     try:
         result = train(cfg, out, resume=args.resume)
     except OSError as e:
