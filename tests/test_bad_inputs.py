@@ -592,11 +592,16 @@ def test_metrics_junk_lines_are_skipped_on_resume(world, tmp_path, capsys):
     """Junk in metrics.jsonl (evidence, not state) is skipped: the run resumes and extends."""
     run = _copy_run(world, tmp_path)
     with open(run / "metrics.jsonl", "a") as f:
-        f.write('garbage\n[1, 2]\n{"step": "x"}\n5\n\xff\n')
+        f.write('garbage\n[1, 2]\n{"step": "x"}\n5\n\xff\n{"step": 1, "train/recon": "x"}\n')
     (run / "DONE").unlink()
     rc, _, err = run_main(["train", "--out", str(run), "--resume", "--epochs", "2"], capsys)
     assert rc == 0 and "Traceback" not in err, err
     assert json.loads((run / "DONE").read_text())["epochs"] == 2
+    with open(run / "metrics.jsonl", "a") as f:  # resuming dropped them; add them again
+        f.write('{"step": 1, "train/recon": "x"}\n{"val/recon": 1}\n[]\n')
+    argv = ["evaluate", str(run), "--classifier", "smoke", "--limit", "16", "--n-samples", "16"]
+    rc, _, err = run_main([*argv, "--probe-train", "40", "--device", "cpu"], capsys)
+    assert rc == 0 and "Traceback" not in err, err  # the curves figure skips the junk too
 
 
 def test_malicious_checkpoint_prints_no_torch_warning(world, tmp_path, capsys):

@@ -14,10 +14,11 @@ from vaelab.fsutil import atomic_write_text
 
 
 def _is_record(value: Any) -> bool:
-    """A metrics record: an object whose step and epoch, when present, are numbers."""
-    return isinstance(value, dict) and all(
-        isinstance(value.get(k, 0), (int, float)) and not isinstance(value.get(k), bool)
-        for k in ("step", "epoch")
+    """A metrics record: an object with a step whose every value is a number."""
+    return (
+        isinstance(value, dict)
+        and "step" in value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
     )
 
 
