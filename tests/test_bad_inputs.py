@@ -105,6 +105,7 @@ FLAG_CASES = [
     ("flags", "channels-empty", [*TRAIN, "--channels", ""], 2, "expected an integer"),
     ("flags", "channels-huge", [*TRAIN, "--channels", "99999,99999,99999,99999"], 2, "fit"),
     ("flags", "batch-zero", [*TRAIN, "--batch-size", "0"], 2, "'batch_size'"),
+    ("flags", "batch-one-with-norm", [*TRAIN, "--batch-size", "1"], 2, "batches of one"),
     ("flags", "model-gan", [*TRAIN, "--model", "gan"], 2, "'model'"),
     ("flags", "likelihood-poisson", [*TRAIN, "--likelihood", "poisson"], 2, "'likelihood'"),
     ("flags", "binarize-maybe", [*TRAIN, "--binarize", "maybe"], 2, "'binarize'"),
@@ -160,6 +161,10 @@ FLAG_CASES = [
     ("flags", "eval-n-zero", ["evaluate", "{ae}", "--n-samples", "0"], 2, "--n-samples"),
     ("flags", "eval-n-huge", ["evaluate", "{ae}", "--n-samples", BIG], 2, "--n-samples"),
     ("flags", "eval-limit-zero", ["evaluate", "{ae}", "--limit", "0"], 2, "--limit"),
+    ("flags", "eval-limit-one", ["evaluate", "{ae}", "--limit", "1"], 2, "covariance"),
+    ("flags", "eval-n-one", ["evaluate", "{ae}", "--n-samples", "1"], 2, "covariance"),
+    ("flags", "eval-probe-one", ["evaluate", "{ae}", "--probe-train", "1"], 2, "5 neighbours"),
+    ("flags", "eval-pairs-beyond-limit", ["evaluate", "{ae}", "--limit", "2"], 2, "first 2 test"),
     ("flags", "eval-iw-limit", ["evaluate", "{ae}", "--iw-limit", "-1"], 2, "--iw-limit"),
     ("flags", "eval-probe", ["evaluate", "{ae}", "--probe-train", "0"], 2, "--probe-train"),
     ("flags", "eval-pairs-dash", ["evaluate", "{ae}", "--pairs", "5-8"], 2, "5:8"),
@@ -580,7 +585,7 @@ def test_damaged_run_folder_on_read(world, tmp_path, capsys, damage, command):
     edit(run, world)
     argv = ["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.png"), "--device", "cpu"]
     if command == "evaluate":  # options that keep a (wrongly accepted) evaluation short
-        argv = ["evaluate", str(run), "--classifier", "smoke", "--limit", "8", "--n-samples", "8"]
+        argv = ["evaluate", str(run), "--classifier", "smoke", "--limit", "20", "--n-samples", "8"]
         argv += ["--iw-samples", "2", "--probe-train", "20", "--device", "cpu"]
     rc, _, err = run_main(argv, capsys)
     line = assert_one_line(rc, err, 1, needle)

@@ -90,6 +90,11 @@ class TrainConfig:
         for name in ("latent_dim", "epochs", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.norm and self.batch_size < 2:
+            raise bad(
+                "batch_size",
+                "BatchNorm cannot train on batches of one image; use >= 2 or --no-norm",
+            )
         for name in ("limit_train", "limit_val", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:

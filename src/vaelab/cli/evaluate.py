@@ -21,6 +21,9 @@ MAX_STEPS = 100
 MAX_PAIRS = 100
 MAX_IW_SAMPLES = 100_000
 MAX_PRIOR_SAMPLES = 100_000
+# Fréchet distances fit a covariance (>= 2 images); the k-NN probe asks for 5 neighbours.
+MIN_FD_IMAGES = 2
+MIN_PROBE_TRAIN = 5
 
 
 def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -47,8 +50,9 @@ def _seed(value: int) -> None:
 
 
 def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
-    """The run's validated config, after checking that the folder holds the checkpoint."""
-    from vaelab.rundir import read_run_config
+    """The run's validated config, after checking that the folder holds a checkpoint that loads
+    into the model its config describes (a few MB read on the CPU, before any real work)."""
+    from vaelab.checkpoint import load_model
 
     path = Path(run_dir)
     if not str(run_dir).strip():
@@ -61,28 +65,23 @@ def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
             f"{run_dir} has no checkpoints/{checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    if (path / "config.json").exists():
-        return read_run_config(path)
-    from vaelab.checkpoint import load_run_checkpoint
-    from vaelab.config import TrainConfig
-
-    ckpt = load_run_checkpoint(path / "checkpoints" / f"{checkpoint}.pt")
-    return TrainConfig.from_dict(ckpt["config"], source=str(path)).validate()
+    return load_model(path, checkpoint, "cpu")[1]
 
 
-def _check_labels(cfg: Any, labels: list[int]) -> None:
-    """Every label must occur in the run's test split (its dataset, loaded and verified)."""
+def _check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
+    """Every label must occur among the images used (the run's dataset, loaded and verified)."""
     import numpy as np
 
     from vaelab.data import load_arrays
     from vaelab.data.store import split_arrays
 
-    y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir), "test")[1]
+    y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir), split)[1][:limit]
     present = set(np.unique(y).tolist())
     missing = sorted(set(labels) - present)
     if missing:
+        where = f"the first {limit} {split} images" if limit else f"the {split} split"
         raise ConfigError(
-            f"no test images with label {', '.join(map(str, missing))} in {cfg.dataset}; "
+            f"no image with label {', '.join(map(str, missing))} in {where} of {cfg.dataset}; "
             f"pick labels among {', '.join(map(str, sorted(present)))}"
         )
 
@@ -102,14 +101,27 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
     why = "more would run for hours on a CPU"
     check_int_range("--iw-samples", args.iw_samples, 1, MAX_IW_SAMPLES, why)
     check_int_range("--n-samples", args.n_samples, 1, MAX_PRIOR_SAMPLES, why)
-    for name in ("limit", "iw_limit", "probe_train"):
+    floors = {
+        "limit": (MIN_FD_IMAGES, "Fréchet distances fit a covariance"),
+        "iw_limit": (1, "at least one image"),
+        "probe_train": (MIN_PROBE_TRAIN, "the k-NN probe uses 5 neighbours"),
+    }
+    for name, (low, why) in floors.items():
         value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"invalid --{name.replace('_', '-')} {value}: must be >= 1")
+        if value is not None and value < low:
+            raise ConfigError(
+                f"invalid --{name.replace('_', '-')} {value}: must be >= {low} ({why})"
+            )
+    if args.n_samples < MIN_FD_IMAGES:
+        raise ConfigError(
+            f"invalid --n-samples {args.n_samples}: must be >= {MIN_FD_IMAGES} (Fréchet "
+            "distances fit a covariance)"
+        )
     from vaelab.evaluation.run import DEFAULT_PAIRS
 
     cfg = _run_config(args.run_dir, args.checkpoint)
-    _check_labels(cfg, [label for pair in args.pairs or DEFAULT_PAIRS for label in pair])
+    labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
+    _check_labels(cfg, labels, args.split, args.limit)
     return cfg
 
 
