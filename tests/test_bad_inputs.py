@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -439,6 +440,56 @@ def test_named_data_dir_is_read_even_with_a_valid_cache(world, tmp_path, capsys,
     assert out == ""
 
 
+CACHE_CASES = {
+    "manifest-list": lambda c: (c / "manifest.json").write_text("[]"),
+    "manifest-junk": lambda c: (c / "manifest.json").write_text("{oops"),
+    "manifest-dir": lambda c: ((c / "manifest.json").unlink(), (c / "manifest.json").mkdir()),
+    "manifest-no-files": lambda c: (c / "manifest.json").write_text('{"files": {}}'),
+    "file-truncated": lambda c: (c / FILES[0]).write_bytes((c / FILES[0]).read_bytes()[:99]),
+    "file-is-dir": lambda c: ((c / FILES[2]).unlink(), (c / FILES[2]).mkdir()),
+    "file-deleted": lambda c: (c / FILES[3]).unlink(),
+    "lock-is-dir": lambda c: (
+        (c.parent / f".{c.name}.lock").unlink(),
+        (c.parent / f".{c.name}.lock").mkdir(),
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(CACHE_CASES))
+def test_damaged_dataset_cache_is_rebuilt_or_one_line(world, tmp_path, capsys, monkeypatch, damage):
+    """A damaged cache is repaired from the named folder, or refused in one line."""
+    from vaelab.data import store
+
+    monkeypatch.setenv("VAELAB_HOME", str(tmp_path / "home"))
+    argv = ["data", "fetch", "--dataset", "idx", "--data-dir", str(world / "idx")]
+    assert run_main(argv, capsys)[0] == 0
+    cache = next((tmp_path / "home" / "datasets").glob("idx-*"))
+    CACHE_CASES[damage](cache)
+    store._VERIFIED.clear()  # as a new process would
+    rc, _, err = run_main(
+        ["data", "info", "--dataset", "idx", "--data-dir", str(world / "idx")], capsys
+    )
+    if rc == 0:
+        assert "Traceback" not in err
+        verify = ["data", "verify", "--dataset", "idx", "--data-dir", str(world / "idx")]
+        assert run_main(verify, capsys)[0] == 0  # repaired, not just read around
+    else:
+        assert_one_line(rc, err, 1, str(cache))
+
+
+def test_damaged_classifier_cache_is_retrained(world, tmp_path, capsys):
+    """The reference classifier is a cache: a damaged copy is rebuilt, not a failure."""
+    run = _copy_run(world, tmp_path)
+    argv = ["evaluate", str(run), "--classifier", "smoke", "--limit", "20", "--n-samples", "8"]
+    argv += ["--iw-samples", "2", "--probe-train", "20", "--device", "cpu"]
+    assert run_main(argv, capsys)[0] == 0
+    for damage in (b"junk", b""):
+        for cached in Path(os.environ["VAELAB_HOME"]).glob("classifiers/*smoke*.pt"):
+            cached.write_bytes(damage)
+        rc, _, err = run_main(argv, capsys)
+        assert rc == 0 and "unreadable" in err and "Traceback" not in err, err
+
+
 # --------------------------------------------------------------------------- environment
 ENV_CASES = [
     ("home-is-file", {"VAELAB_HOME": "{file}"}, "is a file"),
@@ -671,6 +722,7 @@ def test_survey_size():
     counts["toml"] += len(TOML_CASES) + 3
     counts["data folders"] += 2 * len(DATA_CASES) + len(MORE_DATA_CASES) + 1
     counts["env vars"] += len(ENV_CASES)
+    counts["data folders"] += len(CACHE_CASES) + 2  # damaged dataset and classifier caches
     counts["run folders"] += len(RUN_CASES) + 2 * len(EVAL_CASES) + 2
     counts["boundary"] += 12 + 1
     counts["flags"] += 1  # the last batch of one

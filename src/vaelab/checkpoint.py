@@ -9,10 +9,8 @@ its own: its order is a function of (seed, epoch, batch).
 from __future__ import annotations
 
 import io
-import pickle
 import random
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +90,12 @@ def _damage_advice(path: Path) -> str:
             "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
             "re-train the run"
         )
-    return (
-        "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume from "
-        "the best epoch"
-    )
+    if path.name == "last.pt":
+        return (
+            "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
+            "from the best epoch"
+        )
+    return "delete it so that it is rebuilt, or restore it from a copy"
 
 
 def check_schema(ckpt: dict[str, Any], path: Path) -> None:
@@ -123,7 +123,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             # torch warns before refusing a pickle with foreign globals; the refusal says it all.
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # torch.load fails in many ways on damaged bytes (struct.error, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
             f"checkpoint {path} is damaged or truncated ({first[:120]}); {_damage_advice(path)}"

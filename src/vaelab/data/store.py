@@ -100,7 +100,7 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
     try:
         manifest = json.loads(manifest_path.read_text())
         recorded = {n: manifest["files"][n]["sha256"] for n in FILES}
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return CacheStatus(False, [f"{manifest_path}: damaged manifest"], None)
     problems = []
     for name in FILES:
