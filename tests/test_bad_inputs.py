@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -428,6 +429,18 @@ def test_more_data_folder_mistakes(world, tmp_path, capsys, kind):
     assert "pip" not in line and "Fashion-MNIST" not in line  # hints fit a user's own folder
 
 
+def test_study_refuses_data_without_its_interpolation_labels(world, tmp_path, capsys):
+    """The study interpolates 5→8, 4→8 and 1→7: data without those labels is refused up front,
+    not after the first stages' minutes of training."""
+    files = idx_files()
+    files[FILES[3]] = encode_idx((np.arange(30) % 5).astype(np.uint8))  # labels 0..4 only
+    folder = write_folder(tmp_path / "d", files)
+    argv = ["study", "--dataset", "idx", "--data-dir", str(folder), "--out", str(tmp_path / "s")]
+    rc, _, err = run_main(argv, capsys)
+    assert_one_line(rc, err, 2, "no image with label 5, 7, 8")
+    assert not (tmp_path / "s").exists()
+
+
 def test_named_data_dir_is_read_even_with_a_valid_cache(world, tmp_path, capsys, monkeypatch):
     """With MNIST cached, `--data-dir` naming other data must still be read and refused."""
     from vaelab.data import store
@@ -722,6 +735,7 @@ def test_survey_size():
     counts["toml"] += len(TOML_CASES) + 3
     counts["data folders"] += 2 * len(DATA_CASES) + len(MORE_DATA_CASES) + 1
     counts["env vars"] += len(ENV_CASES)
+    counts["data folders"] += 1  # study labels
     counts["data folders"] += len(CACHE_CASES) + 2  # damaged dataset and classifier caches
     counts["run folders"] += len(RUN_CASES) + 2 * len(EVAL_CASES) + 2
     counts["boundary"] += 12 + 1

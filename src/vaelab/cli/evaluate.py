@@ -68,7 +68,7 @@ def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
     return load_model(path, checkpoint, "cpu")[1]
 
 
-def _check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
+def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
     """Every label must occur among the images used (the run's dataset, loaded and verified)."""
     import numpy as np
 
@@ -121,7 +121,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
 
     cfg = _run_config(args.run_dir, args.checkpoint)
     labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
-    _check_labels(cfg, labels, args.split, args.limit)
+    check_labels(cfg, labels, args.split, args.limit)
     return cfg
 
 
@@ -213,7 +213,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     check_device(args.device)
     _seed(args.seed)
     check_out_file(args.out)
-    _check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
+    check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
 
     from vaelab import figures
     from vaelab.evaluation.run import interpolation_paths, pick_pairs

@@ -23,9 +23,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
-    from vaelab.data import load_arrays
-
-    pf.check_splits(load_arrays(cfg.dataset, cfg.data_dir), None, cfg.data_dir or cfg.dataset)
+    _check_study_data(cfg)
     result = run_study(cfg)
     print(
         f"chosen β = {result['search']['chosen_beta']:g}; report: {args.out}/report.html "
@@ -43,3 +41,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_study)
+
+
+def _check_study_data(cfg) -> None:
+    """The data every stage needs, checked before the first of them: splits, sizes, memory and
+    the interpolation labels of the evaluations."""
+    from vaelab import preflight as pf
+    from vaelab.cli.evaluate import check_labels
+    from vaelab.config import TrainConfig
+    from vaelab.data import load_arrays
+    from vaelab.data.sources import FILES
+    from vaelab.data.store import split_arrays
+    from vaelab.evaluation.run import DEFAULT_PAIRS
+
+    run = TrainConfig(
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        latent_dim=cfg.latent_dim,
+        channels=list(cfg.channels),
+        batch_size=cfg.batch_size,
+        limit_train=cfg.limit_train,
+        device=cfg.device,
+    ).validate()
+    arrays = load_arrays(cfg.dataset, cfg.data_dir)
+    pf.check_splits(arrays, run, cfg.data_dir or cfg.dataset)
+    side = arrays[FILES[0]].shape[1]
+    pf.check_model_fits(
+        run, (1, side, side), len(split_arrays(arrays, "train")[0][: run.limit_train])
+    )
+    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval_limit)
