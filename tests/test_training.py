@@ -192,7 +192,7 @@ def test_toml_config_and_unknown_field(tmp_path, capsys):
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "unknown config field(s) betta" in capsys.readouterr().err
     from vaelab.cli import build_parser
-    from vaelab.cli_train import config_from_args
+    from vaelab.cli.train import config_from_args
 
     args = build_parser().parse_args(["train", "--config", str(good), "--beta", "2", "--out", "x"])
     cfg = config_from_args(args)

@@ -29,7 +29,7 @@ def evaluate(run_dir: Any, **kwargs: Any) -> Any:
 
 
 def study(config: Any) -> Any:
-    """Run the whole study from a `StudyConfig` (`vaelab.study.make_config("quick", out=...)`);
+    """Run the whole study from a `StudyConfig` (`vaelab.study.make_config("default", out=...)`);
     see `vaelab.study.run_study`."""
     from vaelab.study import run_study
 

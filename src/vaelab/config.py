@@ -8,12 +8,15 @@ starts, with one line naming the field and the fix. Each run saves its fully res
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from vaelab.errors import ConfigError
+from vaelab.schema import check_fields
 
 ModelKind = Literal["ae", "vae"]
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -45,7 +48,9 @@ class TrainConfig:
     norm: bool = True
     """BatchNorm after every hidden convolution, as in the reference architecture."""
     epochs: int = 10
+    """Passes over the training split."""
     batch_size: int = 64
+    """Images per optimisation step."""
     lr: float = 1e-3
     """Adam learning rate; with a schedule, its peak."""
     lr_schedule: Literal["constant", "cosine"] = "constant"
@@ -62,6 +67,7 @@ class TrainConfig:
     kl_warmup_steps: int = 0
     """Linear KL warm-up: β·min(1, step/N); 0 disables it."""
     seed: int = 0
+    """Seed of every random stream (weights, batch order, posterior noise); 0 to 2**32-1."""
     device: str = "auto"
     """`auto` (cuda, then mps, then cpu), `cpu`, `cuda`, `cuda:N` or `mps`."""
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -74,62 +80,68 @@ class TrainConfig:
     log_every: int = 50
     """Steps between logged training metrics."""
     threads: int | None = None
-    """torch intra-op threads; None keeps PyTorch's default (all cores)."""
+    """torch intra-op threads, at most the cores available; None keeps PyTorch's default."""
 
     def validate(self) -> TrainConfig:
+        """Check types and ranges; raise `ConfigError` naming the field, the reason and the fix."""
+        check_fields(self)
+
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"invalid config field '{name}': {why}")
 
-        choices = {
-            "model": ("ae", "vae"),
-            "likelihood": ("gaussian", "bernoulli"),
-            "binarize": ("none", "static", "dynamic"),
-            "precision": ("fp32", "bf16"),
-            "dataset": ("mnist", "fashion-mnist", "idx"),
-        }
+        choices = {"dataset": ("mnist", "fashion-mnist", "idx")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 got = getattr(self, name)
                 raise bad(name, f"{got!r} is not one of {', '.join(allowed)}")
+        if self.data_dir is not None and not self.data_dir.strip():
+            raise bad("data_dir", "is empty; give a folder or leave it unset")
         if self.dataset == "idx" and not self.data_dir:
             raise bad("data_dir", "dataset 'idx' needs --data-dir DIR")
         for name in ("latent_dim", "epochs", "batch_size", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(name, f"must be an integer >= 1, got {value!r}")
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.norm and self.batch_size < 2:
+            raise bad(
+                "batch_size",
+                "BatchNorm cannot train on batches of one image; use >= 2 or --no-norm",
+            )
         for name in ("limit_train", "limit_val", "threads"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and value < 1:
                 raise bad(name, f"must be an integer >= 1 or unset, got {value!r}")
-        if (
-            not isinstance(self.beta, (int, float))
-            or not self.beta >= 0
-            or self.beta == float("inf")
-        ):
+        cores = available_cores()
+        if self.threads is not None and self.threads > cores:
+            # Refused, not clamped: oversubscribed threads ran ~30x slower, and config.json must
+            # record what actually ran.
+            raise bad(
+                "threads", f"{self.threads} > the {cores} cores available here; use 1..{cores}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise bad(
+                "seed", f"must be in 0..2**32-1 (derived seeds must fit 64 bits), got {self.seed}"
+            )
+        if self.beta < 0:
             raise bad("beta", f"must be a finite number >= 0, got {self.beta!r}")
-        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
+        if not 0 < self.lr < 10:
             raise bad("lr", f"must be a number in (0, 10), got {self.lr!r}")
-        if not isinstance(self.sigma2, (int, float)) or not self.sigma2 > 0:
-            raise bad("sigma2", f"must be > 0, got {self.sigma2!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise bad("lr_schedule", f"{self.lr_schedule!r} is not one of constant, cosine")
+        if not self.sigma2 > 0:
+            raise bad("sigma2", f"must be a finite number > 0, got {self.sigma2!r}")
         if self.lr_schedule == "constant" and self.warmup_steps:
             raise bad("warmup_steps", "needs --lr-schedule cosine (the constant schedule has none)")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+        if self.warmup_steps < 0:
             raise bad("warmup_steps", f"must be an integer >= 0, got {self.warmup_steps!r}")
-        if not isinstance(self.min_lr_ratio, (int, float)) or not 0 <= self.min_lr_ratio <= 1:
+        if not 0 <= self.min_lr_ratio <= 1:
             raise bad("min_lr_ratio", f"must be a number in [0, 1], got {self.min_lr_ratio!r}")
         for name in ("adam_beta1", "adam_beta2"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise bad(name, f"must be a number in [0, 1), got {value!r}")
-        if not isinstance(self.kl_warmup_steps, int) or self.kl_warmup_steps < 0:
+            if not 0 <= getattr(self, name) < 1:
+                raise bad(name, f"must be a number in [0, 1), got {getattr(self, name)!r}")
+        if self.kl_warmup_steps < 0:
             raise bad("kl_warmup_steps", f"must be an integer >= 0, got {self.kl_warmup_steps!r}")
-        if len(self.channels) != 4 or any(not isinstance(c, int) or c < 1 for c in self.channels):
+        if len(self.channels) != 4 or any(c < 1 for c in self.channels):
             raise bad("channels", f"must be 4 positive integers, got {self.channels!r}")
-        dev = self.device
-        if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
-            raise bad("device", f"{dev!r} is not auto, cpu, cuda, cuda:N or mps")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise bad("device", f"{self.device!r} is not auto, cpu, cuda, cuda:N or mps")
         self.beta = float(self.beta)
         self.lr = float(self.lr)
         self.sigma2 = float(self.sigma2)
@@ -150,16 +162,43 @@ class TrainConfig:
                 f"{source}: unknown config field(s) {', '.join(unknown)}; "
                 f"valid fields: {', '.join(sorted(known))}"
             )
-        return cls(**values)
+        cfg = cls(**values)
+        check_fields(cfg, source=source)
+        return cfg
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a flat dict of `TrainConfig` fields ([train] table or top)."""
+    if not str(path).strip():
+        raise ConfigError("--config is empty; give the path of a TOML file")
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give the path of a TOML file")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {e.start}); save it as UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-    return dict(data.get("train", data))
+    table = data.get("train", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: 'train' must be a table ([train]), not a value")
+    return dict(table)
+
+
+# Seeds are offset and multiplied into derived streams (validation noise, pair picks), which
+# must stay within torch's 64-bit seed range; numpy's legacy seeding is 32-bit anyway.
+MAX_SEED = 2**32 - 1
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda|cuda:\d+|mps")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

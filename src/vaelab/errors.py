@@ -15,6 +15,10 @@ class ConfigError(VaelabError):
     exit_code = 2
 
 
+class UsageError(ConfigError):
+    """A command line that argparse cannot parse (unknown flag, missing argument, bad value)."""
+
+
 class DataError(VaelabError):
     """A dataset that cannot be obtained, parsed or verified."""
 

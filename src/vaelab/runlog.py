@@ -13,17 +13,29 @@ from typing import Any
 from vaelab.fsutil import atomic_write_text
 
 
+def _is_record(value: Any) -> bool:
+    """A metrics record: an object with a step whose every value is a number."""
+    return (
+        isinstance(value, dict)
+        and "step" in value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
+    )
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
+    """All records of a metrics.jsonl. Lines that are not records (a torn last line after a
+    crash, or junk written into the file) are skipped: the log is evidence, not state."""
     records = []
     path = Path(path)
     if not path.is_file():
         return records
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            records.append(json.loads(line))
-        except ValueError:
+            value = json.loads(line.decode("utf-8"))
+        except ValueError:  # includes UnicodeDecodeError
             continue
+        if _is_record(value):
+            records.append(value)
     return records
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from vaelab import distributed
-from vaelab.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vaelab.checkpoint import load_run_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import split_arrays
@@ -37,6 +37,8 @@ from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
+from vaelab.preflight import check_training
+from vaelab.rundir import check_architecture, read_done, read_run_config
 from vaelab.runlog import MetricsLog, NullMetrics, read_metrics
 from vaelab.runtime import (
     close_logger,
@@ -134,9 +136,10 @@ def save_state(
     )
 
 
-def restore_state(path: Path, state: TrainState, device: torch.device, batch_size: int) -> None:
-    """Load a checkpoint into `state` (weights, optimizer, position, every RNG)."""
-    ckpt = load_checkpoint(path, map_location=device)
+def restore_state(path: Path, state: TrainState, cfg: TrainConfig, device: torch.device) -> None:
+    """Load a checkpoint of this run's model into `state` (weights, optimizer, position, RNGs)."""
+    ckpt = load_run_checkpoint(path, map_location=device)
+    check_architecture(ckpt["config"], cfg, path)
     try:
         state.model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
@@ -150,7 +153,7 @@ def restore_state(path: Path, state: TrainState, device: torch.device, batch_siz
             "start again, or resume with the config it was written with"
         ) from None
     # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
-    state.images = int(ckpt.get("images", state.step * batch_size))
+    state.images = int(ckpt.get("images", state.step * cfg.batch_size))
 
 
 # --------------------------------------------------------------------------- steps
@@ -214,14 +217,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
             f"{run_dir} already holds {state}; pass --resume to continue it (with "
             "more --epochs to extend it) or choose another --out"
         )
-    try:
-        raw = json.loads(saved_path.read_text())
-        saved = TrainConfig.from_dict(raw, source=str(saved_path))
-    except (ValueError, TypeError, AttributeError, OSError) as e:
-        raise RunError(
-            f"{saved_path} is unreadable or not a run config ({type(e).__name__}); restore it or "
-            "start a new run in another --out"
-        ) from None
+    saved = read_run_config(run_dir)
     diffs = [
         f
         for f, v in cfg.to_dict().items()
@@ -308,6 +304,7 @@ def train(
 
     Under torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
     cfg.validate()
+    check_training(cfg, out_dir, resume)  # paths, device, run folder, data, memory: before work
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
     if cfg.batch_size % rank.world_size:
@@ -324,7 +321,7 @@ def train(
             extending = _check_run_dir(cfg, run_dir, resume)
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
             if resume and extending:
-                done = json.loads((run_dir / "DONE").read_text())
+                done = read_done(run_dir)
                 if done.get("epochs", 0) >= cfg.epochs:
                     return RunResult(run_dir, done)  # already finished: nothing to do
             run = _open_run(cfg, run_dir, resume, rank, device)
@@ -351,7 +348,8 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
                     summary = {**run.summary, "stopped_at_epoch": state.epoch}
                     return RunResult(run.run_dir, summary)
     finally:
-        run.metrics.close()
+        with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
+            run.metrics.close()
     return _finish(run)
 
 
@@ -385,9 +383,8 @@ def _open_run(
         shuffle=True,
         seed=stream_seed(cfg.seed, "train_order"),
         binarize=cfg.binarize,
-        # A final batch of one image cannot be batch-normalised: drop it (only in that case,
-        # so other runs keep every image of every epoch).
-        drop_last=cfg.norm and len(x_train) % cfg.batch_size == 1,
+        # BatchNorm cannot train on one image: a final batch of one waits for the next epoch
+        min_last_batch=2 if cfg.norm else 1,
         device=device,
         rank=rank.rank,  # each rank takes its slice of every global batch
         world_size=rank.world_size,
@@ -443,7 +440,7 @@ def _autocast(cfg: TrainConfig) -> contextlib.AbstractContextManager:
 def _resume_or_start(run: _Run, resume: bool) -> None:
     state, last = run.state, run.ckpt_dir / "last.pt"
     if resume and last.exists():
-        restore_state(last, state, run.device, run.cfg.batch_size)
+        restore_state(last, state, run.cfg, run.device)
     if not run.rank.is_main:
         return
     if resume and last.exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,6 @@ def read_idx_file(path: str | Path, *, expect_ndim: int | None = None) -> np.nda
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({e}); re-download the file") from None
     return decode_idx(raw, name=str(path), expect_ndim=expect_ndim)

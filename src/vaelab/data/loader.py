@@ -36,6 +36,9 @@ class TensorLoader:
         binarize: `none` (x/255), `static` (one fixed Bernoulli draw, seeded), or `dynamic`
             (a fresh Bernoulli draw per pixel per epoch).
         drop_last: drop the final short batch (keeps batch statistics uniform).
+        min_last_batch: drop the final batch when it holds fewer images than this. Training
+            with BatchNorm passes 2: batch statistics of a single image are undefined
+            (PyTorch raises), and that image is simply seen in the next epoch's order.
         rank, world_size: this process's slice of each epoch's permutation (DDP).
     """
 
@@ -49,12 +52,15 @@ class TensorLoader:
         seed: int = 0,
         binarize: Binarize = "none",
         drop_last: bool = False,
+        min_last_batch: int = 1,
         device: str | torch.device = "cpu",
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if min_last_batch < 1:
+            raise ValueError("min_last_batch must be >= 1")
         if binarize not in ("none", "static", "dynamic"):
             raise ValueError(f"binarize must be none, static or dynamic, got {binarize!r}")
         self.device = torch.device(device)
@@ -67,6 +73,7 @@ class TensorLoader:
         self.seed = seed
         self.binarize = binarize
         self.drop_last = drop_last
+        self.min_last_batch = min_last_batch
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -77,8 +84,20 @@ class TensorLoader:
             self.images = self.images.to(self.device)
 
     def __len__(self) -> int:
-        n = self.indices_per_rank()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return self._stop(self.indices_per_rank()) // self.batch_size + (
+            self._stop(self.indices_per_rank()) % self.batch_size > 0
+        )
+
+    def _stop(self, n: int) -> int:
+        """How many of this rank's n indices are iterated (the rest: a dropped last batch)."""
+        rest = n % self.batch_size
+        if rest and (self.drop_last or rest < self.min_last_batch):
+            return n - rest
+        return n
+
+    def images_per_epoch(self) -> int:
+        """Images this rank iterates per epoch (a dropped last batch not counted)."""
+        return self._stop(self.indices_per_rank())
 
     def indices_per_rank(self) -> int:
         return -(-len(self.images) // self.world_size)
@@ -106,7 +125,7 @@ class TensorLoader:
         if self.binarize == "dynamic":
             gen = torch.Generator(device=self.device)
             gen.manual_seed(_epoch_seed(self.seed, self.epoch, salt=2))
-        stop = len(perm) - (len(perm) % self.batch_size if self.drop_last else 0)
+        stop = self._stop(len(perm))
         for start in range(0, stop, self.batch_size):
             idx = perm[start : start + self.batch_size]
             x = self.images[idx].float().div_(255.0)  # (B, C, H, W) in [0, 1]

@@ -16,6 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def from_directory(directory: Path) -> dict[str, bytes]:
                 raw = candidate.read_bytes()
                 try:
                     out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-                except (OSError, EOFError) as e:
+                except (OSError, EOFError, zlib.error) as e:
                     raise SourceUnavailable(f"{candidate}: damaged gzip ({e})") from None
                 break
         else:
@@ -224,7 +225,7 @@ def from_mirror(base_url: str, timeout: float = 15.0) -> dict[str, bytes]:
                         bar.update(len(block))
             raw = b"".join(chunks)
             out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        except (urllib.error.URLError, OSError, EOFError, ValueError) as e:
+        except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
             reason = getattr(e, "reason", e)
             raise SourceUnavailable(f"mirror {url}: {reason}") from None
     return out

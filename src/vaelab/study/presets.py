@@ -16,7 +16,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vaelab.config import MAX_SEED, TrainConfig
 from vaelab.errors import ConfigError
+from vaelab.schema import check_fields
 
 
 @dataclass
@@ -86,6 +88,7 @@ class StudyConfig:
     classifier: str = "standard"
 
     def validate(self) -> StudyConfig:
+        check_fields(self, what="study option")  # types first: "x" < 1 would be a TypeError
         if self.preset not in PRESETS:
             raise ConfigError(
                 f"invalid study option 'preset': {self.preset!r} is not one of {', '.join(PRESETS)}"
@@ -113,6 +116,31 @@ class StudyConfig:
             raise ConfigError("invalid study option 'halving_eta': must be >= 2")
         if not self.decades or any(b <= 0 for b in self.decades):
             raise ConfigError("invalid study option 'decades': positive β values needed")
+        for name in ("limit_train", "limit_val", "eval_limit", "iw_limit", "probe_train"):
+            if (getattr(self, name) or 1) < 1:
+                raise ConfigError(f"invalid study option '{name}': must be >= 1 or unset")
+        if self.max_extensions < 0 or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("invalid study option: max_extensions >= 0, seed in 0..2**32-1")
+        # the per-run fields go through TrainConfig's own checks (lr, channels, device, ...)
+        TrainConfig(
+            dataset=self.dataset,
+            data_dir=self.data_dir,
+            latent_dim=self.latent_dim,
+            channels=list(self.channels),
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lr_schedule=self.lr_schedule,
+            warmup_steps=self.warmup_steps,
+            seed=self.seed,
+            device=self.device,
+            limit_train=self.limit_train,
+            limit_val=self.limit_val,
+        ).validate()
+        for name in ("trial_limit_train", "selection_limit", "selection_samples"):
+            if (getattr(self, name) or 2) < 2:
+                raise ConfigError(f"invalid study option '{name}': must be >= 2 or unset")
+        if self.trial_evaluation not in ("selection", "full"):
+            raise ConfigError("invalid study option 'trial_evaluation': selection or full")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,11 +197,14 @@ ALIASES = {"quick": "default", "full": "course"}
 
 
 def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
-    preset = ALIASES.get(preset, preset)
-    if preset not in PRESETS:
+    preset = ALIASES.get(preset, preset) if isinstance(preset, str) else preset
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(
             f"invalid study option 'preset': {preset!r} is not one of {', '.join(PRESETS)} "
             f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(StudyConfig)})
+    if unknown:
+        raise ConfigError(f"unknown study option(s) {', '.join(unknown)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return StudyConfig(preset=preset, **values).validate()

@@ -1,0 +1,86 @@
+"""The `vaelab` command line: thin argparse wrappers over the Python API.
+
+`main(argv)` parses, runs one command and returns its exit code; every failure is one line
+`vaelab: error: ...` (see `vaelab.cli.boundary` for the exit codes; `--debug` anywhere on the
+command line, or VAELAB_DEBUG=1, shows the traceback instead). Nothing happens at import: each
+command module is imported when the parser is built, and the heavy modules (torch, the data
+layer) only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from vaelab import __version__
+from vaelab.errors import UsageError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+# (module, optional): each module defines `register(subparsers)`. Optional modules are plugged
+# in when present, so a new command is one row here and one module.
+COMMANDS: tuple[tuple[str, bool], ...] = (
+    ("vaelab.cli.data", False),
+    ("vaelab.cli.train", False),
+    ("vaelab.cli.evaluate", False),
+    ("vaelab.cli.study", False),
+    ("vaelab.cli_explore", True),
+    ("vaelab.cli_sweep", True),
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises `UsageError` (one line, exit 2) instead of printing usage and
+    exiting, so the error boundary formats every mistake the same way. Abbreviated flags are
+    refused: `--epoch 3` silently meaning `--epochs 3` breaks as soon as a longer flag shares the
+    prefix, and a typo must not train."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="vaelab",
+        description="Train, evaluate and explain auto-encoders and beta-VAEs on MNIST-like images.",
+        epilog="Errors are one line `vaelab: error: ...`; --debug (anywhere) shows the traceback.",
+    )
+    parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks (also: VAELAB_DEBUG=1)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module, optional in COMMANDS:
+        if optional and importlib.util.find_spec(module) is None:
+            continue
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vaelab.cli import boundary
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = boundary.debug_requested(args_list)
+    # --debug is accepted anywhere (before or after the command); argparse sees it nowhere.
+    args_list = [a for a in args_list if a != "--debug"]
+
+    def command() -> int:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(args_list)
+        except SystemExit as e:  # --help and --version print and exit 0
+            return e.code if isinstance(e.code, int) else 0
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        return args.func(args)
+
+    return boundary.run(command, debug=debug)

@@ -1,0 +1,125 @@
+"""Command-line flags derived from a dataclass: one flag per field, help from its docstring.
+
+The dataclass is the single source of truth (as cleanrl derives its CLI from `Args`): a new
+`TrainConfig` field gets a flag, a type check and a help line without touching the CLI. Types come
+from the annotations: `bool` gives `--x/--no-x`, `Literal[...]` lists its values, `list[int]`
+takes comma-separated values, `X | None` defaults to unset. Every flag defaults to None ("not
+given"), so a TOML file or a saved config can supply the value instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import textwrap
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+from vaelab.schema import field_types
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string literal right below it in the class body)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):  # no source shipped: flags still work, terser help
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _strip_optional(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _scalar(kind: type) -> Callable[[str], Any]:
+    """argparse `type=` for int/float/str with a message that names the expected type."""
+    names = {int: "an integer", float: "a number", str: "a string"}
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {names[kind]}, got {text!r}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _list_of(kind: type) -> Callable[[str], list[Any]]:
+    item = _scalar(kind)
+
+    def parse(text: str) -> list[Any]:
+        return [item(v.strip()) for v in text.split(",")]
+
+    return parse
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return f" (default {value})"
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()
+) -> list[str]:
+    """Add one flag per field of `cls`; returns the field names that got a flag."""
+    docs, hints, added = field_docs(cls), field_types(cls), []
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        hint = _strip_optional(hints[f.name])
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        help_ = (docs.get(f.name, "").split(". ")[0].rstrip(".") + _default_text(f)).strip()
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": help_.replace("%", "%%")}
+        if hint is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif origin is Literal:
+            kw["metavar"] = "{" + ",".join(str(a) for a in args) + "}"
+            # Not argparse `choices`: the config's own check names the field and the values.
+            kw["type"] = _scalar(type(args[0]))
+        elif origin is list:
+            kw["type"] = _list_of(args[0])
+            kw["metavar"] = f"{args[0].__name__.upper()},..."
+        elif hint in (int, float, str):
+            kw["type"] = _scalar(hint)
+        else:
+            continue  # a field type with no command-line spelling (set it in the TOML file)
+        parser.add_argument(flag_name(f.name), **kw)
+        added.append(f.name)
+    return added
+
+
+def given_values(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The flags among `names` that were given on the command line."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}

@@ -1,0 +1,79 @@
+"""`vaelab train`: flags fill a `TrainConfig` (defaults <- saved config <- TOML file <- flags).
+
+The flags are derived from `TrainConfig`'s fields and docstrings (`vaelab.cli.fields`), and
+everything is checked before the first batch: the config, the output folder, the run folder's
+files when resuming, the dataset and whether the model fits in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+from vaelab.cli.fields import add_dataclass_flags, given_values
+from vaelab.config import TrainConfig, load_toml
+from vaelab.errors import RunError
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
+    """One flag per `TrainConfig` field plus --config; returns the fields that got flags."""
+    names = add_dataclass_flags(p, TrainConfig)
+    p.add_argument("--config", default=None, help="TOML file with config fields ([train] or top)")
+    p.set_defaults(config_fields=names)
+    return names
+
+
+def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -> TrainConfig:
+    """The validated config: saved config.json (when resuming), then --config, then flags."""
+    from vaelab.rundir import read_run_config
+
+    values: dict[str, Any] = {}
+    if resume_dir is not None and (resume_dir / "config.json").exists():
+        values.update(read_run_config(resume_dir).to_dict())
+    source = "command line"
+    if args.config is not None:
+        values.update(load_toml(args.config))
+        source = str(args.config)
+    values.update(given_values(args, args.config_fields))
+    return TrainConfig.from_dict(values, source=source).validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vaelab.preflight import check_out_dir, check_training
+    from vaelab.training import train
+
+    out = check_out_dir(args.out)
+    cfg = config_from_args(args, out if args.resume else None)
+    check_training(cfg, out, args.resume)
+    try:
+        result = train(cfg, out, resume=args.resume)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+        from vaelab.cli.boundary import os_error_message
+
+        raise RunError(
+            f"{os_error_message(e)}; the checkpoints already in {out / 'checkpoints'} are "
+            f"intact: resume with `vaelab train --out {out} --resume`"
+        ) from None
+    s = result.summary
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun rank 0 reports
+    print(
+        f"done: {out} ({s.get('epochs')} epochs, val/loss {s.get('val/loss', float('nan')):.3f}, "
+        f"val/recon {s.get('val/recon', float('nan')):.3f}, val/kl {s.get('val/kl', 0.0):.3f})"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an AE or β-VAE into a run directory")
+    add_train_flags(p)
+    p.add_argument("--out", required=True, help="run directory (created)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt"
+    )
+    p.set_defaults(func=cmd_train)

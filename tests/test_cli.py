@@ -1,0 +1,107 @@
+"""The CLI package: flags derived from dataclasses, lazy imports, pluggable commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from vaelab.cli import Parser, build_parser
+from vaelab.cli.fields import add_dataclass_flags, field_docs, given_values
+from vaelab.cli.train import config_from_args
+from vaelab.config import TrainConfig
+from vaelab.errors import UsageError
+
+
+@dataclass
+class _Demo:
+    rate: float = 0.5
+    """How fast. Second sentence is not shown."""
+    mode: Literal["a", "b"] = "a"
+    """Which mode."""
+    sizes: list[int] = field(default_factory=lambda: [1, 2])
+    flag: bool = True
+    """Turn it on."""
+    limit: int | None = None
+
+
+def test_flags_follow_fields_types_and_docstrings():
+    p = Parser(prog="demo")
+    names = add_dataclass_flags(p, _Demo)
+    assert names == ["rate", "mode", "sizes", "flag", "limit"]
+    text = p.format_help()
+    assert "How fast (default 0.5)" in text and "Second sentence" not in text
+    assert "--flag, --no-flag" in text and "{a,b}" in text
+    args = p.parse_args(["--rate", "2", "--sizes", "3,4", "--no-flag", "--limit", "7"])
+    assert given_values(args, names) == {"rate": 2.0, "sizes": [3, 4], "flag": False, "limit": 7}
+    assert given_values(p.parse_args([]), names) == {}  # nothing given: defaults stay unset
+
+
+def test_every_train_config_field_has_a_documented_flag():
+    docs = field_docs(TrainConfig)
+    sub = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    flags = {a.dest: a for a in sub._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in flags, f"TrainConfig.{f.name} has no train flag"
+        assert f.name in docs, f"TrainConfig.{f.name} has no docstring for its --help"
+
+
+def test_flags_override_toml_which_overrides_defaults(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[train]\nmodel = "vae"\nbeta = 0.5\nnorm = false\n')
+    args = build_parser().parse_args(["train", "--config", str(toml), "--beta", "2", "--out", "x"])
+    cfg = config_from_args(args)
+    assert (cfg.model, cfg.beta, cfg.norm, cfg.epochs) == ("vae", 2.0, False, 10)
+
+
+def test_import_and_parser_build_load_no_heavy_module():
+    code = (
+        "import sys, vaelab.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_optional_commands_plug_in(monkeypatch, tmp_path, capsys):
+    (tmp_path / "vaelab_demo_cmd.py").write_text(
+        "def register(sub):\n"
+        "    p = sub.add_parser('hello', help='demo')\n"
+        "    p.set_defaults(func=lambda args: print('hi') or 0)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vaelab.cli as cli
+
+    monkeypatch.setattr(
+        cli, "COMMANDS", (*cli.COMMANDS, ("vaelab_demo_cmd", True), ("vaelab_absent_cmd", True))
+    )
+    assert cli.main(["hello"]) == 0 and capsys.readouterr().out == "hi\n"
+
+
+def test_usage_errors_are_one_line_and_help_exits_zero(capsys):
+    from vaelab.cli import main
+
+    assert main(["train", "--help"]) == 0
+    assert "--latent-dim" in capsys.readouterr().out
+    assert main(["train", "--epochs", "x", "--out", "o"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "vaelab: error: argument --epochs: expected an integer, got 'x' (see `vaelab train --help`)"
+    ]
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["-h"]])
+def test_version_and_help_do_not_raise(argv, capsys):
+    from vaelab.cli import main
+
+    assert main(argv) == 0
+
+
+def test_parser_class_refuses_abbreviations():
+    p = Parser(prog="x")
+    p.add_argument("--epochs", type=int)
+    with pytest.raises(UsageError, match="unrecognized arguments: --epoch 3"):
+        p.parse_args(["--epoch", "3"])
