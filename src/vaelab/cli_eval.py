@@ -73,12 +73,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from vaelab import figures
-    from vaelab.evaluation.run import _data, interpolation_paths, pick_pairs
+    from vaelab.evaluation.run import eval_data_for, interpolation_paths, pick_pairs
 
     if args.pairs < 1 or args.steps < 1:
         raise ConfigError("invalid interpolate option: --pairs and --steps must be >= 1")
     model, cfg, dev = _load(args.run_dir, args.device)
-    x, _, y = _data(cfg, "test", None, args.seed, dev)
+    x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)
     pairs = pick_pairs(y, args.from_label, args.to_label, args.pairs, args.seed)
     paths = interpolation_paths(model, x, pairs, args.steps, args.mode)
     kind = f"VAE β={cfg.beta:g}" if model.is_vae else "AE"

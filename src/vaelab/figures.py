@@ -128,21 +128,39 @@ def interpolation_strips(
     return _save(fig, path)
 
 
-def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
-    """Classifier confidence (max softmax) along paths; curves: name -> (pairs, T) array."""
+def path_curves(
+    path: str | Path,
+    curves: dict[str, np.ndarray],
+    title: str,
+    ylabel: str,
+    *,
+    t: np.ndarray | None = None,
+    ylim: tuple[float, float] | None = None,
+    hline: tuple[float, str] | None = None,
+) -> Path:
+    """A measure along paths: curves maps name -> (paths, T) array; mean line, min–max band.
+    t: the positions of the T points in [0, 1] (default: evenly from 0 to 1)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for name, c in curves.items():
-        t = np.linspace(0, 1, c.shape[1])
-        line = ax.plot(t, c.mean(0), "o-", ms=3, label=name)[0]
-        ax.fill_between(t, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+        pos = np.linspace(0, 1, c.shape[1]) if t is None else t
+        line = ax.plot(pos, c.mean(0), "o-", ms=3, label=name)[0]
+        ax.fill_between(pos, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", lw=0.8, ls="--", label=hline[1])
     ax.set(
         xlabel="position along the path (0 = start image, 1 = end image)",
-        ylabel="classifier confidence",
-        ylim=(0, 1.02),
+        ylabel=ylabel,
         title=title,
     )
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
+    """Classifier confidence (max softmax) along paths; curves: name -> (pairs, T) array."""
+    return path_curves(path, curves, title, "classifier confidence", ylim=(0, 1.02))
 
 
 def latent_map(
