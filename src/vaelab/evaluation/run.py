@@ -21,7 +21,7 @@ import torch
 from vaelab.checkpoint import load_model
 from vaelab.config import TrainConfig
 from vaelab.errors import RunError
-from vaelab.evaluation.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig
+from vaelab.evaluation.config import GROUPS, EvalConfig
 from vaelab.evaluation.context import EvalContext
 from vaelab.evaluation.data import EvalData, load_eval_data
 from vaelab.evaluation.decode import sample_prior
@@ -38,16 +38,13 @@ from vaelab.evaluation.metrics import (
 from vaelab.fsutil import atomic_write_json
 from vaelab.training import resolve_device
 
+# interpolation_paths, pick_pairs and sample_prior are re-exported for the `sample` and
+# `interpolate` commands and the study, which import them from here.
 __all__ = [
-    "DEFAULT_PAIRS",
-    "GROUPS",
-    "SELECTION_GROUPS",
     "EvalConfig",
-    "EvalData",
     "eval_data_for",
     "evaluate_run",
     "interpolation_paths",
-    "load_eval_data",
     "pick_pairs",
     "sample_prior",
 ]

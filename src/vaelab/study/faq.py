@@ -31,8 +31,9 @@ SAMPLE_MEASURES = (
     "(fidelity: do samples look real?), **recall** the share of real images inside the "
     "samples' manifold (coverage: is every kind of digit produced?), Kynkäänniemi et al. 2019. "
     "Blurry but diverse samples have low precision and high recall; sharp samples of a few "
-    "kinds high precision and low recall. Each is read against its floor: the same measure "
-    "between real train and real test images."
+    "kinds high precision and low recall. Precision alone can be fooled: samples collapsed onto "
+    "one typical-looking point score high, which recall and FD expose. Each is read against "
+    "its floor: the same measure between real train and real test images."
 )
 
 
@@ -64,7 +65,8 @@ def _faq(d: int, m: int, b: int) -> list[tuple[str, str]]:
             f"batch has R = D, Q = 1: β = {d}·β_paper (β_paper = β/{d}). With KL averaged "
             f"over dims too, Q = M: β = (D/M)·β_paper = {d / m:g}·β_paper for M = {m}. With KL "
             f"summed over dims *and* the batch (torch.sum), Q = 1/B: β = D·B·β_paper = "
-            f"{d * b:,}·β_paper at B = {b}. Higgins et al.'s normalised β_norm = β·M/D "
+            f"{d * b:,}·β_paper at B = {b}. Reconstruction and KL both summed over the batch "
+            "(R = Q = 1/B) need no conversion. Higgins et al.'s normalised β_norm = β·M/D "
             "gives β = β_norm·D/M.",
         ),
         (
