@@ -64,6 +64,8 @@ REALISM_MARGIN = 0.03
 """Realism medians closer than this (ratio units) count as equal."""
 CONFIDENCE_MARGIN = 0.02
 """Lowest-confidence averages closer than this count as equal."""
+PR_LOW_SHARE = 0.5
+"""Sample precision (recall) under this share of its real-vs-real floor counts as low."""
 
 
 def _fig(doc: Doc, root: Path, rel: str, caption: str) -> None:
@@ -397,6 +399,20 @@ def _pr(doc: Doc, name: str) -> str:
     return f"precision {precision}, recall {recall}"
 
 
+def _pr_reading(s: dict[str, Any], name: str) -> str:
+    """What a run's sample precision and recall say, each judged against its floor."""
+    e = s["runs"][name]["eval"]
+    low_p = e["samples/precision"] < PR_LOW_SHARE * e["floor/precision"]
+    low_r = e["samples/recall"] < PR_LOW_SHARE * e["floor/recall"]
+    if low_p and low_r:
+        return "most samples are unlike real digits, and most kinds of real digits are never made"
+    if low_p:
+        return "samples are blurry or otherwise unlike real digits, though of every kind"
+    if low_r:
+        return "samples look real but cover only some kinds of real digits"
+    return "samples are realistic and cover the kinds of real digits, by this measure"
+
+
 def q_ae_samples(doc: Doc, s: dict[str, Any]) -> None:
     v, cite, tuned = doc.v, doc.cite, s["tuned"]
     ae, t, cs = _ev("ae"), _ev(tuned), f"code_stats{SEP}"
@@ -516,8 +532,7 @@ def q_beta10(doc: Doc, s: dict[str, Any]) -> None:
         f"{cite(b10 + 'recon/classifier_accuracy', '.1%')} of its reconstructions (AE: "
         f"{cite(ae + 'recon/classifier_accuracy', '.1%')}); its samples have class entropy "
         f"{cite(b10 + 'samples/class_entropy')} nats (ln 10 = 2.303) and "
-        f"{_pr(doc, 'vae_beta10')}: low precision means blurry, unrealistic samples, low recall "
-        "that many kinds of real digits are never produced."
+        f"{_pr(doc, 'vae_beta10')}: {_pr_reading(s, 'vae_beta10')}."
     )
 
 
@@ -556,7 +571,8 @@ def q_tuned(doc: Doc, s: dict[str, Any]) -> None:
         f"prior-matched code), and its prior samples are {sample_text}: Fréchet distance "
         f"{cite(t + 'samples/fd')} (AE {cite(ae + 'samples/fd')}, floor "
         f"{cite(ae + 'floor/fd_train_vs_test')}), {_pr(doc, s['tuned'])} (AE "
-        f"{_pr(doc, 'ae')}), classifier confidence {cite(t + 'samples/confidence')}, class "
+        f"{_pr(doc, 'ae')}; so {_pr_reading(s, s['tuned'])}), classifier confidence "
+        f"{cite(t + 'samples/confidence')}, class "
         f"entropy {cite(t + 'samples/class_entropy')} nats. It uses "
         f"{cite(t + 'test/active_units', 'd')} of {c['latent_dim']} latent units at KL "
         f"{cite(t + 'test/kl')} nats; its importance-weighted NLL is "
