@@ -43,7 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _load(run_dir: str, device: str):
     from vaelab.checkpoint import load_model
-    from vaelab.training import resolve_device
+    from vaelab.runtime import resolve_device
 
     if not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoints/best.pt; train it first")

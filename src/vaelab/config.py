@@ -47,7 +47,18 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
-    """Adam learning rate (other Adam settings are PyTorch's defaults)."""
+    """Adam learning rate; with a schedule, its peak."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """`constant` (the course); `cosine`: linear warm-up over `warmup_steps`, then a cosine decay
+    from `lr` to `lr·min_lr_ratio` at the last step of `epochs`."""
+    warmup_steps: int = 0
+    """Steps of linear learning-rate warm-up from lr/warmup_steps to lr (`cosine` only)."""
+    min_lr_ratio: float = 0.0
+    """Final learning rate of the cosine decay, as a fraction of `lr`."""
+    adam_beta1: float = 0.9
+    """Adam's first-moment decay (PyTorch's default 0.9)."""
+    adam_beta2: float = 0.999
+    """Adam's second-moment decay (PyTorch's default 0.999)."""
     kl_warmup_steps: int = 0
     """Linear KL warm-up: β·min(1, step/N); 0 disables it."""
     seed: int = 0
@@ -100,6 +111,18 @@ class TrainConfig:
             raise bad("lr", f"must be a number in (0, 10), got {self.lr!r}")
         if not isinstance(self.sigma2, (int, float)) or not self.sigma2 > 0:
             raise bad("sigma2", f"must be > 0, got {self.sigma2!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise bad("lr_schedule", f"{self.lr_schedule!r} is not one of constant, cosine")
+        if self.lr_schedule == "constant" and self.warmup_steps:
+            raise bad("warmup_steps", "needs --lr-schedule cosine (the constant schedule has none)")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise bad("warmup_steps", f"must be an integer >= 0, got {self.warmup_steps!r}")
+        if not isinstance(self.min_lr_ratio, (int, float)) or not 0 <= self.min_lr_ratio <= 1:
+            raise bad("min_lr_ratio", f"must be a number in [0, 1], got {self.min_lr_ratio!r}")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise bad(name, f"must be a number in [0, 1), got {value!r}")
         if not isinstance(self.kl_warmup_steps, int) or self.kl_warmup_steps < 0:
             raise bad("kl_warmup_steps", f"must be an integer >= 0, got {self.kl_warmup_steps!r}")
         if len(self.channels) != 4 or any(not isinstance(c, int) or c < 1 for c in self.channels):
@@ -110,6 +133,9 @@ class TrainConfig:
         self.beta = float(self.beta)
         self.lr = float(self.lr)
         self.sigma2 = float(self.sigma2)
+        self.min_lr_ratio = float(self.min_lr_ratio)
+        self.adam_beta1 = float(self.adam_beta1)
+        self.adam_beta2 = float(self.adam_beta2)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import torch
 from vaelab.checkpoint import load_model
 from vaelab.config import TrainConfig
 from vaelab.errors import RunError
-from vaelab.evaluation.config import GROUPS, EvalConfig
+from vaelab.evaluation.config import DEFAULT_PAIRS, GROUPS, EvalConfig
 from vaelab.evaluation.context import EvalContext
 from vaelab.evaluation.data import EvalData, load_eval_data
 from vaelab.evaluation.decode import sample_prior
@@ -36,11 +36,12 @@ from vaelab.evaluation.metrics import (
     sample_quality_metrics,
 )
 from vaelab.fsutil import atomic_write_json
-from vaelab.training import resolve_device
+from vaelab.runtime import resolve_device
 
-# interpolation_paths, pick_pairs and sample_prior are re-exported for the `sample` and
-# `interpolate` commands and the study, which import them from here.
+# DEFAULT_PAIRS, interpolation_paths, pick_pairs and sample_prior are re-exported for the CLI
+# commands and the study, which import them from here.
 __all__ = [
+    "DEFAULT_PAIRS",
     "EvalConfig",
     "eval_data_for",
     "evaluate_run",

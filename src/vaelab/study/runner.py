@@ -29,9 +29,10 @@ from vaelab.evaluation import EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.run import _data, interpolation_paths, pick_pairs
 from vaelab.fsutil import atomic_write_json, file_lock
+from vaelab.runtime import environment, resolve_device
 from vaelab.study.presets import StudyConfig
 from vaelab.study.selection import next_decades, refinement, select_beta
-from vaelab.training import environment, resolve_device, train
+from vaelab.training import train
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
@@ -117,7 +118,7 @@ class Study:
                 "this preset or delete that run directory"
             ) from None
         if not done_before:
-            self.ips = float(result.summary.get("images_per_s", self.ips)) or self.ips
+            self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
         ecfg = self.eval_config()
         eval_key = {k: v for k, v in vars(ecfg).items() if k != "log"}
         eval_key["pairs"] = [list(p) for p in eval_key["pairs"]]
