@@ -17,6 +17,7 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluation import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
+from vaelab.evaluation.keys import eval_keys
 from vaelab.training import train
 
 from .conftest import USER_HOME
@@ -90,6 +91,7 @@ def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
     assert mid > max(m["interp/pixel/realism_step_1"], m["interp/pixel/realism_step_3"])
     assert m["interp/lerp/realism_worst"] >= m["interp/lerp/realism_median"]
     assert all(f"interp/slerp/realism_step_{i}" in m for i in (1, 2, 3))
+    assert set(m) == eval_keys(is_vae=True, latent_dim=64, steps=3)  # the published schema
 
 
 def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
@@ -104,12 +106,14 @@ def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
     assert m["eval/group/likelihood"] == m["eval/group/probes"] == m["eval/figures"] == 0.0
     assert not any(k.startswith(("probe/", "interp/", "test/iw", "test/elbo")) for k in m)
     assert not (run / "figures").exists()
+    assert set(m) == eval_keys(is_vae=True, latent_dim=64, groups=SELECTION_GROUPS)
     with pytest.raises(ConfigError, match="groups"):
         evaluate_run(run, EvalConfig(groups=["samples", "fid"]))
 
 
 def test_evaluate_ae_skips_posterior_metrics(runs):
     m = evaluate_run(runs / "ae", **FAST_EVAL)
+    assert set(m) == eval_keys(is_vae=False, latent_dim=64, steps=3)
     keys, figs = readme_keys()
     for key in keys:
         if any(part in key for part in VAE_ONLY):
