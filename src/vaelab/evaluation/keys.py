@@ -18,7 +18,7 @@ REALISM = ("realism_median", "realism_p90", "realism_worst")
 def _reconstruction(split: str, is_vae: bool, latent_dim: int) -> set[str]:
     keys = {f"{split}/{k}" for k in ("sse", "mse", "bce")}
     keys |= {"classifier/test_accuracy", "recon/classifier_accuracy", "recon/fd"}
-    keys |= {"recon/precision", "recon/recall"}
+    keys |= {"recon/precision", "recon/recall", "recon/realism_median", "recon/realism_p90"}
     if is_vae:
         keys |= {f"{split}/kl", f"{split}/active_units"}
         keys |= {f"{split}/kl_dim_{i:02d}" for i in range(latent_dim)}

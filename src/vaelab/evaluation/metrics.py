@@ -50,6 +50,12 @@ def reconstruction_metrics(ctx: EvalContext) -> Metrics:
     m["recon/precision"], m["recon/recall"] = precision_recall_radii(
         real_feats[:n], feats[:n], ctx.real_radii, ctx.ecfg.pr_k
     )
+    # Realism of decodes of real codes, each matched against the real images except its own
+    # original: the level the same model's interpolations can be read against.
+    own = np.arange(len(feats))[:, None]
+    realism = realism_ratio(feats, real_feats, ctx.real_nn_scale, exclude=own)
+    m["recon/realism_median"] = float(np.median(realism))
+    m["recon/realism_p90"] = float(np.quantile(realism, 0.9))
     ctx.say(
         f"{ctx.run_dir.name}: reconstruction SSE {m[f'{split}/sse']:.3f} per image, "
         f"classifier accuracy {m['recon/classifier_accuracy']:.3f}"
