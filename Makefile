@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
 STUDY_DIR ?= study
-PRESET ?= quick
+PRESET ?= default
 
 .PHONY: setup test lint format study bench data clean
 

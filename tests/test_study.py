@@ -17,8 +17,9 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 
+from vaelab.study.halving import next_decades, refinement
 from vaelab.study.report import fmt, resolve
-from vaelab.study.selection import next_decades, refinement, select_beta
+from vaelab.study.selection import select_beta
 
 
 def _study(out: Path) -> subprocess.Popen:
@@ -34,46 +35,62 @@ def _study(out: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory, mnist_arrays, session_home):
-    """A smoke study killed after its AE run finished, then run again to completion."""
+    """A smoke study killed inside its β search (after two rung-0 trials were trained and
+    evaluated), then run again to completion."""
     out = tmp_path_factory.mktemp("study") / "s"
     os.environ["VAELAB_HOME"] = str(session_home)
     proc = _study(out)
-    done = out / "runs" / "ae" / "eval.json"
-    deadline = time.monotonic() + 300
+    done = out / "runs" / "beta_1_r0" / "eval_selection.json"
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if done.is_file() and (out / "runs" / "vae_beta0").is_dir():
+        if done.is_file():
             break
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (out / "study.json").exists()
+    finished = ("ae", "vae_beta0", "vae_beta10", "beta_0.1_r0", "beta_1_r0")
     stamps = {
         p: p.stat().st_mtime_ns
-        for p in (out / "runs" / "ae").rglob("*")
+        for name in finished
+        for p in (out / "runs" / name).rglob("*")
         if p.is_file() and not p.name.startswith(".")
     }  # lock files record the pid
 
     again = _study(out)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
-    assert "reusing ae" in err
-    for p, ns in stamps.items():  # the finished AE run was not retrained or re-evaluated
+    for name in finished:
+        assert f"reusing {name} " in err
+    for p, ns in stamps.items():  # finished runs were not retrained or re-evaluated
         assert p.stat().st_mtime_ns == ns, p
     return out
 
 
 def test_study_json_has_every_run_and_the_choice(study_dir):
     s = json.loads((study_dir / "study.json").read_text())
-    names = {"ae", "vae_beta0", "vae_beta10"} | set(s["search"]["trial_runs"].values())
-    assert set(s["runs"]) == names
-    # smoke's β = 10 trial has the β = 10 experiment's config: trained once, used for both
-    assert s["search"]["trial_runs"]["10"] == "vae_beta10"
-    assert s["runs"]["ae"]["reused"] is True
-    assert {0.1, 1.0, 10.0} <= set(s["search"]["trials"]) and len(s["search"]["trials"]) == 5
-    assert s["search"]["chosen_beta"] in s["search"]["trials"]
-    for r in s["runs"].values():
+    search, chosen = s["search"], s["search"]["chosen_beta"]
+    rung_runs = {n for r in search["rungs"] for n in r["runs"].values()}
+    tuned = f"beta_{chosen:g}_tuned"
+    assert set(s["runs"]) == {"ae", "vae_beta0", "vae_beta10", tuned} | rung_runs
+    assert s["runs"]["ae"]["reused"] is True and s["tuned"] == tuned
+    assert {0.1, 1.0, 10.0} <= set(search["trials"]) and len(search["trials"]) == 5
+    # successive halving, η = 2: ⌊5/2⌋ = 2 β go to rung 1, the better one to the final run
+    r0, r1 = search["rungs"]
+    assert len(r0["promoted"]) == 2 and sorted(r1["runs"]) == sorted(
+        f"{b:g}" for b in r0["promoted"]
+    )
+    loss = r1["selection_loss"]
+    assert r1["promoted"] == [chosen] and loss[f"{chosen:g}"] == min(loss.values())
+    assert r1["epochs"] == 2 * r0["epochs"]
+    assert s["runs"][tuned]["epochs"] == s["config"]["tuned_epochs"]
+    assert s["runs"][tuned]["train"]["steps"] * 64 >= 1024 * s["config"]["tuned_epochs"] - 64
+    for name, r in s["runs"].items():
         assert "samples/fd" in r["eval"] and "val/loss" in r["train"]
+        full = name in ("ae", "vae_beta0", "vae_beta10", tuned)
+        assert r["evaluation"] == ("full" if full else "selection"), name
+        assert ("probe/linear_acc" in r["eval"]) == full, name
     assert set(s["stage_order"]) == {
         "data",
         "ae",

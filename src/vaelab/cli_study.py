@@ -26,7 +26,12 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="the whole AE / β-VAE study, with its report")
-    p.add_argument("--preset", default="quick", help="quick (default, ~10 min CPU), full, smoke")
+    p.add_argument(
+        "--preset",
+        default="default",
+        help="default (the course-quality study in minutes), course (the course's literal "
+        "schedule), smoke (a one-minute check); quick and full are aliases of default and course",
+    )
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="study", help="study directory (default ./study)")

@@ -276,7 +276,8 @@ def scatter_labelled(
 
 @dataclass
 class RateDistortion:
-    """Points (rate, distortion) labelled by β, the chosen point, and the AE's distortion."""
+    """Points (rate, distortion) labelled by β, the chosen point, the AE's distortion, and the
+    final run of the chosen β (trained longer than the trials) if there is one."""
 
     rate: Sequence[float]
     distortion: Sequence[float]
@@ -284,6 +285,7 @@ class RateDistortion:
     chosen: tuple[float, float]
     chosen_beta: float
     ae_distortion: float | None = None
+    tuned: tuple[float, float] | None = None
 
 
 def _spans_decade(values: Sequence[float]) -> bool:
@@ -297,13 +299,17 @@ def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
         ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
     cx, cy = rd.chosen
     ax.plot([cx], [cy], "*", ms=14, color="red", label=f"chosen β = {rd.chosen_beta:g}")
+    if rd.tuned is not None:
+        ax.plot([rd.tuned[0]], [rd.tuned[1]], "D", ms=7, color="darkred", label="tuned run")
     if rd.ae_distortion is not None:
         ax.axhline(rd.ae_distortion, color="gray", lw=0.8, ls="--", label="AE (no rate term)")
     # Log axes only where the values span a decade: on a narrower range matplotlib labels
     # every minor tick and the labels overlap.
-    if _spans_decade(rd.rate):
-        _log_axis(ax, rd.rate)
-    if _spans_decade(rd.distortion):
+    rate = [*rd.rate, *([rd.tuned[0]] if rd.tuned else [])]
+    distortion = [*rd.distortion, *([rd.tuned[1]] if rd.tuned else [])]
+    if _spans_decade(rate):
+        _log_axis(ax, rate)
+    if _spans_decade(distortion):
         ax.set_yscale("log")
     ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
     ax.set_title("Rate–distortion across β", fontsize=10)

@@ -77,3 +77,16 @@ class MetricsLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+class NullMetrics:
+    """The metric log of a process that writes none (ranks other than 0 under torchrun)."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -98,9 +98,10 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[Any], **kw: Any) -> Iterator[Any]:
+def progress(iterable: Iterable[Any], disable: bool | None = None, **kw: Any) -> Iterator[Any]:
     """A tqdm bar on a terminal, silent otherwise (logs go to the run's files)."""
-    return tqdm(iterable, disable=not is_terminal(), leave=False, dynamic_ncols=True, **kw)
+    off = not is_terminal() if disable is None else disable
+    return tqdm(iterable, disable=off, leave=False, dynamic_ncols=True, **kw)
 
 
 def file_logger(name: str, path: Path, fmt: str = "%(asctime)s %(levelname)s %(message)s"):

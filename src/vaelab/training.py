@@ -27,15 +27,17 @@ from typing import Any
 
 import torch
 
+from vaelab import distributed
 from vaelab.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import split_arrays
+from vaelab.distributed import Rank
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
-from vaelab.runlog import MetricsLog, read_metrics
+from vaelab.runlog import MetricsLog, NullMetrics, read_metrics
 from vaelab.runtime import (
     close_logger,
     environment,
@@ -275,7 +277,10 @@ class _Run:
     state: TrainState
     logger: logging.Logger
     autocast: contextlib.AbstractContextManager
-    metrics: MetricsLog | None = None
+    rank: Rank
+    net: torch.nn.Module
+    """What the training step calls: the model, or DDP around it under torchrun."""
+    metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -287,7 +292,8 @@ class _Run:
         return self.cfg.epochs * len(self.train_loader)
 
     def save(self, name: str) -> None:
-        save_state(self.ckpt_dir / f"{name}.pt", self.state, self.cfg, self.image_shape)
+        if self.rank.is_main:  # one writer; every rank holds the same weights
+            save_state(self.ckpt_dir / f"{name}.pt", self.state, self.cfg, self.image_shape)
 
 
 def train(
@@ -298,26 +304,42 @@ def train(
     tensorboard: bool = True,
     on_epoch_end: EpochCallback | None = None,
 ) -> RunResult:
-    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary."""
+    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary.
+
+    Under torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
     cfg.validate()
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(run_dir / ".lock", blocking=False):
-        extending = _check_run_dir(cfg, run_dir, resume)
-        if resume and extending:
-            done = json.loads((run_dir / "DONE").read_text())
-            if done.get("epochs", 0) >= cfg.epochs:
-                return RunResult(run_dir, done)  # already finished: nothing to do
-        run = _open_run(cfg, run_dir, resume)
-        try:
-            return _loop(run, tensorboard, on_epoch_end)
-        finally:
-            close_logger(run.logger)
+    rank = distributed.rank_from_env()
+    if cfg.batch_size % rank.world_size:
+        raise ConfigError(
+            f"invalid config field 'batch_size': {cfg.batch_size} is not divisible by the "
+            f"{rank.world_size} processes; the global batch is split evenly across ranks"
+        )
+    device = distributed.init(rank, resolve_device(cfg.device))
+    try:
+        if rank.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(run_dir / ".lock", blocking=False) if rank.is_main else None
+        with lock or contextlib.nullcontext():
+            extending = _check_run_dir(cfg, run_dir, resume)
+            distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
+            if resume and extending:
+                done = json.loads((run_dir / "DONE").read_text())
+                if done.get("epochs", 0) >= cfg.epochs:
+                    return RunResult(run_dir, done)  # already finished: nothing to do
+            run = _open_run(cfg, run_dir, resume, rank, device)
+            try:
+                return _loop(run, tensorboard, on_epoch_end)
+            finally:
+                close_logger(run.logger)
+    finally:
+        distributed.shutdown(rank)
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
     cfg, state = run.cfg, run.state
-    run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
+    if run.rank.is_main:
+        run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
     try:
         with _StopFlag() as stop:
             while state.epoch < cfg.epochs:
@@ -333,14 +355,19 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     return _finish(run)
 
 
-def _open_run(cfg: TrainConfig, run_dir: Path, resume: bool) -> _Run:
+def _open_run(
+    cfg: TrainConfig, run_dir: Path, resume: bool, rank: Rank, device: torch.device
+) -> _Run:
     """Load the data, build model and optimizer, and restore the last checkpoint if resuming.
 
     The order of random draws (seed, data, model init) is fixed so a seed gives the same run."""
-    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    logger = file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
+    logger = (
+        file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
+        if rank.is_main
+        else logging.getLogger(f"vaelab.run.rank{rank.rank}")
+    )
     seed_everything(cfg.seed)
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     x_train, y_train = (a[: cfg.limit_train] for a in split_arrays(arrays, "train"))
@@ -350,10 +377,11 @@ def _open_run(cfg: TrainConfig, run_dir: Path, resume: bool) -> _Run:
             f"dataset {cfg.dataset} has an empty {'train' if len(x_train) == 0 else 'val'} split; "
             "check --data-dir and --limit-train/--limit-val"
         )
+    per_rank = cfg.batch_size // rank.world_size
     train_loader = TensorLoader(
         x_train,
         y_train,
-        cfg.batch_size,
+        per_rank,
         shuffle=True,
         seed=stream_seed(cfg.seed, "train_order"),
         binarize=cfg.binarize,
@@ -361,6 +389,8 @@ def _open_run(cfg: TrainConfig, run_dir: Path, resume: bool) -> _Run:
         # so other runs keep every image of every epoch).
         drop_last=cfg.norm and len(x_train) % cfg.batch_size == 1,
         device=device,
+        rank=rank.rank,  # each rank takes its slice of every global batch
+        world_size=rank.world_size,
     )
     val_loader = TensorLoader(
         x_val,
@@ -372,13 +402,25 @@ def _open_run(cfg: TrainConfig, run_dir: Path, resume: bool) -> _Run:
         device=device,
     )
     image_shape = tuple(int(s) for s in x_train.shape[1:])
-    model = build_model(cfg, image_shape).to(device)  # type: ignore[arg-type]
+    model = build_model(cfg, image_shape)  # type: ignore[arg-type]
+    model = distributed.prepare(model, rank, device).to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
     )
-    state = TrainState(model, optimizer)
+    state = TrainState(model, optimizer)  # type: ignore[arg-type]
+    net = distributed.wrap(model, rank, device)
     run = _Run(
-        cfg, run_dir, device, train_loader, val_loader, image_shape, state, logger, _autocast(cfg)
+        cfg,
+        run_dir,
+        device,
+        train_loader,
+        val_loader,
+        image_shape,
+        state,
+        logger,
+        _autocast(cfg),
+        rank,
+        net,
     )
     _resume_or_start(run, resume)
     return run
@@ -402,6 +444,9 @@ def _resume_or_start(run: _Run, resume: bool) -> None:
     state, last = run.state, run.ckpt_dir / "last.pt"
     if resume and last.exists():
         restore_state(last, state, run.device, run.cfg.batch_size)
+    if not run.rank.is_main:
+        return
+    if resume and last.exists():
         MetricsLog.truncate_after(run.run_dir, state.step)
         run.logger.info(
             "resumed from %s at epoch %d batch %d (step %d)",
@@ -434,7 +479,12 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
     t_epoch, t_log, seen = time.perf_counter(), time.perf_counter(), 0
     acc = torch.zeros(3, dtype=torch.float64, device=run.device)  # total, recon, kl
     acc_n, first = 0, state.batch
-    bar = progress(enumerate(loader), total=len(loader), desc=f"epoch {state.epoch + 1}")
+    bar = progress(
+        enumerate(loader),
+        total=len(loader),
+        desc=f"epoch {state.epoch + 1}",
+        disable=None if run.rank.is_main else True,
+    )
     for batch, (x, _) in bar:
         if batch < first:
             continue  # replay the position after a mid-epoch resume
@@ -442,8 +492,9 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
             for group in state.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, state.step, run.total_steps)
         beta = kl_weight(cfg, state.step)
-        parts = train_step(state.model, state.optimizer, x, beta, cfg, run.autocast)
-        state.step, state.batch, seen = state.step + 1, batch + 1, seen + len(x)
+        parts = train_step(run.net, state.optimizer, x, beta, cfg, run.autocast)
+        state.step, state.batch = state.step + 1, batch + 1
+        seen += len(x) * run.rank.world_size  # images of the global batch
         acc += torch.stack([parts.total, parts.recon, parts.kl]).double()
         acc_n += 1
         if state.step % check_every == 0 and not torch.isfinite(acc).all().item():
@@ -461,12 +512,13 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
                 "train/lr": state.optimizer.param_groups[0]["lr"],
                 "images_per_s": acc_n * cfg.batch_size / max(now - t_log, 1e-9),
             }
-            run.metrics.log(rec)  # type: ignore[union-attr]
+            run.metrics.log(rec)
             bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")  # type: ignore[attr-defined]
             acc.zero_()
             acc_n, t_log = 0, now
-        if stop.signal is not None:
-            _save_and_stop(run, stop.signal, time.perf_counter() - t_epoch, seen)
+        if distributed.any_rank(stop.signal is not None, run.rank, run.device):
+            signum = stop.signal or signal.SIGINT  # a rank the signal did not reach
+            _save_and_stop(run, signum, time.perf_counter() - t_epoch, seen)
     epoch_time = time.perf_counter() - t_epoch
     state.elapsed_s += epoch_time
     state.images += seen
@@ -521,8 +573,8 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
         "epoch_time_s": epoch_time,
         "images_per_s": seen / max(epoch_time, 1e-9),
     }
-    run.metrics.log(rec)  # type: ignore[union-attr]
-    run.metrics.sync()  # type: ignore[union-attr]
+    run.metrics.log(rec)
+    run.metrics.sync()
     run.logger.info("epoch %d/%d %s", state.epoch, run.cfg.epochs, json.dumps(rec))
     if not math.isfinite(val["val/loss"]):
         raise RunError(
@@ -565,6 +617,7 @@ def _finish(run: _Run) -> RunResult:
             "device": str(run.device),
         }
     )
-    atomic_write_json(run.run_dir / "DONE", summary)
+    if run.rank.is_main:
+        atomic_write_json(run.run_dir / "DONE", summary)
     run.logger.info("done %s", json.dumps(summary))
     return RunResult(run.run_dir, summary)

@@ -21,7 +21,7 @@ import torch
 from vaelab.checkpoint import load_model
 from vaelab.config import TrainConfig
 from vaelab.errors import RunError
-from vaelab.evaluation.config import DEFAULT_PAIRS, GROUPS, EvalConfig
+from vaelab.evaluation.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig
 from vaelab.evaluation.context import EvalContext
 from vaelab.evaluation.data import EvalData, load_eval_data
 from vaelab.evaluation.decode import sample_prior
@@ -38,14 +38,16 @@ from vaelab.evaluation.metrics import (
 from vaelab.fsutil import atomic_write_json
 from vaelab.runtime import resolve_device
 
-# DEFAULT_PAIRS, interpolation_paths, pick_pairs and sample_prior are re-exported for the CLI
-# commands and the study, which import them from here.
+# Re-exported for the CLI commands and the study, which import them from here.
 __all__ = [
     "DEFAULT_PAIRS",
+    "GROUPS",
+    "SELECTION_GROUPS",
     "EvalConfig",
     "eval_data_for",
     "evaluate_run",
     "interpolation_paths",
+    "load_eval_data",
     "pick_pairs",
     "sample_prior",
 ]
@@ -123,10 +125,3 @@ def eval_data_for(
         seed=seed,
         device=device,
     )
-
-
-def _data(
-    cfg: TrainConfig, split: str, limit: int | None, seed: int, device: torch.device
-) -> EvalData:
-    # Kept only until study/runner.py calls eval_data_for / load_eval_data; then delete.
-    return eval_data_for(cfg, split, limit=limit, seed=seed, device=device)

@@ -1,21 +1,27 @@
 """Study presets: how much training and evaluation each stage gets.
 
-`full` follows the course schedule; `quick` (the default of `make study`) keeps every phenomenon
-visible in about 10 minutes on a 2-core CPU; `smoke` is a 1-minute end-to-end check for tests.
+- `default` (what `make study` runs): the course-quality study in minutes on a 2-core CPU. The same
+  architecture and loss units as the course, a short high-learning-rate cosine schedule, and a
+  β search by successive halving (every β gets a short run, the ones that can still win longer
+  ones, the chosen β the full budget). `quick` is an alias.
+- `course`: the course's literal schedule (batch 64, Adam 1e-3 constant; AE 10 epochs, β = 0/10
+  5 epochs, 20 epochs per β trial, every trial the full budget), kept as the reference. `full` is
+  an alias (its name in vaelab 0.1).
+- `smoke`: a one-minute end-to-end check for tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from vaelab.errors import ConfigError
 
 
 @dataclass
 class StudyConfig:
-    preset: str = "quick"
+    preset: str = "default"
     dataset: str = "mnist"
     data_dir: str | None = None
     out: str = "study"
@@ -32,9 +38,24 @@ class StudyConfig:
     """Epochs of each β-search trial."""
     batch_size: int = 64
     lr: float = 1e-3
+    """Adam learning rate (the peak, with the cosine schedule)."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
     latent_dim: int = 64
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     # --- β search -------------------------------------------------------------------------------
+    search: Literal["grid", "halving"] = "grid"
+    """`grid`: every β trains `trial_epochs` on the whole train split (the course). `halving`:
+    successive halving: rung 0 trains every β `trial_epochs` on `trial_limit_train` images, rung r
+    η^r times as many epochs for the best ⌊n/η⌋ β of rung r−1, and the last rung trains the chosen
+    β `tuned_epochs` on the whole train split."""
+    trial_limit_train: int | None = None
+    """Training images of each rung-0 trial (halving; None: `limit_train`)."""
+    halving_eta: int = 3
+    halving_rungs: int = 3
+    """Rungs including the final full-budget run of the chosen β."""
+    tuned_epochs: int = 20
+    """Epochs of the chosen β's final run (halving)."""
     decades: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     """First β grid, 10× apart; extended by a decade while the best β sits on an edge."""
     max_extensions: int = 2
@@ -46,6 +67,17 @@ class StudyConfig:
     """... and samples must cover the classes (entropy in nats; ln 10 ≈ 2.303 is uniform) ..."""
     # ... and among the β that pass both, the lowest sample Fréchet distance wins.
     # --- evaluation -----------------------------------------------------------------------------
+    # Trials get the selection evaluation (what the choice needs: reconstruction accuracy and
+    # rate/distortion, sample FD and class entropy); the AE, β = 0/10 and the tuned VAE get the
+    # full one.
+    trial_evaluation: Literal["selection", "full"] = "full"
+    """Evaluation of grid-search trials (`full` in `course`, as vaelab 0.1 did); halving trials
+    always get the selection evaluation."""
+    selection_limit: int = 2000
+    """Test images of a trial's selection evaluation."""
+    selection_samples: int = 2000
+    """Prior samples of a trial's selection evaluation (FD is biased by sample count: trials are
+    compared with each other only, at equal count)."""
     eval_limit: int | None = None
     iw_samples: int = 1000
     iw_limit: int | None = 1000
@@ -62,6 +94,10 @@ class StudyConfig:
             "ae_epochs",
             "extreme_epochs",
             "trial_epochs",
+            "tuned_epochs",
+            "halving_rungs",
+            "selection_limit",
+            "selection_samples",
             "batch_size",
             "iw_samples",
             "n_samples",
@@ -69,6 +105,12 @@ class StudyConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"invalid study option '{name}': must be >= 1")
+        if self.search not in ("grid", "halving"):
+            raise ConfigError(
+                f"invalid study option 'search': {self.search!r} is not grid or halving"
+            )
+        if self.halving_eta < 2:
+            raise ConfigError("invalid study option 'halving_eta': must be >= 2")
         if not self.decades or any(b <= 0 for b in self.decades):
             raise ConfigError("invalid study option 'decades': positive β values needed")
         return self
@@ -78,29 +120,42 @@ class StudyConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "full": {},
-    "quick": dict(
-        limit_train=25_000,
+    "default": dict(
+        batch_size=128,
+        lr=3e-3,
+        lr_schedule="cosine",
+        warmup_steps=100,
         ae_epochs=4,
-        extreme_epochs=3,
-        trial_epochs=3,
-        eval_limit=5000,
-        iw_samples=200,
+        extreme_epochs=2,
+        search="halving",
+        trial_epochs=1,
+        trial_limit_train=25_000,
+        halving_eta=3,
+        halving_rungs=3,
+        tuned_epochs=5,
+        iw_samples=1000,
         iw_limit=500,
-        n_samples=5000,
-        probe_train=10_000,
+        n_samples=10_000,
     ),
+    "course": {},
     "smoke": dict(
         limit_train=1024,
         limit_val=256,
         ae_epochs=2,
         extreme_epochs=1,
+        search="halving",
         trial_epochs=1,
+        trial_limit_train=512,
+        halving_eta=2,
+        halving_rungs=3,
+        tuned_epochs=2,
         batch_size=64,
         channels=[8, 16, 32, 32],
         decades=[0.1, 1.0, 10.0],
         max_extensions=0,
         eval_limit=400,
+        selection_limit=400,
+        selection_samples=400,
         iw_samples=8,
         iw_limit=100,
         n_samples=400,
@@ -108,12 +163,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         classifier="smoke",
     ),
 }
+# Earlier names, kept working: vaelab 0.1's `quick` and `full`.
+ALIASES = {"quick": "default", "full": "course"}
 
 
-def make_config(preset: str = "quick", **overrides: Any) -> StudyConfig:
+def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
+    preset = ALIASES.get(preset, preset)
     if preset not in PRESETS:
         raise ConfigError(
-            f"invalid study option 'preset': {preset!r} is not one of {', '.join(PRESETS)}"
+            f"invalid study option 'preset': {preset!r} is not one of {', '.join(PRESETS)} "
+            f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return StudyConfig(preset=preset, **values).validate()

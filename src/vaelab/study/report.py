@@ -224,40 +224,19 @@ SEARCH_METRICS = [
 
 
 def search_section(doc: Doc, root: Path, s: dict[str, Any]) -> None:
+    """Section 4: the criterion, the search rule, every trial, (halving) every later rung, how
+    trials were evaluated, and the trade-off figures."""
     c, search = s["config"], s["search"]
     doc.h(2, "4. β search", "search")
     doc.p(
         f"Selection criterion: {criterion_text(c['min_recon_accuracy'], c['min_class_entropy'])}"
         f". Search: {'; '.join(search['log'])}. Result: {search['reason']}."
     )
-    rows = []
-    for b in search["trials"]:
-        name = search["trial_runs"][f"{b:g}"]
-        ev = s["runs"][name]["eval"]
-        mark = (
-            " (chosen)"
-            if b == search["chosen_beta"]
-            else (" (eligible)" if b in search["eligible"] else "")
-        )
-        rows.append(
-            [f"{b:g}{mark}"]
-            + [
-                doc.cite(_ev(name) + k, METRICS[k][1]) if k in ev else "–"  # not evaluated
-                for k in SEARCH_METRICS
-            ]
-        )
-    doc.table(["β"] + [METRICS[k][0] for k in SEARCH_METRICS], rows)
-    ae = _ev("ae")
-    doc.p(
-        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: importance-weighted "
-        f"with K = {c['iw_samples']} on {c['iw_limit'] or 'all'} test images, a continuous "
-        "density on dequantised pixels for this Gaussian decoder with σ² = ½); FD = Fréchet "
-        "distance of reference-classifier features (floor, real train vs test: "
-        f"{doc.cite(ae + 'floor/fd_train_vs_test', '.3g')}); precision and recall with k = "
-        f"{doc.cite(ae + 'samples/pr_k', 'g')} nearest neighbours on "
-        f"{doc.cite(ae + 'samples/pr_n', 'g')} images per set (floor: "
-        f"{doc.cite(ae + 'floor/precision', '.3f')} and {doc.cite(ae + 'floor/recall', '.3f')})."
-    )
+    if search.get("method") == "halving":
+        doc.p(f"Search rule: {search['rule']}.")
+    doc.table(["β"] + [METRICS[k][0] for k in SEARCH_METRICS], _trial_rows(doc, s))
+    _rung_tables(doc, s)
+    _search_units(doc, s)
     for rel, cap in (
         ("figures/rate_distortion.png", "Rate (KL) against distortion (SSE) across β."),
         ("figures/beta_fd.png", "Sample and reconstruction Fréchet distance vs β."),
@@ -269,7 +248,67 @@ def search_section(doc: Doc, root: Path, s: dict[str, Any]) -> None:
         ("figures/beta_active_units.png", "Active units vs β."),
         ("figures/beta_probe.png", "Linear-probe and 5-NN accuracy vs β."),
     ):
+        if rel.endswith("beta_probe.png") and not (root / rel).is_file():
+            continue  # trials with the selection evaluation have no probes
         _fig(doc, root, rel, cap)
+
+
+def _trial_rows(doc: Doc, s: dict[str, Any]) -> list[list[str]]:
+    search, rows = s["search"], []
+    for b in search["trials"]:
+        name = search["trial_runs"][f"{b:g}"]
+        ev = s["runs"][name]["eval"]
+        mark = (
+            " (chosen)"
+            if b == search["chosen_beta"]
+            else (" (eligible)" if b in search["eligible"] else "")
+        )
+        cells = [doc.cite(_ev(name) + k, METRICS[k][1]) if k in ev else "–" for k in SEARCH_METRICS]
+        rows.append([f"{b:g}{mark}", *cells])  # "–": not part of this run's evaluation
+    return rows
+
+
+def _rung_tables(doc: Doc, s: dict[str, Any]) -> None:
+    """Successive halving: one table per rung after the first (the first is the trial table)."""
+    keys = ("samples/fd", "samples/class_entropy", "recon/classifier_accuracy")
+    for rung in s["search"].get("rungs", [])[1:]:
+        doc.table(
+            [f"rung {rung['rung']} ({rung['epochs']} epochs on {rung['limit_train']} images): β"]
+            + [METRICS[k][0] for k in keys[:2]]
+            + ["recon accuracy"],
+            [
+                [b] + [doc.cite(_ev(name) + k, METRICS[k][1]) for k in keys]
+                for b, name in rung["runs"].items()
+            ],
+        )
+
+
+def _search_units(doc: Doc, s: dict[str, Any]) -> None:
+    c, search = s["config"], s["search"]
+    first = _ev(search["trial_runs"][f"{search['trials'][0]:g}"])
+    sized = ""
+    if "selection_limit" in c:
+        full = [n for n in s["run_order"] if s["runs"][n].get("evaluation", "full") == "full"]
+        sized = (
+            "Evaluation sized to the decision: trials got the selection evaluation "
+            f"(reconstruction accuracy and rate/distortion on {c['selection_limit']} test "
+            f"images, FD, precision/recall and class entropy of {c['selection_samples']} prior "
+            "samples; FD grows and the k-NN measures change as the sample count shrinks, so "
+            f"trial values compare with each other only); {', '.join(full)} got the full one "
+            f"({c['n_samples']} prior samples, IW-NLL with K = {c['iw_samples']}, probes, "
+            "interpolations, all figures). "
+        )
+    doc.p(
+        sized + "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"importance-weighted with K = {c['iw_samples']} on {c['iw_limit'] or 'all'} test "
+        "images, a continuous density on dequantised pixels for this Gaussian decoder with "
+        "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
+        f"with k = {doc.cite(first + 'samples/pr_k', 'g')} nearest neighbours on "
+        f"{doc.cite(first + 'samples/pr_n', 'g')} images per set. Floors for the trials (real "
+        f"train vs test at the same set size): FD {doc.cite(first + 'floor/fd_train_vs_test')}"
+        f", precision {doc.cite(first + 'floor/precision', '.3f')}, recall "
+        f"{doc.cite(first + 'floor/recall', '.3f')}."
+    )
 
 
 INTERP_COLUMNS = [
@@ -341,6 +380,7 @@ def representation_section(doc: Doc, s: dict[str, Any]) -> None:
                 doc.cite(f"representation{SEP}{name}{SEP}probe/knn_acc", ".4f"),
             ]
             for name in s["run_order"]
+            if name in s["representation"]  # trials with the selection evaluation: no probes
         ],
     )
     doc.p(
@@ -667,7 +707,7 @@ def precision_recall_figure(root: Path, s: dict[str, Any]) -> Path:
     search = s["search"]
     betas = search["trials"]
     trial = [s["runs"][search["trial_runs"][f"{b:g}"]]["eval"] for b in betas]
-    floor = s["runs"]["ae"]["eval"]
+    floor = trial[0]  # the trials' own floor: precision/recall depend on the set size
     return figures.xy_lines(
         root / "figures" / "beta_precision_recall.png",
         betas,

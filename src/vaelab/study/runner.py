@@ -8,11 +8,14 @@ match. Re-running the command after a crash finishes the study without redoing f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +30,24 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluation import EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.run import _data, interpolation_paths, pick_pairs
+from vaelab.evaluation.run import SELECTION_GROUPS, interpolation_paths, load_eval_data, pick_pairs
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.runtime import environment, resolve_device
+from vaelab.study import halving
 from vaelab.study.presets import StudyConfig
-from vaelab.study.selection import next_decades, refinement, select_beta
+from vaelab.study.selection import halving_rule_text, select_beta
 from vaelab.training import train
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
 
-def beta_name(beta: float) -> str:
-    return f"beta_{beta:g}"
+def beta_name(beta: float, rung: int | None = None) -> str:
+    """Run name of a β trial: `beta_<β>` (grid search), `beta_<β>_r<rung>` (halving)."""
+    return f"beta_{beta:g}" if rung is None else f"beta_{beta:g}_r{rung}"
+
+
+def _betas(betas: list[float]) -> str:
+    return ", ".join(f"{b:g}" for b in betas)
 
 
 class Study:
@@ -48,7 +57,7 @@ class Study:
         self.runs: dict[str, dict[str, Any]] = {}
         self.stage_time: dict[str, float] = {}
         self.ips = 2000.0  # training images/s, updated from finished runs
-        self.eval_s = 30.0  # seconds per evaluation, updated likewise
+        self.eval_s = {"full": 60.0, "selection": 5.0}  # seconds per evaluation, likewise
         self.log = logging.getLogger(f"vaelab.study.{self.root.resolve()}")
         self.n_train = 0
 
@@ -57,7 +66,9 @@ class Study:
         print(msg, file=sys.stderr, flush=True)
         self.log.info(msg)
 
-    def train_config(self, model: str, beta: float, epochs: int) -> TrainConfig:
+    def train_config(
+        self, model: str, beta: float, epochs: int, limit_train: int | None = None
+    ) -> TrainConfig:
         c = self.cfg
         return TrainConfig(
             model=model,
@@ -69,40 +80,67 @@ class Study:
             channels=list(c.channels),
             batch_size=c.batch_size,
             lr=c.lr,
+            lr_schedule=c.lr_schedule,
+            warmup_steps=c.warmup_steps,
             seed=c.seed,
             device=c.device,
-            limit_train=c.limit_train,
+            limit_train=limit_train or c.limit_train,
             limit_val=c.limit_val,
             log_every=10,
         ).validate()
 
-    def eval_config(self) -> EvalConfig:
+    def eval_config(self, kind: str) -> EvalConfig:
+        """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
+        accuracy and rate/distortion, sample FD and class entropy) on fewer images/samples."""
         c = self.cfg
-        return EvalConfig(
-            limit=c.eval_limit,
+        common = dict(
             iw_samples=c.iw_samples,
             iw_limit=c.iw_limit,
-            n_samples=c.n_samples,
             probe_train=c.probe_train,
             classifier=c.classifier,
             seed=c.seed,
             device=c.device,
             log=lambda m: self.say(f"    {m}"),
         )
+        if kind == "selection":
+            return EvalConfig(
+                groups=SELECTION_GROUPS,
+                figures=False,
+                limit=c.selection_limit,
+                n_samples=c.selection_samples,
+                **common,  # type: ignore[arg-type]
+            )
+        return EvalConfig(limit=c.eval_limit, n_samples=c.n_samples, **common)  # type: ignore[arg-type]
 
-    def remaining_s(self, pending: list[tuple[str, int]]) -> float:
-        """Estimated seconds for pending (name, epochs) runs, from measured throughput."""
-        todo = [(n, e) for n, e in pending if n not in self.runs]
-        train_s = sum(e * self.n_train / self.ips for _, e in todo)
-        return train_s + len(todo) * self.eval_s
+    def remaining_s(self, pending: list[tuple[str, int, int, str]]) -> float:
+        """Estimated seconds for pending (name, epochs, images, eval kind) runs."""
+        todo = [p for p in pending if p[0] not in self.runs]
+        train_s = sum(e * n / self.ips for _, e, n, _ in todo)
+        return train_s + sum(self.eval_s[k] for *_, k in todo)
 
-    def ensure_run(self, name: str, tcfg: TrainConfig, stage: str) -> dict[str, Any]:
-        """Train (or reuse, or resume) and evaluate one run; returns its merged metrics.
+    @contextmanager
+    def timed(
+        self, key: str, title: str, pending: list[tuple[str, int, int, str]]
+    ) -> Iterator[None]:
+        """One stage: announce it with the work left, record its wall time."""
+        i = STAGES.index(key) + 1
+        left = self.remaining_s(pending)
+        self.say(f"[{i}/{len(STAGES)}] {title} · about {left / 60:.1f} min of work left")
+        t0 = time.perf_counter()
+        yield
+        self.stage_time[key] = self.stage_time.get(key, 0.0) + time.perf_counter() - t0
 
-        A run whose config equals one already done in this study (in `quick`, the β = 10 trial
-        and the β = 10 experiment) is not trained twice: the earlier run stands for both."""
+    def ensure_run(
+        self, name: str, tcfg: TrainConfig, stage: str, evaluation: str = "full"
+    ) -> dict[str, Any]:
+        """Train (or reuse, or resume) and evaluate one run; returns its study entry.
+
+        A run whose config equals one already done in this study is not trained twice: the
+        earlier run stands for both (it is evaluated again only if it lacks this evaluation)."""
         for other in self.runs.values():
-            if other["config"] == tcfg.to_dict():
+            if other["config"] == tcfg.to_dict() and (
+                other["evaluation"] == evaluation or evaluation == "selection"
+            ):
                 self.say(f"  {name} is identical to {other['name']}: reusing it")
                 return other
         run_dir = self.root / "runs" / name
@@ -119,29 +157,16 @@ class Study:
             ) from None
         if not done_before:
             self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
-        ecfg = self.eval_config()
-        eval_key = {k: v for k, v in vars(ecfg).items() if k != "log"}
-        eval_key["pairs"] = [list(p) for p in eval_key["pairs"]]
-        key_path = run_dir / "eval_config.json"
-        fresh = (
-            (run_dir / "eval.json").exists()
-            and key_path.exists()
-            and json.loads(key_path.read_text()) == eval_key
-            and (run_dir / "eval.json").stat().st_mtime >= (run_dir / "DONE").stat().st_mtime
-        )
-        if fresh:
-            metrics = json.loads((run_dir / "eval.json").read_text())
-        else:
-            metrics = evaluate_run(run_dir, ecfg)
-            atomic_write_json(key_path, eval_key)
-            self.eval_s = metrics["eval/time_s"]
+        metrics, fresh = self._evaluate(run_dir, evaluation)
         entry = {
             "name": name,
             "stage": stage,
             "model": tcfg.model,
             "beta": tcfg.beta,
             "epochs": tcfg.epochs,
+            "train_images": result.summary.get("steps", 0) * tcfg.batch_size,
             "dir": f"runs/{name}",
+            "evaluation": evaluation,
             "train": result.summary,
             "eval": metrics,
             "reused": done_before and fresh,
@@ -150,125 +175,92 @@ class Study:
         self.runs[name] = entry
         return entry
 
+    def _evaluate(self, run_dir: Path, kind: str) -> tuple[dict[str, float], bool]:
+        """Evaluate `run_dir` (`full` or `selection`), reusing a stored evaluation with the same
+        options made after the run finished. Returns (metrics, reused)."""
+        ecfg = self.eval_config(kind)
+        key = {k: v for k, v in vars(ecfg).items() if k != "log"}
+        key = json.loads(json.dumps(key))  # tuples → lists, as stored
+        stored_path = run_dir / f"eval_{kind}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            stored = json.loads(stored_path.read_text())
+            if (
+                stored["options"] == key
+                and stored_path.stat().st_mtime >= (run_dir / "DONE").stat().st_mtime
+            ):
+                return stored["metrics"], True
+        metrics = evaluate_run(run_dir, ecfg)
+        atomic_write_json(stored_path, {"options": key, "metrics": metrics})
+        self.eval_s[kind] = metrics["eval/time_s"]
+        return metrics, False
+
     # ------------------------------------------------------------------ stages
-    def stage(self, i: int, name: str, title: str, pending: list[tuple[str, int]]) -> float:
-        left = self.remaining_s(pending)
-        self.say(f"[{i}/{len(STAGES)}] {title} · about {left / 60:.1f} min of work left")
-        return time.perf_counter()
+    def pending(self) -> list[tuple[str, int, int, str]]:
+        """The runs this preset will train: (name, epochs, images per epoch, evaluation)."""
+        c, n = self.cfg, self.n_train
+        trial_n = min(n, c.trial_limit_train or n)
+        out = [
+            ("ae", c.ae_epochs, n, "full"),
+            ("vae_beta0", c.extreme_epochs, n, "full"),
+            ("vae_beta10", c.extreme_epochs, n, "full"),
+        ]
+        if c.search == "grid":
+            out += [(beta_name(b), c.trial_epochs, n, "selection") for b in c.decades]
+            out += [(f"refine_{i}", c.trial_epochs, n, "selection") for i in range(2)]
+            return out
+        plan = halving.rungs(
+            c.trial_epochs, trial_n, c.halving_eta, c.tuned_epochs, c.halving_rungs
+        )
+        count = len(c.decades) + 2 * c.refine
+        for rung in plan:
+            images = rung.limit_train or n
+            out += [(f"r{rung.index}_{i}", rung.epochs, images, "selection") for i in range(count)]
+            count = halving.promoted_count(count, c.halving_eta)
+        out[-1] = (out[-1][0], out[-1][1], out[-1][2], "full")
+        return out
 
     def run(self) -> dict[str, Any]:
         c = self.cfg
-        t_study = time.perf_counter()
         device = resolve_device(c.device)
         fig_dir = self.root / "figures"
         arrays = load_arrays(c.dataset, c.data_dir)
         x_tr, _ = split_arrays(arrays, "train")
         self.n_train = min(len(x_tr), c.limit_train or len(x_tr))
-        pending = (
-            [("ae", c.ae_epochs), ("vae_beta0", c.extreme_epochs), ("vae_beta10", c.extreme_epochs)]
-            + [(beta_name(b), c.trial_epochs) for b in c.decades]
-            + [("refine_a", c.trial_epochs), ("refine_b", c.trial_epochs)]
-        )
+        plan = self.pending()
 
-        # 1. data overview
-        t0 = self.stage(1, "data", "data overview", pending)
-        data = data_info(c.dataset, c.data_dir)
-        strip = torch.from_numpy(x_tr[:16]).float() / 255.0
-        figures.image_grid(
-            fig_dir / "data_strip.png", strip, f"{c.dataset}: the first 16 training images", nrow=16
-        )
-        x_te, _ = split_arrays(arrays, "test")
-        x_te = torch.from_numpy(x_te[: c.eval_limit]).double() / 255.0
-        mean_img = torch.from_numpy(x_tr[: self.n_train]).double().mean(0) / 255.0
-        mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
-        self.stage_time["data"] = time.perf_counter() - t0
-
-        # 2. auto-encoder
-        t0 = self.stage(2, "ae", "auto-encoder", pending)
-        ae = self.ensure_run("ae", self.train_config("ae", 0.0, c.ae_epochs), "ae")
-        self.stage_time["ae"] = time.perf_counter() - t0
-
-        # 3. β = 0 and β = 10
-        t0 = self.stage(3, "extremes", "VAE at β = 0 and β = 10", pending)
-        for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
-            self.ensure_run(name, self.train_config("vae", b, c.extreme_epochs), "extremes")
-        self.stage_time["extremes"] = time.perf_counter() - t0
-
-        # 4. β search
-        t0 = self.stage(4, "search", "β search (decades, then refinement)", pending)
-        trials: dict[float, dict[str, float]] = {}
-
-        trial_runs: dict[float, str] = {}
-
-        def trial(beta: float) -> None:
-            if beta not in trials:
-                tcfg = self.train_config("vae", beta, c.trial_epochs)
-                e = self.ensure_run(beta_name(beta), tcfg, "search")
-                trials[beta], trial_runs[beta] = e["eval"], e["name"]
-
-        grid = list(c.decades)
-        for b in grid:
-            trial(b)
-        search_log = [f"decades {', '.join(f'{b:g}' for b in grid)}"]
-        for _ in range(c.max_extensions):
-            best = select_beta(trials, c.min_recon_accuracy, c.min_class_entropy).beta
-            more = next_decades(sorted(trials), best)
-            if not more:
-                break
-            search_log.append(f"best β {best:g} on the edge: extended with {more[0]:g}")
-            for b in more:
-                trial(b)
-        best_decade = select_beta(trials, c.min_recon_accuracy, c.min_class_entropy).beta
-        if c.refine:
-            refined = refinement(best_decade)
-            search_log.append(
-                f"best decade β {best_decade:g}: refined with "
-                f"{', '.join(f'{b:g}' for b in refined)}"
-            )
-            for b in refined:
-                trial(b)
-        choice = select_beta(trials, c.min_recon_accuracy, c.min_class_entropy)
-        self._tradeoff_figures(trials, choice.beta, ae["eval"], fig_dir)
-        self.stage_time["search"] = time.perf_counter() - t0
-
-        # 5. the tuned VAE (the chosen trial: its figures are in its run directory)
-        t0 = self.stage(5, "tuned", f"tuned VAE (β = {choice.beta:g})", [])
-        tuned = self.runs[trial_runs[choice.beta]]
-        code_stats = self._code_stats(["ae", tuned["name"]], device)
-        self.stage_time["tuned"] = time.perf_counter() - t0
-
-        # 6. interpolation AE vs tuned VAE
-        t0 = self.stage(6, "interpolation", "interpolations AE vs tuned VAE", [])
-        interp = self._interpolations(tuned["name"], device, fig_dir)
-        self.stage_time["interpolation"] = time.perf_counter() - t0
-
-        # 7. representation
-        t0 = self.stage(7, "representation", "representation usefulness", [])
-        representation = {
-            name: {k: r["eval"][k] for k in ("probe/linear_acc", "probe/knn_acc")}
-            for name, r in self.runs.items()
-        }
-        self.stage_time["representation"] = time.perf_counter() - t0
-
+        with self.timed("data", "data overview", plan):
+            data, baselines = self._data_overview(arrays, fig_dir)
+        with self.timed("ae", "auto-encoder", plan):
+            ae = self.ensure_run("ae", self.train_config("ae", 0.0, c.ae_epochs), "ae")
+        with self.timed("extremes", "VAE at β = 0 and β = 10", plan):
+            for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
+                self.ensure_run(name, self.train_config("vae", b, c.extreme_epochs), "extremes")
+        with self.timed("search", f"β search ({c.search})", plan):
+            search = self._search()
+            trials = {b: self.runs[n]["eval"] for b, n in search["trial_runs_by_beta"].items()}
+            self._tradeoff_figures(trials, search["chosen_beta"], ae["eval"], fig_dir)
+        with self.timed("tuned", f"tuned VAE (β = {search['chosen_beta']:g})", []):
+            tuned = self._tuned(search)
+            code_stats = self._code_stats(["ae", tuned["name"]], device)
+        with self.timed("interpolation", "interpolations AE vs tuned VAE", []):
+            interp = self._interpolations(tuned["name"], device, fig_dir)
+        with self.timed("representation", "representation usefulness", []):
+            representation = {
+                name: {k: r["eval"][k] for k in ("probe/linear_acc", "probe/knn_acc")}
+                for name, r in self.runs.items()
+                if r["evaluation"] == "full"
+            }
         classifier_meta = clf.reference_classifier(
             c.dataset, c.data_dir, variant=c.classifier, device=device
         )[1]
+        del search["trial_runs_by_beta"]
         return {
             "config": c.to_dict(),
             "env": environment(device),
             "data": data,
-            "baselines": {"mean_image_sse": mean_image_sse, "prior_norm": math.sqrt(c.latent_dim)},
+            "baselines": baselines,
             "runs": self.runs,
-            "search": {
-                "trials": sorted(trials),
-                "trial_runs": {f"{b:g}": n for b, n in sorted(trial_runs.items())},
-                "log": search_log,
-                "chosen_beta": choice.beta,
-                "eligible": choice.eligible,
-                "reason": choice.reason,
-                "fallback": choice.fallback,
-                "best_decade": best_decade,
-            },
+            "search": search,
             "tuned": tuned["name"],
             "code_stats": code_stats,
             "interpolation": interp,
@@ -280,12 +272,120 @@ class Study:
             "stage_time_s": self.stage_time,
             "stage_order": [k for k in STAGES if k in self.stage_time],
             "run_order": list(self.runs),
-            "wall_time_s": time.perf_counter() - t_study,
             "compute_time_s": sum(
                 r["train"].get("train_time_s", 0) + r["eval"]["eval/time_s"]
                 for r in self.runs.values()
             ),
+            "train_images": sum(r["train_images"] for r in self.runs.values()),
         }
+
+    def _data_overview(self, arrays: dict, fig_dir: Path) -> tuple[dict, dict]:
+        c = self.cfg
+        x_tr, _ = split_arrays(arrays, "train")
+        strip = torch.from_numpy(x_tr[:16]).float() / 255.0
+        figures.image_grid(
+            fig_dir / "data_strip.png", strip, f"{c.dataset}: the first 16 training images", nrow=16
+        )
+        x_te, _ = split_arrays(arrays, "test")
+        x_te = torch.from_numpy(x_te[: c.eval_limit]).double() / 255.0
+        mean_img = torch.from_numpy(x_tr[: self.n_train]).double().mean(0) / 255.0
+        mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
+        baselines = {"mean_image_sse": mean_image_sse, "prior_norm": math.sqrt(c.latent_dim)}
+        return data_info(c.dataset, c.data_dir), baselines
+
+    # ------------------------------------------------------------------ the β search
+    def _search(self) -> dict[str, Any]:
+        """The β search (vaelab.study.halving.run_search) with trials as study runs."""
+        c = self.cfg
+        plan = halving.rungs(
+            c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
+        )
+        names: dict[tuple[float, int], str] = {}
+
+        def trial(beta: float, rung: int) -> float:
+            if c.search == "grid":
+                name, evaluation = beta_name(beta), c.trial_evaluation
+                tcfg = self.train_config("vae", beta, c.trial_epochs)
+            else:
+                name, evaluation = beta_name(beta, rung), "selection"
+                r = plan[rung]
+                tcfg = self.train_config("vae", beta, r.epochs, r.limit_train)
+            names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation)["name"]
+            return self._loss(self.runs[names[beta, rung]]["eval"])
+
+        outcome = halving.run_search(
+            c.decades,
+            trial,
+            eta=c.halving_eta,
+            n_rungs=c.halving_rungs if c.search == "halving" else 1,
+            max_extensions=c.max_extensions,
+            refine=c.refine,
+        )
+        rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
+        choice = select_beta(
+            {b: self.runs[n]["eval"] for b, n in rung0.items()},
+            c.min_recon_accuracy,
+            c.min_class_entropy,
+        )
+        reason = choice.reason
+        if c.search == "halving":
+            reason = self._halving_reason(outcome.rungs[-1], plan, outcome.chosen)
+        return {
+            "method": c.search,
+            "trials": sorted(rung0),
+            "trial_runs": {f"{b:g}": n for b, n in sorted(rung0.items())},
+            "trial_runs_by_beta": rung0,
+            "log": outcome.log,
+            "rungs": [
+                {
+                    "rung": r.index,
+                    "epochs": plan[r.index].epochs if c.search == "halving" else c.trial_epochs,
+                    "limit_train": min(self.n_train, plan[r.index].limit_train or self.n_train)
+                    if c.search == "halving"
+                    else self.n_train,
+                    "selection_loss": {f"{b:g}": v for b, v in sorted(r.losses.items())},
+                    "runs": {f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
+                    "promoted": r.promoted,
+                }
+                for r in outcome.rungs
+            ],
+            "chosen_beta": outcome.chosen,
+            "eligible": choice.eligible,
+            "reason": reason,
+            "fallback": choice.fallback,
+            "best_decade": outcome.best_decade,
+            "rule": halving_rule_text(c) if c.search == "halving" else "",
+        }
+
+    def _loss(self, metrics: dict[str, float]) -> float:
+        c = self.cfg
+        return halving.selection_loss(metrics, c.min_recon_accuracy, c.min_class_entropy)
+
+    def _halving_reason(
+        self, last: halving.RungResult, plan: list[halving.Rung], chosen: float
+    ) -> str:
+        loss = last.losses[chosen]
+        what = (
+            f"its sample Fréchet distance {loss:.2f} was the lowest among the eligible β"
+            if loss < halving.INELIGIBLE_PENALTY
+            else "no β met both thresholds there, so the lowest sample Fréchet distance "
+            f"({loss - halving.INELIGIBLE_PENALTY:.2f}) decided"
+        )
+        rung = plan[last.index]
+        images = min(self.n_train, rung.limit_train or self.n_train)
+        return (
+            f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
+            f"on {images} images; β {_betas(sorted(last.losses))}): {what}"
+        )
+
+    def _tuned(self, search: dict[str, Any]) -> dict[str, Any]:
+        """The chosen β with the preset's full budget and the full evaluation."""
+        c, beta = self.cfg, search["chosen_beta"]
+        if c.search == "grid":
+            name = search["trial_runs_by_beta"][beta]
+            return self.ensure_run(name, self.train_config("vae", beta, c.trial_epochs), "tuned")
+        tcfg = self.train_config("vae", beta, c.tuned_epochs)
+        return self.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
 
     # ------------------------------------------------------------------ helpers
     def _tradeoff_figures(
@@ -339,6 +439,8 @@ class Study:
             f"active units (of {self.cfg.latent_dim})",
             mark=chosen,
         )
+        if "probe/linear_acc" not in col:
+            return  # trials had the selection evaluation only (no probes)
         figures.xy_lines(
             fig_dir / "beta_probe.png",
             betas,
@@ -350,6 +452,14 @@ class Study:
             mark=chosen,
         )
 
+    def _test_images(self, device: torch.device, labels: bool = False) -> Any:
+        """The test images every run is evaluated on (x in [0, 1]), with labels if asked."""
+        c = self.cfg
+        x, _, y = load_eval_data(
+            c.dataset, "test", data_dir=c.data_dir, limit=c.eval_limit, seed=c.seed, device=device
+        )
+        return (x, y) if labels else x
+
     @torch.no_grad()
     def _code_stats(self, names: list[str], device: torch.device) -> dict[str, dict[str, float]]:
         """Where each model's test codes live, compared with the N(0, I) prior."""
@@ -357,8 +467,8 @@ class Study:
 
         out = {}
         for name in names:
-            model, tcfg = load_model(self.root / "runs" / name, "best", device)
-            x, _, _ = _data(tcfg, "test", self.cfg.eval_limit, self.cfg.seed, device)
+            model, _ = load_model(self.root / "runs" / name, "best", device)
+            x = self._test_images(device)
             mu = torch.cat([model.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)])
             seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
             if model.is_vae:
@@ -393,8 +503,7 @@ class Study:
                 self.root / "runs" / tuned, "best", device
             )[0],
         }
-        tcfg = self.train_config("ae", 0.0, 1)  # same data and split as every run
-        x, _, y = _data(tcfg, "test", self.cfg.eval_limit, self.cfg.seed, device)
+        x, y = self._test_images(device, labels=True)
         classifier, _ = clf.reference_classifier(
             self.cfg.dataset, self.cfg.data_dir, variant=self.cfg.classifier, device=device
         )

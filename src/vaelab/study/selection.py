@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
+
+from vaelab.study.halving import INELIGIBLE_PENALTY, selection_loss
 
 
 @dataclass
@@ -32,15 +34,9 @@ def select_beta(
     sample FD overall and say so."""
     if not trials:
         raise ValueError("no β trials to choose from")
-    eligible = sorted(
-        b
-        for b, m in trials.items()
-        if m["recon/classifier_accuracy"] >= min_recon_accuracy
-        and m["samples/class_entropy"] >= min_class_entropy
-        and math.isfinite(m["samples/fd"])
-    )
-    pool = eligible or sorted(trials)
-    best = min(pool, key=lambda b: trials[b]["samples/fd"])
+    loss = {b: selection_loss(m, min_recon_accuracy, min_class_entropy) for b, m in trials.items()}
+    eligible = sorted(b for b, v in loss.items() if v < INELIGIBLE_PENALTY)
+    best = min(loss, key=lambda b: (loss[b], b))
     fd = trials[best]["samples/fd"]
     if eligible:
         reason = (
@@ -55,16 +51,15 @@ def select_beta(
     return Choice(beta=best, eligible=eligible, reason=reason, fallback=not eligible)
 
 
-def next_decades(decades: list[float], best: float) -> list[float]:
-    """Extend the grid by one decade on the side where the best β sits on the edge."""
-    lo, hi = min(decades), max(decades)
-    if best == lo:
-        return [lo / 10]
-    if best == hi:
-        return [hi * 10]
-    return []
-
-
-def refinement(best: float) -> list[float]:
-    """Half-decade neighbours of the best decade: best·10^(∓½), rounded to 3 significant digits."""
-    return [float(f"{best * 10**-0.5:.3g}"), float(f"{best * 10**0.5:.3g}")]
+def halving_rule_text(cfg: Any) -> str:
+    """The successive-halving rule as the report states it (cfg: a StudyConfig)."""
+    return (
+        f"successive halving with η = {cfg.halving_eta}: rung 0 trains every candidate β for "
+        f"{cfg.trial_epochs} epoch(s) on {cfg.trial_limit_train or 'all'} training images (the "
+        "decades, extended while the best sits on an edge, then its half-decade neighbours); "
+        f"each later rung trains the best ⌊n/{cfg.halving_eta}⌋ β of the rung before (at least "
+        f"one) {cfg.halving_eta}× as many epochs; 'best' is the selection loss, the sample "
+        "Fréchet distance of eligible β, ineligible β ranking after all eligible ones. The "
+        f"winner then trains the full budget ({cfg.tuned_epochs} epochs on the whole train "
+        "split) and gets the full evaluation. The same rule as Optuna's SuccessiveHalvingPruner."
+    )

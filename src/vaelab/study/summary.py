@@ -72,15 +72,19 @@ def write_summary_panel(root: Path, s: dict[str, Any]) -> Path:
             rows.append((f"{a}→{b}", interpolation_paths(models[name], x, pair, STEPS, "lerp")[0]))
         realism = runs[name]["eval"]["interp/lerp/realism_median"]
         strips.append((f"{label}: lerp paths, realism {realism:.2f}", rows))
-    betas = search["trials"]
-    trial = [runs[search["trial_runs"][f"{b:g}"]]["eval"] for b in betas]
+    betas, chosen = search["trials"], search["chosen_beta"]
+    trial = {b: runs[search["trial_runs"][f"{b:g}"]]["eval"] for b in betas}
     rd = figures.RateDistortion(
-        rate=[e["test/kl"] for e in trial],
-        distortion=[e["test/sse"] for e in trial],
+        rate=[trial[b]["test/kl"] for b in betas],
+        distortion=[trial[b]["test/sse"] for b in betas],
         labels=[f"β={b:g}" for b in betas],
-        chosen=(tuned["eval"]["test/kl"], tuned["eval"]["test/sse"]),
-        chosen_beta=search["chosen_beta"],
+        chosen=(trial[chosen]["test/kl"], trial[chosen]["test/sse"]),
+        chosen_beta=chosen,
         ae_distortion=runs["ae"]["eval"]["test/sse"],
+        # the chosen β's final run, when it is not the trial itself (trained longer)
+        tuned=None
+        if search["trial_runs"][f"{chosen:g}"] == s["tuned"]
+        else (tuned["eval"]["test/kl"], tuned["eval"]["test/sse"]),
     )
     with torch.no_grad():
         return figures.summary_panel(

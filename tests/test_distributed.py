@@ -1,0 +1,198 @@
+"""torchrun data parallelism on CPU (gloo): 2 processes at global batch B train like 1 process at
+batch B, rank 0 alone writes, and a run resumes under another world size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from vaelab.distributed import GlobalBatchNorm2d, global_batch_norm
+
+ARGS = [
+    "train",
+    "--model", "ae", "--dataset", "idx", "--batch-size", "16", "--limit-train", "96",
+    "--channels", "8,16,32,32", "--log-every", "2", "--device", "cpu",
+]  # fmt: skip
+
+
+def _vaelab(args: list[str], env: dict[str, str], nproc: int = 1) -> subprocess.CompletedProcess:
+    launch = [sys.executable, "-m", "vaelab"]
+    if nproc > 1:
+        launch = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "vaelab",
+        ]
+    return subprocess.run(
+        [*launch, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+def _mean_free(run: Path) -> set[str]:
+    """Parameters whose gradient is zero in exact arithmetic: biases feeding a BatchNorm (which
+    subtracts any constant). Adam turns their round-off gradients into steps of size lr, so
+    their values are noise on any run; so are the BatchNorm running means that absorb them
+    (which the comparison skips)."""
+    from vaelab.checkpoint import load_model
+    from vaelab.losses import objective
+
+    model, cfg = load_model(run, "last")
+    model = model.double().train()
+    x = torch.rand(16, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    objective(model(x), x, 0.0, cfg.likelihood, cfg.sigma2).total.backward()
+    return {n for n, p in model.named_parameters() if p.grad.abs().max() < 1e-9}
+
+
+def _assert_same_model(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    noise = _mean_free(a)
+    assert wa.keys() == wb.keys() and all(k.endswith(".bias") for k in noise)
+    for k in wa:
+        if k in noise or k.endswith("running_mean"):
+            continue
+        if wa[k].is_floating_point():
+            torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5, msg=k)
+        else:
+            assert torch.equal(wa[k], wb[k]), k
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, idx_dir_module):
+    root = tmp_path_factory.mktemp("ddp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_MIRRORS": "none"}
+    env["VAELAB_HOME"] = str(root / "home")
+    args = [*ARGS, "--data-dir", str(idx_dir_module)]
+    out = {}
+    for name, nproc, epochs in (("one", 1, 2), ("two", 2, 2), ("resumed", 2, 1)):
+        r = _vaelab([*args, "--epochs", str(epochs), "--out", str(root / name)], env, nproc)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[name] = root / name
+    # resume the 2-process run in ONE process (another world size) to the same 2 epochs
+    r = _vaelab([*args, "--epochs", "2", "--out", str(root / "resumed"), "--resume"], env, 1)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def idx_dir_module(tmp_path_factory):
+    import gzip
+
+    from .conftest import synthetic_idx_files
+
+    d = tmp_path_factory.mktemp("idx")
+    for name, data in synthetic_idx_files().items():
+        (d / f"{name}.gz").write_bytes(gzip.compress(data))
+    return d
+
+
+def test_two_processes_train_like_one_at_the_same_global_batch(runs):
+    _assert_same_model(runs["one"], runs["two"])
+    one = json.loads((runs["one"] / "DONE").read_text())
+    two = json.loads((runs["two"] / "DONE").read_text())
+    assert one["steps"] == two["steps"] == 12  # 96 images / global batch 16 × 2 epochs
+    # eval-mode BatchNorm uses running means, which absorb the noise biases above: ≈, not =
+    assert two["val/loss"] == pytest.approx(one["val/loss"], rel=1e-2)
+
+
+def test_only_rank_zero_writes(runs):
+    one = (runs["one"] / "metrics.jsonl").read_text().splitlines()
+    two = (runs["two"] / "metrics.jsonl").read_text().splitlines()
+    assert len(one) == len(two)  # no record written twice
+    assert sorted(p.name for p in (runs["two"] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    log = (runs["two"] / "train.log").read_text()
+    assert log.count("epoch 2/2") == 1
+
+
+def test_resume_under_another_world_size(runs):
+    _assert_same_model(runs["one"], runs["resumed"])
+    done = json.loads((runs["resumed"] / "DONE").read_text())
+    assert done["epochs"] == 2 and done["steps"] == 12
+
+
+def _bn_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 5, 5, requires_grad=True)
+    bn = global_batch_norm(nn.Sequential(nn.BatchNorm2d(3)))
+    y = bn(x[rank * 4 : (rank + 1) * 4])
+    (y * torch.arange(75.0).view(1, 3, 5, 5)).sum().backward()
+    torch.save({"y": y.detach(), "grad": x.grad, "bn": bn.state_dict()}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_global_batch_norm_equals_batch_norm_over_the_whole_batch(tmp_path):
+    """Forward, input gradients and running statistics match nn.BatchNorm2d on the global batch."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_bn_worker, args=(2, port, str(tmp_path / "r")), nprocs=2)
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 5, 5, requires_grad=True)
+    ref = nn.BatchNorm2d(3)
+    y = ref(x)
+    (y * torch.arange(75.0).view(1, 3, 5, 5)).sum().backward()
+    parts = [torch.load(tmp_path / f"r.{r}", weights_only=True) for r in range(2)]
+    torch.testing.assert_close(torch.cat([p["y"] for p in parts]), y.detach(), atol=1e-5, rtol=1e-5)
+    grad = parts[0]["grad"] + parts[1]["grad"]  # each rank's x.grad covers its own slice
+    torch.testing.assert_close(grad, x.grad, atol=1e-4, rtol=1e-4)
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(parts[0]["bn"][f"0.{k}"], v, atol=1e-6, rtol=1e-5)
+    assert isinstance(global_batch_norm(nn.BatchNorm2d(2)), GlobalBatchNorm2d)
+
+
+def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
+    """SIGINT to the whole job (as a terminal's Ctrl-C does) → all ranks stop at one step, rank 0
+    saves last.pt, and the run resumes to completion."""
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_HOME": str(tmp_path / "home")}
+    out = tmp_path / "run"
+    args = [*ARGS, "--data-dir", str(idx_dir_module), "--epochs", "400", "--out", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [*cmd, "-m", "vaelab", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal job
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "checkpoints" / "last.pt").is_file():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "progress saved" in err and "Traceback" not in err.split("progress saved")[0][-400:]
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert 0 < ckpt["step"] < 400 * 6
+    r = _vaelab(
+        [*args[:-4], "--epochs", str(ckpt["epoch"] + 1), "--out", str(out), "--resume"], env
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "DONE").read_text())["epochs"] == ckpt["epoch"] + 1

@@ -1,0 +1,125 @@
+"""The β search rule (successive halving) on synthetic metric curves, and its equivalence with
+the selection criterion and with Optuna's SuccessiveHalvingPruner promotion rule."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from vaelab.study import halving
+from vaelab.study.selection import select_beta
+
+ACC, ENT = 0.9, 2.0
+
+
+def metrics(fd: float, acc: float = 0.95, ent: float = 2.25) -> dict[str, float]:
+    return {"samples/fd": fd, "recon/classifier_accuracy": acc, "samples/class_entropy": ent}
+
+
+def test_selection_loss_ranks_like_the_criterion() -> None:
+    """argmin of the selection loss is select_beta's choice, eligible or not (random cases)."""
+    rng = random.Random(0)
+    for _ in range(300):
+        trials = {
+            b: metrics(rng.uniform(5, 2000), rng.uniform(0.5, 1.0), rng.uniform(1.0, 2.3))
+            for b in rng.sample([0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0], k=rng.randint(1, 7))
+        }
+        loss = {b: halving.selection_loss(m, ACC, ENT) for b, m in trials.items()}
+        choice = select_beta(trials, ACC, ENT)
+        assert min(loss, key=lambda b: (loss[b], b)) == choice.beta
+        assert sorted(b for b, v in loss.items() if v < halving.INELIGIBLE_PENALTY) == (
+            choice.eligible
+        )
+
+
+def test_selection_loss_puts_ineligible_after_eligible() -> None:
+    good = halving.selection_loss(metrics(900.0), ACC, ENT)
+    blurry = halving.selection_loss(metrics(50.0, acc=0.5), ACC, ENT)
+    few_modes = halving.selection_loss(metrics(50.0, ent=1.0), ACC, ENT)
+    assert good < blurry and good < few_modes
+    assert halving.selection_loss(metrics(math.nan), ACC, ENT) == math.inf
+
+
+@pytest.mark.parametrize("n", range(1, 12))
+@pytest.mark.parametrize("eta", [2, 3, 4])
+def test_promotion_equals_optunas_rule(n: int, eta: int) -> None:
+    """Each trial promoted by `promote` is one Optuna's successive-halving pruner would promote
+    given the same rung values, and vice versa (distinct values, minimisation)."""
+    sh = pytest.importorskip("optuna.pruners._successive_halving")
+    from optuna.study import StudyDirection
+
+    rng = random.Random(n * 10 + eta)
+    values = rng.sample(range(10, 10_000), n)
+    losses = {float(i): float(v) for i, v in enumerate(values)}
+    promoted = set(halving.promote(losses, eta))
+    competing = list(losses.values())
+    for b, v in losses.items():
+        optuna_says = sh._is_trial_promotable_to_next_rung(
+            v, competing, eta, StudyDirection.MINIMIZE
+        )
+        assert (b in promoted) == optuna_says, (b, v, sorted(competing))
+
+
+def _curves(final_fd: dict[float, float], early_fd: dict[float, float]):
+    """A synthetic trial: FD moves from its early value to its final value as budget grows."""
+    calls: list[tuple[float, int]] = []
+
+    def trial(beta: float, rung: int) -> float:
+        calls.append((beta, rung))
+        w = min(1.0, rung / 1.0)
+        fd = (1 - w) * early_fd.get(beta, 2000.0) + w * final_fd.get(beta, 2000.0)
+        eligible = 0.05 <= beta <= 5  # tiny β: samples fail; huge β: reconstructions fail
+        return halving.selection_loss(metrics(fd, acc=0.95 if eligible else 0.3), ACC, ENT)
+
+    return trial, calls
+
+
+def test_search_promotes_and_the_later_rung_decides() -> None:
+    """β = 1 looks best early, β = 0.316 wins with more budget: the longer rung decides."""
+    early = {0.01: 900, 0.1: 500, 1.0: 300, 10.0: 1500, 0.316: 320, 3.16: 700}
+    final = {0.01: 800, 0.1: 300, 1.0: 200, 10.0: 1400, 0.316: 150, 3.16: 600}
+    trial, calls = _curves(final, early)
+    out = halving.run_search(
+        [0.01, 0.1, 1.0, 10.0], trial, eta=3, n_rungs=3, max_extensions=2, refine=True
+    )
+    assert out.best_decade == 1.0
+    assert sorted(out.rungs[0].losses) == [0.01, 0.1, 0.316, 1.0, 3.16, 10.0]
+    assert out.rungs[0].promoted == [1.0, 0.316]  # ⌊6/3⌋ = 2 go on, best first
+    assert sorted(out.rungs[1].losses) == [0.316, 1.0]
+    assert out.chosen == 0.316
+    # every rung-0 trial once, then only the promoted ones at rung 1; the final run is the
+    # caller's (it is not a search trial)
+    assert sorted(calls) == sorted([(b, 0) for b in out.rungs[0].losses] + [(1.0, 1), (0.316, 1)])
+
+
+def test_search_extends_the_grid_while_the_best_is_on_an_edge() -> None:
+    early = {0.01: 100, 0.1: 200, 1.0: 300, 10.0: 400, 0.001: 90, 0.0001: 95}
+    # all "eligible" so FD alone ranks them
+    calls: list[tuple[float, int]] = []
+
+    def trial(beta: float, rung: int) -> float:
+        calls.append((beta, rung))
+        return halving.selection_loss(metrics(early.get(beta, 50.0)), ACC, ENT)
+
+    out = halving.run_search(
+        [0.01, 0.1, 1.0, 10.0], trial, eta=3, n_rungs=1, max_extensions=2, refine=False
+    )
+    assert "extended with 0.001" in " ".join(out.log)
+    assert out.chosen == 0.001 and out.best_decade == 0.001
+    assert (0.0001, 0) in calls  # extended twice (0.001 was again on the edge)
+
+
+def test_grid_search_is_rung_zero_only() -> None:
+    trial, calls = _curves({}, {0.1: 300, 1.0: 200, 10.0: 900, 0.316: 250, 3.16: 400})
+    out = halving.run_search(
+        [0.1, 1.0, 10.0], trial, eta=3, n_rungs=1, max_extensions=0, refine=True
+    )
+    assert out.chosen == 1.0 and len(out.rungs) == 1
+    assert all(r == 0 for _, r in calls)
+
+
+def test_rung_budgets() -> None:
+    plan = halving.rungs(1, 25_000, 3, 5, 3)
+    assert [(r.epochs, r.limit_train) for r in plan] == [(1, 25_000), (3, 25_000), (5, None)]
