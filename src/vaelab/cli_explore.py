@@ -1,0 +1,78 @@
+"""`vaelab explore`: serve the latent-space explorer for one or more runs (or a study)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vaelab.errors import ConfigError
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from vaelab.explore import find_runs, load_explorer, serve
+    from vaelab.explore.runs import MAX_RUNS
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"invalid explore option 'port': {args.port} is not in 0..65535")
+    if not 10 <= args.map_points <= 10_000:
+        raise ConfigError("invalid explore option 'map-points': must be in 10..10000")
+    if not 1 <= args.sliders <= 32:
+        raise ConfigError("invalid explore option 'sliders': must be in 1..32")
+    found = find_runs(args.run_dirs)
+    variant = args.classifier or found.classifier or "standard"
+    print(
+        f"vaelab explore: {len(found.dirs)} run(s) (at most {MAX_RUNS}): "
+        + ", ".join(str(d) for d in found.dirs)
+        + f"; {variant} classifier",
+        file=sys.stderr,
+    )
+    explorer = load_explorer(
+        found.dirs,
+        classifier=variant,
+        device=args.device,
+        map_points=args.map_points,
+        sliders=args.sliders,
+        log=lambda m: print(f"  {m}", file=sys.stderr),
+    )
+    return serve(
+        explorer,
+        args.host,
+        args.port,
+        open_browser=not args.no_browser,
+        verbose=args.verbose,
+        say=lambda m: print(m, flush=True),
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from vaelab.explore import DEFAULT_PORT
+
+    p = sub.add_parser(
+        "explore",
+        help="browse trained runs' latent spaces in a local web app",
+        description="Serve a local web app that shows the latent map, live decodes, "
+        "interpolations, latent sliders, prior samples and a draw-a-digit canvas for each run, "
+        "side by side. A study directory stands for its AE and tuned VAE.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run or study directories")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.add_argument(
+        "--classifier",
+        default=None,
+        help="reference classifier variant: standard or smoke (default: the study's, else "
+        "standard)",
+    )
+    p.add_argument(
+        "--map-points", type=int, default=2000, help="test images on the latent map (default 2000)"
+    )
+    p.add_argument("--sliders", type=int, default=8, help="latent-dim sliders (default 8)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=cmd_explore)

@@ -1,0 +1,313 @@
+"""The explorer's HTTP server: Python's `http.server.ThreadingHTTPServer`, nothing else.
+
+Why the standard library: the app has seven small JSON routes and a few static files, and one
+request at a time reaches the model (a lock serialises PyTorch calls anyway), so an async
+framework buys nothing here, while FastAPI + uvicorn would add four runtime dependencies to a
+package that installs offline. What a framework would have given us is done explicitly below:
+JSON errors for every failure (including the ones http.server itself raises), bounded bodies,
+static files confined to their folder.
+
+Hardening beyond validation: loopback by default; when bound to loopback, requests whose Host
+header is not a loopback name are refused (a DNS-rebinding page cannot reach the API); POSTs must
+be `application/json`, which a cross-site form cannot send without a CORS preflight this server
+never answers; a Content-Security-Policy keeps the page to its own files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import signal
+import socket
+import sys
+import threading
+import traceback
+import webbrowser
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from vaelab.errors import RunError
+from vaelab.explore import DEFAULT_PORT, api
+from vaelab.explore.session import Explorer
+from vaelab.explore.validate import MAX_BODY_BYTES, ApiError, parse_json_object
+
+READ_TIMEOUT_S = 60
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (brackets allowed)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header: '127.0.0.1:8765' → '127.0.0.1', '[::1]:8765' → '::1'."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def static_path(url_path: str) -> Path:
+    """The file under STATIC_DIR that /static/<name> (or /) names; 403 if it would leave it."""
+    rel = "index.html" if url_path == "/" else unquote(url_path[len("/static/") :])
+    if "\x00" in rel:
+        raise ApiError(400, "file names cannot contain NUL")
+    target = (STATIC_DIR / rel).resolve()
+    if not target.is_relative_to(STATIC_DIR):
+        raise ApiError(403, f"{url_path} leaves the static folder")
+    if not target.is_file() or target.suffix not in CONTENT_TYPES:
+        raise ApiError(404, f"no static file {url_path}")
+    return target
+
+
+class ExploreHandler(BaseHTTPRequestHandler):
+    server_version = "vaelab-explore"
+    protocol_version = "HTTP/1.1"  # keep-alive: a hover sends many small requests
+    # Headers and body leave in two writes; with Nagle's algorithm on, the second waits for the
+    # client's delayed ACK (~40 ms on Linux), which measured as a 48 ms decode of 2 ms work.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        # A client that stops sending (or an idle keep-alive connection) frees its thread after
+        # the server's read timeout; StreamRequestHandler applies `timeout` to the socket.
+        self.timeout = self.server.read_timeout
+        super().setup()
+
+    server: ExploreServer
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:  # headers of the GET answer; `_send` omits the body
+        self._dispatch("GET")
+
+    def _method_not_allowed(self) -> None:
+        self._dispatch(self.command)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            # Read (bounded) any body first: an unread body would be parsed as the next request.
+            raw = self._read_body() if method == "POST" else b""
+            if method not in ("GET", "POST"):
+                self.close_connection = True  # such a request's body is never read
+            self._check_host()
+            url = urlsplit(self.path)
+            if url.path.startswith("/api/"):
+                handler = api.route(method, url.path)
+                data = self._parse_json(raw) if method == "POST" else self._query(url.query)
+                self._send_json(200, handler(self.server.explorer, data))
+            elif url.path == "/" or url.path.startswith("/static/"):
+                if method != "GET":
+                    raise ApiError(405, f"{url.path} accepts GET, not {method}")
+                self._send_file(static_path(url.path))
+            else:
+                raise ApiError(404, f"nothing at {url.path}; the app is at /, the API at /api/")
+        except ApiError as e:
+            self._send_json(e.status, {"error": e.message})
+        except Exception as e:  # a bug: say so in JSON, keep the traceback in the terminal
+            traceback.print_exc(file=sys.stderr)
+            self._send_json(500, {"error": f"internal error ({type(e).__name__}: {e})"})
+
+    def _check_host(self) -> None:
+        """Behind a loopback bind, only loopback Host names (defeats DNS rebinding)."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:
+            raise ApiError(400, "a request carries one Host header, this one has several")
+        if self.server.loopback_only:
+            host = host_name(hosts[0] if hosts else "")
+            if not is_loopback(host):
+                raise ApiError(403, f"Host {host!r} refused: the explorer answers loopback only")
+
+    def _query(self, query: str) -> dict[str, Any]:
+        parsed = parse_qs(query, keep_blank_values=True)
+        repeated = [k for k, v in parsed.items() if len(v) > 1]
+        if repeated:
+            raise ApiError(400, f"query parameter(s) given twice: {', '.join(repeated)}")
+        return {k: v[0] for k, v in parsed.items()}
+
+    def _read_body(self) -> bytes:
+        def refuse(status: int, message: str) -> ApiError:
+            self.close_connection = True  # the body stays unread: end this connection
+            return ApiError(status, message)
+
+        if self.headers.get("Transfer-Encoding"):
+            raise refuse(411, "send the body with a Content-Length, not a Transfer-Encoding")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            raise refuse(411, "POST requests need a Content-Length header")
+        if not length_text.strip().isdigit():
+            raise refuse(400, f"Content-Length {length_text!r} is not a byte count")
+        length = int(length_text)
+        if length > MAX_BODY_BYTES:
+            raise refuse(413, f"request body of {length} bytes exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            wait = self.server.read_timeout
+            raise refuse(408, f"the request body did not arrive within {wait:g} s") from None
+        if len(raw) != length:
+            raise refuse(400, f"the body ended after {len(raw)} of {length} bytes")
+        return raw
+
+    def _parse_json(self, raw: bytes) -> dict[str, Any]:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(415, f"Content-Type must be application/json, got {ctype or 'none'!r}")
+        return parse_json_object(raw)
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, obj: dict[str, Any]) -> None:
+        body = json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+        self._send(status, body, "application/json", {"Cache-Control": "no-store"})
+
+    def _send_file(self, path: Path) -> None:
+        extra = {"Cache-Control": "no-cache"}
+        if path.suffix == ".html":
+            extra["Content-Security-Policy"] = CSP
+        self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], extra)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, unsupported method...) as JSON too."""
+        self.close_connection = True
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        if not hasattr(self, "command") or self.command is None:
+            self.command = "GET"  # so _send writes the body even before the request parsed
+        self._send_json(code, {"error": f"{phrase}: {message or explain or 'request refused'}"})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class ExploreServer(ThreadingHTTPServer):
+    daemon_threads = True  # in-flight requests never keep Ctrl-C from stopping the server
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        explorer: Explorer,
+        *,
+        verbose: bool = False,
+        read_timeout: float = READ_TIMEOUT_S,
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.explorer = explorer
+        self.verbose = verbose
+        self.read_timeout = read_timeout
+        self.loopback_only = is_loopback(address[0])
+        super().__init__(address, ExploreHandler)
+
+
+def make_server(
+    explorer: Explorer,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    verbose: bool = False,
+    read_timeout: float = READ_TIMEOUT_S,
+) -> ExploreServer:
+    """A bound server (port 0: a free port, see `server.server_port`); call serve_forever()."""
+    try:
+        return ExploreServer((host, port), explorer, verbose=verbose, read_timeout=read_timeout)
+    except OSError as e:
+        hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
+        raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
+
+
+def start_background(
+    explorer: Explorer, host: str = "127.0.0.1", port: int = 0, **kw: Any
+) -> tuple[ExploreServer, str]:
+    """A server answering from a daemon thread (tests, benchmarks): (server, url).
+    Stop it with `server.shutdown(); server.server_close()`."""
+    server = make_server(explorer, host, port, **kw)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    ).start()
+    return server, url_of(server)
+
+
+def url_of(server: ExploreServer) -> str:
+    host, port = server.server_address[:2]
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+def serve(
+    explorer: Explorer,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    open_browser: bool = True,
+    verbose: bool = False,
+    say: Callable[[str], None] = print,
+) -> int:
+    """Serve until Ctrl-C (or SIGTERM); returns 0 after a clean stop."""
+    if not is_loopback(host):
+        print(
+            f"vaelab: warning: serving on {host}, reachable from other machines; the explorer "
+            "has no authentication, so bind 127.0.0.1 (the default) unless you trust the network",
+            file=sys.stderr,
+        )
+    server = make_server(explorer, host, port, verbose=verbose)
+    url = url_of(server)
+    say(f"vaelab explore: serving {len(explorer.runs)} run(s) at {url}  (Ctrl-C stops)")
+    sys.stdout.flush()
+    if open_browser:
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        say("vaelab explore: stopped")
+    finally:
+        server.server_close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
