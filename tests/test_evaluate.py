@@ -17,7 +17,7 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluation import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.keys import eval_keys
+from vaelab.evaluation.keys import eval_keys, key_requirement
 from vaelab.training import train
 
 from .conftest import USER_HOME
@@ -92,6 +92,18 @@ def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
     assert m["interp/lerp/realism_worst"] >= m["interp/lerp/realism_median"]
     assert all(f"interp/slerp/realism_step_{i}" in m for i in (1, 2, 3))
     assert set(m) == eval_keys(is_vae=True, latent_dim=64, steps=3)  # the published schema
+
+
+def test_key_requirement_names_the_group_each_key_needs():
+    assert key_requirement("eval/time_s") == ""
+    assert key_requirement("test/sse") == "reconstruction"
+    assert key_requirement("test/kl_dim_17") == key_requirement("test/kl") == "vae+reconstruction"
+    assert key_requirement("test/iw_nll") == "vae+likelihood"
+    assert key_requirement("samples/class_frac_7") == key_requirement("samples/recall") == "samples"
+    assert key_requirement("probe/knn_acc") == "probes"
+    assert key_requirement("interp/pixel/realism_step_4") == "interpolation"
+    assert key_requirement("val/sse", split="val") == "reconstruction"
+    assert key_requirement("val/sse") is None and key_requirement("samples/fid") is None
 
 
 def test_selection_groups_compute_only_what_they_need(runs, tmp_path):

@@ -6,6 +6,7 @@ all groups and for the selection groups.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from vaelab.evaluation.config import GROUPS
@@ -74,3 +75,28 @@ def eval_keys(
     if "interpolation" in groups:
         keys |= _interpolation(steps)
     return keys
+
+
+# Numbered key families, written with their first member in the canonical form.
+_NUMBERED = (
+    (re.compile(r"(/kl_dim_)\d+$"), r"\g<1>00"),
+    (re.compile(r"(/class_frac_)\d+$"), r"\g<1>0"),
+    (re.compile(r"(/realism_step_)\d+$"), r"\g<1>1"),
+)
+
+
+def key_requirement(key: str, split: str = "test") -> str | None:
+    """What an evaluation on `split` must include for eval.json to hold `key`: "" (always),
+    a group name, "vae+<group>" (that group, on a VAE run), or None (no such key).
+    A key two groups write (classifier/test_accuracy) names the first of GROUPS."""
+    for pattern, first in _NUMBERED:
+        key = pattern.sub(first, key)
+    if key in eval_keys(split, is_vae=False, latent_dim=1, groups=(), steps=1, classes=1):
+        return ""
+    for group in GROUPS:
+        for is_vae, need in ((False, group), (True, f"vae+{group}")):
+            if key in eval_keys(
+                split, is_vae=is_vae, latent_dim=1, groups=[group], steps=1, classes=1
+            ):
+                return need
+    return None
