@@ -134,8 +134,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         halving_rungs=3,
         tuned_epochs=5,
         iw_samples=1000,
-        iw_limit=500,
+        iw_limit=300,
         n_samples=10_000,
+        probe_train=10_000,
     ),
     "course": {},
     "smoke": dict(
