@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab import figures
+from vaelab.evaluation import EvalConfig
 from vaelab.fsutil import atomic_write_text
 from vaelab.study import faq
 from vaelab.study.render import SEP, Doc, fmt, resolve
@@ -66,6 +67,20 @@ CONFIDENCE_MARGIN = 0.02
 """Lowest-confidence averages closer than this count as equal."""
 PR_LOW_SHARE = 0.5
 """Sample precision (recall) under this share of its real-vs-real floor counts as low."""
+
+
+# The evaluation's interpolation settings (pairs, image pairs per pair): the runs and the study's
+# comparison figures use the defaults.
+INTERP = EvalConfig()
+
+
+def _n_paths() -> int:
+    return len(INTERP.pairs) * INTERP.n_pairs
+
+
+def _pair_text() -> str:
+    pairs = ", ".join(f"{a}→{b}" for a, b in INTERP.pairs)
+    return f"{pairs}; {INTERP.n_pairs} image pairs each"
 
 
 def _fig(doc: Doc, root: Path, rel: str, caption: str) -> None:
@@ -323,7 +338,7 @@ INTERP_COLUMNS = [
 
 def interpolation_section(doc: Doc, root: Path, s: dict[str, Any]) -> None:
     doc.h(2, "6. Interpolation: AE vs tuned VAE", "interpolation")
-    for a, b in ((5, 8), (4, 8), (1, 7)):
+    for a, b in INTERP.pairs:
         _fig(
             doc,
             root,
@@ -344,7 +359,7 @@ def interpolation_section(doc: Doc, root: Path, s: dict[str, Any]) -> None:
         doc,
         root,
         "figures/interp_confidence_compare.png",
-        "Classifier confidence along the paths (mean over 9 paths, band = min–max).",
+        f"Classifier confidence along the paths (mean over {_n_paths()} paths, band = min–max).",
     )
     rows = []
     for name, label in (("ae", "AE"), (s["tuned"], "tuned " + run_label(tuned))):
@@ -674,7 +689,7 @@ def q_interpolation(doc: Doc, s: dict[str, Any]) -> None:
 
     doc.h(3, "How do AE and VAE interpolations differ, and what does it mean downstream?")
     doc.p(
-        f"Along linear paths between test images (5→8, 4→8, 1→7; three pairs each), the "
+        f"Along linear paths between test images ({_pair_text()}), the "
         f"decoded in-between images have median realism {r2(ae, 'realism_median')} for the AE "
         f"and {r2(t, 'realism_median')} for the tuned VAE (90th percentile "
         f"{r2(ae, 'realism_p90')} vs {r2(t, 'realism_p90')}; least realistic point per path "
