@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from vaelab.checkpoint import load_checkpoint
 from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.data.store import split_arrays
+from vaelab.errors import ConfigError
+from vaelab.evaluation import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
 from vaelab.evaluation import classifier as clf
-from vaelab.evaluation import evaluate_run
+from vaelab.evaluation.keys import eval_keys, key_requirement
 from vaelab.training import train
 
 from .conftest import USER_HOME
@@ -55,6 +58,7 @@ def runs(tmp_path_factory, mnist_arrays):
 def test_readme_documents_keys_and_figures():
     keys, figs = readme_keys()
     assert "test/iw_nll" in keys and "samples/fd" in keys and "interp/slerp/min_conf" in keys
+    assert {"samples/precision", "floor/recall", "interp/lerp/realism_median"} <= set(keys)
     assert "samples.png" in figs and "interp_5to8.png" in figs and len(figs) >= 10
 
 
@@ -75,10 +79,53 @@ def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
     assert m["floor/fd_train_vs_test"] < m["samples/fd"]  # an untrained-ish VAE is not real
     assert sum(m[f"samples/class_frac_{c}"] for c in range(10)) == pytest.approx(1.0)
     assert m["test/iw_k"] == 16 and m["eval/n_images"] == 400
+    assert m["test/kl"] == pytest.approx(sum(m[f"test/kl_dim_{i:02d}"] for i in range(64)))
+    assert all(m[f"eval/group/{g}"] == 1.0 for g in GROUPS) and m["eval/figures"] == 1.0
+    # precision/recall: real train vs test covers the test set; this 1-epoch VAE decodes nearly
+    # one blob whatever z is (class entropy ≈ 0), so its samples cover almost nothing
+    assert m["floor/precision"] > 0.6 and m["floor/recall"] > 0.6
+    assert m["samples/recall"] < 0.1 < m["floor/recall"]
+    assert m["samples/pr_n"] == 400 and m["samples/pr_k"] == 3
+    # realism: the pixel cross-fade is an overlay of two digits half-way, the least real point
+    mid = m["interp/pixel/realism_step_2"]
+    assert mid > max(m["interp/pixel/realism_step_1"], m["interp/pixel/realism_step_3"])
+    assert m["interp/lerp/realism_worst"] >= m["interp/lerp/realism_median"]
+    assert all(f"interp/slerp/realism_step_{i}" in m for i in (1, 2, 3))
+    assert set(m) == eval_keys(is_vae=True, latent_dim=64, steps=3)  # the published schema
+
+
+def test_key_requirement_names_the_group_each_key_needs():
+    assert key_requirement("eval/time_s") == ""
+    assert key_requirement("test/sse") == "reconstruction"
+    assert key_requirement("test/kl_dim_17") == key_requirement("test/kl") == "vae+reconstruction"
+    assert key_requirement("test/iw_nll") == "vae+likelihood"
+    assert key_requirement("samples/class_frac_7") == key_requirement("samples/recall") == "samples"
+    assert key_requirement("probe/knn_acc") == "probes"
+    assert key_requirement("interp/pixel/realism_step_4") == "interpolation"
+    assert key_requirement("val/sse", split="val") == "reconstruction"
+    assert key_requirement("val/sse") is None and key_requirement("samples/fid") is None
+
+
+def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
+    """The cheap β-selection evaluation: same numbers as the full one for what it computes,
+    nothing else, no figures."""
+    full = evaluate_run(runs / "vae", **FAST_EVAL)
+    run = tmp_path / "vae"
+    shutil.copytree(runs / "vae", run, ignore=shutil.ignore_patterns("figures", "eval.json"))
+    m = evaluate_run(run, EvalConfig(groups=SELECTION_GROUPS, figures=False, **FAST_EVAL))
+    for key in ("recon/classifier_accuracy", "samples/fd", "samples/class_entropy", "test/kl"):
+        assert m[key] == pytest.approx(full[key], rel=1e-9), key
+    assert m["eval/group/likelihood"] == m["eval/group/probes"] == m["eval/figures"] == 0.0
+    assert not any(k.startswith(("probe/", "interp/", "test/iw", "test/elbo")) for k in m)
+    assert not (run / "figures").exists()
+    assert set(m) == eval_keys(is_vae=True, latent_dim=64, groups=SELECTION_GROUPS)
+    with pytest.raises(ConfigError, match="groups"):
+        evaluate_run(run, EvalConfig(groups=["samples", "fid"]))
 
 
 def test_evaluate_ae_skips_posterior_metrics(runs):
     m = evaluate_run(runs / "ae", **FAST_EVAL)
+    assert set(m) == eval_keys(is_vae=False, latent_dim=64, steps=3)
     keys, figs = readme_keys()
     for key in keys:
         if any(part in key for part in VAE_ONLY):

@@ -128,6 +128,28 @@ def test_report_cites_study_json_and_references_existing_figures(study_dir):
     ):
         assert q in page and q in md
     assert "Selection criterion:" in page and "How to reproduce" in page
+    assert "Units and FAQ" in page and "Units and FAQ" in md
+
+
+def test_report_leads_with_the_summary_panel(study_dir):
+    """The first figure of both pages is the summary panel, before any paragraph of prose."""
+    page = (study_dir / "report.html").read_text()
+    md = (study_dir / "report.md").read_text()
+    body = page.split("<body>", 1)[1]
+    assert re.findall(r'<img src="([^"]+)"', body)[0] == "figures/summary.png"
+    assert body.index("<img") < body.index("<p>")  # pictures first, the argument under them
+    assert re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)[0] == "figures/summary.png"
+    panel = mpimg.imread(study_dir / "figures" / "summary.png")
+    h, w = panel.shape[:2]
+    assert w / h > 1.7 and panel.std() > 0.1  # wide enough for one screen; not blank
+    s = json.loads((study_dir / "study.json").read_text())
+    for r in s["runs"].values():  # the measures the panel and the answers cite
+        for key in ("samples/precision", "samples/recall", "floor/recall"):
+            assert 0.0 <= r["eval"][key] <= 1.0, key
+        # interpolations are part of the full evaluation only (not of the β-search trials')
+        assert ("interp/lerp/realism_median" in r["eval"]) == (r["evaluation"] == "full")
+    assert (study_dir / "figures" / "beta_precision_recall.png").is_file()
+    assert "realism" in page.split("How do AE and VAE interpolations differ", 1)[1][:3000]
 
 
 def _chromium() -> str | None:
@@ -153,12 +175,30 @@ def test_report_renders_in_headless_chromium(study_dir, tmp_path):
     ]
     url = (study_dir / "report.html").as_uri()
     dom = subprocess.run(
-        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+        [*flags, "--window-size=1280,800", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     total = re.search(r'data-images-total="(\d+)"', dom)
     broken = re.search(r'data-broken-images="(\d+)"', dom)
     assert total and broken, dom[-500:]
     assert int(total.group(1)) >= 25 and int(broken.group(1)) == 0
+    # On a 1280×800 screen the first figure is the summary panel, wholly on the first screen.
+    first = re.search(r'data-first-image="([^"]+)"', dom)
+    bottom = re.search(r'data-first-image-bottom="(-?\d+)"', dom)
+    viewport = re.search(r'data-viewport="(\d+)x(\d+)"', dom)
+    assert first and bottom and viewport, dom[-500:]
+    assert first.group(1) == "figures/summary.png"
+    assert int(bottom.group(1)) <= int(viewport.group(2)) <= 800, (bottom.group(1), viewport)
+    top = subprocess.run(
+        [*flags, f"--screenshot={study_dir / 'report_top.png'}", "--window-size=1280,800", url],
+        capture_output=True,
+        timeout=120,
+    )
+    assert top.returncode == 0, top.stderr[-500:]
+    first_screen = mpimg.imread(study_dir / "report_top.png")
+    assert first_screen.shape[:2] == (800, 1280) and first_screen[150:700].std() > 0.1
     shot = study_dir / "report_screenshot.png"
     subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1200,3000", url],

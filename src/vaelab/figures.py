@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -128,21 +129,39 @@ def interpolation_strips(
     return _save(fig, path)
 
 
-def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
-    """Classifier confidence (max softmax) along paths; curves: name -> (pairs, T) array."""
+def path_curves(
+    path: str | Path,
+    curves: dict[str, np.ndarray],
+    title: str,
+    ylabel: str,
+    *,
+    t: np.ndarray | None = None,
+    ylim: tuple[float, float] | None = None,
+    hline: tuple[float, str] | None = None,
+) -> Path:
+    """A measure along paths: curves maps name -> (paths, T) array; mean line, min–max band.
+    t: the positions of the T points in [0, 1] (default: evenly from 0 to 1)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for name, c in curves.items():
-        t = np.linspace(0, 1, c.shape[1])
-        line = ax.plot(t, c.mean(0), "o-", ms=3, label=name)[0]
-        ax.fill_between(t, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+        pos = np.linspace(0, 1, c.shape[1]) if t is None else t
+        line = ax.plot(pos, c.mean(0), "o-", ms=3, label=name)[0]
+        ax.fill_between(pos, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", lw=0.8, ls="--", label=hline[1])
     ax.set(
         xlabel="position along the path (0 = start image, 1 = end image)",
-        ylabel="classifier confidence",
-        ylim=(0, 1.02),
+        ylabel=ylabel,
         title=title,
     )
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
+    """Classifier confidence (max softmax) along paths; curves: name -> (pairs, T) array."""
+    return path_curves(path, curves, title, "classifier confidence", ylim=(0, 1.02))
 
 
 def latent_map(
@@ -215,13 +234,15 @@ def xy_lines(
     logy: bool = False,
     hline: tuple[float, str] | None = None,
     mark: float | None = None,
+    hlines: Sequence[tuple[float, str]] = (),
 ) -> Path:
-    """Metric(s) against a parameter (e.g. β), optional reference line and marked choice."""
+    """Metric(s) against a parameter (e.g. β), optional reference line(s) and marked choice."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for name, ys in series.items():
         ax.plot(x, ys, "o-", ms=4, label=name)
-    if hline is not None:
-        ax.axhline(hline[0], color="gray", lw=0.8, ls="--", label=hline[1])
+    refs = ([hline] if hline is not None else []) + list(hlines)
+    for (value, label), style in zip(refs, ("--", ":", "-."), strict=False):
+        ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
     if mark is not None:
         ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -250,4 +271,77 @@ def scatter_labelled(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     _log_axis(ax, x)
     ax.set_yscale("log")
+    return _save(fig, path)
+
+
+@dataclass
+class RateDistortion:
+    """Points (rate, distortion) labelled by β, the chosen point, the AE's distortion, and the
+    final run of the chosen β (trained longer than the trials) if there is one."""
+
+    rate: Sequence[float]
+    distortion: Sequence[float]
+    labels: Sequence[str]
+    chosen: tuple[float, float]
+    chosen_beta: float
+    ae_distortion: float | None = None
+    tuned: tuple[float, float] | None = None
+
+
+def _spans_decade(values: Sequence[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(values) > 10 * min(positive)
+
+
+def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
+    ax.plot(rd.rate, rd.distortion, "o-", ms=4, color="tab:blue", label="VAE, one point per β")
+    for xi, yi, label in zip(rd.rate, rd.distortion, rd.labels, strict=True):
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    cx, cy = rd.chosen
+    ax.plot([cx], [cy], "*", ms=14, color="red", label=f"chosen β = {rd.chosen_beta:g}")
+    if rd.tuned is not None:
+        ax.plot([rd.tuned[0]], [rd.tuned[1]], "D", ms=7, color="darkred", label="tuned run")
+    if rd.ae_distortion is not None:
+        ax.axhline(rd.ae_distortion, color="gray", lw=0.8, ls="--", label="AE (no rate term)")
+    # Log axes only where the values span a decade: on a narrower range matplotlib labels
+    # every minor tick and the labels overlap.
+    rate = [*rd.rate, *([rd.tuned[0]] if rd.tuned else [])]
+    distortion = [*rd.distortion, *([rd.tuned[1]] if rd.tuned else [])]
+    if _spans_decade(rate):
+        _log_axis(ax, rate)
+    if _spans_decade(distortion):
+        ax.set_yscale("log")
+    ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
+    ax.set_title("Rate–distortion across β", fontsize=10)
+    ax.legend(fontsize=7)
+
+
+def summary_panel(
+    path: str | Path,
+    samples: Sequence[tuple[str, torch.Tensor]],
+    strips: Sequence[tuple[str, Sequence[tuple[str, torch.Tensor]]]],
+    rd: RateDistortion,
+    title: str,
+) -> Path:
+    """The report's first figure: prior samples of three models side by side (top), decoded
+    interpolation paths of two models and the rate–distortion curve (bottom).
+
+    samples: (title, images (n, C, H, W)) per model, shown 8 per row;
+    strips: (title, [(row label, path images (T, C, H, W)), ...]) per model."""
+    fig = plt.figure(figsize=(13, 5.4))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
+    for i, (name, images) in enumerate(samples):
+        ax = fig.add_subplot(grid[0, i])
+        _show_grid(ax, images, 8)
+        ax.set_title(name, fontsize=10)
+    for i, (name, rows) in enumerate(strips):
+        sub = grid[1, i].subgridspec(len(rows), 1, hspace=0.06)
+        for r, (label, images) in enumerate(rows):
+            ax = fig.add_subplot(sub[r])
+            _show_grid(ax, images, len(images))
+            ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+            if r == 0:
+                ax.set_title(name, fontsize=10)
+    _rate_distortion(fig.add_subplot(grid[1, 2]), rd)
+    fig.suptitle(title, fontsize=12)
     return _save(fig, path)

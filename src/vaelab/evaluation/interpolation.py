@@ -1,8 +1,11 @@
-"""Paths between two codes, and measures of how a decoded path behaves."""
+"""Paths between two codes, decoded paths between test images, and how a decoded path behaves."""
 
 from __future__ import annotations
 
 import torch
+
+from vaelab.errors import ConfigError
+from vaelab.models import AutoEncoder
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -49,3 +52,39 @@ def path_smoothness(images: torch.Tensor) -> dict[str, float]:
         "path_length_ratio": float(length / direct),
         "max_step_fraction": float(steps.max() / length.clamp_min(1e-12)),
     }
+
+
+def pick_pairs(y: torch.Tensor, a: int, b: int, n: int, seed: int) -> list[tuple[int, int]]:
+    """n (index of label a, index of label b) pairs of distinct images, seeded."""
+    g = torch.Generator().manual_seed(seed * 131 + a * 10 + b)
+    ia = torch.nonzero(y.cpu() == a).flatten()
+    ib = torch.nonzero(y.cpu() == b).flatten()
+    if len(ia) == 0 or len(ib) == 0:
+        raise ConfigError(
+            f"no test images with label {a if len(ia) == 0 else b}; pick other "
+            "--from-label/--to-label values"
+        )
+    ia = ia[torch.randperm(len(ia), generator=g)][:n]
+    ib = ib[torch.randperm(len(ib), generator=g)][:n]
+    return list(zip(ia.tolist(), ib.tolist(), strict=False))
+
+
+@torch.no_grad()
+def interpolation_paths(
+    model: AutoEncoder, x: torch.Tensor, pairs: list[tuple[int, int]], steps: int, mode: str
+) -> list[torch.Tensor]:
+    """Decoded paths (steps + 2, C, H, W) per pair; the ends are the actual input images.
+
+    mode `pixel` is the model-free baseline: a straight cross-fade of the two images in pixel
+    space (an overlay of two digits in the middle)."""
+    out = []
+    if mode == "pixel":
+        t = torch.linspace(0, 1, steps + 2, device=x.device)[:, None, None, None]
+        return [(1 - t) * x[ia] + t * x[ib] for ia, ib in pairs]
+    z_ends = model.encode(x[[i for p in pairs for i in p]])
+    for j, (ia, ib) in enumerate(pairs):
+        z = interpolate(z_ends[2 * j], z_ends[2 * j + 1], steps, mode)
+        imgs = torch.sigmoid(model.decode(z))
+        imgs[0], imgs[-1] = x[ia], x[ib]
+        out.append(imgs)
+    return out
