@@ -99,9 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _commands() -> list:
-    from vaelab import cli_eval, cli_explore, cli_study, cli_train
+    from vaelab import cli_eval, cli_explore, cli_study, cli_sweep, cli_train
 
-    return [cli_train.register, cli_eval.register, cli_study.register, cli_explore.register]
+    return [
+        cli_train.register,
+        cli_eval.register,
+        cli_study.register,
+        cli_explore.register,
+        cli_sweep.register,
+    ]
 
 
 _COMMANDS: list = _commands()
