@@ -232,8 +232,11 @@ def _param(name: str, spec: Any) -> ParamSpec:
     if not isinstance(spec, dict):
         raise _bad(where, 'must be a table such as {type = "float", low = 0.1, high = 10}')
     _only(spec, where, ("type", "low", "high", "log", "step", "choices", "values"))
+    spec = dict(spec)
     if "values" in spec:  # `values` reads better for grids; same meaning as `choices`
-        spec = {**spec, "choices": spec.pop("values")}
+        if "choices" in spec:
+            raise _bad(where, "give `choices` or `values`, not both")
+        spec["choices"] = spec.pop("values")
     kind = spec.get("type")
     if kind not in ("float", "int", "categorical", "grid"):
         raise _bad(f"{where} type", f"{kind!r} is not one of float, int, categorical, grid")

@@ -52,6 +52,7 @@ def param_vs_objective(
             )
         ax.set_xlabel(name)
         ax.set_ylabel(label)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(params) :]:
         ax.axis("off")

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,12 @@ def _importance(
     sign = -1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     try:
-        imp = optuna.importance.get_param_importances(
-            study, evaluator=evaluator, params=varying, target=lambda t: sign * t.values[index]
-        )
+        with warnings.catch_warnings():
+            # it warns that it ranks low targets best: `sign` already makes lower better
+            warnings.simplefilter("ignore", UserWarning)
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, params=varying, target=lambda t: sign * t.values[index]
+            )
     except (ValueError, RuntimeError) as e:
         return None, f"not computed: {e}"
     return dict(imp), "PED-ANOVA (Optuna): how much each parameter separates the best trials"
