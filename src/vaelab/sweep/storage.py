@@ -71,21 +71,41 @@ def open_storage(url: str, cfg: SweepConfig) -> RDBStorage:
     else:
         engine_kwargs["pool_pre_ping"] = True  # survive a database restart between trials
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=cfg.heartbeat_interval,
-            grace_period=cfg.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=cfg.max_retry
-            ),
-        )
+        with _schema_lock(url):
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=cfg.heartbeat_interval,
+                grace_period=cfg.grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=cfg.max_retry
+                ),
+            )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
             f"cannot open sweep storage {redact(url)} ({reason}); check the URL, that the "
             "database server runs and that the database exists"
         ) from None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: workers started at once on a new database would race to create Optuna's
+    tables (duplicate-key errors); an advisory lock lets one create them while the rest wait."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key("schema")})
+            try:
+                yield
+            finally:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key("schema")})
+    finally:
+        engine.dispose()
 
 
 def open_study(
