@@ -10,7 +10,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_sweep(args.config, name=args.name)
     result = run_sweep(
-        cfg, args.out, storage=args.storage, trials=args.trials, workers=args.workers
+        cfg,
+        args.out,
+        storage=args.storage,
+        trials=args.trials,
+        workers=args.workers,
+        threads=args.threads,
     )
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"study '{result.name}' in {result.storage}: {counts}")
@@ -56,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--workers", type=int, default=1, help="local worker processes (threads = cores / K)"
+    )
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: cores / workers)",
     )
     r.set_defaults(func=cmd_run)
     rep = sweep_sub.add_parser("report", help="trial table, best trial, figures, HTML page")

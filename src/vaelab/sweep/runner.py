@@ -55,12 +55,14 @@ def run_sweep(
     name: str | None = None,
     trials: int | None = None,
     workers: int = 1,
+    threads: int | None = None,
 ) -> SweepResult:
     """Run (or continue, or join) the sweep until its study has `trials` finished trials.
 
     Run directories go to OUT/trials/<number>/, worker logs to OUT/logs/. `storage` defaults to
     sqlite:///OUT/sweep.db; with a shared database URL, this call on several machines (each with
-    its own OUT) works on one study. `workers` local processes share the cores evenly.
+    its own OUT) works on one study. `workers` local processes share the cores evenly unless
+    `threads` (torch threads per worker) says otherwise.
     """
     if name:
         cfg.name = name
@@ -74,7 +76,10 @@ def run_sweep(
     # Open the study here first: a refused study (other space) stops before any worker starts.
     study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
-    threads = max(1, usable_cores() // workers) if workers > 1 else None
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be >= 1, got {threads!r}")
+    if threads is None and workers > 1:
+        threads = max(1, usable_cores() // workers)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     if workers == 1:
         work(specs[0])
