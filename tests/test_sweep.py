@@ -124,6 +124,7 @@ def test_separate_workers_share_a_postgresql_study(postgres_url, tmp_path, mnist
         assert p.returncode == 0, err[-3000:]
     study = _study(postgres_url.replace("postgresql://", "postgresql+psycopg://"), "pg")
     assert _states(study) == ["COMPLETE"] * 4  # exactly 4: the ask lock stops overshoot
+    assert len({t.params["beta"] for t in study.trials}) == 4  # per-trial seeds: no repeats
     dirs = [d for o in outs for d in (o / "trials").glob("*") if (d / "eval.json").is_file()]
     assert sorted(int(d.name) for d in dirs) == [0, 1, 2, 3]
     assert {t.user_attrs["run_dir"] for t in study.trials} == {str(d) for d in dirs}
@@ -163,6 +164,8 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(tmp_path, mnist_arra
     log = (out / "trials" / "0" / "train.log").read_text()
     assert "resumed from" in log  # continued from the checkpoint, not retrained
     assert "(retry of trial 0)" in r.stderr
+    rep = run_cli("report", out)
+    assert re.search(r"^0\s+FAIL .*worker lost \(no heartbeat\); retried as \d", rep.stdout, re.M)
 
 
 def test_pruner_stops_a_hopeless_trial(tmp_path, mnist_arrays, capsys):

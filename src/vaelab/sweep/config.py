@@ -120,7 +120,8 @@ class SweepConfig:
     """Finished (complete or pruned) trials wanted; `--trials` overrides it."""
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int | None = None
-    """Sampler seed (each worker offsets it, so workers do not propose identical trials)."""
+    """Sampler seed: trial n draws with seed + n, so workers and re-runs never propose the same
+    trials, and a one-worker sweep proposes the same ones every time."""
     heartbeat_interval: int = 10
     """Seconds between a running trial's heartbeats in the storage."""
     grace_period: int = 60

@@ -73,14 +73,23 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
     trials = study.get_trials(deepcopy=False)
     params = sorted({p for t in trials for p in t.params})
     header = ["trial", "state", *params, *_value_labels(study), "wall s", "host", "run", "note"]
+    retried_as: dict[int, list[int]] = {}
+    for t in trials:
+        if t.system_attrs.get("retry_history"):  # the trial it directly retries is the last
+            retried_as.setdefault(t.system_attrs["retry_history"][-1], []).append(t.number)
     rows = []
     for t in trials:
         # a pruned trial's "value" is its last pruner report, not the objective: leave it blank
         values = t.values if t.state == TrialState.COMPLETE else [None] * len(study.directions)
-        note = t.user_attrs.get("error", "")
+        # a retry inherits its original's user attributes: only a failed trial's error is its own
+        note = t.user_attrs.get("error", "") if t.state == TrialState.FAIL else ""
         origin = t.system_attrs.get("failed_trial")
         if origin is not None:
             note = f"retry of {origin}" + (f"; {note}" if note else "")
+        if t.state == TrialState.FAIL and not note:
+            note = "worker lost (no heartbeat)"
+        if t.number in retried_as:
+            note += f"; retried as {', '.join(map(str, retried_as[t.number]))}"
         if t.state == TrialState.PRUNED and t.intermediate_values:
             last = max(t.intermediate_values)
             note = f"pruned after epoch {last}" + (f"; {note}" if note else "")

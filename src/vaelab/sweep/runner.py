@@ -17,6 +17,17 @@ from vaelab.sweep.config import SweepConfig
 from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import default_storage_url, open_storage, open_study, redact
 from vaelab.sweep.worker import WorkerSpec, trial_counts, work
+from vaelab.training import TrainingInterrupted
+
+
+class SweepInterrupted(RunError):
+    exit_code = 130
+
+
+INTERRUPTED = (
+    "sweep interrupted; the running trials were checkpointed and queued again: run the same "
+    "command to continue the study"
+)
 
 
 @dataclass
@@ -82,7 +93,10 @@ def run_sweep(
         threads = max(1, usable_cores() // workers)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     if workers == 1:
-        work(specs[0])
+        try:
+            work(specs[0])
+        except TrainingInterrupted:
+            raise SweepInterrupted(INTERRUPTED) from None
     else:
         _run_processes(specs)
     return summarise(study, redact(url))
@@ -105,6 +119,8 @@ def _run_processes(specs: list[WorkerSpec]) -> None:
             p.join()
         raise
     bad = [p for p in procs if p.exitcode != 0]
+    if bad and all(p.exitcode == 130 for p in bad):
+        raise SweepInterrupted(INTERRUPTED)
     if bad:
         raise RunError(
             f"{len(bad)} of {len(procs)} sweep workers failed (exit codes "
@@ -119,6 +135,8 @@ def _worker_main(spec: WorkerSpec) -> None:
     try:
         work(spec)
     except VaelabError as e:
+        if e.exit_code == 130:  # interrupted: the worker log says what was queued again
+            sys.exit(130)
         print(f"vaelab: error: worker {spec.index}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -76,14 +77,51 @@ class GridCycleSampler(BaseSampler):
         self._base.after_trial(study, trial, state, values)
 
 
-def make_sampler(cfg: SweepConfig, worker_index: int = 0) -> BaseSampler:
-    # Seeded workers get distinct seeds: identical seeds would propose identical trials.
-    seed = None if cfg.seed is None else cfg.seed + 1000 * worker_index
-    base: BaseSampler = (
-        optuna.samplers.TPESampler(seed=seed)
-        if cfg.sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=seed)
-    )
+class PerTrialSeedSampler(BaseSampler):
+    """Seeds a fresh `factory(seed + trial number)` sampler for every trial.
+
+    One seed per worker would make two workers (or a re-run) propose the same trials; the trial
+    number is unique in the study, so proposals differ everywhere and a trial's draw depends only
+    on the seed, its number and the study's history (TPE reads that from the storage anyway).
+    """
+
+    def __init__(self, factory: Callable[[int | None], BaseSampler], seed: int) -> None:
+        self._factory, self._seed = factory, seed
+        self._base = factory(seed)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._base = self._factory(self._seed + trial.number)
+        self._base.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> Any:
+        return self._base.sample_independent(study, trial, name, dist)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+
+def make_sampler(cfg: SweepConfig) -> BaseSampler:
+    def factory(seed: int | None) -> BaseSampler:
+        if cfg.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    base = factory(None) if cfg.seed is None else PerTrialSeedSampler(factory, cfg.seed)
     return GridCycleSampler(base, cfg.grid) if cfg.grid else base
 
 

@@ -23,6 +23,7 @@ from vaelab.errors import RunError, VaelabError
 from vaelab.sweep.config import ParamSpec, SweepConfig
 from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import ask_lock, open_storage, open_study
+from vaelab.training import TrainingInterrupted
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 3
@@ -69,7 +70,7 @@ def work(spec: WorkerSpec) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say more
     log = worker_logger(spec.out_dir, spec.index)
     storage = open_storage(spec.storage_url, spec.cfg)
-    study = open_study(storage, spec.cfg, make_sampler(spec.cfg, spec.index), make_pruner(spec.cfg))
+    study = open_study(storage, spec.cfg, make_sampler(spec.cfg), make_pruner(spec.cfg))
     log.info(
         "joined study '%s' (%d trials wanted, torch threads %d)",
         spec.cfg.name,
@@ -173,10 +174,10 @@ def run_trial(
         except (KeyboardInterrupt, SystemExit) as e:
             _requeue(study, storage, trial, trial_id, spec, log, type(e).__name__)
             raise
+        except TrainingInterrupted:  # SIGINT/SIGTERM: the run saved a checkpoint
+            _requeue(study, storage, trial, trial_id, spec, log, "a signal")
+            raise
         except VaelabError as e:
-            if getattr(e, "exit_code", 1) == 130:  # TrainingInterrupted (SIGINT/SIGTERM)
-                _requeue(study, storage, trial, trial_id, spec, log, "a signal")
-                raise
             return _fail(study, trial, t0, log, str(e))
         except Exception as e:  # a trial's own failure must not stop the study
             return _fail(study, trial, t0, log, f"{type(e).__name__}: {e}")
@@ -263,6 +264,7 @@ def _requeue(
 ) -> None:
     """An interrupted trial is failed and queued again like a dead worker's, so the next run of
     the sweep resumes it from its checkpoint instead of abandoning it."""
+    trial.set_user_attr("error", f"interrupted by {cause}")
     study.tell(trial, state=TrialState.FAIL)
     RetryHeartbeatStaleTrialCallback(max_retry=spec.cfg.max_retry)(
         study, storage.get_trial(trial_id)
