@@ -133,7 +133,8 @@ def _constructed_study(url: str) -> optuna.Study:
         "beta": optuna.distributions.FloatDistribution(0.01, 10, log=True),
         "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
     }
-    for i, (beta, lr) in enumerate([(0.01, 1e-3), (0.1, 2e-3), (1.0, 1e-3), (10.0, 5e-3)] * 2):
+    grid = [(beta, lr) for lr in (1e-3, 5e-3) for beta in (0.01, 0.1, 1.0, 10.0)]
+    for i, (beta, lr) in enumerate(grid):  # β shapes the objective, lr barely
         study.add_trial(
             optuna.create_trial(
                 params={"beta": beta, "lr": lr},
@@ -179,6 +180,9 @@ def test_report_renders_table_best_trial_and_figures(tmp_path: Path):
         assert f"]({src})" in md
     # the best trial is β = 1 (objective (β-1)² + 0.01·i, lowest i = 2)
     assert "Trial 2: samples/fd (min) = 0.02" in md
+    ranked = re.search(r"separates the best trials \((\w+) ([\d.]+), (\w+) ([\d.]+)\)", md)
+    assert ranked and ranked.group(1, 3) == ("beta", "lr")
+    assert float(ranked.group(2)) > float(ranked.group(4))
     assert "PRUNED" in files.table and "pruned after epoch 1" in files.table
     assert "non-finite val/loss" in files.table
     rows = files.csv.read_text().splitlines()

@@ -69,23 +69,24 @@ def importance_bars(path: Path, importances: dict[str, float], label: str) -> Pa
     return _save(fig, path)
 
 
-def learning_curves(path: Path, trials: list[FrozenTrial], metric: str) -> Path:
-    """The per-epoch value each trial reported to the pruner; pruned trials dashed and red."""
+def learning_curves(path: Path, trials: list[FrozenTrial], metric: str, sign: float = 1.0) -> Path:
+    """The per-epoch metric each trial reported to the pruner (times `sign`, which undoes the
+    negation of a maximised study); pruned trials dashed."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for t in trials:
-        if not t.intermediate_values:
-            continue
+    colours = plt.get_cmap("tab10")
+    for i, t in enumerate(t for t in trials if t.intermediate_values):
         steps = sorted(t.intermediate_values)
         pruned = t.state == TrialState.PRUNED
         ax.plot(
             steps,
-            [t.intermediate_values[s] for s in steps],
+            [sign * t.intermediate_values[s] for s in steps],
             "--" if pruned else "-",
-            marker="o",
-            color="tab:red" if pruned else "tab:blue",
-            alpha=0.8,
-            label=f"{t.number}{' (pruned)' if pruned else ''}",
+            marker="x" if pruned else "o",
+            color=colours(i % 10),
+            alpha=0.85,
+            label=f"{t.number}{' pruned' if pruned else ''}",
         )
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

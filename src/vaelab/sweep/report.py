@@ -196,7 +196,8 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
             continue
         f = plots.importance_bars(root / f"importance_{_slug(lab)}.png", imp, lab)
         figures.append(f)
-        blocks.append(("img", (f.name, f"{lab}: {why}")))
+        ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
+        blocks.append(("img", (f.name, f"{lab}: {why} ({ranked})")))
     if any(t.intermediate_values for t in trials):
         blocks.append(("h", "Learning curves"))
         # the worker records what it reported: "-val/loss" where the study maximises
@@ -204,7 +205,9 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
             (t.user_attrs["pruner_metric"] for t in trials if "pruner_metric" in t.user_attrs),
             "value",
         )
-        f = plots.learning_curves(root / "learning_curves.png", trials, metric)
+        sign = -1.0 if metric.startswith("-") else 1.0
+        metric = metric.removeprefix("-")
+        f = plots.learning_curves(root / "learning_curves.png", trials, metric, sign)
         figures.append(f)
         blocks.append(("img", (f.name, f"{metric} per epoch as reported to the pruner")))
     title = f"Sweep {study.study_name}"

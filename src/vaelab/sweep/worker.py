@@ -51,6 +51,9 @@ def worker_logger(out_dir: Path, index: int) -> logging.Logger:
     log = logging.getLogger(f"vaelab.sweep.worker.{tag}")
     log.setLevel(logging.INFO)
     log.propagate = False
+    for h in list(log.handlers):  # a second sweep in this process: fresh files, no duplicates
+        log.removeHandler(h)
+        h.close()
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(out_dir / "logs" / f"worker-{tag}.log")
     fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
