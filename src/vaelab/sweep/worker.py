@@ -112,7 +112,16 @@ def _next_trial(
             return None, True
         if finished + n[TrialState.RUNNING] >= spec.trials:
             return None, False
-        return study.ask(), False  # pops a WAITING (retried) trial first
+        trial = study.ask()  # pops a WAITING (retried) trial first
+        # A first beat at once: a RUNNING trial that never beat is never found stale.
+        storage.record_heartbeat(trial_id(storage, spec.cfg.name, trial.number))
+        return trial, False
+
+
+def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
 def _suggest(trial: Trial, p: ParamSpec) -> Any:
@@ -155,13 +164,12 @@ def run_trial(
     log: logging.Logger,
 ) -> TrialState:
     """Train + evaluate one trial in DIR/trials/<n>/ (a retry resumes its original's run dir)."""
-    study_id = storage.get_study_id_from_name(spec.cfg.name)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-    frozen = storage.get_trial(trial_id)
+    tid = trial_id(storage, spec.cfg.name, trial.number)
+    frozen = storage.get_trial(tid)
     origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
     run_dir = spec.out_dir / "trials" / str(trial.number if origin is None else origin)
     t0 = time.time()
-    with _Heartbeat(storage, trial_id, spec.cfg.heartbeat_interval):
+    with _Heartbeat(storage, tid, spec.cfg.heartbeat_interval):
         try:
             params = {p.name: _suggest(trial, p) for p in spec.cfg.space}
             retry = f" (retry of trial {origin})" if origin is not None else ""
@@ -175,10 +183,10 @@ def run_trial(
             log.info("trial %d pruned: %s", trial.number, e)
             return TrialState.PRUNED
         except (KeyboardInterrupt, SystemExit) as e:
-            _requeue(study, storage, trial, trial_id, spec, log, type(e).__name__)
+            _requeue(study, storage, trial, tid, spec, log, type(e).__name__)
             raise
         except TrainingInterrupted:  # SIGINT/SIGTERM: the run saved a checkpoint
-            _requeue(study, storage, trial, trial_id, spec, log, "a signal")
+            _requeue(study, storage, trial, tid, spec, log, "a signal")
             raise
         except VaelabError as e:
             return _fail(study, trial, t0, log, str(e))
@@ -260,7 +268,7 @@ def _requeue(
     study: optuna.Study,
     storage: RDBStorage,
     trial: Trial,
-    trial_id: int,
+    tid: int,
     spec: WorkerSpec,
     log: logging.Logger,
     cause: str,
@@ -269,7 +277,5 @@ def _requeue(
     the sweep resumes it from its checkpoint instead of abandoning it."""
     trial.set_user_attr("error", f"interrupted by {cause}")
     study.tell(trial, state=TrialState.FAIL)
-    RetryHeartbeatStaleTrialCallback(max_retry=spec.cfg.max_retry)(
-        study, storage.get_trial(trial_id)
-    )
+    RetryHeartbeatStaleTrialCallback(max_retry=spec.cfg.max_retry)(study, storage.get_trial(tid))
     log.info("trial %d interrupted by %s; queued again (a re-run resumes it)", trial.number, cause)
