@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.sweep_helpers import SMOKE, run_cli, smoke, start_cli, write
-from vaelab.sweep import parse_sweep, run_sweep
+from vaelab.sweep import parse_sweep, report, run_sweep
 from vaelab.sweep.eval_keys import expected_keys
 from vaelab.sweep.runner import usable_cores
 
@@ -192,3 +192,24 @@ def test_pruner_stops_a_hopeless_trial(tmp_path, mnist_arrays, capsys):
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(epochs) == 1
     assert "trial 1 pruned: val/recon" in capsys.readouterr().err
+
+
+def test_multi_objective_sweep_reports_its_pareto_front(tmp_path, mnist_arrays):
+    cfg = parse_sweep(
+        smoke(
+            sweep={"name": "two", "trials": 2},
+            objective=[
+                {"key": "test/elbo", "direction": "maximize"},
+                {"key": "samples/fd", "direction": "minimize"},
+            ],
+        )
+    )
+    result = run_sweep(cfg, tmp_path / "out")
+    assert result.counts == {"COMPLETE": 2} and 1 <= len(result.best) <= 2
+    for t in _study(_sqlite(tmp_path / "out"), "two").trials:
+        ev = json.loads(Path(t.user_attrs["run_dir"], "eval.json").read_text())
+        assert t.values == [ev["test/elbo"], ev["samples/fd"]]
+    files = report(tmp_path / "out")
+    md = files.markdown.read_text()
+    assert "## Pareto front" in md and "params_vs_samples_fd_min.png" in md
+    assert '"key": "samples/fd"' in md  # the definition block

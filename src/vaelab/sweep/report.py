@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -210,6 +211,10 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
         f = plots.learning_curves(root / "learning_curves.png", trials, metric, sign)
         figures.append(f)
         blocks.append(("img", (f.name, f"{metric} per epoch as reported to the pruner")))
+    definition = study.user_attrs.get("vaelab:definition")
+    if definition:
+        blocks.append(("h", "Definition (search space, objectives, base config, evaluation)"))
+        blocks.append(("pre", json.dumps(definition, indent=2)))
     title = f"Sweep {study.study_name}"
     md = root / "report.md"
     page = root / "report.html"
@@ -231,6 +236,8 @@ def _markdown(title: str, blocks: list[tuple[str, Any]]) -> str:
             out += [b, ""]
         elif kind == "img":
             out += [f"![{b[1]}]({b[0]})", ""]
+        elif kind == "pre":
+            out += ["```json", b, "```", ""]
         elif kind == "table":
             header, rows = b
             cell = lambda s: s.replace("|", "\\|")  # noqa: E731
@@ -262,6 +269,8 @@ def _html(title: str, blocks: list[tuple[str, Any]]) -> str:
     for kind, b in blocks:
         if kind == "h":
             body.append(f"<h2>{e(b)}</h2>")
+        elif kind == "pre":
+            body.append(f"<pre>{e(b)}</pre>")
         elif kind == "p":
             body.append(f"<p>{e(b)}</p>")
         elif kind == "img":

@@ -22,10 +22,12 @@ from vaelab.sweep.config import SweepConfig
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
 
-# heartbeats and the retry callback are "experimental" in Optuna; the warning says nothing to users
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# vaelab's workers use ask/tell and beat the heart themselves (vaelab.sweep.worker._Heartbeat)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+
+def silence_optuna_notices() -> None:
+    """Optuna warns on every use of its heartbeats (experimental since 2.8, stable in use) and
+    when ask/tell meets them (vaelab's workers beat the heart themselves): noise to users."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
 
 
 def default_storage_url(out_dir: str | Path) -> str:
@@ -58,6 +60,7 @@ def open_storage(url: str, cfg: SweepConfig) -> RDBStorage:
     """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
     seconds is failed by the next worker that asks for a trial, and re-queued with its
     parameters (up to `max_retry` times)."""
+    silence_optuna_notices()
     url = normalise_url(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
@@ -146,6 +149,7 @@ def open_study(
 
 def load_existing_study(url: str, name: str | None) -> optuna.Study:
     """A study for reading (reports): `name`, or the storage's only study."""
+    silence_optuna_notices()
     try:
         url = normalise_url(url)
         storage = RDBStorage(url, skip_table_creation=True)

@@ -92,8 +92,9 @@ def work(spec: WorkerSpec) -> int:
         state = run_trial(study, storage, trial, spec, log)
         failures = failures + 1 if state == TrialState.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
+            last = study.trials[trial.number].user_attrs.get("error", "?")
             raise RunError(
-                f"{failures} trials in a row failed in this worker; see the errors in "
+                f"{failures} trials in a row failed in this worker (last: {last}); see "
                 f"{spec.out_dir / 'logs'} and fix the sweep config"
             )
     log.info("study '%s' has its %d finished trials; %d ran here", spec.cfg.name, spec.trials, ran)
@@ -226,6 +227,8 @@ def _train_and_evaluate(
     trial.set_user_attr("pruner_metric", metric if sign > 0 else f"-{metric}")
 
     def on_epoch_end(epoch: int, record: dict[str, float]) -> bool:
+        if len(spec.cfg.objectives) > 1:
+            return False  # Optuna has no intermediate values (or pruning) for several objectives
         trial.report(sign * record[metric], epoch)
         if trial.should_prune():
             pruned_at.append(epoch)
