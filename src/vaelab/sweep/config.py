@@ -1,4 +1,5 @@
-"""A sweep's TOML file, parsed into a typed `SweepConfig` and validated before the first trial.
+"""A sweep's typed `SweepConfig`, and its validation before the first trial. The TOML file
+(read by `vaelab.sweep.parse`):
 
     [sweep]                       # optional: name, trials, sampler, seed, heartbeat
     name = "beta"
@@ -31,14 +32,15 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
 from vaelab.sweep.eval_keys import PER_SPLIT_VAE_KEYS, eval_key_known
+
+if TYPE_CHECKING:
+    from vaelab.evaluation import EvalConfig
 
 ParamType = Literal["float", "int", "categorical", "grid"]
 PrunerKind = Literal["none", "median", "successive_halving", "hyperband"]
@@ -59,11 +61,19 @@ EVAL_FIELDS = (
     "classifier",
     "figures",
 )
-TOP_TABLES = ("sweep", "train", "space", "objective", "evaluation", "pruner")
 
 
-def _bad(where: str, why: str) -> ConfigError:
+def config_error(where: str, why: str) -> ConfigError:
+    """The one-line error for a bad part of a sweep file (`where` names the table or key)."""
     return ConfigError(f"invalid sweep config {where}: {why}")
+
+
+def check_keys(table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise config_error(
+            where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(allowed)}"
+        )
 
 
 @dataclass
@@ -159,8 +169,8 @@ class SweepConfig:
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.train, **params}, source="sweep trial").validate()
 
-    def eval_config(self, device: str) -> Any:
-        from vaelab.evaluation import EvalConfig
+    def eval_config(self, device: str) -> EvalConfig:
+        from vaelab.evaluation import EvalConfig  # imports torch: only when a trial needs it
 
         return EvalConfig(**{"figures": False, **self.evaluation, "device": device}).validate()
 
@@ -168,145 +178,53 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
 
-# ---------------------------------------------------------------------------- parsing
-def load_sweep(path: str | Path, name: str | None = None) -> SweepConfig:
-    """Read and fully validate a sweep TOML file (see the module docstring)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"sweep config {path} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"sweep config {path} is not valid TOML: {e}") from None
-    return parse_sweep(data, default_name=path.stem, name=name)
-
-
-def parse_sweep(
-    data: dict[str, Any], *, default_name: str = "sweep", name: str | None = None
-) -> SweepConfig:
-    unknown = sorted(set(data) - set(TOP_TABLES))
-    if unknown:
-        raise _bad(
-            "tables",
-            f"unknown table(s) {', '.join(unknown)}; valid: {', '.join(TOP_TABLES)}",
-        )
-    head = _table(data, "sweep")
-    _only(head, "[sweep]", SWEEP_KEYS)
-    cfg = SweepConfig(
-        name=name or head.get("name", default_name),
-        train=_table(data, "train"),
-        space=[_param(k, v) for k, v in _table(data, "space").items()],
-        objectives=_objectives(data.get("objective")),
-        evaluation=_table(data, "evaluation"),
-        pruner=_pruner(_table(data, "pruner")),
-        **{k: head[k] for k in SWEEP_KEYS if k in head and k != "name"},
-    )
-    return validate(cfg)
-
-
-SWEEP_KEYS = (
-    "name",
-    "trials",
-    "sampler",
-    "seed",
-    "heartbeat_interval",
-    "grace_period",
-    "max_retry",
-)
-
-
-def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise _bad(f"[{key}]", f"must be a table, got {type(value).__name__}")
-    return dict(value)
-
-
-def _only(table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise _bad(where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
-
-
-def _param(name: str, spec: Any) -> ParamSpec:
-    where = f"[space.{name}]"
-    if not isinstance(spec, dict):
-        raise _bad(where, 'must be a table such as {type = "float", low = 0.1, high = 10}')
-    _only(spec, where, ("type", "low", "high", "log", "step", "choices", "values"))
-    spec = dict(spec)
-    if "values" in spec:  # `values` reads better for grids; same meaning as `choices`
-        if "choices" in spec:
-            raise _bad(where, "give `choices` or `values`, not both")
-        spec["choices"] = spec.pop("values")
-    kind = spec.get("type")
-    if kind not in ("float", "int", "categorical", "grid"):
-        raise _bad(f"{where} type", f"{kind!r} is not one of float, int, categorical, grid")
-    return ParamSpec(name=name, **spec)
-
-
-def _objectives(raw: Any) -> list[Objective]:
-    if raw is None:
-        raise _bad(
-            "[objective]",
-            'missing; add e.g. [[objective]] key = "test/elbo" direction = "maximize"',
-        )
-    items = [raw] if isinstance(raw, dict) else raw
-    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
-        raise _bad("[objective]", "must be a table or an array of tables with key and direction")
-    out = []
-    for item in items:
-        _only(item, "[objective]", ("key", "direction"))
-        out.append(Objective(**item))
-    return out
-
-
-def _pruner(table: dict[str, Any]) -> PrunerConfig:
-    names = tuple(f.name for f in dataclasses.fields(PrunerConfig))
-    _only(table, "[pruner]", names)
-    return PrunerConfig(**table)
-
-
 # ---------------------------------------------------------------------------- validation
 def validate(cfg: SweepConfig) -> SweepConfig:
     """Check every part, including one trial config per grid corner, before any work starts."""
     if not isinstance(cfg.name, str) or not cfg.name.strip():
-        raise _bad("[sweep] name", "must be a non-empty string")
+        raise config_error("[sweep] name", "must be a non-empty string")
     if not cfg.space:
-        raise _bad("[space]", "no parameters; add e.g. [space.beta] type = 'float' low/high")
+        raise config_error(
+            "[space]", "no parameters; add e.g. [space.beta] type = 'float' low/high"
+        )
     for p in cfg.space:
         _check_param(p)
         if p.name in cfg.train:
-            raise _bad(
+            raise config_error(
                 f"[space.{p.name}]", f"'{p.name}' is also set in [train]; keep it in one place"
             )
     for name in ("trials", "heartbeat_interval", "grace_period"):
         v = getattr(cfg, name)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise _bad(f"[sweep] {name}", f"must be an integer >= 1, got {v!r}")
+            raise config_error(f"[sweep] {name}", f"must be an integer >= 1, got {v!r}")
     if cfg.grace_period <= cfg.heartbeat_interval:
-        raise _bad("[sweep] grace_period", "must exceed heartbeat_interval (a few intervals)")
+        raise config_error(
+            "[sweep] grace_period", "must exceed heartbeat_interval (a few intervals)"
+        )
     if not isinstance(cfg.max_retry, int) or cfg.max_retry < 0:
-        raise _bad("[sweep] max_retry", f"must be an integer >= 0, got {cfg.max_retry!r}")
+        raise config_error("[sweep] max_retry", f"must be an integer >= 0, got {cfg.max_retry!r}")
     if cfg.sampler not in ("tpe", "random"):
-        raise _bad("[sweep] sampler", f"{cfg.sampler!r} is not one of tpe, random")
+        raise config_error("[sweep] sampler", f"{cfg.sampler!r} is not one of tpe, random")
     if cfg.seed is not None and not isinstance(cfg.seed, int):
-        raise _bad("[sweep] seed", f"must be an integer, got {cfg.seed!r}")
-    _only(cfg.evaluation, "[evaluation]", EVAL_FIELDS)
+        raise config_error("[sweep] seed", f"must be an integer, got {cfg.seed!r}")
+    check_keys(cfg.evaluation, "[evaluation]", EVAL_FIELDS)
     _check_pruner(cfg)
     for corner in _corners(cfg.space):  # every combination of extreme values must be valid
         try:
             train_cfg = cfg.trial_config(corner)
         except ConfigError as e:
-            raise _bad(f"[train]/[space] at {corner}", str(e)) from None
+            raise config_error(f"[train]/[space] at {corner}", str(e)) from None
         except TypeError as e:
-            raise _bad(f"[train]/[space] at {corner}", str(e)) from None
+            raise config_error(f"[train]/[space] at {corner}", str(e)) from None
         _check_objectives(cfg, train_cfg)
     try:
         ecfg = cfg.eval_config("cpu")
     except (ConfigError, TypeError) as e:
-        raise _bad("[evaluation]", str(e)) from None
+        raise config_error("[evaluation]", str(e)) from None
     if ecfg.classifier not in ("standard", "smoke"):
-        raise _bad("[evaluation] classifier", f"{ecfg.classifier!r} is not standard or smoke")
+        raise config_error(
+            "[evaluation] classifier", f"{ecfg.classifier!r} is not standard or smoke"
+        )
     return cfg
 
 
@@ -318,29 +236,31 @@ def _check_param(p: ParamSpec) -> None:
     where = f"[space.{p.name}]"
     if p.type in ("categorical", "grid"):
         if not isinstance(p.choices, list) or not p.choices:
-            raise _bad(where, f"a {p.type} parameter needs a non-empty list `choices`")
+            raise config_error(where, f"a {p.type} parameter needs a non-empty list `choices`")
         if any(not isinstance(c, (bool, int, float, str)) for c in p.choices):
-            raise _bad(where, "choices must be numbers, strings or booleans (Optuna stores these)")
+            raise config_error(
+                where, "choices must be numbers, strings or booleans (Optuna stores these)"
+            )
         if len({json.dumps(c) for c in p.choices}) != len(p.choices):
-            raise _bad(where, f"duplicate choices in {p.choices}")
+            raise config_error(where, f"duplicate choices in {p.choices}")
         if p.low is not None or p.high is not None or p.log or p.step is not None:
-            raise _bad(where, f"a {p.type} parameter takes only `choices`")
+            raise config_error(where, f"a {p.type} parameter takes only `choices`")
         return
     if p.choices:
-        raise _bad(where, f"a {p.type} parameter takes low/high, not choices")
+        raise config_error(where, f"a {p.type} parameter takes low/high, not choices")
     if not (_num(p.low) and _num(p.high)) or not p.low < p.high:  # type: ignore[operator]
-        raise _bad(where, f"needs numbers low < high, got low={p.low!r} high={p.high!r}")
+        raise config_error(where, f"needs numbers low < high, got low={p.low!r} high={p.high!r}")
     if p.type == "int" and not (isinstance(p.low, int) and isinstance(p.high, int)):
-        raise _bad(where, "an int parameter needs integer low and high")
+        raise config_error(where, "an int parameter needs integer low and high")
     if p.log and p.low <= 0:  # type: ignore[operator]
-        raise _bad(where, f"log scale needs low > 0, got {p.low!r}")
+        raise config_error(where, f"log scale needs low > 0, got {p.low!r}")
     if p.step is not None:
         if not _num(p.step) or p.step <= 0:
-            raise _bad(where, f"step must be a number > 0, got {p.step!r}")
+            raise config_error(where, f"step must be a number > 0, got {p.step!r}")
         if p.log:
-            raise _bad(where, "step and log = true cannot be combined (Optuna refuses it)")
+            raise config_error(where, "step and log = true cannot be combined (Optuna refuses it)")
         if p.type == "int" and not isinstance(p.step, int):
-            raise _bad(where, "an int parameter needs an integer step")
+            raise config_error(where, "an int parameter needs an integer step")
 
 
 def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
@@ -356,7 +276,9 @@ def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig) -> None:
     split = cfg.evaluation.get("split", "test")
     for o in cfg.objectives:
         if o.direction not in ("minimize", "maximize"):
-            raise _bad(f"[objective] {o.key}", f"direction {o.direction!r}: minimize or maximize")
+            raise config_error(
+                f"[objective] {o.key}", f"direction {o.direction!r}: minimize or maximize"
+            )
         if not isinstance(o.key, str) or not eval_key_known(o.key, split, train_cfg.model == "vae"):
             vae_only = isinstance(o.key, str) and o.key.split("/")[-1] in PER_SPLIT_VAE_KEYS
             hint = (
@@ -364,39 +286,43 @@ def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig) -> None:
                 if vae_only and o.key.startswith(f"{split}/")
                 else f"'{o.key}' is not an eval.json key of split '{split}'"
             )
-            raise _bad("[objective] key", f"{hint}; see the README's evaluate section for keys")
+            raise config_error(
+                "[objective] key", f"{hint}; see the README's evaluate section for keys"
+            )
     if len({o.key for o in cfg.objectives}) != len(cfg.objectives):
-        raise _bad("[objective]", "the same key twice")
+        raise config_error("[objective]", "the same key twice")
 
 
 def _check_pruner(cfg: SweepConfig) -> None:
     p = cfg.pruner
     if p.kind not in ("none", "median", "successive_halving", "hyperband"):
-        raise _bad(
+        raise config_error(
             "[pruner] kind",
             f"{p.kind!r} is not one of none, median, successive_halving, hyperband",
         )
     for name in ("n_startup_trials", "n_warmup_steps"):
         v = getattr(p, name)
         if not isinstance(v, int) or v < 0:
-            raise _bad(f"[pruner] {name}", f"must be an integer >= 0, got {v!r}")
+            raise config_error(f"[pruner] {name}", f"must be an integer >= 0, got {v!r}")
     for name, lo in (("min_resource", 1), ("reduction_factor", 2)):
         v = getattr(p, name)
         if not isinstance(v, int) or v < lo:
-            raise _bad(f"[pruner] {name}", f"must be an integer >= {lo}, got {v!r}")
+            raise config_error(f"[pruner] {name}", f"must be an integer >= {lo}, got {v!r}")
     if p.metric not in PRUNER_METRICS:
-        raise _bad("[pruner] metric", f"{p.metric!r} is not one of {', '.join(PRUNER_METRICS)}")
+        raise config_error(
+            "[pruner] metric", f"{p.metric!r} is not one of {', '.join(PRUNER_METRICS)}"
+        )
     epochs = cfg.train.get("epochs", TrainConfig().epochs)
     searched = {s.name for s in cfg.space}
     rungs = p.kind in ("successive_halving", "hyperband") and "epochs" not in searched
     if rungs and p.min_resource >= epochs:
-        raise _bad(
+        raise config_error(
             "[pruner] min_resource",
             f"{p.min_resource} epochs leaves no rung before the last epoch ({epochs}); "
             "lower it or train more epochs",
         )
     if p.kind != "none" and len(cfg.objectives) > 1:
-        raise _bad(
+        raise config_error(
             "[pruner]",
             "Optuna cannot prune multi-objective studies; set kind = 'none' or keep one objective",
         )

@@ -46,10 +46,11 @@ def trial_counts(study: optuna.Study) -> Counter[TrialState]:
 
 
 def worker_logger(out_dir: Path, index: int) -> logging.Logger:
-    """Lines to stderr and to DIR/logs/worker-<host>-<pid>.log."""
+    """INFO lines to stderr and DIR/logs/worker-<host>-<pid>.log; DEBUG (the evaluation's
+    progress) to the file only."""
     tag = f"{socket.gethostname()}-{os.getpid()}"
     log = logging.getLogger(f"vaelab.sweep.worker.{tag}")
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.DEBUG)
     log.propagate = False
     for h in list(log.handlers):  # a second sweep in this process: fresh files, no duplicates
         log.removeHandler(h)
@@ -58,6 +59,7 @@ def worker_logger(out_dir: Path, index: int) -> logging.Logger:
     fh = logging.FileHandler(out_dir / "logs" / f"worker-{tag}.log")
     fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.INFO)
     err.setFormatter(logging.Formatter(f"[worker {index} {tag}] %(message)s"))
     for h in (fh, err):
         log.addHandler(h)
@@ -245,7 +247,7 @@ def _train_and_evaluate(
             f"is hopeless by the {spec.cfg.pruner.kind} pruner"
         )
     ecfg = spec.cfg.eval_config(cfg.device)
-    ecfg.log = lambda m: log.debug(m)
+    ecfg.log = lambda m: log.debug("trial %d: %s", trial.number, m)
     metrics = evaluate_run(run_dir, ecfg)
     missing = [o.key for o in spec.cfg.objectives if o.key not in metrics]
     if missing:
