@@ -148,7 +148,7 @@ class SweepConfig:
         return math.prod(len(v) for v in self.grid.values()) if self.grid else 0
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [o.direction for o in self.objectives]
 
     def definition(self) -> dict[str, Any]:
