@@ -210,7 +210,7 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
         metric = metric.removeprefix("-")
         f = plots.learning_curves(root / "learning_curves.png", trials, metric, sign)
         figures.append(f)
-        blocks.append(("img", (f.name, f"{metric} per epoch as reported to the pruner")))
+        blocks.append(("img", (f.name, f"{metric} per epoch, as each trial reported it")))
     definition = study.user_attrs.get("vaelab:definition")
     if definition:
         blocks.append(("h", "Definition (search space, objectives, base config, evaluation)"))
