@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from vaelab.errors import ConfigError, RunError, VaelabError
 from vaelab.fsutil import atomic_write_json
-from vaelab.sweep.config import SweepConfig
+from vaelab.sweep.config import SweepConfig, validate
 from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import default_storage_url, open_storage, open_study, redact
 from vaelab.sweep.worker import WorkerSpec, trial_counts, work
@@ -77,6 +77,7 @@ def run_sweep(
     """
     if name:
         cfg.name = name
+    validate(cfg)  # a SweepConfig built in Python gets the checks a TOML file gets
     n_trials = resolve_trials(cfg, trials)
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers!r}")
