@@ -74,7 +74,8 @@ def test_two_local_workers_record_four_trials(sqlite_sweep):
 def test_eval_keys_match_a_real_eval_json(sqlite_sweep):
     out, _, _ = sqlite_sweep
     ev = json.loads((out / "trials" / "0" / "eval.json").read_text())
-    assert set(ev) == expected_keys("test", is_vae=True, latent_dim=8)
+    groups = ("reconstruction", "likelihood", "samples", "probes", "interpolation")
+    assert set(ev) == expected_keys("test", is_vae=True, latent_dim=8, groups=groups)
 
 
 def test_rerun_continues_rather_than_restarts(sqlite_sweep):
@@ -202,6 +203,7 @@ def test_multi_objective_sweep_reports_its_pareto_front(tmp_path, mnist_arrays):
                 {"key": "test/elbo", "direction": "maximize"},
                 {"key": "samples/fd", "direction": "minimize"},
             ],
+            evaluation={"groups": ["reconstruction", "samples"]},  # what the objectives need
         )
     )
     result = run_sweep(cfg, tmp_path / "out")
@@ -209,6 +211,7 @@ def test_multi_objective_sweep_reports_its_pareto_front(tmp_path, mnist_arrays):
     for t in _study(_sqlite(tmp_path / "out"), "two").trials:
         ev = json.loads(Path(t.user_attrs["run_dir"], "eval.json").read_text())
         assert t.values == [ev["test/elbo"], ev["samples/fd"]]
+        assert set(ev) == expected_keys("test", True, 8, groups=("reconstruction", "samples"))
     files = report(tmp_path / "out")
     md = files.markdown.read_text()
     assert "## Pareto front" in md and "params_vs_samples_fd_min.png" in md

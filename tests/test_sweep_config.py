@@ -49,6 +49,21 @@ BAD = [
     ({"train": {"beta": 1.0}}, "also set in [train]"),
     ({"evaluation": {"iw_samples": 0}}, "iw_samples"),
     ({"evaluation": {"colour": "red"}}, "unknown key(s) colour"),
+    ({"evaluation": {"groups": ["samples", "vibes"]}}, "a list from reconstruction"),
+    (
+        {
+            "objective": {"key": "probe/knn_acc", "direction": "maximize"},
+            "evaluation": {"groups": ["reconstruction", "samples"]},
+        },
+        "needs the 'probes' group",
+    ),
+    (
+        {
+            "objective": {"key": "test/iw_nll", "direction": "minimize"},
+            "evaluation": {"groups": ["reconstruction", "samples"]},
+        },
+        "needs the 'likelihood' group",
+    ),
     ({"pruner": {"kind": "asha"}}, "not one of none, median"),
     ({"pruner": {"metric": "test/elbo"}}, "not one of val/loss"),
     ({"pruner": {"kind": "hyperband", "min_resource": 1}}, "no rung"),

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
-from vaelab.sweep.eval_keys import PER_SPLIT_VAE_KEYS, eval_key_known
+from vaelab.sweep.eval_keys import key_requirement
 
 if TYPE_CHECKING:
     from vaelab.evaluation import EvalConfig
@@ -60,6 +60,7 @@ EVAL_FIELDS = (
     "checkpoint",
     "classifier",
     "figures",
+    "groups",
 )
 
 
@@ -172,7 +173,10 @@ class SweepConfig:
     def eval_config(self, device: str) -> EvalConfig:
         from vaelab.evaluation import EvalConfig  # imports torch: only when a trial needs it
 
-        return EvalConfig(**{"figures": False, **self.evaluation, "device": device}).validate()
+        values = {"figures": False, **self.evaluation, "device": device}
+        if "groups" in values:
+            values["groups"] = tuple(values["groups"])
+        return EvalConfig(**values).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,16 +211,25 @@ def validate(cfg: SweepConfig) -> SweepConfig:
         raise config_error("[sweep] sampler", f"{cfg.sampler!r} is not one of tpe, random")
     if cfg.seed is not None and not isinstance(cfg.seed, int):
         raise config_error("[sweep] seed", f"must be an integer, got {cfg.seed!r}")
-    check_keys(cfg.evaluation, "[evaluation]", EVAL_FIELDS)
+    groups = _check_evaluation(cfg)
     _check_pruner(cfg)
     for corner in _corners(cfg.space):  # every combination of extreme values must be valid
         try:
             train_cfg = cfg.trial_config(corner)
-        except ConfigError as e:
+        except (ConfigError, TypeError) as e:
             raise config_error(f"[train]/[space] at {corner}", str(e)) from None
-        except TypeError as e:
-            raise config_error(f"[train]/[space] at {corner}", str(e)) from None
-        _check_objectives(cfg, train_cfg)
+        _check_objectives(cfg, train_cfg, groups)
+    return cfg
+
+
+def _check_evaluation(cfg: SweepConfig) -> tuple[str, ...]:
+    """Check [evaluation]; returns the metric groups it computes."""
+    from vaelab.evaluation.run import GROUPS
+
+    check_keys(cfg.evaluation, "[evaluation]", EVAL_FIELDS)
+    groups = cfg.evaluation.get("groups", GROUPS)
+    if not isinstance(groups, (list, tuple)) or not set(groups) <= set(GROUPS):
+        raise config_error("[evaluation] groups", f"{groups!r}: a list from {', '.join(GROUPS)}")
     try:
         ecfg = cfg.eval_config("cpu")
     except (ConfigError, TypeError) as e:
@@ -225,7 +238,9 @@ def validate(cfg: SweepConfig) -> SweepConfig:
         raise config_error(
             "[evaluation] classifier", f"{ecfg.classifier!r} is not standard or smoke"
         )
-    return cfg
+    if ecfg.split not in ("train", "val", "test"):
+        raise config_error("[evaluation] split", f"{ecfg.split!r} is not train, val or test")
+    return tuple(groups)
 
 
 def _num(v: Any) -> bool:
@@ -272,23 +287,24 @@ def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
     return [dict(zip(names, c, strict=True)) for c in combos]
 
 
-def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig) -> None:
+def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: tuple[str, ...]) -> None:
     split = cfg.evaluation.get("split", "test")
     for o in cfg.objectives:
         if o.direction not in ("minimize", "maximize"):
             raise config_error(
                 f"[objective] {o.key}", f"direction {o.direction!r}: minimize or maximize"
             )
-        if not isinstance(o.key, str) or not eval_key_known(o.key, split, train_cfg.model == "vae"):
-            vae_only = isinstance(o.key, str) and o.key.split("/")[-1] in PER_SPLIT_VAE_KEYS
-            hint = (
-                f"'{o.key}' exists only for VAE runs, and model={train_cfg.model!r} here"
-                if vae_only and o.key.startswith(f"{split}/")
-                else f"'{o.key}' is not an eval.json key of split '{split}'"
-            )
-            raise config_error(
-                "[objective] key", f"{hint}; see the README's evaluate section for keys"
-            )
+        need = key_requirement(o.key, split) if isinstance(o.key, str) else None
+        if need is None:
+            hint = f"'{o.key}' is not an eval.json key of split '{split}'"
+        elif need.startswith("vae") and train_cfg.model != "vae":
+            hint = f"'{o.key}' exists only for VAE runs, and model={train_cfg.model!r} here"
+        elif need.removeprefix("vae").removeprefix("+") not in ("", *groups):
+            group = need.removeprefix("vae").removeprefix("+")
+            hint = f"'{o.key}' needs the '{group}' group in [evaluation] groups"
+        else:
+            continue
+        raise config_error("[objective] key", f"{hint}; see the README's evaluate section")
     if len({o.key for o in cfg.objectives}) != len(cfg.objectives):
         raise config_error("[objective]", "the same key twice")
 

@@ -220,7 +220,7 @@ def _train_and_evaluate(
     if spec.threads and "threads" not in spec.cfg.train:
         values["threads"] = spec.threads
     cfg = spec.cfg.trial_config(values)
-    pruned_at: list[int] = []
+    pruned_at: list[tuple[int, float]] = []  # (epoch, metric) where the pruner stopped it
 
     metric = spec.cfg.pruner.metric
     # Optuna's pruners read intermediate values in the study's direction: negate a
@@ -233,7 +233,7 @@ def _train_and_evaluate(
             return False  # Optuna has no intermediate values (or pruning) for several objectives
         trial.report(sign * record[metric], epoch)
         if trial.should_prune():
-            pruned_at.append(epoch)
+            pruned_at.append((epoch, record[metric]))
             return True
         return False
 
@@ -243,7 +243,7 @@ def _train_and_evaluate(
     trial.set_user_attr("train/summary", {k: v for k, v in result.summary.items() if _num(v)})
     if pruned_at:
         raise optuna.TrialPruned(
-            f"{metric} {result.summary[metric]:.6g} after epoch {pruned_at[0]} "
+            f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
             f"is hopeless by the {spec.cfg.pruner.kind} pruner"
         )
     ecfg = spec.cfg.eval_config(cfg.device)
