@@ -72,3 +72,15 @@ def idx_dir(tmp_path: Path) -> Path:
     for name, data in synthetic_idx_files().items():
         (d / f"{name}.gz").write_bytes(gzip.compress(data))
     return d
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server (tests/pg.py) for the session; skipped only where the
+    server is not installed (.ci/run installs Debian's `postgresql` as root)."""
+    from tests.pg import postgres_bin, throwaway_postgres
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)")
+    with throwaway_postgres() as url:
+        yield url
