@@ -206,7 +206,7 @@ def test_multi_objective_sweep_reports_its_pareto_front(tmp_path, mnist_arrays):
                 {"key": "test/elbo", "direction": "maximize"},
                 {"key": "samples/fd", "direction": "minimize"},
             ],
-            evaluation={"groups": ["reconstruction", "samples"]},  # what the objectives need
+            evaluation={"groups": ["likelihood", "samples"]},  # what the objectives need
         )
     )
     result = run_sweep(cfg, tmp_path / "out")
@@ -214,7 +214,9 @@ def test_multi_objective_sweep_reports_its_pareto_front(tmp_path, mnist_arrays):
     for t in _study(_sqlite(tmp_path / "out"), "two").trials:
         ev = json.loads(Path(t.user_attrs["run_dir"], "eval.json").read_text())
         assert t.values == [ev["test/elbo"], ev["samples/fd"]]
-        assert set(ev) == expected_keys("test", True, 8, groups=("reconstruction", "samples"))
+        assert set(ev) == eval_keys(
+            "test", is_vae=True, latent_dim=8, groups=("likelihood", "samples")
+        )
     files = report(tmp_path / "out")
     md = files.markdown.read_text()
     assert "## Pareto front" in md and "params_vs_samples_fd_min.png" in md
