@@ -141,6 +141,11 @@ def summary(doc: Doc, root: Path, s: dict[str, Any]) -> None:
         f"and FAQ). Wall time {doc.cite('wall_time_s', '.0f')} s; {len(s['runs'])} training "
         "runs in `runs/`. Every number below is read from `study.json` in this folder."
     )
+    doc.p(
+        f"Explore the AE and the tuned VAE (`runs/ae`, `runs/{s['tuned']}`) in the browser: "
+        f"`vaelab explore {c['out']}` (latent maps, live decodes, interpolations, sliders, "
+        'prior samples, draw a digit; README "Explore a model").'
+    )
 
 
 def reproduce_section(doc: Doc, s: dict[str, Any]) -> None:

@@ -28,9 +28,9 @@ from vaelab.data import info as data_info
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluation import EvalConfig, evaluate_run
+from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, load_eval_data
 from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.run import SELECTION_GROUPS, interpolation_paths, load_eval_data, pick_pairs
+from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.runtime import environment, resolve_device
 from vaelab.study import halving
@@ -38,6 +38,9 @@ from vaelab.study.presets import StudyConfig
 from vaelab.study.selection import halving_rule_text, select_beta
 from vaelab.training import train
 
+# Interpolation numbers of the AE and the tuned VAE, taken from their eval.json (the evaluation's
+# interpolation group measured them on the same pairs and steps).
+INTERP_KEYS = ("mean_conf", "min_conf", "realism_median", "realism_p90", "realism_worst")
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
 
@@ -509,12 +512,13 @@ class Study:
         )
         curves: dict[str, list[np.ndarray]] = {}
         summary: dict[str, dict[str, float]] = {}
-        for a, b in EvalConfig().pairs:
-            pairs = pick_pairs(y, a, b, 3, self.cfg.seed)
+        ecfg = EvalConfig()  # the evaluation's pairs and steps, so figures match eval.json
+        for a, b in ecfg.pairs:
+            pairs = pick_pairs(y, a, b, ecfg.n_pairs, self.cfg.seed)
             rows, labels = [], []
             for mode in ("lerp", "slerp"):
                 for mname, model in models.items():
-                    paths = interpolation_paths(model, x, pairs, 5, mode)
+                    paths = interpolation_paths(model, x, pairs, ecfg.steps, mode)
                     for j, p in enumerate(paths):
                         rows.append(p)
                         labels.append(f"{mname} {mode} #{j + 1}")
@@ -524,7 +528,8 @@ class Study:
                 fig_dir / f"interp_compare_{a}to{b}.png",
                 rows,
                 labels,
-                f"{a}→{b}: AE vs tuned VAE, lerp and slerp (start, 5 decoded codes, end)",
+                f"{a}→{b}: AE vs tuned VAE, lerp and slerp "
+                f"(start, {ecfg.steps} decoded codes, end)",
             )
         stacked = {k: np.stack(v) for k, v in curves.items()}
         figures.confidence_curves(
@@ -532,9 +537,10 @@ class Study:
             stacked,
             "Classifier confidence along paths: AE vs tuned VAE",
         )
-        for k, v in stacked.items():
-            inner = v[:, 1:-1]
-            summary[k] = {"mean_conf": float(inner.mean()), "min_conf": float(inner.min(1).mean())}
+        for name, label in (("ae", "AE"), (tuned, f"VAE β={self.runs[tuned]['beta']:g}")):
+            for mode in ("lerp", "slerp"):
+                ev = self.runs[name]["eval"]
+                summary[f"{label} {mode}"] = {k: ev[f"interp/{mode}/{k}"] for k in INTERP_KEYS}
         return summary
 
 
