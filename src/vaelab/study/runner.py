@@ -85,6 +85,7 @@ class Study:
             lr=c.lr,
             lr_schedule=c.lr_schedule,
             warmup_steps=c.warmup_steps,
+            kl_warmup_steps=c.kl_warmup_steps if model == "vae" else 0,
             seed=c.seed,
             device=c.device,
             limit_train=limit_train or c.limit_train,
