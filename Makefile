@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# The study needs only vaelab's own dependencies; the tests also need the dev extras (pytest,
+# hypothesis, selenium, nbclient, psycopg, ...), installed by their own stamp.
+RUN_STAMP := $(VENV)/.installed-run-stamp
 TORCH  := torch==2.13.0
 STUDY_DIR ?= study
 PRESET ?= default
@@ -12,9 +15,13 @@ PRESET ?= default
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -29,13 +36,13 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
-data: $(STAMP)
+data: $(RUN_STAMP)
 	$(PY) -m vaelab data fetch --dataset mnist
 
 study: data
 	$(PY) -m vaelab study --preset $(PRESET) --out $(STUDY_DIR)
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:

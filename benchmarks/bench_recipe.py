@@ -36,7 +36,6 @@ def recipe(preset: str, model: str, beta: float, epochs: int) -> TrainConfig:
         lr=c.lr,
         lr_schedule=c.lr_schedule,
         warmup_steps=c.warmup_steps,
-        kl_warmup_steps=c.kl_warmup_steps if model == "vae" else 0,
         device="cpu",
         log_every=50,
     ).validate()

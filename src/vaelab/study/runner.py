@@ -70,8 +70,14 @@ class Study:
         self.log.info(msg)
 
     def train_config(
-        self, model: str, beta: float, epochs: int, limit_train: int | None = None
+        self,
+        model: str,
+        beta: float,
+        epochs: int,
+        limit_train: int | None = None,
+        trial: bool = False,
     ) -> TrainConfig:
+        """A run of this study; `trial`: a β-search trial (with the preset's KL warm-up)."""
         c = self.cfg
         return TrainConfig(
             model=model,
@@ -85,7 +91,7 @@ class Study:
             lr=c.lr,
             lr_schedule=c.lr_schedule,
             warmup_steps=c.warmup_steps,
-            kl_warmup_steps=c.kl_warmup_steps if model == "vae" else 0,
+            kl_warmup_steps=c.trial_kl_warmup_steps if trial else 0,
             seed=c.seed,
             device=c.device,
             limit_train=limit_train or c.limit_train,
@@ -309,11 +315,11 @@ class Study:
         def trial(beta: float, rung: int) -> float:
             if c.search == "grid":
                 name, evaluation = beta_name(beta), c.trial_evaluation
-                tcfg = self.train_config("vae", beta, c.trial_epochs)
+                tcfg = self.train_config("vae", beta, c.trial_epochs, trial=True)
             else:
                 name, evaluation = beta_name(beta, rung), "selection"
                 r = plan[rung]
-                tcfg = self.train_config("vae", beta, r.epochs, r.limit_train)
+                tcfg = self.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
             names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation)["name"]
             return self._loss(self.runs[names[beta, rung]]["eval"])
 
