@@ -27,18 +27,8 @@ PIXELS = 28 * 28
 
 
 def recipe(preset: str, model: str, beta: float, epochs: int) -> TrainConfig:
-    c = make_config(preset)
-    return TrainConfig(
-        model=model,
-        beta=beta,
-        epochs=epochs,
-        batch_size=c.batch_size,
-        lr=c.lr,
-        lr_schedule=c.lr_schedule,
-        warmup_steps=c.warmup_steps,
-        device="cpu",
-        log_every=50,
-    ).validate()
+    """The preset's training recipe for one run on all 50,000 training images, on the CPU."""
+    return make_config(preset, device="cpu").train_config(model, beta, epochs)
 
 
 def history(cfg: TrainConfig, metric, stop_at: float | None = None) -> list[tuple[float, float]]:

@@ -53,21 +53,12 @@ def _check_study_data(cfg) -> None:
     the interpolation labels of the evaluations."""
     from vaelab import preflight as pf
     from vaelab.cli.evaluate import check_labels
-    from vaelab.config import TrainConfig
     from vaelab.data import load_arrays
     from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
     from vaelab.evaluation.run import DEFAULT_PAIRS
 
-    run = TrainConfig(
-        dataset=cfg.dataset,
-        data_dir=cfg.data_dir,
-        latent_dim=cfg.latent_dim,
-        channels=list(cfg.channels),
-        batch_size=cfg.batch_size,
-        limit_train=cfg.limit_train,
-        device=cfg.device,
-    ).validate()
+    run = cfg.train_config("ae", 0.0, 1)
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     pf.check_splits(arrays, run, cfg.data_dir or cfg.dataset)
     side = arrays[FILES[0]].shape[1]

@@ -126,7 +126,28 @@ class StudyConfig:
         if self.max_extensions < 0 or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError("invalid study option: max_extensions >= 0, seed in 0..2**32-1")
         # the per-run fields go through TrainConfig's own checks (lr, channels, device, ...)
-        TrainConfig(
+        self.train_config("vae", 1.0, 1, trial=True)
+        for name in ("trial_limit_train", "selection_limit", "selection_samples"):
+            if (getattr(self, name) or 2) < 2:
+                raise ConfigError(f"invalid study option '{name}': must be >= 2 or unset")
+        if self.trial_evaluation not in ("selection", "full"):
+            raise ConfigError("invalid study option 'trial_evaluation': selection or full")
+        return self
+
+    def train_config(
+        self,
+        model: str,
+        beta: float,
+        epochs: int,
+        limit_train: int | None = None,
+        trial: bool = False,
+    ) -> TrainConfig:
+        """The validated config of one of this study's runs; `trial`: a β-search trial, which
+        trains with the preset's KL warm-up."""
+        return TrainConfig(
+            model=model,  # type: ignore[arg-type]
+            beta=beta,
+            epochs=epochs,
             dataset=self.dataset,
             data_dir=self.data_dir,
             latent_dim=self.latent_dim,
@@ -135,18 +156,13 @@ class StudyConfig:
             lr=self.lr,
             lr_schedule=self.lr_schedule,
             warmup_steps=self.warmup_steps,
-            kl_warmup_steps=self.trial_kl_warmup_steps,
+            kl_warmup_steps=self.trial_kl_warmup_steps if trial else 0,
             seed=self.seed,
             device=self.device,
-            limit_train=self.limit_train,
+            limit_train=limit_train or self.limit_train,
             limit_val=self.limit_val,
+            log_every=10,
         ).validate()
-        for name in ("trial_limit_train", "selection_limit", "selection_samples"):
-            if (getattr(self, name) or 2) < 2:
-                raise ConfigError(f"invalid study option '{name}': must be >= 2 or unset")
-        if self.trial_evaluation not in ("selection", "full"):
-            raise ConfigError("invalid study option 'trial_evaluation': selection or full")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -77,27 +77,7 @@ class Study:
         limit_train: int | None = None,
         trial: bool = False,
     ) -> TrainConfig:
-        """A run of this study; `trial`: a β-search trial (with the preset's KL warm-up)."""
-        c = self.cfg
-        return TrainConfig(
-            model=model,
-            beta=beta,
-            epochs=epochs,
-            dataset=c.dataset,
-            data_dir=c.data_dir,
-            latent_dim=c.latent_dim,
-            channels=list(c.channels),
-            batch_size=c.batch_size,
-            lr=c.lr,
-            lr_schedule=c.lr_schedule,
-            warmup_steps=c.warmup_steps,
-            kl_warmup_steps=c.trial_kl_warmup_steps if trial else 0,
-            seed=c.seed,
-            device=c.device,
-            limit_train=limit_train or c.limit_train,
-            limit_val=c.limit_val,
-            log_every=10,
-        ).validate()
+        return self.cfg.train_config(model, beta, epochs, limit_train, trial)
 
     def eval_config(self, kind: str) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
