@@ -299,15 +299,18 @@ def serve(
     sys.stdout.flush()
     if open_browser:
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # Both signals stop the server, whatever this process inherited: a shell starts
+        # background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, signal.default_int_handler)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         say("vaelab explore: stopped")
     finally:
         server.server_close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
