@@ -69,16 +69,6 @@ class Study:
         print(msg, file=sys.stderr, flush=True)
         self.log.info(msg)
 
-    def train_config(
-        self,
-        model: str,
-        beta: float,
-        epochs: int,
-        limit_train: int | None = None,
-        trial: bool = False,
-    ) -> TrainConfig:
-        return self.cfg.train_config(model, beta, epochs, limit_train, trial)
-
     def eval_config(self, kind: str) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
         accuracy and rate/distortion, sample FD and class entropy) on fewer images/samples."""
@@ -221,10 +211,10 @@ class Study:
         with self.timed("data", "data overview", plan):
             data, baselines = self._data_overview(arrays, fig_dir)
         with self.timed("ae", "auto-encoder", plan):
-            ae = self.ensure_run("ae", self.train_config("ae", 0.0, c.ae_epochs), "ae")
+            ae = self.ensure_run("ae", self.cfg.train_config("ae", 0.0, c.ae_epochs), "ae")
         with self.timed("extremes", "VAE at β = 0 and β = 10", plan):
             for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
-                self.ensure_run(name, self.train_config("vae", b, c.extreme_epochs), "extremes")
+                self.ensure_run(name, self.cfg.train_config("vae", b, c.extreme_epochs), "extremes")
         with self.timed("search", f"β search ({c.search})", plan):
             search = self._search()
             trials = {b: self.runs[n]["eval"] for b, n in search["trial_runs_by_beta"].items()}
@@ -295,11 +285,11 @@ class Study:
         def trial(beta: float, rung: int) -> float:
             if c.search == "grid":
                 name, evaluation = beta_name(beta), c.trial_evaluation
-                tcfg = self.train_config("vae", beta, c.trial_epochs, trial=True)
+                tcfg = self.cfg.train_config("vae", beta, c.trial_epochs, trial=True)
             else:
                 name, evaluation = beta_name(beta, rung), "selection"
                 r = plan[rung]
-                tcfg = self.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+                tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
             names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation)["name"]
             return self._loss(self.runs[names[beta, rung]]["eval"])
 
@@ -373,8 +363,10 @@ class Study:
         c, beta = self.cfg, search["chosen_beta"]
         if c.search == "grid":
             name = search["trial_runs_by_beta"][beta]
-            return self.ensure_run(name, self.train_config("vae", beta, c.trial_epochs), "tuned")
-        tcfg = self.train_config("vae", beta, c.tuned_epochs)
+            return self.ensure_run(
+                name, self.cfg.train_config("vae", beta, c.trial_epochs), "tuned"
+            )
+        tcfg = self.cfg.train_config("vae", beta, c.tuned_epochs)
         return self.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
 
     # ------------------------------------------------------------------ helpers
