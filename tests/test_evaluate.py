@@ -144,15 +144,14 @@ def test_reduced_classifier_trains_and_the_standard_one_reaches_99_percent(mnist
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
     )
+    # The standard classifier: the user's cached one when `make study` trained it, otherwise
+    # trained here (about 75 s on 2 cores) into the tests' private home, so the gate always runs.
     standard = USER_HOME / "classifiers" / clf._path("mnist", "standard").name
-    if not standard.is_file():
-        pytest.skip(
-            f"standard classifier not cached in {standard} (`make study` trains it); "
-            "its >= 99 % gate runs where it is"
-        )
-    ckpt = load_checkpoint(standard)
-    net = clf.LeNet()
-    net.load_state_dict(ckpt["model"])
+    if standard.is_file():
+        net = clf.LeNet()
+        net.load_state_dict(load_checkpoint(standard)["model"])
+    else:
+        net, _ = clf.reference_classifier("mnist", variant="standard")
     x, y = split_arrays(mnist_arrays, "test")
     assert clf.accuracy(net, x, y, torch.device("cpu")) >= 0.99  # re-measured, not trusted
 
