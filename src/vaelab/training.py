@@ -415,7 +415,7 @@ def _open_run(
         image_shape,
         state,
         logger,
-        _autocast(cfg),
+        _autocast(cfg, device),
         rank,
         net,
     )
@@ -423,10 +423,9 @@ def _open_run(
     return run
 
 
-def _autocast(cfg: TrainConfig) -> contextlib.AbstractContextManager:
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
     if cfg.precision != "bf16":
         return contextlib.nullcontext()
-    device = resolve_device(cfg.device)
     if device.type == "cpu":
         print(
             "vaelab: warning: bf16 autocast on a CPU trains slower than fp32 unless the CPU has "

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from vaelab.checkpoint import load_checkpoint, save_checkpoint
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import resolve_spec, split_arrays, vaelab_home
 from vaelab.errors import RunError
 from vaelab.fsutil import file_lock, sha256_bytes
+from vaelab.runtime import progress
 
 VERSION = 1
 FEATURES = 128
@@ -89,9 +89,7 @@ def train_classifier(
     for epoch in range(epochs):
         model.train()
         loader.set_epoch(epoch)
-        for xb, yb in tqdm(
-            loader, desc=f"classifier epoch {epoch + 1}/{epochs}", leave=False, disable=not _tty()
-        ):
+        for xb, yb in progress(loader, desc=f"classifier epoch {epoch + 1}/{epochs}"):
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,12 +98,6 @@ def train_classifier(
         if log:
             log(f"classifier epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.4f}")
     return model.eval()
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
 
 
 def reference_classifier(

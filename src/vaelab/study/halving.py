@@ -60,10 +60,6 @@ class Rung:
     epochs: int
     limit_train: int | None
 
-    @property
-    def images(self) -> int | None:
-        return None if self.limit_train is None else self.epochs * self.limit_train
-
 
 def rungs(
     first_epochs: int, first_limit: int | None, eta: int, final_epochs: int, n_rungs: int
