@@ -19,7 +19,10 @@ import pytest
 
 from vaelab.study.halving import next_decades, refinement
 from vaelab.study.report import fmt, resolve
+from vaelab.study.schema import StudyResult
 from vaelab.study.selection import select_beta
+
+from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
 
 
 def _study(out: Path) -> subprocess.Popen:
@@ -100,6 +103,14 @@ def test_study_json_has_every_run_and_the_choice(study_dir):
         "interpolation",
         "representation",
     }
+
+
+def test_study_json_has_the_pinned_keys_and_reads_back(study_dir):
+    """The runner's typed result writes the key tree study.json always had, and the schema
+    reads the file back to the same content."""
+    s = json.loads((study_dir / "study.json").read_text())
+    assert key_tree(s) - OPTIONAL == STUDY_JSON_KEYS
+    assert StudyResult.from_dict(s).to_dict() == s
 
 
 def test_report_cites_study_json_and_references_existing_figures(study_dir):

@@ -100,3 +100,44 @@ def key_requirement(key: str, split: str = "test") -> str | None:
             ):
                 return need
     return None
+
+
+# ---- single keys that consumers read by name (the study runner and its report) ----------------
+# tests/test_study_schema.py checks that each is one of eval_keys(...), so a key renamed in the
+# evaluation fails there, not in a sentence of the report.
+def split_key(name: str, split: str = "test") -> str:
+    """The key of a per-split measure: split_key("sse") == "test/sse"."""
+    return f"{split}/{name}"
+
+
+def interp_key(mode: str, name: str) -> str:
+    """The key of an interpolation measure: interp_key("lerp", "min_conf") ==
+    "interp/lerp/min_conf"; `mode` is one of PATH_MODES."""
+    return f"interp/{mode}/{name}"
+
+
+TEST_SSE = split_key("sse")
+TEST_MSE = split_key("mse")
+TEST_KL = split_key("kl")
+TEST_ELBO = split_key("elbo")
+TEST_IW_NLL = split_key("iw_nll")
+TEST_NEG_ELBO_SAME_IMAGES = split_key("neg_elbo_same_images")
+TEST_ACTIVE_UNITS = split_key("active_units")
+RECON_FD = "recon/fd"
+RECON_ACCURACY = "recon/classifier_accuracy"
+RECON_REALISM_MEDIAN = "recon/realism_median"
+SAMPLES_FD = "samples/fd"
+SAMPLES_PRECISION = "samples/precision"
+SAMPLES_RECALL = "samples/recall"
+SAMPLES_PR_K = "samples/pr_k"
+SAMPLES_PR_N = "samples/pr_n"
+SAMPLES_CLASS_ENTROPY = "samples/class_entropy"
+SAMPLES_CONFIDENCE = "samples/confidence"
+REAL_CONFIDENCE = "real/confidence"
+FLOOR_FD = "floor/fd_train_vs_test"
+FLOOR_PRECISION = "floor/precision"
+FLOOR_RECALL = "floor/recall"
+PROBE_LINEAR = "probe/linear_acc"
+PROBE_KNN = "probe/knn_acc"
+PROBE_N_TRAIN = "probe/n_train"
+EVAL_TIME = "eval/time_s"

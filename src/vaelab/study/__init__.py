@@ -2,5 +2,6 @@
 
 from vaelab.study.presets import PRESETS, StudyConfig, make_config
 from vaelab.study.runner import run_study
+from vaelab.study.schema import StudyResult, load_study
 
-__all__ = ["PRESETS", "StudyConfig", "make_config", "run_study"]
+__all__ = ["PRESETS", "StudyConfig", "StudyResult", "load_study", "make_config", "run_study"]

@@ -7,9 +7,9 @@ by hand. D = pixels per image (784 for MNIST), M = latent dimensions, B = batch 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from vaelab.study.render import Doc
+from vaelab.study.schema import StudyResult
 
 INTERPOLATION_MEASURES = (
     "What each measure means. **Realism**: for each decoded in-between image, the distance in "
@@ -99,10 +99,9 @@ def _faq(d: int, m: int, b: int) -> list[tuple[str, str]]:
     ]
 
 
-def units_section(doc: Doc, s: dict[str, Any]) -> None:
+def units_section(doc: Doc, s: StudyResult) -> None:
     """The "Units and FAQ" section, with D, M and B of this study."""
-    c = s["config"]
-    d = math.prod(s["data"]["splits"]["test"]["shape"])  # pixels per image: C·H·W
+    d = math.prod(s.data.splits["test"].shape)  # pixels per image: C·H·W
     doc.h(2, "Units and FAQ", "units")
-    for question, answer in _faq(d, int(c["latent_dim"]), int(c["batch_size"])):
+    for question, answer in _faq(d, s.config.latent_dim, s.config.batch_size):
         doc.p(f"**{question}** {answer}")

@@ -1,9 +1,10 @@
 """Rendering of the study report: a list of blocks (headings, paragraphs, tables, figures, code)
 written to Markdown and to self-contained HTML.
 
-Numbers in text are citations of study.json paths (`Doc.cite`), rendered as plain text in
-Markdown and as `<span class="num" data-key=... data-fmt=...>` in HTML, so a test can check that
-each cited number equals the value in study.json.
+Numbers in text are citations of study.json paths (`Doc.cite`, the path derived from the
+attributes read, vaelab.study.schema.json_path), rendered as plain text in Markdown and as
+`<span class="num" data-key=... data-fmt=...>` in HTML, so a test can check that each cited
+number equals the value in study.json.
 """
 
 from __future__ import annotations
@@ -11,17 +12,12 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
-SEP = "::"
+from vaelab.study.schema import StudyResult, json_path, resolve
+
 _TOKEN = re.compile(r"⟦([^|⟧]+)\|([^⟧]*)⟧")
-
-
-def resolve(data: dict[str, Any], path: str) -> Any:
-    node: Any = data
-    for part in path.split(SEP):
-        node = node[part]
-    return node
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -33,16 +29,21 @@ def fmt(value: Any, spec: str) -> str:
 class Doc:
     """A list of blocks rendered to both Markdown and HTML."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def __init__(self, study: StudyResult) -> None:
+        self.study = study
+        self.data = study.to_dict()  # what study.json holds: citations render from it
         self.blocks: list[tuple[str, Any]] = []
 
-    def cite(self, path: str, spec: str = ".3g") -> str:
-        resolve(self.data, path)  # fail early on a wrong path
+    def cite(self, get: Callable[[StudyResult], object], spec: str = ".3g") -> str:
+        """A number of the study for the text: `get` reads it by fields and items,
+        e.g. `doc.cite(lambda s: s.baselines.prior_norm)`; rendered from study.json's content."""
+        path = json_path(self.study, get)
+        resolve(self.data, path)  # the path is in the file's content, or fail now
         return f"⟦{path}|{spec}⟧"
 
-    def v(self, path: str) -> Any:
-        return resolve(self.data, path)
+    def ev(self, run: str, key: str, spec: str = ".3g") -> str:
+        """A run's eval.json metric (`key` from vaelab.evaluation.keys)."""
+        return self.cite(lambda s: s.runs[run].eval[key], spec)
 
     def h(self, level: int, text: str, anchor: str | None = None) -> None:
         self.blocks.append(("h", (level, text, anchor)))

@@ -28,19 +28,30 @@ from vaelab.data import info as data_info
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, load_eval_data
+from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, keys, load_eval_data
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.runtime import environment, resolve_device
 from vaelab.study import halving
 from vaelab.study.presets import StudyConfig
+from vaelab.study.schema import (
+    Baselines,
+    ClassifierInfo,
+    CodeStats,
+    DataInfo,
+    Environment,
+    InterpolationSummary,
+    RunEntry,
+    RungRecord,
+    SearchResult,
+    StudyResult,
+    load_study,
+    parse,
+)
 from vaelab.study.selection import halving_rule_text, select_beta
 from vaelab.training import train
 
-# Interpolation numbers of the AE and the tuned VAE, taken from their eval.json (the evaluation's
-# interpolation group measured them on the same pairs and steps).
-INTERP_KEYS = ("mean_conf", "min_conf", "realism_median", "realism_p90", "realism_worst")
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
 
@@ -57,7 +68,7 @@ class Study:
     def __init__(self, cfg: StudyConfig) -> None:
         self.cfg = cfg
         self.root = Path(cfg.out)
-        self.runs: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, RunEntry] = {}
         self.stage_time: dict[str, float] = {}
         self.ips = 2000.0  # training images/s, updated from finished runs
         self.eval_s = {"full": 60.0, "selection": 5.0}  # seconds per evaluation, likewise
@@ -112,16 +123,16 @@ class Study:
 
     def ensure_run(
         self, name: str, tcfg: TrainConfig, stage: str, evaluation: str = "full"
-    ) -> dict[str, Any]:
+    ) -> RunEntry:
         """Train (or reuse, or resume) and evaluate one run; returns its study entry.
 
         A run whose config equals one already done in this study is not trained twice: the
         earlier run stands for both (it is evaluated again only if it lacks this evaluation)."""
         for other in self.runs.values():
-            if other["config"] == tcfg.to_dict() and (
-                other["evaluation"] == evaluation or evaluation == "selection"
+            if other.config == tcfg.to_dict() and (
+                other.evaluation == evaluation or evaluation == "selection"
             ):
-                self.say(f"  {name} is identical to {other['name']}: reusing it")
+                self.say(f"  {name} is identical to {other.name}: reusing it")
                 return other
         run_dir = self.root / "runs" / name
         resume = (run_dir / "config.json").exists()
@@ -138,20 +149,20 @@ class Study:
         if not done_before:
             self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
         metrics, fresh = self._evaluate(run_dir, evaluation)
-        entry = {
-            "name": name,
-            "stage": stage,
-            "model": tcfg.model,
-            "beta": tcfg.beta,
-            "epochs": tcfg.epochs,
-            "train_images": result.summary.get("steps", 0) * tcfg.batch_size,
-            "dir": f"runs/{name}",
-            "evaluation": evaluation,
-            "train": result.summary,
-            "eval": metrics,
-            "reused": done_before and fresh,
-            "config": tcfg.to_dict(),
-        }
+        entry = RunEntry(
+            name=name,
+            stage=stage,
+            model=tcfg.model,
+            beta=tcfg.beta,
+            epochs=tcfg.epochs,
+            train_images=result.summary.get("steps", 0) * tcfg.batch_size,
+            dir=f"runs/{name}",
+            evaluation=evaluation,
+            train=result.summary,
+            eval=metrics,
+            reused=done_before and fresh,
+            config=tcfg.to_dict(),
+        )
         self.runs[name] = entry
         return entry
 
@@ -171,7 +182,7 @@ class Study:
                 return stored["metrics"], True
         metrics = evaluate_run(run_dir, ecfg)
         atomic_write_json(stored_path, {"options": key, "metrics": metrics})
-        self.eval_s[kind] = metrics["eval/time_s"]
+        self.eval_s[kind] = metrics[keys.EVAL_TIME]
         return metrics, False
 
     # ------------------------------------------------------------------ stages
@@ -199,8 +210,9 @@ class Study:
         out[-1] = (out[-1][0], out[-1][1], out[-1][2], "full")
         return out
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> StudyResult:
         c = self.cfg
+        t0 = time.perf_counter()
         device = resolve_device(c.device)
         fig_dir = self.root / "figures"
         arrays = load_arrays(c.dataset, c.data_dir)
@@ -217,64 +229,67 @@ class Study:
                 self.ensure_run(name, self.cfg.train_config("vae", b, c.extreme_epochs), "extremes")
         with self.timed("search", f"β search ({c.search})", plan):
             search = self._search()
-            trials = {b: self.runs[n]["eval"] for b, n in search["trial_runs_by_beta"].items()}
-            self._tradeoff_figures(trials, search["chosen_beta"], ae["eval"], fig_dir)
-        with self.timed("tuned", f"tuned VAE (β = {search['chosen_beta']:g})", []):
+            trials = {b: self.runs[search.trial_run(b)].eval for b in search.trials}
+            self._tradeoff_figures(trials, search.chosen_beta, ae.eval, fig_dir)
+        with self.timed("tuned", f"tuned VAE (β = {search.chosen_beta:g})", []):
             tuned = self._tuned(search)
-            code_stats = self._code_stats(["ae", tuned["name"]], device)
+            code_stats = self._code_stats(["ae", tuned.name], device)
         with self.timed("interpolation", "interpolations AE vs tuned VAE", []):
-            interp = self._interpolations(tuned["name"], device, fig_dir)
+            interp = self._interpolations(tuned.name, device, fig_dir)
         with self.timed("representation", "representation usefulness", []):
             representation = {
-                name: {k: r["eval"][k] for k in ("probe/linear_acc", "probe/knn_acc")}
+                name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
                 for name, r in self.runs.items()
-                if r["evaluation"] == "full"
+                if r.evaluation == "full"
             }
-        classifier_meta = clf.reference_classifier(
-            c.dataset, c.data_dir, variant=c.classifier, device=device
-        )[1]
-        del search["trial_runs_by_beta"]
-        return {
-            "config": c.to_dict(),
-            "env": environment(device),
-            "data": data,
-            "baselines": baselines,
-            "runs": self.runs,
-            "search": search,
-            "tuned": tuned["name"],
-            "code_stats": code_stats,
-            "interpolation": interp,
-            "representation": representation,
-            "classifier": {
-                k: classifier_meta[k]
-                for k in ("variant", "test_accuracy", "epochs", "train_images")
-            },
-            "stage_time_s": self.stage_time,
-            "stage_order": [k for k in STAGES if k in self.stage_time],
-            "run_order": list(self.runs),
-            "compute_time_s": sum(
-                r["train"].get("train_time_s", 0) + r["eval"]["eval/time_s"]
-                for r in self.runs.values()
+        return StudyResult(
+            config=c,
+            env=Environment(**environment(device)),
+            data=data,
+            baselines=baselines,
+            runs=self.runs,
+            search=search,
+            tuned=tuned.name,
+            code_stats=code_stats,
+            interpolation=interp,
+            representation=representation,
+            classifier=self._classifier_info(device),
+            stage_time_s=self.stage_time,
+            stage_order=[k for k in STAGES if k in self.stage_time],
+            run_order=list(self.runs),
+            compute_time_s=sum(
+                r.train.get("train_time_s", 0) + r.eval[keys.EVAL_TIME] for r in self.runs.values()
             ),
-            "train_images": sum(r["train_images"] for r in self.runs.values()),
-        }
+            train_images=sum(r.train_images for r in self.runs.values()),
+            wall_time_s=time.perf_counter() - t0,
+        )
 
-    def _data_overview(self, arrays: dict, fig_dir: Path) -> tuple[dict, dict]:
+    def _classifier_info(self, device: torch.device) -> ClassifierInfo:
+        c = self.cfg
+        meta = clf.reference_classifier(c.dataset, c.data_dir, variant=c.classifier, device=device)
+        return ClassifierInfo(
+            variant=meta[1]["variant"],
+            test_accuracy=meta[1]["test_accuracy"],
+            epochs=meta[1]["epochs"],
+            train_images=meta[1]["train_images"],
+        )
+
+    def _data_overview(self, arrays: dict, fig_dir: Path) -> tuple[DataInfo, Baselines]:
         c = self.cfg
         x_tr, _ = split_arrays(arrays, "train")
         strip = torch.from_numpy(x_tr[:16]).float() / 255.0
         figures.image_grid(
             fig_dir / "data_strip.png", strip, f"{c.dataset}: the first 16 training images", nrow=16
         )
-        x_te, _ = split_arrays(arrays, "test")
-        x_te = torch.from_numpy(x_te[: c.eval_limit]).double() / 255.0
+        test_images, _ = split_arrays(arrays, "test")
+        x_te = torch.from_numpy(test_images[: c.eval_limit]).double() / 255.0
         mean_img = torch.from_numpy(x_tr[: self.n_train]).double().mean(0) / 255.0
         mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
-        baselines = {"mean_image_sse": mean_image_sse, "prior_norm": math.sqrt(c.latent_dim)}
-        return data_info(c.dataset, c.data_dir), baselines
+        baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
+        return parse(DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info"), baselines
 
     # ------------------------------------------------------------------ the β search
-    def _search(self) -> dict[str, Any]:
+    def _search(self) -> SearchResult:
         """The β search (vaelab.study.halving.run_search) with trials as study runs."""
         c = self.cfg
         plan = halving.rungs(
@@ -290,8 +305,8 @@ class Study:
                 name, evaluation = beta_name(beta, rung), "selection"
                 r = plan[rung]
                 tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
-            names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation)["name"]
-            return self._loss(self.runs[names[beta, rung]]["eval"])
+            names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation).name
+            return self._loss(self.runs[names[beta, rung]].eval)
 
         outcome = halving.run_search(
             c.decades,
@@ -303,39 +318,38 @@ class Study:
         )
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         choice = select_beta(
-            {b: self.runs[n]["eval"] for b, n in rung0.items()},
+            {b: self.runs[n].eval for b, n in rung0.items()},
             c.min_recon_accuracy,
             c.min_class_entropy,
         )
         reason = choice.reason
         if c.search == "halving":
             reason = self._halving_reason(outcome.rungs[-1], plan, outcome.chosen)
-        return {
-            "method": c.search,
-            "trials": sorted(rung0),
-            "trial_runs": {f"{b:g}": n for b, n in sorted(rung0.items())},
-            "trial_runs_by_beta": rung0,
-            "log": outcome.log,
-            "rungs": [
-                {
-                    "rung": r.index,
-                    "epochs": plan[r.index].epochs if c.search == "halving" else c.trial_epochs,
-                    "limit_train": min(self.n_train, plan[r.index].limit_train or self.n_train)
+        return SearchResult(
+            method=c.search,
+            trials=sorted(rung0),
+            trial_runs={f"{b:g}": n for b, n in sorted(rung0.items())},
+            log=outcome.log,
+            rungs=[
+                RungRecord(
+                    rung=r.index,
+                    epochs=plan[r.index].epochs if c.search == "halving" else c.trial_epochs,
+                    limit_train=min(self.n_train, plan[r.index].limit_train or self.n_train)
                     if c.search == "halving"
                     else self.n_train,
-                    "selection_loss": {f"{b:g}": v for b, v in sorted(r.losses.items())},
-                    "runs": {f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
-                    "promoted": r.promoted,
-                }
+                    selection_loss={f"{b:g}": v for b, v in sorted(r.losses.items())},
+                    runs={f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
+                    promoted=r.promoted,
+                )
                 for r in outcome.rungs
             ],
-            "chosen_beta": outcome.chosen,
-            "eligible": choice.eligible,
-            "reason": reason,
-            "fallback": choice.fallback,
-            "best_decade": outcome.best_decade,
-            "rule": halving_rule_text(c) if c.search == "halving" else "",
-        }
+            chosen_beta=outcome.chosen,
+            eligible=choice.eligible,
+            reason=reason,
+            fallback=choice.fallback,
+            best_decade=outcome.best_decade,
+            rule=halving_rule_text(c) if c.search == "halving" else "",
+        )
 
     def _loss(self, metrics: dict[str, float]) -> float:
         c = self.cfg
@@ -358,11 +372,11 @@ class Study:
             f"on {images} images; β {_betas(sorted(last.losses))}): {what}"
         )
 
-    def _tuned(self, search: dict[str, Any]) -> dict[str, Any]:
+    def _tuned(self, search: SearchResult) -> RunEntry:
         """The chosen β with the preset's full budget and the full evaluation."""
-        c, beta = self.cfg, search["chosen_beta"]
+        c, beta = self.cfg, search.chosen_beta
         if c.search == "grid":
-            name = search["trial_runs_by_beta"][beta]
+            name = search.trial_run(beta)
             return self.ensure_run(
                 name, self.cfg.train_config("vae", beta, c.trial_epochs), "tuned"
             )
@@ -381,8 +395,8 @@ class Study:
         col = {k: [trials[b][k] for b in betas] for k in trials[betas[0]]}
         figures.scatter_labelled(
             fig_dir / "rate_distortion.png",
-            col["test/kl"],
-            col["test/sse"],
+            col[keys.TEST_KL],
+            col[keys.TEST_SSE],
             [f"β={b:g}" for b in betas],
             "Rate–distortion across β (test set)",
             "rate: KL per image (nats)",
@@ -391,20 +405,20 @@ class Study:
         figures.xy_lines(
             fig_dir / "beta_fd.png",
             betas,
-            {"prior samples": col["samples/fd"], "reconstructions": col["recon/fd"]},
+            {"prior samples": col[keys.SAMPLES_FD], "reconstructions": col[keys.RECON_FD]},
             "Fréchet distance to the test set vs β",
             "β",
             "Fréchet distance (classifier features)",
             logy=True,
-            hline=(ae["floor/fd_train_vs_test"], "floor: real train vs test"),
+            hline=(ae[keys.FLOOR_FD], "floor: real train vs test"),
             mark=chosen,
         )
         figures.xy_lines(
             fig_dir / "beta_entropy.png",
             betas,
             {
-                "class entropy of samples": col["samples/class_entropy"],
-                "mean confidence on samples": col["samples/confidence"],
+                "class entropy of samples": col[keys.SAMPLES_CLASS_ENTROPY],
+                "mean confidence on samples": col[keys.SAMPLES_CONFIDENCE],
             },
             "Diversity and clarity of prior samples vs β",
             "β",
@@ -415,22 +429,22 @@ class Study:
         figures.xy_lines(
             fig_dir / "beta_active_units.png",
             betas,
-            {"active units": col["test/active_units"]},
+            {"active units": col[keys.TEST_ACTIVE_UNITS]},
             "Active latent units vs β (Burda et al. criterion)",
             "β",
             f"active units (of {self.cfg.latent_dim})",
             mark=chosen,
         )
-        if "probe/linear_acc" not in col:
+        if keys.PROBE_LINEAR not in col:
             return  # trials had the selection evaluation only (no probes)
         figures.xy_lines(
             fig_dir / "beta_probe.png",
             betas,
-            {"linear probe": col["probe/linear_acc"], "5-NN": col["probe/knn_acc"]},
+            {"linear probe": col[keys.PROBE_LINEAR], "5-NN": col[keys.PROBE_KNN]},
             "Downstream accuracy of μ vs β",
             "β",
             "test accuracy",
-            hline=(ae["probe/linear_acc"], "AE linear probe"),
+            hline=(ae[keys.PROBE_LINEAR], "AE linear probe"),
             mark=chosen,
         )
 
@@ -443,7 +457,7 @@ class Study:
         return (x, y) if labels else x
 
     @torch.no_grad()
-    def _code_stats(self, names: list[str], device: torch.device) -> dict[str, dict[str, float]]:
+    def _code_stats(self, names: list[str], device: torch.device) -> dict[str, CodeStats]:
         """Where each model's test codes live, compared with the N(0, I) prior."""
         from vaelab.checkpoint import load_model
 
@@ -465,23 +479,23 @@ class Study:
             prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)
             nn_prior = torch.cdist(prior, codes).min(1).values.mean()
             nn_real = torch.cdist(held, codes).min(1).values.mean()
-            out[name] = {
-                "prior_nn_ratio": float(nn_prior / nn_real),
-                "norm_mean": float(mu.double().norm(dim=1).mean()),
-                "dim_std_min": float(std.min()),
-                "dim_std_max": float(std.max()),
-                "dim_mean_abs_max": float(mu.double().mean(0).abs().max()),
-            }
+            out[name] = CodeStats(
+                prior_nn_ratio=float(nn_prior / nn_real),
+                norm_mean=float(mu.double().norm(dim=1).mean()),
+                dim_std_min=float(std.min()),
+                dim_std_max=float(std.max()),
+                dim_mean_abs_max=float(mu.double().mean(0).abs().max()),
+            )
         return out
 
     def _interpolations(
         self, tuned: str, device: torch.device, fig_dir: Path
-    ) -> dict[str, dict[str, float]]:
+    ) -> dict[str, InterpolationSummary]:
         from vaelab.checkpoint import load_model
 
         models = {
             "AE": load_model(self.root / "runs" / "ae", "best", device)[0],
-            f"VAE β={self.runs[tuned]['beta']:g}": load_model(
+            f"VAE β={self.runs[tuned].beta:g}": load_model(
                 self.root / "runs" / tuned, "best", device
             )[0],
         }
@@ -490,7 +504,7 @@ class Study:
             self.cfg.dataset, self.cfg.data_dir, variant=self.cfg.classifier, device=device
         )
         curves: dict[str, list[np.ndarray]] = {}
-        summary: dict[str, dict[str, float]] = {}
+        summary: dict[str, InterpolationSummary] = {}
         ecfg = EvalConfig()  # the evaluation's pairs and steps, so figures match eval.json
         for a, b in ecfg.pairs:
             pairs = pick_pairs(y, a, b, ecfg.n_pairs, self.cfg.seed)
@@ -516,15 +530,17 @@ class Study:
             stacked,
             "Classifier confidence along paths: AE vs tuned VAE",
         )
-        for name, label in (("ae", "AE"), (tuned, f"VAE β={self.runs[tuned]['beta']:g}")):
+        for name, label in (("ae", "AE"), (tuned, f"VAE β={self.runs[tuned].beta:g}")):
             for mode in ("lerp", "slerp"):
-                ev = self.runs[name]["eval"]
-                summary[f"{label} {mode}"] = {k: ev[f"interp/{mode}/{k}"] for k in INTERP_KEYS}
+                summary[f"{label} {mode}"] = InterpolationSummary.from_eval(
+                    self.runs[name].eval, mode
+                )
         return summary
 
 
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
-    """Run (or finish) the study in cfg.out and write study.json, report.md and report.html."""
+    """Run (or finish) the study in cfg.out and write study.json, report.md and report.html;
+    returns study.json's content."""
     from vaelab.study.report import write_report
 
     root = Path(cfg.out)
@@ -537,13 +553,11 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         study.log.setLevel(logging.INFO)
         study.log.propagate = False
         try:
-            t0 = time.perf_counter()
             result = study.run()
-            result["wall_time_s"] = time.perf_counter() - t0
-            atomic_write_json(root / "study.json", result)  # the report cites this file
-            write_report(root, json.loads((root / "study.json").read_text()))
-            study.say(f"study done in {result['wall_time_s'] / 60:.1f} min: {root / 'report.html'}")
+            atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
+            write_report(root, load_study(root / "study.json"))
+            study.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
         finally:
             study.log.removeHandler(handler)
             handler.close()
-    return result
+    return result.to_dict()

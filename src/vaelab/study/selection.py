@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vaelab.evaluation.keys import SAMPLES_FD
 from vaelab.study.halving import INELIGIBLE_PENALTY, selection_loss
 
 
@@ -37,7 +38,7 @@ def select_beta(
     loss = {b: selection_loss(m, min_recon_accuracy, min_class_entropy) for b, m in trials.items()}
     eligible = sorted(b for b, v in loss.items() if v < INELIGIBLE_PENALTY)
     best = min(loss, key=lambda b: (loss[b], b))
-    fd = trials[best]["samples/fd"]
+    fd = trials[best][SAMPLES_FD]
     if eligible:
         reason = (
             f"β = {best:g} has the lowest sample Fréchet distance ({fd:.2f}) among the "

@@ -1,0 +1,330 @@
+"""study.json as typed dataclasses: the one structure the study runner writes and the report reads.
+
+`StudyResult.to_dict()` is the file's content (every field under its own name, nested the same
+way), `StudyResult.from_dict()` reads it back and checks every field, so a file that an older
+vaelab wrote or that someone edited gives one line naming the field and the fix. The report
+reads attributes, and cites a number by the path `json_path` derives from the same attribute
+reads: a renamed field fails in mypy and when the report is built, never silently in a sentence.
+Keys inside a run's `eval` dict are eval.json keys (vaelab.evaluation.keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from vaelab.errors import RunError
+from vaelab.evaluation.keys import interp_key
+from vaelab.schema import describe, field_types, matches
+from vaelab.study.presets import StudyConfig
+
+SEP = "::"
+"""Separates the parts of a study.json path: `runs::ae::eval::test/sse`."""
+OMIT_NONE = {"omit_none": True}
+"""Field metadata: the key is left out of study.json when the value is None (and may be absent)."""
+REBUILD = "re-run `vaelab study` with the same --out to rebuild it (finished runs are reused)"
+
+T = TypeVar("T")
+
+
+@dataclass
+class Environment:
+    """Versions, hardware and source revision (vaelab.runtime.environment)."""
+
+    vaelab: str
+    python: str
+    torch: str
+    numpy: str
+    platform: str
+    processor: str
+    cpu_count: int | None
+    torch_threads: int
+    device: str
+    git_commit: str | None
+    argv: list[str]
+    gpu: str | None = field(default=None, metadata=OMIT_NONE)
+    """The GPU's name, on CUDA devices only."""
+
+
+@dataclass
+class SplitInfo:
+    count: int
+    label_counts: list[int]
+    pixel_mean: float | None
+    """Mean of x/255 (None for an empty split)."""
+    shape: list[int]
+    """One image: channels, height, width."""
+    sha256: str
+
+
+@dataclass
+class DataInfo:
+    """The dataset (vaelab.data.info): per-split counts and checksums, and where it came from."""
+
+    dataset: str
+    splits: dict[str, SplitInfo]
+    source: str | None
+    cache: str
+
+
+@dataclass
+class Baselines:
+    mean_image_sse: float
+    """Test SSE per image of predicting the mean training image."""
+    prior_norm: float
+    """√(latent_dim): the typical norm of a sample of N(0, I)."""
+
+
+@dataclass
+class RunEntry:
+    """One training run of the study with its evaluation."""
+
+    name: str
+    stage: str
+    """The stage that trained it: ae, extremes, search or tuned."""
+    model: str
+    """ae or vae."""
+    beta: float
+    epochs: int
+    train_images: int
+    """Images seen in training (steps × batch size)."""
+    dir: str
+    """Relative to the study directory: runs/<name>."""
+    evaluation: str
+    """full or selection (what choosing β needs, on fewer images)."""
+    train: dict[str, Any]
+    """The training summary (vaelab.training)."""
+    eval: dict[str, float]
+    """eval.json metrics; keys as in vaelab.evaluation.keys."""
+    reused: bool
+    """Trained and evaluated in an earlier session."""
+    config: dict[str, Any]
+    """The run's resolved TrainConfig."""
+
+
+@dataclass
+class RungRecord:
+    """One rung of the β search. β appear as keys in `f"{β:g}"` form."""
+
+    rung: int
+    epochs: int
+    limit_train: int
+    selection_loss: dict[str, float]
+    runs: dict[str, str]
+    promoted: list[float]
+
+
+@dataclass
+class SearchResult:
+    """The β search: its trials, its rungs and the choice with its reason."""
+
+    method: str
+    """grid or halving."""
+    trials: list[float]
+    """Every β of the first rung, ascending."""
+    trial_runs: dict[str, str]
+    """`f"{β:g}"` → the run of that β in the first rung."""
+    log: list[str]
+    rungs: list[RungRecord]
+    chosen_beta: float
+    eligible: list[float]
+    reason: str
+    fallback: bool
+    """No β met both thresholds; the lowest selection loss decided."""
+    best_decade: float
+    rule: str
+    """The successive-halving rule in words ("" for grid)."""
+
+    def trial_run(self, beta: float) -> str:
+        """The first-rung run of `beta`."""
+        return self.trial_runs[f"{beta:g}"]
+
+
+@dataclass
+class CodeStats:
+    """Where a model's test codes μ lie, compared with the N(0, I) prior."""
+
+    prior_nn_ratio: float
+    """Distance from a prior sample to its nearest code over that of a held-out code."""
+    norm_mean: float
+    dim_std_min: float
+    dim_std_max: float
+    dim_mean_abs_max: float
+
+
+@dataclass
+class InterpolationSummary:
+    """A run's interpolation measures along one kind of path; each field is the eval.json key
+    `interp_key(mode, field)`."""
+
+    mean_conf: float
+    min_conf: float
+    realism_median: float
+    realism_p90: float
+    realism_worst: float
+
+    @classmethod
+    def from_eval(cls, metrics: dict[str, float], mode: str) -> InterpolationSummary:
+        return cls(**{f.name: metrics[interp_key(mode, f.name)] for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class ClassifierInfo:
+    """The reference classifier every feature-based measure uses."""
+
+    variant: str
+    test_accuracy: float
+    epochs: int
+    train_images: int
+
+
+@dataclass
+class StudyResult:
+    """Everything study.json holds."""
+
+    config: StudyConfig
+    env: Environment
+    data: DataInfo
+    baselines: Baselines
+    runs: dict[str, RunEntry]
+    search: SearchResult
+    tuned: str
+    """Name of the tuned VAE's run."""
+    code_stats: dict[str, CodeStats]
+    """For the AE and the tuned VAE, by run name."""
+    interpolation: dict[str, InterpolationSummary]
+    """By "<model label> <mode>": AE lerp, VAE β=1 slerp, ..."""
+    representation: dict[str, dict[str, float]]
+    """Probe accuracies (keys.PROBE_LINEAR, keys.PROBE_KNN) of every fully evaluated run."""
+    classifier: ClassifierInfo
+    stage_time_s: dict[str, float]
+    stage_order: list[str]
+    run_order: list[str]
+    compute_time_s: float
+    """Training + evaluation seconds of every run, summed over sessions."""
+    train_images: int
+    wall_time_s: float
+    """This session's wall time."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of study.json."""
+        return cast(dict[str, Any], to_json(self))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "study.json") -> StudyResult:
+        """Read study.json's content back; a missing, unknown or mistyped field raises RunError
+        naming it."""
+        return parse(cls, data, source)
+
+
+def load_study(path: str | Path) -> StudyResult:
+    """Read and check STUDY_DIR/study.json."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {path} ({e}); {REBUILD}") from None
+    return StudyResult.from_dict(data, str(path))
+
+
+# ---- study.json paths ------------------------------------------------------------------------
+class _Probe:
+    """Stands in for a study value and records the fields and items read from it."""
+
+    __slots__ = ("_parts", "_value")
+
+    def __init__(self, value: Any, parts: tuple[str, ...]) -> None:
+        self._value, self._parts = value, parts
+
+    def __getattr__(self, name: str) -> _Probe:
+        value = self._value
+        fields = dataclasses.fields(value) if dataclasses.is_dataclass(value) else ()
+        if name not in {f.name for f in fields}:
+            raise AttributeError(f"{SEP.join(self._parts) or 'study.json'} has no field {name!r}")
+        return _Probe(getattr(value, name), (*self._parts, name))
+
+    def __getitem__(self, key: str) -> _Probe:
+        return _Probe(self._value[key], (*self._parts, str(key)))
+
+
+def json_path(study: StudyResult, get: Callable[[StudyResult], object]) -> str:
+    """The study.json path of the value that `get` reads from `study` by fields and items only:
+    json_path(s, lambda s: s.code_stats["ae"].norm_mean) == "code_stats::ae::norm_mean".
+    Fields are written under their own names, so the path cannot drift from the file."""
+    probe = get(cast(StudyResult, _Probe(study, ())))
+    if not isinstance(probe, _Probe) or not probe._parts:
+        raise TypeError("json_path: `get` must read a field or item of the study")
+    return SEP.join(probe._parts)
+
+
+def resolve(data: dict[str, Any], path: str) -> Any:
+    """The value at a study.json path in study.json's content."""
+    node: Any = data
+    for part in path.split(SEP):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+# ---- conversion -------------------------------------------------------------------------------
+def to_json(value: Any) -> Any:
+    """Dataclasses (nested in dicts and lists) as plain JSON values, fields under their names."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_json(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
+        }
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def parse(cls: type[T], data: Any, source: str = "study.json") -> T:
+    """Build dataclass `cls` from JSON content, checking each field against its annotation."""
+    return cast(T, _parse(cls, data, (), source))
+
+
+def _fail(source: str, parts: tuple[str, ...], problem: str) -> RunError:
+    where = f"field '{SEP.join(parts)}'" if parts else "the top level"
+    return RunError(f"{source}: {where} {problem}; {REBUILD}")
+
+
+def _parse(hint: Any, value: Any, parts: tuple[str, ...], source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _parse_dataclass(cast(type, hint), value, parts, source)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(source, parts, f"should be an object, not {type(value).__name__}")
+        return {k: _parse(args[1], v, (*parts, k), source) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise _fail(source, parts, f"should be a list, not {type(value).__name__}")
+        return [_parse(args[0], v, (*parts, str(i)), source) for i, v in enumerate(value)]
+    if not matches(value, hint):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise _fail(source, parts, f"should be {describe(hint)}, not {shown}")
+    return value
+
+
+def _parse_dataclass(cls: type, value: Any, parts: tuple[str, ...], source: str) -> Any:
+    if not isinstance(value, dict):
+        raise _fail(source, parts, f"should be an object, not {type(value).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise _fail(source, (*parts, unknown[0]), "is unknown (written by another vaelab version?)")
+    hints, kwargs = field_types(cls), {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _parse(hints[name], value[name], (*parts, name), source)
+        elif not f.metadata.get("omit_none"):
+            raise _fail(source, (*parts, name), "is missing")
+    return cls(**kwargs)
