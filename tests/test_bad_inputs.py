@@ -42,20 +42,22 @@ BIG = str(10**12)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, session_home):
     """A synthetic IDX folder, a trained AE and VAE run on it, and a regular file."""
-    import os
 
     from vaelab.config import TrainConfig
     from vaelab.training import train
 
-    os.environ["VAELAB_HOME"] = str(session_home)
-    root = tmp_path_factory.mktemp("world")
-    data = write_folder(root / "idx", idx_files())
-    for kind in ("ae", "vae"):
-        train(
-            TrainConfig(model=kind, data_dir=str(data), **TINY_RUN), root / kind, tensorboard=False
-        )
-    (root / "file.txt").write_text("not a folder\n")
-    return root
+    with pytest.MonkeyPatch.context() as mp:  # restored after the module's setup
+        mp.setenv("VAELAB_HOME", str(session_home))
+        root = tmp_path_factory.mktemp("world")
+        data = write_folder(root / "idx", idx_files())
+        for kind in ("ae", "vae"):
+            train(
+                TrainConfig(model=kind, data_dir=str(data), **TINY_RUN),
+                root / kind,
+                tensorboard=False,
+            )
+        (root / "file.txt").write_text("not a folder\n")
+        return root
 
 
 def fill(argv: list[str], w: Path, tmp: Path) -> list[str]:

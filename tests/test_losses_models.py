@@ -83,7 +83,11 @@ def test_shapes_and_configurable_sizes(size):
     out = model(torch.rand(2, 3, size, size))
     assert out.logits.shape == (2, 3, size, size) and out.mu.shape == (2, 16)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    assert model(torch.rand(2, 3, size, size), sample=False).z is not None
+    x = torch.rand(2, 3, size, size)
+    mean = model(x, sample=False)
+    torch.testing.assert_close(mean.z, mean.mu)  # sample=False decodes the posterior mean
+    torch.testing.assert_close(mean.logits, model.decode(mean.mu))
+    assert not torch.allclose(model(x).z, mean.mu)  # sample=True draws z = μ + σ·ε
 
 
 def test_log_sigma_is_clamped():

@@ -25,8 +25,8 @@ from vaelab.study.selection import select_beta
 from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
 
 
-def _study(out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _study(out: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "VAELAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "vaelab", "study", "--preset", "smoke", "--out", str(out)],
         env=env,
@@ -41,8 +41,7 @@ def study_dir(tmp_path_factory, mnist_arrays, session_home):
     """A smoke study killed inside its β search (after two rung-0 trials were trained and
     evaluated), then run again to completion."""
     out = tmp_path_factory.mktemp("study") / "s"
-    os.environ["VAELAB_HOME"] = str(session_home)
-    proc = _study(out)
+    proc = _study(out, session_home)
     done = out / "runs" / "beta_1_r0" / "eval_selection.json"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
@@ -61,7 +60,7 @@ def study_dir(tmp_path_factory, mnist_arrays, session_home):
         if p.is_file() and not p.name.startswith(".")
     }  # lock files record the pid
 
-    again = _study(out)
+    again = _study(out, session_home)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     for name in finished:

@@ -4,7 +4,6 @@ throwaway PostgreSQL server, a SIGKILLed worker, re-runs, pruning and the report
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
@@ -37,12 +36,13 @@ def _states(study: optuna.Study) -> list[str]:
 @pytest.fixture(scope="module")
 def sqlite_sweep(tmp_path_factory, mnist_arrays, session_home):
     """The README's command: 4 trials, 2 local workers, default SQLite storage."""
-    os.environ["VAELAB_HOME"] = str(session_home)
-    out = tmp_path_factory.mktemp("sweep") / "smoke"
-    t0 = time.monotonic()
-    r = run_cli("run", "--config", SMOKE, "--out", out, "--trials", "4", "--workers", "2")
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out, r, time.monotonic() - t0
+    with pytest.MonkeyPatch.context() as mp:  # restored after the module's setup
+        mp.setenv("VAELAB_HOME", str(session_home))
+        out = tmp_path_factory.mktemp("sweep") / "smoke"
+        t0 = time.monotonic()
+        r = run_cli("run", "--config", SMOKE, "--out", out, "--trials", "4", "--workers", "2")
+        assert r.returncode == 0, r.stderr[-3000:]
+        return out, r, time.monotonic() - t0
 
 
 def test_two_local_workers_record_four_trials(sqlite_sweep):

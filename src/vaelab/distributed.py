@@ -1,8 +1,9 @@
 """Data-parallel training with torch.distributed, started by torchrun.
 
-`torchrun --nproc_per_node N -m vaelab train …` starts N processes; each reads its rank from the
-environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and joins one process
-group (gloo on CPU, NCCL on CUDA). Each rank trains on its slice of every global batch (the
+`torchrun --nproc_per_node N -m vaelab train …` (or, on one machine, `vaelab train --nproc N`:
+see `vaelab.launch`) starts N processes; each reads its rank from the environment torchrun sets
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and joins one process group (gloo on CPU, NCCL
+on CUDA). Each rank trains on its slice of every global batch (the
 loader's rank/world_size slicing), gradients are averaged by DistributedDataParallel and
 BatchNorm statistics are taken over the global batch, so N processes at global batch B train
 like one process at batch B. Only rank 0 writes files.
@@ -51,6 +52,15 @@ def rank_from_env() -> Rank:
     if world < 1 or not 0 <= rank < world:
         raise ConfigError(f"RANK {rank} is outside WORLD_SIZE {world}; start with torchrun")
     return Rank(rank, world, local)
+
+
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """Each rank trains on an equal slice of every global batch: B must divide by the ranks."""
+    if batch_size % world_size:
+        raise ConfigError(
+            f"invalid config field 'batch_size': {batch_size} is not divisible by the "
+            f"{world_size} processes; the global batch is split evenly across ranks"
+        )
 
 
 def init(rank: Rank, device: torch.device) -> torch.device:

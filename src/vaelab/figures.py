@@ -169,12 +169,12 @@ def latent_map(
     xy: np.ndarray,
     labels: np.ndarray,
     title: str,
-    axis_names: tuple[str, str] = ("PC 1", "PC 2"),
 ) -> Path:
+    """Codes projected to 2-D (N, 2) as a scatter coloured by digit label."""
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
     fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
-    ax.set(xlabel=axis_names[0], ylabel=axis_names[1], title=title)
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
     return _save(fig, path)
 
 

@@ -307,11 +307,7 @@ def train(
     check_training(cfg, out_dir, resume)  # paths, device, run folder, data, memory: before work
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
-    if cfg.batch_size % rank.world_size:
-        raise ConfigError(
-            f"invalid config field 'batch_size': {cfg.batch_size} is not divisible by the "
-            f"{rank.world_size} processes; the global batch is split evenly across ranks"
-        )
+    distributed.check_batch_split(cfg.batch_size, rank.world_size)
     device = distributed.init(rank, resolve_device(cfg.device))
     try:
         if rank.is_main:

@@ -123,3 +123,20 @@ def add_dataclass_flags(
 def given_values(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     """The flags among `names` that were given on the command line."""
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def to_flags(values: dict[str, Any]) -> list[str]:
+    """The command line that gives these field values: the inverse of `given_values`.
+
+    `--name=value` keeps a value that starts with `-` (a negative number) from reading as a flag;
+    floats print as their shortest round-tripping form, so a value survives the trip exactly."""
+    argv = []
+    for name, value in values.items():
+        flag = flag_name(name)
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list):
+            argv.append(f"{flag}={','.join(str(v) for v in value)}")
+        else:
+            argv.append(f"{flag}={value}")
+    return argv

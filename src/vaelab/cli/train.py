@@ -2,7 +2,8 @@
 
 The flags are derived from `TrainConfig`'s fields and docstrings (`vaelab.cli.fields`), and
 everything is checked before the first batch: the config, the output folder, the run folder's
-files when resuming, the dataset and whether the model fits in memory.
+files when resuming, the dataset and whether the model fits in memory. `--nproc N` then starts N
+data-parallel ranks of the same command through torch's launcher (`vaelab.launch`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vaelab.cli.fields import add_dataclass_flags, given_values
+from vaelab.cli.fields import add_dataclass_flags, given_values, to_flags
 from vaelab.config import TrainConfig, load_toml
 from vaelab.errors import RunError
 
@@ -41,13 +42,32 @@ def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -
     return TrainConfig.from_dict(values, source=source).validate()
 
 
+def rank_argv(args: argparse.Namespace) -> list[str]:
+    """The `vaelab` arguments each rank of `--nproc` runs: this command without --nproc."""
+    argv = ["train", *to_flags(given_values(args, args.config_fields))]
+    if args.config is not None:
+        argv.append(f"--config={args.config}")
+    return [*argv, f"--out={args.out}", *(["--resume"] if args.resume else [])]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vaelab.preflight import check_out_dir, check_training
     from vaelab.training import train
 
     out = check_out_dir(args.out)
     cfg = config_from_args(args, out if args.resume else None)
+    if args.nproc is not None:
+        from vaelab.launch import check_nproc
+
+        check_nproc(args.nproc, cfg)
     check_training(cfg, out, args.resume)
+    if args.nproc is not None and args.nproc > 1:
+        from vaelab.launch import launch
+        from vaelab.rundir import read_done
+
+        launch(args.nproc, rank_argv(args), out, cfg.threads)
+        _report_done(out, read_done(out))
+        return 0
     try:
         result = train(cfg, out, resume=args.resume)
     except OSError as e:
@@ -59,14 +79,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{os_error_message(e)}; the checkpoints already in {out / 'checkpoints'} are "
             f"intact: resume with `vaelab train --out {out} --resume`"
         ) from None
-    s = result.summary
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun rank 0 reports
+    _report_done(out, result.summary)
+    return 0
+
+
+def _report_done(out: Path, s: dict[str, Any]) -> None:
     print(
         f"done: {out} ({s.get('epochs')} epochs, val/loss {s.get('val/loss', float('nan')):.3f}, "
         f"val/recon {s.get('val/recon', float('nan')):.3f}, val/kl {s.get('val/kl', 0.0):.3f})"
     )
-    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,5 +98,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt"
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train with N local data-parallel processes, as `torchrun --standalone "
+        "--nproc_per_node N` would (global --batch-size divisible by N; one core or GPU each; "
+        "rank logs in OUT/ranks/)",
     )
     p.set_defaults(func=cmd_train)

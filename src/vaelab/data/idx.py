@@ -7,10 +7,7 @@ MNIST, Fashion-MNIST, KMNIST and EMNIST use: magic 0x00000803 for images, 0x0000
 
 from __future__ import annotations
 
-import gzip
 import struct
-import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -58,15 +55,3 @@ def decode_idx(
         )
     # A writable copy: torch refuses to wrap read-only buffers without a warning.
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
-
-
-def read_idx_file(path: str | Path, *, expect_ndim: int | None = None) -> np.ndarray:
-    """Read an IDX file, transparently decompressing `.gz`."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: cannot read ({e}); re-download the file") from None
-    return decode_idx(raw, name=str(path), expect_ndim=expect_ndim)

