@@ -3,8 +3,8 @@ can still win get more.
 
 The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
 reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
-*selection loss* below; `tests/test_halving.py` checks the two agree, so the search can move onto
-an Optuna study (the scale-out issue) without changing which β wins.
+*selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
+Optuna trials (`vaelab.study.search_queue`), so several workers can train one batch at once.
 
 Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
 scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it

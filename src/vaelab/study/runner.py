@@ -83,6 +83,7 @@ class Study:
         self.cfg = cfg
         self.placement = placement or SearchPlacement()
         self.prefix = ""  # a worker's tag before each line on stderr
+        self.local_workers: Any = None  # vaelab.study.worker.LocalWorkers, with --workers K
         self.root = Path(cfg.out)
         self.runs: dict[str, dict[str, Any]] = {}
         self.stage_time: dict[str, float] = {}
@@ -252,11 +253,22 @@ class Study:
         lost = queue.requeue_dead_local_trials()
         if lost:
             self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
+        if self.placement.workers > 1:  # started now, so they are ready when the search is
+            from vaelab.study.worker import LocalWorkers
+
+            self.local_workers = LocalWorkers.start(queue, self.placement)
         return queue
 
     def run(self) -> dict[str, Any]:
-        c = self.cfg
         queue = self.open_queue()  # before any work: a refused study trains nothing
+        try:
+            return self._stages(queue)
+        except BaseException:
+            self._stop_workers()
+            raise
+
+    def _stages(self, queue: SearchQueue) -> dict[str, Any]:
+        c = self.cfg
         device = resolve_device(c.device)
         fig_dir = self.root / "figures"
         arrays = load_arrays(c.dataset, c.data_dir)
@@ -336,19 +348,23 @@ class Study:
             c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
         )
 
-    def search_trial(
-        self, beta: float, rung: int, run_dir: Path | None = None
-    ) -> tuple[dict[str, Any], float]:
-        """Train and evaluate one β-search trial (in `run_dir`: a retry's original directory);
-        returns its run entry and selection loss. Runs in the coordinator and in workers."""
+    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, str]:
+        """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
         c = self.cfg
         if c.search == "grid":
-            name, evaluation = beta_name(beta), c.trial_evaluation
             tcfg = self.cfg.train_config("vae", beta, c.trial_epochs, trial=True)
-        else:
-            name, evaluation = beta_name(beta, rung), "selection"
-            r = self.plan()[rung]
-            tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+            return beta_name(beta), tcfg, c.trial_evaluation
+        r = self.plan()[rung]
+        tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+        return beta_name(beta, rung), tcfg, "selection"
+
+    def trial_dir(self, beta: float, rung: int) -> Path:
+        return self.root / "runs" / self._trial_run(beta, rung)[0]
+
+    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
+        """Train and evaluate one β-search trial in `run_dir`; returns its run entry and
+        selection loss. Runs in the coordinator and in workers (a `TrialRunner`)."""
+        name, tcfg, evaluation = self._trial_run(beta, rung)
         entry = self.ensure_run(name, tcfg, "search", evaluation, run_dir)
         return entry, self._loss(entry["eval"])
 
@@ -381,22 +397,31 @@ class Study:
         def evaluate(betas: list[float], rung: int) -> dict[float, float]:
             points = [(b, rung) for b in betas]
             recorded = queue.status(points)[0]
-            complete = evaluate_batch(queue, points, self.search_trial)
+            complete = evaluate_batch(queue, points, self)
             for p in points:
                 names[p] = self._accept(complete[p], p in recorded)
             return {b: float(complete[b, rung].value) for b in betas}
 
         self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
-        with self._local_workers(queue):
-            outcome = halving.run_search(
-                c.decades,
-                evaluate,
-                eta=c.halving_eta,
-                n_rungs=c.halving_rungs if c.search == "halving" else 1,
-                max_extensions=c.max_extensions,
-                refine=c.refine,
-            )
-            queue.mark_finished()
+        try:
+            with self._search_threads():
+                outcome = halving.run_search(
+                    c.decades,
+                    evaluate,
+                    eta=c.halving_eta,
+                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                    max_extensions=c.max_extensions,
+                    refine=c.refine,
+                )
+            queue.mark_finished()  # the workers stop
+        except BaseException:
+            self._stop_workers()
+            raise
+        if self.local_workers is not None:
+            bad = self.local_workers.join()
+            if bad:
+                codes = ", ".join(map(str, bad))
+                self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         choice = select_beta(
             {b: self.runs[n]["eval"] for b, n in rung0.items()},
@@ -436,41 +461,24 @@ class Study:
         }
 
     @contextmanager
-    def _local_workers(self, queue: SearchQueue) -> Iterator[None]:
-        """`workers - 1` worker processes beside this one for the β search, each with
-        cores / workers torch threads (as `vaelab sweep --workers` shares them)."""
-        from vaelab.study.worker import WorkerArgs, run_worker
-        from vaelab.sweep.runner import start_workers, usable_cores
+    def _search_threads(self) -> Iterator[None]:
+        """torch threads of this process while it trains β-search trials beside local
+        workers: cores / workers unless --threads says otherwise."""
+        from vaelab.sweep.runner import usable_cores
 
-        k, c = self.placement.workers, self.cfg
+        k = self.placement.workers
         threads = self.placement.threads or (max(1, usable_cores() // k) if k > 1 else None)
-        url, root = queue.storage.url, str(self.root)
-        specs = [
-            WorkerArgs(url, queue.name, root, c.device, c.data_dir, threads, i) for i in range(1, k)
-        ]
         before = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)
-        procs = start_workers(run_worker, specs) if specs else []
         try:
             yield
-        except BaseException:
-            # Interrupted: the workers saw the same Ctrl-C and queue their trials again; a
-            # failed search: they would wait for work forever. Either way they stop now.
-            for p in procs:
-                p.join(timeout=15)
-                if p.is_alive():
-                    p.terminate()
-                    p.join()
-            raise
         finally:
             torch.set_num_threads(before)
-        for p in procs:
-            p.join()
-        bad = [str(p.exitcode) for p in procs if p.exitcode != 0]
-        if bad:
-            codes = ", ".join(bad)
-            self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
+
+    def _stop_workers(self) -> None:
+        if self.local_workers is not None:
+            self.local_workers.stop()
 
     @contextmanager
     def logging_to(self, path: Path) -> Iterator[None]:

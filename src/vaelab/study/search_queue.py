@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
@@ -65,9 +65,19 @@ BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
 MAX_FAILURES_IN_A_ROW = 3
 
 Point = tuple[float, int]  # (β, rung)
-TrainPoint = Callable[[float, int, Path | None], tuple[dict[str, Any], float]]
-"""`train_point(β, rung, resume_dir)`: train and evaluate one trial (in `resume_dir` when given,
-a retry's original run directory) and return (its run entry, its selection loss)."""
+
+
+class TrialRunner(Protocol):
+    """What trains a trial: the study (`vaelab.study.runner.Study`), in the coordinator and in
+    every worker."""
+
+    def trial_dir(self, beta: float, rung: int) -> Path:
+        """Where this process trains trial (β, rung) unless a retry resumes elsewhere."""
+        ...
+
+    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
+        """Train and evaluate the trial in `run_dir`; (its run entry, its selection loss)."""
+        ...
 
 
 def _hash(value: Any) -> str:
@@ -213,15 +223,18 @@ class SearchQueue:
                     numbers.append(t.number)
         return numbers
 
-    def run_job(self, job: Job, train_point: TrainPoint, reraise: bool) -> TrialState:
+    def run_job(self, job: Job, runner: TrialRunner, reraise: bool) -> TrialState:
         """Train and evaluate one queued trial under heartbeats and record it. Interrupted
         (Ctrl-C, SIGTERM): the trial is queued again and the interruption raised. A failure is
         recorded on the trial; `reraise` raises it too (the coordinator stops, as it always did)."""
         tid = trial_id(self.storage, self.name, job.trial.number)
         t0 = time.time()
+        run_dir = job.resume_dir or runner.trial_dir(job.beta, job.rung)
+        # Recorded first: a retry of this trial resumes here if it runs on this host.
+        job.trial.set_user_attr("run_dir", str(run_dir.resolve()))
         with Heartbeat(self.storage, tid, self.cfg.heartbeat_interval):
             try:
-                entry, loss = train_point(job.beta, job.rung, job.resume_dir)
+                entry, loss = runner.search_trial(job.beta, job.rung, run_dir)
             except (KeyboardInterrupt, SystemExit, TrainingInterrupted) as e:
                 cause = "a signal" if isinstance(e, TrainingInterrupted) else type(e).__name__
                 requeue(
@@ -240,7 +253,6 @@ class SearchQueue:
                 if reraise:
                     raise
                 return TrialState.FAIL
-            job.trial.set_user_attr("run_dir", entry["run_dir"])
             job.trial.set_user_attr("wall_time_s", time.time() - t0)
             job.trial.set_user_attr(RUN_ATTR, entry)
             # Optuna stores ±inf; a NaN would fail the trial (the loss maps NaN FD to inf).
@@ -251,6 +263,7 @@ class SearchQueue:
 def open_search(cfg: StudyConfig, url: str, name: str | None) -> SearchQueue:
     """The coordinator's queue: create the study or continue the one of that name, refusing
     one with another definition."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
     storage = open_storage(url, cfg)
     study = open_study(storage, SearchDefinition(cfg, name or default_name(cfg)))
     study.set_user_attr(SETTINGS_ATTR, {k: getattr(cfg, k) for k in SETTINGS})
@@ -285,7 +298,7 @@ def join_search(
 
 
 def evaluate_batch(
-    queue: SearchQueue, points: list[Point], train_point: TrainPoint
+    queue: SearchQueue, points: list[Point], runner: TrialRunner
 ) -> dict[Point, FrozenTrial]:
     """The coordinator's side of one batch: queue what is missing, work on queued trials until
     every point is complete, return each point's complete trial. A point whose trials all failed
@@ -303,12 +316,12 @@ def evaluate_batch(
             return complete
         job = queue.next_job()
         if job is not None:
-            queue.run_job(job, train_point, reraise=True)
+            queue.run_job(job, runner, reraise=True)
         else:  # the rest run in other workers: wait, in case one of them dies
             time.sleep(queue.poll_s)
 
 
-def work(queue: SearchQueue, train_point: TrainPoint, say: Callable[[str], None]) -> int:
+def work(queue: SearchQueue, runner: TrialRunner, say: Callable[[str], None]) -> int:
     """A worker's loop: run queued trials until the coordinator marks the search finished;
     returns how many ran here."""
     ran, failures = 0, 0
@@ -320,7 +333,7 @@ def work(queue: SearchQueue, train_point: TrainPoint, say: Callable[[str], None]
             time.sleep(queue.poll_s)
             continue
         ran += 1
-        state = queue.run_job(job, train_point, reraise=False)
+        state = queue.run_job(job, runner, reraise=False)
         failures = failures + 1 if state == TrialState.FAIL else 0
         if state == TrialState.FAIL:
             error = queue.study.trials[job.trial.number].user_attrs.get("error", "?")

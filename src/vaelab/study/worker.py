@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import optuna
 
-from vaelab.study.runner import Study
-from vaelab.study.search_queue import join_search, work
+from vaelab.study.runner import SearchPlacement, Study
+from vaelab.study.search_queue import SearchQueue, join_search, work
+from vaelab.sweep.runner import start_workers, usable_cores
 
 
 @dataclass
@@ -48,6 +50,42 @@ def run_worker(args: WorkerArgs) -> int:
             f"joined β search '{queue.name}' in {queue.url} "
             f"(torch threads {torch.get_num_threads()})"
         )
-        ran = work(queue, study.search_trial, study.say)
+        ran = work(queue, study, study.say)
         study.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
     return ran
+
+
+class LocalWorkers:
+    """`vaelab study --workers K`: K - 1 worker processes beside the coordinator, in the study
+    directory, with cores / K torch threads each (as `vaelab sweep --workers` shares them)."""
+
+    def __init__(self, procs: list[BaseProcess]) -> None:
+        self.procs = procs
+
+    @classmethod
+    def start(cls, queue: SearchQueue, placement: SearchPlacement) -> LocalWorkers:
+        k, c = placement.workers, queue.cfg
+        threads = placement.threads or max(1, usable_cores() // k)
+        url = queue.storage.url  # with its password: the workers connect with it
+        specs = [
+            WorkerArgs(url, queue.name, c.out, c.device, c.data_dir, threads, i)
+            for i in range(1, k)
+        ]
+        return cls(start_workers(run_worker, specs))
+
+    def join(self) -> list[int]:
+        """Wait for them (they stop once the search is marked finished); the exit codes of
+        those that failed."""
+        for p in self.procs:
+            p.join()
+        return [p.exitcode or 0 for p in self.procs if p.exitcode != 0]
+
+    def stop(self) -> None:
+        """The search stopped (interrupted or failed). After Ctrl-C they saw the same signal
+        and are queueing their trials again: give them time; then SIGTERM, which does the same
+        (a training run checkpoints, its trial is queued again)."""
+        for p in self.procs:
+            p.join(timeout=15)
+            if p.is_alive():
+                p.terminate()
+                p.join()
