@@ -147,8 +147,10 @@ class SearchQueue:
 
     def status(self, points: list[Point]) -> tuple[dict[Point, FrozenTrial], dict[Point, str]]:
         """(complete trial of each finished point, error of each point that failed for good:
-        no complete, no queued or running trial left)."""
-        by_point = self._by_point()
+        no complete, no queued or running trial left). Under the ask lock, as every retry is
+        queued (right after its original failed)."""
+        with ask_lock(self.storage, self.name):
+            by_point = self._by_point()
         complete, failed = {}, {}
         for p in points:
             trials = by_point.get(p, [])
@@ -237,13 +239,9 @@ class SearchQueue:
                 entry, loss = runner.search_trial(job.beta, job.rung, run_dir)
             except (KeyboardInterrupt, SystemExit, TrainingInterrupted) as e:
                 cause = "a signal" if isinstance(e, TrainingInterrupted) else type(e).__name__
-                requeue(
-                    self.study,
-                    self.storage,
-                    job.trial,
-                    self.cfg.max_retry,
-                    f"interrupted by {cause}",
-                )
+                with ask_lock(self.storage, self.name):  # failed and queued again at once
+                    why = f"interrupted by {cause}"
+                    requeue(self.study, self.storage, job.trial, self.cfg.max_retry, why)
                 raise
             except Exception as e:
                 why = str(e) if isinstance(e, VaelabError) else f"{type(e).__name__}: {e}"
