@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from optuna.trial import FrozenTrial
 
 from vaelab import figures
 from vaelab.config import TrainConfig
@@ -76,6 +77,15 @@ class SearchPlacement:
     """Processes on this machine working on the search, the coordinator included."""
     threads: int | None = None
     """torch threads of each of them during the search (None: cores / workers)."""
+
+    def threads_each(self) -> int | None:
+        """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
+        --workers` shares them); None: one process, PyTorch's default."""
+        from vaelab.sweep.runner import usable_cores
+
+        if self.threads:
+            return self.threads
+        return max(1, usable_cores() // self.workers) if self.workers > 1 else None
 
 
 class Study:
@@ -368,7 +378,7 @@ class Study:
         entry = self.ensure_run(name, tcfg, "search", evaluation, run_dir)
         return entry, self._loss(entry["eval"])
 
-    def _accept(self, trial: Any, recorded: bool) -> str:
+    def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
         """Take a finished trial's run entry from the study storage into this study."""
         entry = dict(trial.user_attrs[RUN_ATTR])
         name = entry["name"]
@@ -403,25 +413,7 @@ class Study:
             return {b: float(complete[b, rung].value) for b in betas}
 
         self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
-        try:
-            with self._search_threads():
-                outcome = halving.run_search(
-                    c.decades,
-                    evaluate,
-                    eta=c.halving_eta,
-                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
-                    max_extensions=c.max_extensions,
-                    refine=c.refine,
-                )
-            queue.mark_finished()  # the workers stop
-        except BaseException:
-            self._stop_workers()
-            raise
-        if self.local_workers is not None:
-            bad = self.local_workers.join()
-            if bad:
-                codes = ", ".join(map(str, bad))
-                self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
+        outcome = self._decide(queue, evaluate)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         choice = select_beta(
             {b: self.runs[n]["eval"] for b, n in rung0.items()},
@@ -460,14 +452,35 @@ class Study:
             "study_name": queue.name,
         }
 
+    def _decide(self, queue: SearchQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
+        """run_search, then the search is marked finished and the local workers stop."""
+        c = self.cfg
+        try:
+            with self._search_threads():
+                outcome = halving.run_search(
+                    c.decades,
+                    evaluate,
+                    eta=c.halving_eta,
+                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                    max_extensions=c.max_extensions,
+                    refine=c.refine,
+                )
+            queue.mark_finished()  # workers anywhere stop when the queue is empty
+        except BaseException:
+            self._stop_workers()
+            raise
+        if self.local_workers is not None:
+            bad = self.local_workers.join()
+            if bad:
+                codes = ", ".join(map(str, bad))
+                self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
+        return outcome
+
     @contextmanager
     def _search_threads(self) -> Iterator[None]:
         """torch threads of this process while it trains β-search trials beside local
         workers: cores / workers unless --threads says otherwise."""
-        from vaelab.sweep.runner import usable_cores
-
-        k = self.placement.workers
-        threads = self.placement.threads or (max(1, usable_cores() // k) if k > 1 else None)
+        threads = self.placement.threads_each()
         before = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)

@@ -14,8 +14,6 @@ checks) is the sweep's: `vaelab.sweep.storage`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import socket
@@ -30,6 +28,7 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError, VaelabError
+from vaelab.fsutil import json_sha256
 from vaelab.study.presets import StudyConfig
 from vaelab.sweep.storage import (
     DEFINITION_ATTR,
@@ -80,10 +79,6 @@ class TrialRunner(Protocol):
         ...
 
 
-def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
-
-
 @dataclass
 class SearchDefinition:
     """The β search's definition for `open_study`: every StudyConfig field that changes a
@@ -98,12 +93,12 @@ class SearchDefinition:
         return {k: v for k, v in self.cfg.to_dict().items() if k not in UNHASHED}
 
     def definition_hashes(self) -> dict[str, str]:
-        return {k: _hash(v)[:16] for k, v in self.definition().items()}
+        return {k: json_sha256(v)[:16] for k, v in self.definition().items()}
 
 
 def default_name(cfg: StudyConfig) -> str:
     """`<preset>-<8 hex digits of the definition>`: one study per definition in a storage."""
-    return f"{cfg.preset}-{_hash(SearchDefinition(cfg, '').definition())[:8]}"
+    return f"{cfg.preset}-{json_sha256(SearchDefinition(cfg, '').definition())[:8]}"
 
 
 def _pid_alive(pid: int) -> bool:

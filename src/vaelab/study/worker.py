@@ -16,7 +16,7 @@ import optuna
 
 from vaelab.study.runner import SearchPlacement, Study
 from vaelab.study.search_queue import SearchQueue, join_search, work
-from vaelab.sweep.runner import start_workers, usable_cores
+from vaelab.sweep.runner import start_workers
 
 
 @dataclass
@@ -64,8 +64,7 @@ class LocalWorkers:
 
     @classmethod
     def start(cls, queue: SearchQueue, placement: SearchPlacement) -> LocalWorkers:
-        k, c = placement.workers, queue.cfg
-        threads = placement.threads or max(1, usable_cores() // k)
+        k, c, threads = placement.workers, queue.cfg, placement.threads_each()
         url = queue.storage.url  # with its password: the workers connect with it
         specs = [
             WorkerArgs(url, queue.name, c.out, c.device, c.data_dir, threads, i)
