@@ -129,7 +129,9 @@ class SearchQueue:
         self.study, self.storage, self.cfg = study, storage, cfg
         self.name = study.study_name
         self.url = redact(storage.url)
-        self.poll_s = min(float(cfg.heartbeat_interval), 2.0)
+        # Short: a batch waits this long after its last trial, and rung-0 trials of a small
+        # preset take seconds. A poll is one small query (and the ask lock).
+        self.poll_s = min(float(cfg.heartbeat_interval), 0.5)
 
     # ------------------------------------------------------------------ state
     def _by_point(self) -> dict[Point, list[FrozenTrial]]:
