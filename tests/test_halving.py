@@ -62,25 +62,37 @@ def test_promotion_equals_optunas_rule(n: int, eta: int) -> None:
         assert (b in promoted) == optuna_says, (b, v, sorted(competing))
 
 
+def batched(trial, calls: list[tuple[float, int]], batches: list[tuple[list[float], int]]):
+    """run_search's batch callable from a one-trial function; records every trial and batch.
+    The losses come back in reverse order, as parallel workers may finish them."""
+
+    def evaluate(betas: list[float], rung: int) -> dict[float, float]:
+        batches.append((list(betas), rung))
+        calls.extend((b, rung) for b in betas)
+        return {b: trial(b, rung) for b in reversed(betas)}
+
+    return evaluate
+
+
 def _curves(final_fd: dict[float, float], early_fd: dict[float, float]):
     """A synthetic trial: FD moves from its early value to its final value as budget grows."""
     calls: list[tuple[float, int]] = []
+    batches: list[tuple[list[float], int]] = []
 
     def trial(beta: float, rung: int) -> float:
-        calls.append((beta, rung))
         w = min(1.0, rung / 1.0)
         fd = (1 - w) * early_fd.get(beta, 2000.0) + w * final_fd.get(beta, 2000.0)
         eligible = 0.05 <= beta <= 5  # tiny β: samples fail; huge β: reconstructions fail
         return halving.selection_loss(metrics(fd, acc=0.95 if eligible else 0.3), ACC, ENT)
 
-    return trial, calls
+    return batched(trial, calls, batches), calls, batches
 
 
 def test_search_promotes_and_the_later_rung_decides() -> None:
     """β = 1 looks best early, β = 0.316 wins with more budget: the longer rung decides."""
     early = {0.01: 900, 0.1: 500, 1.0: 300, 10.0: 1500, 0.316: 320, 3.16: 700}
     final = {0.01: 800, 0.1: 300, 1.0: 200, 10.0: 1400, 0.316: 150, 3.16: 600}
-    trial, calls = _curves(final, early)
+    trial, calls, batches = _curves(final, early)
     out = halving.run_search(
         [0.01, 0.1, 1.0, 10.0], trial, eta=3, n_rungs=3, max_extensions=2, refine=True
     )
@@ -92,32 +104,49 @@ def test_search_promotes_and_the_later_rung_decides() -> None:
     # every rung-0 trial once, then only the promoted ones at rung 1; the final run is the
     # caller's (it is not a search trial)
     assert sorted(calls) == sorted([(b, 0) for b in out.rungs[0].losses] + [(1.0, 1), (0.316, 1)])
+    # all β known at one point go together: the decades, the refinement pair, the promoted set
+    assert batches == [([0.01, 0.1, 1.0, 10.0], 0), ([0.316, 3.16], 0), ([1.0, 0.316], 1)]
+    assert list(out.rungs[0].losses) == [0.01, 0.1, 1.0, 10.0, 0.316, 3.16]  # batch order
 
 
 def test_search_extends_the_grid_while_the_best_is_on_an_edge() -> None:
     early = {0.01: 100, 0.1: 200, 1.0: 300, 10.0: 400, 0.001: 90, 0.0001: 95}
     # all "eligible" so FD alone ranks them
     calls: list[tuple[float, int]] = []
+    batches: list[tuple[list[float], int]] = []
 
     def trial(beta: float, rung: int) -> float:
-        calls.append((beta, rung))
         return halving.selection_loss(metrics(early.get(beta, 50.0)), ACC, ENT)
 
+    evaluate = batched(trial, calls, batches)
     out = halving.run_search(
-        [0.01, 0.1, 1.0, 10.0], trial, eta=3, n_rungs=1, max_extensions=2, refine=False
+        [0.01, 0.1, 1.0, 10.0], evaluate, eta=3, n_rungs=1, max_extensions=2, refine=False
     )
     assert "extended with 0.001" in " ".join(out.log)
     assert out.chosen == 0.001 and out.best_decade == 0.001
     assert (0.0001, 0) in calls  # extended twice (0.001 was again on the edge)
+    assert batches == [([0.01, 0.1, 1.0, 10.0], 0), ([0.001], 0), ([0.0001], 0)]
 
 
 def test_grid_search_is_rung_zero_only() -> None:
-    trial, calls = _curves({}, {0.1: 300, 1.0: 200, 10.0: 900, 0.316: 250, 3.16: 400})
+    trial, calls, _ = _curves({}, {0.1: 300, 1.0: 200, 10.0: 900, 0.316: 250, 3.16: 400})
     out = halving.run_search(
         [0.1, 1.0, 10.0], trial, eta=3, n_rungs=1, max_extensions=0, refine=True
     )
     assert out.chosen == 1.0 and len(out.rungs) == 1
     assert all(r == 0 for _, r in calls)
+
+
+def test_a_batch_missing_a_loss_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no loss for β 10"):
+        halving.run_search(
+            [0.1, 1.0, 10.0],
+            lambda betas, rung: {b: 1.0 for b in betas[:-1]},
+            eta=2,
+            n_rungs=1,
+            max_extensions=0,
+            refine=False,
+        )
 
 
 def test_rung_budgets() -> None:

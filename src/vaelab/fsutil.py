@@ -25,6 +25,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def json_sha256(value: Any) -> str:
+    """SHA-256 of a JSON value in canonical form (sorted keys): equal values, equal hashes
+    (the definition hashes of sweeps and β searches stored in Optuna studies)."""
+    return sha256_bytes(json.dumps(value, sort_keys=True).encode())
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
     """Write `path` atomically: `writer` fills a temp file that then replaces the target."""
     path = Path(path)

@@ -10,11 +10,13 @@ def cmd_study(args: argparse.Namespace) -> int:
     from vaelab.cli.data import check_data_args
     from vaelab.config import MAX_SEED
     from vaelab.study import make_config, run_study
+    from vaelab.study.runner import SearchPlacement
 
     check_data_args(args)
     pf.check_device(args.device)
     pf.check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
     pf.check_out_dir(args.out)
+    _check_workers(args)
     cfg = make_config(
         args.preset,
         dataset=args.dataset,
@@ -22,14 +24,68 @@ def cmd_study(args: argparse.Namespace) -> int:
         out=args.out,
         device=args.device,
         seed=args.seed,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
     _check_study_data(cfg)
-    result = run_study(cfg)
+    placement = SearchPlacement(args.storage, args.name, args.workers, args.threads)
+    result = run_study(cfg, placement)
     print(
         f"chosen β = {result['search']['chosen_beta']:g}; report: {args.out}/report.html "
         f"({result['wall_time_s'] / 60:.1f} min)"
     )
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from vaelab import preflight as pf
+    from vaelab.study.worker import WorkerArgs, run_worker
+
+    pf.check_device(args.device)
+    pf.check_out_dir(args.out)
+    _check_workers(args)
+    run_worker(
+        WorkerArgs(args.storage, args.name, args.out, args.device, args.data_dir, args.threads)
+    )
+    return 0
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    from vaelab.errors import ConfigError
+
+    for flag, value in (("--workers", getattr(args, "workers", 1)), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+
+
+def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:
+    p.add_argument(
+        "--storage",
+        default=None,
+        required=not coordinator,
+        help="β-search study database URL"
+        + (
+            " (default sqlite:///OUT/search.db); postgresql://user:pw@host/db lets "
+            "`vaelab study worker` on other machines train its trials"
+            if coordinator
+            else " (the coordinator's --storage)"
+        ),
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="study name in the storage (default <preset>-<hash of the study's definition>)"
+        if coordinator
+        else "study name (default: the storage's only study)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per process during the β search (default: cores / workers)"
+        if coordinator
+        else "torch threads (default: all cores)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +101,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="study", help="study directory (default ./study)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    _search_flags(p, coordinator=True)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on this machine training β-search trials, this one included",
+    )
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=None,
+        help="seconds between a running trial's heartbeats (default 10)",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="seconds without a heartbeat before a trial's worker counts as dead and the "
+        "trial is retried (default 60)",
+    )
     p.set_defaults(func=cmd_study)
+    actions = p.add_subparsers(dest="study_command", metavar="[worker]")
+    w = actions.add_parser(
+        "worker",
+        help="join a β search (any machine) and train its queued trials until it is finished",
+    )
+    _search_flags(w, coordinator=False)
+    w.add_argument("--out", required=True, help="directory of this worker's runs and logs")
+    w.add_argument("--device", default="auto")
+    w.add_argument("--data-dir", default=None, help="where this machine keeps the dataset")
+    w.set_defaults(func=cmd_worker)
 
 
 def _check_study_data(cfg) -> None:

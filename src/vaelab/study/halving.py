@@ -3,8 +3,8 @@ can still win get more.
 
 The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
 reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
-*selection loss* below; `tests/test_halving.py` checks the two agree, so the search can move onto
-an Optuna study (the scale-out issue) without changing which β wins.
+*selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
+Optuna trials (`vaelab.study.search_queue`), so several workers can train one batch at once.
 
 Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
 scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it
@@ -90,17 +90,25 @@ def _best(losses: dict[float, float]) -> float:
     return min(losses, key=lambda b: (losses[b], b))
 
 
+Evaluate = Callable[[list[float], int], dict[float, float]]
+"""`evaluate(betas, rung)`: train and evaluate every β at that rung's budget (in any order, in
+parallel if it can) and return each one's selection loss."""
+
+
 def run_search(
     decades: list[float],
-    trial: Callable[[float, int], float],
+    evaluate: Evaluate,
     *,
     eta: int,
     n_rungs: int,
     max_extensions: int,
     refine: bool,
 ) -> SearchOutcome:
-    """The β search as a pure driver: `trial(β, rung)` trains and evaluates β at that rung's
-    budget and returns its selection loss.
+    """The β search as a pure driver: `evaluate(betas, rung)` trains and evaluates a batch of β
+    at that rung's budget and returns their selection losses. Every β known at one point goes in
+    one batch (the decades; each extension; the refinement pair; each rung's promoted set), so
+    a caller with several workers runs a batch in parallel; the decisions depend only on the
+    losses, never on the order the trials finished in.
 
     Rung 0 takes the decades, extended by a decade while the best β sits on an edge (at most
     `max_extensions` times), then the best decade's half-decade neighbours. Each later rung takes
@@ -111,9 +119,9 @@ def run_search(
     losses: dict[float, float] = {}
 
     def run(betas: list[float]) -> None:
-        for b in betas:
-            if b not in losses:
-                losses[b] = trial(b, 0)
+        todo = [b for b in betas if b not in losses]
+        if todo:
+            losses.update(_checked(evaluate, todo, 0))
 
     log = [f"decades {', '.join(f'{b:g}' for b in decades)}"]
     run(list(decades))
@@ -136,8 +144,17 @@ def run_search(
         log.append(f"rung {index - 1} → {index}: β {', '.join(f'{b:g}' for b in promoted)} go on")
         if index == n_rungs - 1:
             return SearchOutcome(promoted[0], best_decade, rungs, log)
-        rungs.append(RungResult(index, {b: trial(b, index) for b in promoted}, []))
+        rungs.append(RungResult(index, _checked(evaluate, promoted, index), []))
     return SearchOutcome(_best(rungs[-1].losses), best_decade, rungs, log)
+
+
+def _checked(evaluate: Evaluate, betas: list[float], rung: int) -> dict[float, float]:
+    """The batch's losses in the batch's order (a caller's dict order must not matter)."""
+    out = evaluate(list(betas), rung)
+    missing = [b for b in betas if b not in out]
+    if missing:
+        raise ValueError(f"evaluate returned no loss for β {', '.join(f'{b:g}' for b in missing)}")
+    return {b: out[b] for b in betas}
 
 
 def next_decades(decades: list[float], best: float) -> list[float]:

@@ -90,6 +90,15 @@ class StudyConfig:
     n_samples: int = 10_000
     probe_train: int | None = None
     classifier: str = "standard"
+    # --- the β search's trial queue (an Optuna study; see vaelab.study.queue) ---------------
+    heartbeat_interval: int = 10
+    """Seconds between a running β-search trial's heartbeats in the study storage."""
+    grace_period: int = 60
+    """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
+    failed and queued again (it resumes from its checkpoint where its run directory is
+    reachable)."""
+    max_retry: int = 3
+    """Retries of a trial whose worker died or was interrupted."""
 
     def validate(self) -> StudyConfig:
         check_fields(self, what="study option")  # types first: "x" < 1 would be a TypeError
@@ -123,6 +132,12 @@ class StudyConfig:
         for name in ("limit_train", "limit_val", "eval_limit", "iw_limit", "probe_train"):
             if (getattr(self, name) or 1) < 1:
                 raise ConfigError(f"invalid study option '{name}': must be >= 1 or unset")
+        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                "invalid study option 'grace_period': must exceed heartbeat_interval (>= 1 s)"
+            )
+        if self.max_retry < 0:
+            raise ConfigError("invalid study option 'max_retry': must be >= 0")
         if self.max_extensions < 0 or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError("invalid study option: max_extensions >= 0, seed in 0..2**32-1")
         # the per-run fields go through TrainConfig's own checks (lr, channels, device, ...)

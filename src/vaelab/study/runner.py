@@ -12,15 +12,19 @@ import contextlib
 import json
 import logging
 import math
+import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from optuna.trial import FrozenTrial
 
 from vaelab import figures
 from vaelab.config import TrainConfig
@@ -48,8 +52,17 @@ from vaelab.study.schema import (
     StudyResult,
     load_study,
     parse,
+    to_json,
+)
+from vaelab.study.search_queue import (
+    RUN_ATTR,
+    SEARCH_DB,
+    SearchQueue,
+    evaluate_batch,
+    open_search,
 )
 from vaelab.study.selection import halving_rule_text, select_beta
+from vaelab.sweep.storage import default_storage_url
 from vaelab.training import train
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
@@ -64,9 +77,35 @@ def _betas(betas: list[float]) -> str:
     return ", ".join(f"{b:g}" for b in betas)
 
 
+@dataclass
+class SearchPlacement:
+    """Where the β search's trials are queued and who trains them."""
+
+    storage: str | None = None
+    """Study storage URL (None: the embedded sqlite:///STUDY_DIR/search.db)."""
+    name: str | None = None
+    """Study name in the storage (None: `<preset>-<hash of the definition>`)."""
+    workers: int = 1
+    """Processes on this machine working on the search, the coordinator included."""
+    threads: int | None = None
+    """torch threads of each of them during the search (None: cores / workers)."""
+
+    def threads_each(self) -> int | None:
+        """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
+        --workers` shares them); None: one process, PyTorch's default."""
+        from vaelab.sweep.runner import usable_cores
+
+        if self.threads:
+            return self.threads
+        return max(1, usable_cores() // self.workers) if self.workers > 1 else None
+
+
 class Study:
-    def __init__(self, cfg: StudyConfig) -> None:
+    def __init__(self, cfg: StudyConfig, placement: SearchPlacement | None = None) -> None:
         self.cfg = cfg
+        self.placement = placement or SearchPlacement()
+        self.prefix = ""  # a worker's tag before each line on stderr
+        self.local_workers: Any = None  # vaelab.study.worker.LocalWorkers, with --workers K
         self.root = Path(cfg.out)
         self.runs: dict[str, RunEntry] = {}
         self.stage_time: dict[str, float] = {}
@@ -77,8 +116,15 @@ class Study:
 
     # ------------------------------------------------------------------ bookkeeping
     def say(self, msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
         self.log.info(msg)
+
+    def rel_dir(self, run_dir: str | Path) -> str:
+        """A run's `dir` in study.json: relative to the study directory when inside it."""
+        path = Path(run_dir).resolve()
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.root.resolve()).as_posix()
+        return str(path)
 
     def eval_config(self, kind: str) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
@@ -122,19 +168,28 @@ class Study:
         self.stage_time[key] = self.stage_time.get(key, 0.0) + time.perf_counter() - t0
 
     def ensure_run(
-        self, name: str, tcfg: TrainConfig, stage: str, evaluation: str = "full"
+        self,
+        name: str,
+        tcfg: TrainConfig,
+        stage: str,
+        evaluation: str = "full",
+        run_dir: Path | None = None,
     ) -> RunEntry:
-        """Train (or reuse, or resume) and evaluate one run; returns its study entry.
+        """Train (or reuse, or resume) and evaluate one run in `run_dir` (default
+        STUDY_DIR/runs/<name>); returns its study entry.
 
         A run whose config equals one already done in this study is not trained twice: the
-        earlier run stands for both (it is evaluated again only if it lacks this evaluation)."""
+        earlier run stands for both (it is evaluated again only if it lacks this evaluation;
+        a run another machine trained stands for nothing here, its files are there)."""
         for other in self.runs.values():
-            if other.config == tcfg.to_dict() and (
-                other.evaluation == evaluation or evaluation == "selection"
+            if (
+                other.config == tcfg.to_dict()
+                and (other.evaluation == evaluation or evaluation == "selection")
+                and (self.root / other.dir / "DONE").is_file()
             ):
                 self.say(f"  {name} is identical to {other.name}: reusing it")
                 return other
-        run_dir = self.root / "runs" / name
+        run_dir = run_dir or self.root / "runs" / name
         resume = (run_dir / "config.json").exists()
         done_before = (run_dir / "DONE").exists()
         what = "reusing" if done_before else ("resuming" if resume else "training")
@@ -156,7 +211,9 @@ class Study:
             beta=tcfg.beta,
             epochs=tcfg.epochs,
             train_images=result.summary.get("steps", 0) * tcfg.batch_size,
-            dir=f"runs/{name}",
+            dir=self.rel_dir(run_dir),
+            run_dir=str(run_dir.resolve()),
+            host=socket.gethostname(),
             evaluation=evaluation,
             train=result.summary,
             eval=metrics,
@@ -210,7 +267,29 @@ class Study:
         out[-1] = (out[-1][0], out[-1][1], out[-1][2], "full")
         return out
 
+    def open_queue(self) -> SearchQueue:
+        """The β search's study (refused if that name holds another definition); this host's
+        dead trials of an earlier, killed run are queued again at once."""
+        url = self.placement.storage or default_storage_url(self.root, SEARCH_DB)
+        queue = open_search(self.cfg, url, self.placement.name)
+        lost = queue.requeue_dead_local_trials()
+        if lost:
+            self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
+        if self.placement.workers > 1:  # started now, so they are ready when the search is
+            from vaelab.study.worker import LocalWorkers
+
+            self.local_workers = LocalWorkers.start(queue, self.placement)
+        return queue
+
     def run(self) -> StudyResult:
+        queue = self.open_queue()  # before any work: a refused study trains nothing
+        try:
+            return self._stages(queue)
+        except BaseException:
+            self._stop_workers()
+            raise
+
+    def _stages(self, queue: SearchQueue) -> StudyResult:
         c = self.cfg
         t0 = time.perf_counter()
         device = resolve_device(c.device)
@@ -228,7 +307,7 @@ class Study:
             for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
                 self.ensure_run(name, self.cfg.train_config("vae", b, c.extreme_epochs), "extremes")
         with self.timed("search", f"β search ({c.search})", plan):
-            search = self._search()
+            search = self.search(queue)
             trials = {b: self.runs[search.trial_run(b)].eval for b in search.trials}
             self._tradeoff_figures(trials, search.chosen_beta, ae.eval, fig_dir)
         with self.timed("tuned", f"tuned VAE (β = {search.chosen_beta:g})", []):
@@ -289,33 +368,68 @@ class Study:
         return parse(DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info"), baselines
 
     # ------------------------------------------------------------------ the β search
-    def _search(self) -> SearchResult:
-        """The β search (vaelab.study.halving.run_search) with trials as study runs."""
+    def plan(self) -> list[halving.Rung]:
         c = self.cfg
-        plan = halving.rungs(
+        return halving.rungs(
             c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
         )
+
+    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, str]:
+        """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
+        c = self.cfg
+        if c.search == "grid":
+            tcfg = self.cfg.train_config("vae", beta, c.trial_epochs, trial=True)
+            return beta_name(beta), tcfg, c.trial_evaluation
+        r = self.plan()[rung]
+        tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+        return beta_name(beta, rung), tcfg, "selection"
+
+    def trial_dir(self, beta: float, rung: int) -> Path:
+        return self.root / "runs" / self._trial_run(beta, rung)[0]
+
+    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
+        """Train and evaluate one β-search trial in `run_dir`; returns its run entry (as JSON,
+        for the study storage) and selection loss. Runs in the coordinator and in workers (a
+        `TrialRunner`)."""
+        name, tcfg, evaluation = self._trial_run(beta, rung)
+        entry = self.ensure_run(name, tcfg, "search", evaluation, run_dir)
+        return to_json(entry), self._loss(entry.eval)
+
+    def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
+        """Take a finished trial's run entry from the study storage into this study."""
+        entry = parse(RunEntry, trial.user_attrs[RUN_ATTR], f"trial {trial.number}'s run entry")
+        entry.dir = self.rel_dir(entry.run_dir)
+        if recorded:
+            entry.reused = True
+            self.say(
+                f"  reusing {entry.name} ({entry.model}, β={entry.beta:g}, {entry.epochs} "
+                "epochs; recorded in the study storage)"
+            )
+        elif trial.user_attrs.get("pid") != os.getpid() or entry.host != socket.gethostname():
+            wall = trial.user_attrs.get("wall_time_s", 0.0)
+            who = f"{entry.host} pid {trial.user_attrs.get('pid')}"
+            self.say(f"  {entry.name} trained by {who} ({wall:.0f} s)")
+        self.runs.pop(entry.name, None)  # batch order in study.json, whoever finished first
+        self.runs[entry.name] = entry
+        return entry.name
+
+    def search(self, queue: SearchQueue) -> SearchResult:
+        """The β search (vaelab.study.halving.run_search) with trials queued in `queue` and
+        trained as study runs, here and in any workers."""
+        c = self.cfg
+        plan = self.plan()
         names: dict[tuple[float, int], str] = {}
 
-        def trial(beta: float, rung: int) -> float:
-            if c.search == "grid":
-                name, evaluation = beta_name(beta), c.trial_evaluation
-                tcfg = self.cfg.train_config("vae", beta, c.trial_epochs, trial=True)
-            else:
-                name, evaluation = beta_name(beta, rung), "selection"
-                r = plan[rung]
-                tcfg = self.cfg.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
-            names[beta, rung] = self.ensure_run(name, tcfg, "search", evaluation).name
-            return self._loss(self.runs[names[beta, rung]].eval)
+        def evaluate(betas: list[float], rung: int) -> dict[float, float]:
+            points = [(b, rung) for b in betas]
+            recorded = queue.status(points)[0]
+            complete = evaluate_batch(queue, points, self)
+            for p in points:
+                names[p] = self._accept(complete[p], p in recorded)
+            return {b: float(complete[b, rung].value) for b in betas}
 
-        outcome = halving.run_search(
-            c.decades,
-            trial,
-            eta=c.halving_eta,
-            n_rungs=c.halving_rungs if c.search == "halving" else 1,
-            max_extensions=c.max_extensions,
-            refine=c.refine,
-        )
+        self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
+        outcome = self._decide(queue, evaluate)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         choice = select_beta(
             {b: self.runs[n].eval for b, n in rung0.items()},
@@ -349,7 +463,65 @@ class Study:
             fallback=choice.fallback,
             best_decade=outcome.best_decade,
             rule=halving_rule_text(c) if c.search == "halving" else "",
+            storage=queue.url,
+            study_name=queue.name,
         )
+
+    def _decide(self, queue: SearchQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
+        """run_search, then the search is marked finished and the local workers stop."""
+        c = self.cfg
+        try:
+            with self._search_threads():
+                outcome = halving.run_search(
+                    c.decades,
+                    evaluate,
+                    eta=c.halving_eta,
+                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                    max_extensions=c.max_extensions,
+                    refine=c.refine,
+                )
+            queue.mark_finished()  # workers anywhere stop when the queue is empty
+        except BaseException:
+            self._stop_workers()
+            raise
+        if self.local_workers is not None:
+            bad = self.local_workers.join()
+            if bad:
+                codes = ", ".join(map(str, bad))
+                self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
+        return outcome
+
+    @contextmanager
+    def _search_threads(self) -> Iterator[None]:
+        """torch threads of this process while it trains β-search trials beside local
+        workers: cores / workers unless --threads says otherwise."""
+        threads = self.placement.threads_each()
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _stop_workers(self) -> None:
+        if self.local_workers is not None:
+            self.local_workers.stop()
+
+    @contextmanager
+    def logging_to(self, path: Path) -> Iterator[None]:
+        """This study's lines also go to `path` while the block runs."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.log.addHandler(handler)
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+        try:
+            yield
+        finally:
+            self.log.removeHandler(handler)
+            handler.close()
 
     def _loss(self, metrics: dict[str, float]) -> float:
         c = self.cfg
@@ -538,26 +710,19 @@ class Study:
         return summary
 
 
-def run_study(cfg: StudyConfig) -> dict[str, Any]:
-    """Run (or finish) the study in cfg.out and write study.json, report.md and report.html;
-    returns study.json's content."""
+def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
+    """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
+    `placement`: where the β search's trials are queued and how many local processes train
+    them (default: sqlite:///STUDY_DIR/search.db, this process alone)."""
     from vaelab.study.report import write_report
 
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".lock", blocking=False):
-        study = Study(cfg)
-        handler = logging.FileHandler(root / "study.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        study.log.addHandler(handler)
-        study.log.setLevel(logging.INFO)
-        study.log.propagate = False
-        try:
+        study = Study(cfg, placement)
+        with study.logging_to(root / "study.log"):
             result = study.run()
             atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
             write_report(root, load_study(root / "study.json"))
             study.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
-        finally:
-            study.log.removeHandler(handler)
-            handler.close()
     return result.to_dict()

@@ -94,7 +94,11 @@ class RunEntry:
     train_images: int
     """Images seen in training (steps × batch size)."""
     dir: str
-    """Relative to the study directory: runs/<name>."""
+    """Relative to the study directory where it lies inside it (runs/<name>), else absolute."""
+    run_dir: str
+    """The absolute path of the run directory on the machine that trained it."""
+    host: str
+    """The machine that trained it (a β-search worker's, for trials trained elsewhere)."""
     evaluation: str
     """full or selection (what choosing β needs, on fewer images)."""
     train: dict[str, Any]
@@ -139,6 +143,10 @@ class SearchResult:
     best_decade: float
     rule: str
     """The successive-halving rule in words ("" for grid)."""
+    storage: str
+    """The Optuna storage of the search's trials (password hidden)."""
+    study_name: str
+    """The Optuna study in that storage."""
 
     def trial_run(self, beta: float) -> str:
         """The first-rung run of `beta`."""

@@ -28,7 +28,6 @@ no `trials` runs it once); the other parameters are sampled.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
 from vaelab.evaluation.keys import key_requirement
+from vaelab.fsutil import json_sha256
 
 if TYPE_CHECKING:
     from vaelab.evaluation import EvalConfig
@@ -162,10 +162,7 @@ class SweepConfig:
         }
 
     def definition_hashes(self) -> dict[str, str]:
-        return {
-            part: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
-            for part, v in self.definition().items()
-        }
+        return {part: json_sha256(v)[:16] for part, v in self.definition().items()}
 
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.train, **params}, source="sweep trial").validate()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import TrialState
@@ -18,6 +20,8 @@ from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import default_storage_url, open_storage, open_study, redact
 from vaelab.sweep.worker import WorkerSpec, trial_counts, work
 from vaelab.training import TrainingInterrupted
+
+S = TypeVar("S")
 
 
 class SweepInterrupted(RunError):
@@ -104,12 +108,28 @@ def run_sweep(
 
 
 def _run_processes(specs: list[WorkerSpec]) -> None:
+    procs = start_workers(work, specs)
+    wait_workers(procs, specs[0].out_dir / "logs", SweepInterrupted(INTERRUPTED))
+
+
+def start_workers(target: Callable[[S], object], specs: list[S]) -> list[BaseProcess]:
+    """One process per spec running `target(spec)` (a module-level function: it is pickled).
+    A worker's error is one `vaelab: error: worker <i>: ...` line and its exit code."""
     # spawn, not fork: a forked child would inherit the parent's SQLAlchemy connections
     # and torch thread pools.
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(s,), name=f"sweep-{s.index}") for s in specs]
+    procs = [
+        ctx.Process(target=_worker_main, args=(target, s, i), name=f"vaelab-worker-{i}")
+        for i, s in enumerate(specs)
+    ]
     for p in procs:
         p.start()
+    return procs
+
+
+def wait_workers(procs: list[BaseProcess], log_dir: Path, interrupted: RunError) -> None:
+    """Wait for the workers; raise `interrupted` if they were interrupted, RunError if any
+    failed."""
     try:
         for p in procs:
             p.join()
@@ -121,24 +141,24 @@ def _run_processes(specs: list[WorkerSpec]) -> None:
         raise
     bad = [p for p in procs if p.exitcode != 0]
     if bad and all(p.exitcode == 130 for p in bad):
-        raise SweepInterrupted(INTERRUPTED)
+        raise interrupted
     if bad:
         raise RunError(
-            f"{len(bad)} of {len(procs)} sweep workers failed (exit codes "
-            f"{', '.join(str(p.exitcode) for p in bad)}); see {specs[0].out_dir / 'logs'}; "
+            f"{len(bad)} of {len(procs)} workers failed (exit codes "
+            f"{', '.join(str(p.exitcode) for p in bad)}); see {log_dir}; "
             "run the same command again to continue the study"
         )
 
 
-def _worker_main(spec: WorkerSpec) -> None:
+def _worker_main(target: Callable[[S], object], spec: S, index: int) -> None:
     import sys
 
     try:
-        work(spec)
+        target(spec)
     except VaelabError as e:
         if e.exit_code == 130:  # interrupted: the worker log says what was queued again
             sys.exit(130)
-        print(f"vaelab: error: worker {spec.index}: {e}", file=sys.stderr)
+        print(f"vaelab: error: worker {index}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

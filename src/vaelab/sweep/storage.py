@@ -1,26 +1,51 @@
-"""Where a study lives: an embedded SQLite file by default, any SQLAlchemy URL (PostgreSQL) to
-share it between machines. Opening a study checks that it is the same sweep (see `open_study`)."""
+"""Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
+(PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
+(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.study.queue`):
+both describe themselves through the small protocols below."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import sqlite3
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import file_lock
-from vaelab.sweep.config import SweepConfig
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
+
+
+class HeartbeatSettings(Protocol):
+    heartbeat_interval: int
+    """Seconds between a running trial's heartbeats in the storage."""
+    grace_period: int
+    """Seconds without a heartbeat after which a trial is failed and retried."""
+    max_retry: int
+    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
+
+
+class StudyDefinition(Protocol):
+    """What makes two studies of one name the same study (a sweep, the study's β search)."""
+
+    name: str
+    directions: list[str]
+
+    def definition(self) -> dict[str, Any]: ...
+
+    def definition_hashes(self) -> dict[str, str]:
+        """A hash per named part; a stored study whose parts differ is refused, naming them."""
+        ...
 
 
 def silence_optuna_notices() -> None:
@@ -30,8 +55,8 @@ def silence_optuna_notices() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
 
 
-def default_storage_url(out_dir: str | Path) -> str:
-    return f"sqlite:///{(Path(out_dir) / 'sweep.db').resolve()}"
+def default_storage_url(out_dir: str | Path, file: str = "sweep.db") -> str:
+    return f"sqlite:///{(Path(out_dir) / file).resolve()}"
 
 
 def normalise_url(url: str) -> str:
@@ -56,7 +81,7 @@ def redact(url: str) -> str:
     return url.split("@")[-1]
 
 
-def open_storage(url: str, cfg: SweepConfig) -> RDBStorage:
+def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
     """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
     seconds is failed by the next worker that asks for a trial, and re-queued with its
     parameters (up to `max_retry` times)."""
@@ -87,7 +112,7 @@ def open_storage(url: str, cfg: SweepConfig) -> RDBStorage:
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
-            f"cannot open sweep storage {redact(url)} ({reason}); check the URL, that the "
+            f"cannot open the study storage {redact(url)} ({reason}); check the URL, that the "
             "database server runs and that the database exists"
         ) from None
 
@@ -113,14 +138,15 @@ def _schema_lock(url: str) -> Iterator[None]:
 
 def open_study(
     storage: RDBStorage,
-    cfg: SweepConfig,
+    cfg: StudyDefinition,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
-    """Create the study or join the existing one of that name, refusing a different sweep.
+    """Create the study or join the existing one of that name, refusing a different definition.
 
-    The sweep's definition (space, objectives, base config, evaluation) is stored in the study's
-    user attributes; a study of that name with another definition is never mixed into.
+    The definition (a sweep's space, objectives, base config, evaluation; the β search's trial
+    settings) is stored in the study's user attributes; a study of that name with another
+    definition is never mixed into.
     """
     study = optuna.create_study(
         storage=storage,
@@ -156,7 +182,7 @@ def load_existing_study(url: str, name: str | None) -> optuna.Study:
         names = optuna.get_all_study_names(storage)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"cannot read sweep storage {redact(url)} ({reason})") from None
+        raise RunError(f"cannot read the study storage {redact(url)} ({reason})") from None
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) or "none"
@@ -198,3 +224,48 @@ def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
 def _key(name: str) -> int:
     """A stable signed 63-bit key for the study name."""
     return int.from_bytes(hashlib.sha256(f"vaelab-sweep:{name}".encode()).digest()[:8], "big") >> 1
+
+
+def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+class Heartbeat:
+    """Records the trial's heartbeat every interval from a thread, while the trial runs."""
+
+    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(storage, trial_id, interval), daemon=True
+        )
+
+    def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def requeue(
+    study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
+) -> FrozenTrial:
+    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again like a dead
+    worker's, with its parameters, so the next worker resumes it instead of abandoning it.
+    Returns the failed trial."""
+    number = trial if isinstance(trial, int) else trial.number
+    tid = trial_id(storage, study.study_name, number)
+    storage.set_trial_user_attr(tid, "error", why)
+    study.tell(number, state=TrialState.FAIL)
+    frozen = storage.get_trial(tid)
+    RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, frozen)
+    return frozen

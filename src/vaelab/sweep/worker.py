@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from optuna.trial import Trial, TrialState
 from vaelab.errors import RunError, VaelabError
 from vaelab.sweep.config import ParamSpec, SweepConfig
 from vaelab.sweep.samplers import make_pruner, make_sampler
-from vaelab.sweep.storage import ask_lock, open_storage, open_study
+from vaelab.sweep.storage import Heartbeat, ask_lock, open_storage, open_study, requeue, trial_id
 from vaelab.training import TrainingInterrupted
 
 MAX_FAILURES_IN_A_ROW = 3
@@ -120,42 +119,12 @@ def _next_trial(
         return trial, False
 
 
-def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
-    """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
-    study_id = storage.get_study_id_from_name(study_name)
-    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
-
-
 def _suggest(trial: Trial, p: ParamSpec) -> Any:
     if p.type == "float":
         return trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)  # type: ignore[arg-type]
     if p.type == "int":
         return trial.suggest_int(p.name, p.low, p.high, log=p.log, step=p.step or 1)  # type: ignore[arg-type]
     return trial.suggest_categorical(p.name, p.choices)  # categorical, and grid (GridCycleSampler)
-
-
-class _Heartbeat:
-    """Records the trial's heartbeat every interval from a thread, while the trial runs."""
-
-    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(storage, trial_id, interval), daemon=True
-        )
-
-    def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
-        while True:
-            storage.record_heartbeat(trial_id)
-            if self._stop.wait(interval):
-                return
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def run_trial(
@@ -171,7 +140,7 @@ def run_trial(
     origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
     run_dir = spec.out_dir / "trials" / str(trial.number if origin is None else origin)
     t0 = time.time()
-    with _Heartbeat(storage, tid, spec.cfg.heartbeat_interval):
+    with Heartbeat(storage, tid, spec.cfg.heartbeat_interval):
         try:
             params = {p.name: _suggest(trial, p) for p in spec.cfg.space}
             retry = f" (retry of trial {origin})" if origin is not None else ""
@@ -185,10 +154,10 @@ def run_trial(
             log.info("trial %d pruned: %s", trial.number, e)
             return TrialState.PRUNED
         except (KeyboardInterrupt, SystemExit) as e:
-            _requeue(study, storage, trial, tid, spec, log, type(e).__name__)
+            _requeue(study, storage, trial, spec, log, type(e).__name__)
             raise
         except TrainingInterrupted:  # SIGINT/SIGTERM: the run saved a checkpoint
-            _requeue(study, storage, trial, tid, spec, log, "a signal")
+            _requeue(study, storage, trial, spec, log, "a signal")
             raise
         except VaelabError as e:
             return _fail(study, trial, t0, log, str(e))
@@ -272,14 +241,11 @@ def _requeue(
     study: optuna.Study,
     storage: RDBStorage,
     trial: Trial,
-    tid: int,
     spec: WorkerSpec,
     log: logging.Logger,
     cause: str,
 ) -> None:
     """An interrupted trial is failed and queued again like a dead worker's, so the next run of
     the sweep resumes it from its checkpoint instead of abandoning it."""
-    trial.set_user_attr("error", f"interrupted by {cause}")
-    study.tell(trial, state=TrialState.FAIL)
-    RetryHeartbeatStaleTrialCallback(max_retry=spec.cfg.max_retry)(study, storage.get_trial(tid))
+    requeue(study, storage, trial, spec.cfg.max_retry, f"interrupted by {cause}")
     log.info("trial %d interrupted by %s; queued again (a re-run resumes it)", trial.number, cause)
