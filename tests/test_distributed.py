@@ -210,23 +210,22 @@ def test_global_batch_norm_equals_batch_norm_over_the_whole_batch(tmp_path):
     assert isinstance(global_batch_norm(nn.BatchNorm2d(2)), GlobalBatchNorm2d)
 
 
-def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
-    """SIGINT to the whole job (as a terminal's Ctrl-C does) → all ranks stop at one step, rank 0
-    saves last.pt, and the run resumes to completion."""
+def _interrupt_after_first_checkpoint(
+    launcher: list[str], args: list[str], out: Path, env: dict[str, str]
+) -> tuple[int, str]:
+    """Start a 2-process training in its own process group (a terminal job), send the group
+    SIGINT (a terminal's Ctrl-C) once rank 0 has written its first checkpoint; (exit code,
+    stderr)."""
     import signal
     import time
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_HOME": str(tmp_path / "home")}
-    out = tmp_path / "run"
-    args = [*ARGS, "--data-dir", str(idx_dir_module), "--epochs", "400", "--out", str(out)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.Popen(
-        [*cmd, "-m", "vaelab", *args],
+        [*launcher, "-m", "vaelab", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, like a terminal job
+        start_new_session=True,
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -236,7 +235,23 @@ def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
     assert proc.poll() is None, proc.communicate()[1][-2000:]
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    return proc.returncode, err
+
+
+def _long_run(tmp_path: Path, idx_dir: Path) -> tuple[list[str], Path, dict[str, str]]:
+    """A 400-epoch run that a test interrupts: (train args, run dir, environment)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_HOME": str(tmp_path / "home")}
+    out = tmp_path / "run"
+    return [*ARGS, "--data-dir", str(idx_dir), "--epochs", "400", "--out", str(out)], out, env
+
+
+def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
+    """SIGINT to the whole job (as a terminal's Ctrl-C does) → all ranks stop at one step, rank 0
+    saves last.pt, and the run resumes to completion."""
+    args, out, env = _long_run(tmp_path, idx_dir_module)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    code, err = _interrupt_after_first_checkpoint(torchrun, args, out, env)
+    assert code != 0
     assert "progress saved" in err and "Traceback" not in err.split("progress saved")[0][-400:]
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert 0 < ckpt["step"] < 400 * 6
@@ -251,29 +266,11 @@ def test_nproc_ctrl_c_stops_every_rank_and_exits_130_with_the_hint(tmp_path, idx
     """Ctrl-C at a terminal signals `vaelab train --nproc 2`'s process group: it passes the
     signal to the launcher once, every rank stops at one step, rank 0 saves, and the command
     prints rank 0's one line with a resume hint for 2 processes."""
-    import signal
-    import time
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VAELAB_HOME": str(tmp_path / "home")}
-    out = tmp_path / "run"
-    args = [*ARGS, "--data-dir", str(idx_dir_module), "--epochs", "400", "--out", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vaelab", *args, "--nproc", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, like a terminal job
+    args, out, env = _long_run(tmp_path, idx_dir_module)
+    code, err = _interrupt_after_first_checkpoint(
+        [sys.executable], [*args, "--nproc", "2"], out, env
     )
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "checkpoints" / "last.pt").is_file():
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.communicate()[1][-2000:]
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert code == 130, err
     assert err.startswith("vaelab: error: stopped by SIGINT") and err.count("\n") == 1, err
     assert err.rstrip().endswith(f"resume with: vaelab train --out {out} --resume --nproc 2")
     step = int(err.split(", step ")[1].split(";")[0])
