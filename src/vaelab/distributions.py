@@ -57,19 +57,19 @@ class DiagonalGaussian:
         """z = μ + σ·ε, ε ~ N(0, I), shape (B, nz): a sample whose gradient flows to μ and σ
         (Kingma & Welling 2014). Without a generator ε comes from torch's global RNG."""
         if generator is None:
-            eps = torch.randn_like(self.mu)
-        else:
-            eps = torch.randn(
-                self.mu.shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype
-            )
-        return self.mu + self.std * eps
+            return self.reparameterize(torch.randn_like(self.mu))
+        return self.reparameterize(self._normal(self.mu.shape, generator))
 
     def sample_n(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k samples per image, (k, B, nz); one draw of k·B·nz normals from `generator`."""
-        eps = torch.randn(
-            (k, *self.mu.shape), generator=generator, device=self.mu.device, dtype=self.mu.dtype
-        )
+        return self.reparameterize(self._normal((k, *self.mu.shape), generator))
+
+    def reparameterize(self, eps: torch.Tensor) -> torch.Tensor:
+        """z = μ + σ·ε for standard-normal ε (B, nz) or (k, B, nz)."""
         return self.mu + self.std * eps
+
+    def _normal(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
 
     def kl_per_dim(self) -> torch.Tensor:
         """KL(N(μ, σ²) ‖ N(0, 1)) per image and latent dim (B, nz), nats:
@@ -84,4 +84,4 @@ class DiagonalGaussian:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z) summed over the last dim, constants included: z (..., B, nz) → (..., B)."""
         mu, log_sigma = self.mu, self.log_sigma
-        return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * _LOG_2PI).sum(-1)
+        return (-0.5 * ((z - mu) / self.std).pow(2) - log_sigma - 0.5 * _LOG_2PI).sum(-1)
