@@ -12,6 +12,7 @@ import scipy.linalg
 import torch
 from torch.distributions import MultivariateNormal
 
+from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluation.estimators import active_units, elbo, iw_log_likelihood
 from vaelab.evaluation.frechet import frechet_distance, frechet_distance_features
 from vaelab.evaluation.interpolation import interpolate, lerp, path_smoothness, slerp
@@ -33,10 +34,10 @@ class PPCA:
             self.b, self.W @ self.W.T + sigma2 * torch.eye(d, dtype=torch.float64)
         )
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
         mu = (x.double() - self.b) @ self.W @ self.m_inv.T
         var = self.sigma2 * torch.diagonal(self.m_inv) * 2.0  # widened diagonal
-        return mu.float(), (0.5 * var.log()).expand_as(mu).float()
+        return DiagonalGaussian(mu.float(), (0.5 * var.log()).expand_as(mu).float())
 
     def log_lik(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         mean = z.double() @ self.W.T + self.b

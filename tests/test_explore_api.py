@@ -90,7 +90,8 @@ def test_runs_describe_each_run_and_rank_dims_by_kl(client, runs, test_x):
     assert vae["dim_score"].startswith("KL") and vae["latent_dim"] == NZ
     # reference: KL(N(μ, σ²) ‖ N(0, 1)) per dim from torch.distributions, averaged over the images
     with torch.no_grad():
-        mu, log_sigma = reference(runs, "vae").posterior(test_x[0])
+        post = reference(runs, "vae").posterior(test_x[0])
+        mu, log_sigma = post.mu, post.log_sigma
     q = torch.distributions.Normal(mu.double(), log_sigma.double().exp())
     p = torch.distributions.Normal(torch.zeros_like(mu.double()), torch.ones_like(mu.double()))
     kl = torch.distributions.kl_divergence(q, p).mean(0)
@@ -107,7 +108,7 @@ def test_map_is_the_pca_of_the_test_codes(client, runs, test_x):
     assert status == 200 and len(m["x"]) == MAP_POINTS
     assert m["labels"] == test_x[1].tolist()
     with torch.no_grad():
-        mu = reference(runs, "vae").embed(test_x[0]).double().numpy()
+        mu = reference(runs, "vae").encode(test_x[0]).double().numpy()
     centred = mu - mu.mean(0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     ref = centred @ vt[:2].T  # numpy's PCA, up to the sign of each axis
@@ -170,7 +171,7 @@ def test_test_image_returns_the_image_its_code_and_reconstruction(client, runs, 
     assert status == 200 and r["label"] == int(test_x[1][5])
     assert (pixels(r["image"]) - as_bytes(test_x[0][5:6])[0]).abs().max() == 0
     with torch.no_grad():
-        z = reference(runs, "ae").embed(test_x[0][5:6])
+        z = reference(runs, "ae").encode(test_x[0][5:6])
     assert r["code"] == pytest.approx(z[0].tolist(), abs=1e-4)
 
 
@@ -181,7 +182,7 @@ def test_interpolate_lerp_and_slerp_match_the_reference_paths(client, runs, test
     assert status == 200
     model = reference(runs, "vae")
     with torch.no_grad():
-        codes = model.embed(test_x[0][:2]).double()
+        codes = model.encode(test_x[0][:2]).double()
         for mode in ("lerp", "slerp"):
             z = interpolate(codes[0], codes[1], 3, mode)
             want = as_bytes(torch.sigmoid(model.decode(z.float())))
@@ -212,7 +213,7 @@ def test_encode_a_drawing(client, runs, test_x):
     assert status == 200
     model = reference(runs, "ae")
     with torch.no_grad():
-        z = model.embed(digit)
+        z = model.encode(digit)
         recon = torch.sigmoid(model.decode(z))
     assert r["code"] == pytest.approx(z[0].tolist(), abs=1e-4)
     assert (pixels(r["reconstruction"]) - as_bytes(recon)[0]).abs().max() <= 1

@@ -4,28 +4,26 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, Normal
 
 from vaelab.config import TrainConfig
+from vaelab.distributions import DiagonalGaussian
 from vaelab.losses import (
     gaussian_constant,
     neg_log_likelihood,
     objective,
     reconstruction_loss,
 )
-from vaelab.losses import (
-    kl_divergence as vae_kl,
-)
 from vaelab.models import VAE, AutoEncoder, build_model
 
 
-def test_kl_closed_form_matches_torch_distributions():
-    g = torch.Generator().manual_seed(0)
-    mu = torch.randn(16, 64, generator=g) * 2
-    log_sigma = torch.randn(16, 64, generator=g)
-    ref = kl_divergence(Normal(mu, log_sigma.exp()), Normal(0.0, 1.0)).sum(1)
-    torch.testing.assert_close(vae_kl(mu, log_sigma), ref, rtol=1e-5, atol=1e-5)
-    assert torch.allclose(vae_kl(torch.zeros(2, 8), torch.zeros(2, 8)), torch.zeros(2))
+def test_objective_kl_is_the_posteriors_kl():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=8)
+    x = torch.rand(4, 1, 28, 28)
+    out = model(x)
+    parts = objective(out, x, beta=1.0, likelihood="gaussian")
+    assert torch.equal(parts.kl, model.posterior(x).kl().mean())
 
 
 def test_gaussian_loss_is_the_exact_nll_up_to_the_stated_constant():
@@ -94,5 +92,19 @@ def test_log_sigma_is_clamped():
     model = VAE(latent_dim=4)
     with torch.no_grad():
         model.encoder.to_latent.bias.fill_(1e4)
-    _, log_sigma = model.posterior(torch.rand(2, 1, 28, 28))
-    assert log_sigma.max().item() <= 10.0
+    q = model.posterior(torch.rand(2, 1, 28, 28))
+    assert q.log_sigma.max().item() == 10.0 and isinstance(q, DiagonalGaussian)
+
+
+def test_forward_samples_the_posterior_and_encode_is_its_mode():
+    model = VAE(latent_dim=4).eval()
+    x = torch.rand(3, 1, 28, 28)
+    q = model.posterior(x)
+    torch.manual_seed(5)
+    out = model(x)
+    torch.manual_seed(5)
+    assert torch.equal(out.z, q.sample())  # the global RNG drives training's noise
+    assert torch.equal(out.mu, q.mu) and torch.equal(out.log_sigma, q.log_sigma)
+    assert torch.equal(model.encode(x), q.mode()) and torch.equal(model(x, sample=False).z, q.mu)
+    ae = AutoEncoder(latent_dim=4)
+    assert not hasattr(ae, "embed") and not hasattr(model, "reparameterize")

@@ -3,7 +3,8 @@
 Units used everywhere in vaelab (logs, evaluation, report):
 - reconstruction: per-image *sum* over pixels — SSE/(2σ²) for the Gaussian decoder (= SSE at the
   default σ² = ½), BCE for the Bernoulli decoder — then averaged over the batch;
-- KL(q(z|x) ‖ N(0, I)): per-image *sum* over latent dimensions, in nats, averaged over the batch;
+- KL(q(z|x) ‖ N(0, I)): per-image *sum* over latent dimensions, in nats, averaged over the batch
+  (`DiagonalGaussian.kl`, the one copy of the formula);
 - total = reconstruction + β·KL. With σ² = ½, β = 1 this is the negative ELBO minus the constant
   (D/2)·log(2πσ²) = (D/2)·log π (≈ 448.7 nats for D = 784), Kingma & Welling (2014) eq. 10.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaelab.distributions import DiagonalGaussian
 from vaelab.models import ModelOutput
 
 
@@ -55,16 +57,6 @@ def neg_log_likelihood(
     return nll
 
 
-def kl_per_dim(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, 1)) per image and latent dim (B, nz): ½(μ² + σ² − 1 − 2 log σ)."""
-    return 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1.0 - 2.0 * log_sigma)
-
-
-def kl_divergence(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, I)) per image, summed over latent dims (B,), nats."""
-    return kl_per_dim(mu, log_sigma).sum(1)
-
-
 @dataclass
 class LossParts:
     """Batch means of the objective and its parts (scalars); see the module docstring."""
@@ -82,7 +74,7 @@ def objective(
     if out.log_sigma is None:
         kl = torch.zeros((), device=x.device)
         return LossParts(total=recon, recon=recon, kl=kl)
-    kl = kl_divergence(out.mu.float(), out.log_sigma.float()).mean()
+    kl = DiagonalGaussian(out.mu, out.log_sigma).to(torch.float32).kl().mean()
     # β = 0 must mean *no* KL term (not 0·KL, which still propagates NaN/inf gradients).
     total = recon + beta * kl if beta > 0 else recon
     return LossParts(total=total, recon=recon, kl=kl)

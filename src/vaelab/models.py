@@ -1,4 +1,5 @@
-"""The study's convolutional auto-encoder and β-VAE (REFERENCE.md §1 architecture).
+"""The study's convolutional auto-encoder and β-VAE: a 64-d embedding by default, widths
+32/64/128/256, BatchNorm (optional) and LeakyReLU(0.2) after each hidden layer (the VAE: Kingma & Welling 2014).
 
 Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0) take 28×28 to 1×1,
 then a linear layer to the embedding. The decoder mirrors it with transposed convolutions;
@@ -14,11 +15,10 @@ import torch
 from torch import nn
 
 from vaelab.config import TrainConfig
+from vaelab.distributions import DiagonalGaussian
 
 # (kernel, stride, padding) of the four encoder convolutions, reference architecture.
 _LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
-# log σ is clamped for stability: σ in [e^-15, e^10] (the bounds diffusers uses for log σ²/2).
-LOG_SIGMA_MIN, LOG_SIGMA_MAX = -15.0, 10.0
 
 
 def _conv_out(size: int, k: int, s: int, p: int) -> int:
@@ -131,16 +131,13 @@ class AutoEncoder(nn.Module):
         return latent_dim
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) → embedding (B, nz)."""
+        """(B, C, H, W) → the deterministic code (B, nz) used for reconstructions, probes and
+        interpolation: the embedding of an AE, the posterior mean μ of a VAE."""
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, nz) → logits (B, C, H, W); `torch.sigmoid` gives the image."""
         return self.decoder(z)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The deterministic code used for reconstructions, probes and interpolation."""
-        return self.encode(x)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         z = self.encode(x)
@@ -155,23 +152,18 @@ class VAE(AutoEncoder):
     def _encoder_outputs(self, latent_dim: int) -> int:
         return 2 * latent_dim
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) → μ (B, nz), log σ (B, nz) with log σ clamped to a stable range."""
-        mu, log_sigma = self.encoder(x).chunk(2, dim=1)
-        return mu, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
+        """(B, C, H, W) → q(z|x): μ (B, nz), log σ (B, nz) clamped to a stable range."""
+        return DiagonalGaussian.from_encoder(self.encoder(x))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x)[0]
-
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-        """z = μ + σ·ε, ε ~ N(0, I): a sample whose gradient flows to μ and σ (Kingma & Welling)."""
-        return mu + log_sigma.exp() * torch.randn_like(mu)
+        return self.posterior(x).mode()
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> ModelOutput:
-        mu, log_sigma = self.posterior(x)
-        z = self.reparameterize(mu, log_sigma) if sample else mu
-        return ModelOutput(logits=self.decode(z), z=z, mu=mu, log_sigma=log_sigma)
+        """One reparameterised sample z ~ q(z|x) from torch's global RNG (μ if not `sample`)."""
+        q = self.posterior(x)
+        z = q.sample() if sample else q.mode()
+        return ModelOutput(logits=self.decode(z), z=z, mu=q.mu, log_sigma=q.log_sigma)
 
 
 def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int] = (1, 28, 28)) -> AutoEncoder:

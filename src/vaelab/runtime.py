@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,45 @@ from tqdm import tqdm
 from vaelab import __version__
 from vaelab.errors import ConfigError
 
-# The named random streams of a run, each derived from the run's one `seed` as seed + offset.
-# Offsets keep the values vaelab 0.1 used, so runs stay bitwise reproducible across versions.
-SEED_OFFSETS: dict[str, int] = {
-    "train_order": 0,  # the epoch permutations and dynamic binarisation of the train split
-    "val_binarize": 1,  # the one static binarisation draw of the validation split
-    "val_noise": 10_007,  # the posterior samples of validation losses (a forked RNG)
+
+@dataclass(frozen=True)
+class SeedStream:
+    """How one random stream's seed derives from a run's `seed`: seed·scale + offset + key."""
+
+    offset: int
+    scale: int = 1
+
+
+# Every random stream of vaelab, each seeded from the one `seed` of its run (or command) through
+# `stream_seed`. The values are those vaelab 0.1 used, so results stay bitwise reproducible across
+# versions; tests/test_seeding.py pins them. A loader hashes its stream's seed with the epoch
+# (data/loader.py `_epoch_seed`), so one stream gives every epoch its own draws.
+SEED_STREAMS: dict[str, SeedStream] = {
+    # training (training.py)
+    "train_init": SeedStream(0),  # Python/NumPy/torch global RNGs: initial weights, q(z|x) noise
+    "train_order": SeedStream(0),  # epoch permutations and dynamic binarisation of the train split
+    "val_binarize": SeedStream(1),  # the one static binarisation draw of the validation split
+    "val_noise": SeedStream(10_007),  # q(z|x) samples of validation losses (a forked global RNG)
+    # evaluation (evaluation/), seeded from EvalConfig.seed
+    "eval_global": SeedStream(0),  # torch's global RNG: unused by design, seeded as a safety net
+    "eval_samples": SeedStream(1),  # z ~ N(0, I) of the sample metrics and figures
+    "eval_binarize": SeedStream(7),  # binarisation / dequantisation of the evaluated images
+    "eval_likelihood": SeedStream(11),  # q(z|x) samples of the ELBO and the IW-NLL
+    "eval_pairs": SeedStream(0, scale=131),  # test images joined per label pair (a, b): key 10a+b
+    # the study's code statistics (study/runner.py), seeded from StudyConfig.seed
+    "study_prior": SeedStream(3),  # z ~ N(0, I) of the off-manifold test
+    "study_code_noise": SeedStream(13),  # z ~ q(z|x) of the same test (was torch's global RNG)
+    # commands seeded by the user's --seed
+    "user_samples": SeedStream(0),  # `vaelab sample` and the explorer: same seed, same images
+    # the reference classifier (evaluation/classifier.py), seeded from its own seed, not a run's
+    "classifier": SeedStream(0),  # its initial weights and batch order
 }
 
 
-def stream_seed(seed: int, stream: str) -> int:
-    """The seed of one named random stream of a run (see `SEED_OFFSETS`)."""
-    return seed + SEED_OFFSETS[stream]
+def stream_seed(seed: int, stream: str, key: int = 0) -> int:
+    """The seed of one named random stream (see `SEED_STREAMS`); `key` picks one of a family."""
+    s = SEED_STREAMS[stream]
+    return seed * s.scale + s.offset + key
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,7 +83,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device) from one integer."""
+    """Seed Python, NumPy and torch's global RNGs (CPU and every CUDA device) from one integer."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

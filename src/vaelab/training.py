@@ -362,7 +362,7 @@ def _open_run(
         if rank.is_main
         else logging.getLogger(f"vaelab.run.rank{rank.rank}")
     )
-    seed_everything(cfg.seed)
+    seed_everything(stream_seed(cfg.seed, "train_init"))
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     x_train, y_train = (a[: cfg.limit_train] for a in split_arrays(arrays, "train"))
     x_val, y_val = (a[: cfg.limit_val] for a in split_arrays(arrays, "val"))

@@ -27,8 +27,8 @@ COMMANDS: tuple[tuple[str, bool], ...] = (
     ("vaelab.cli.train", False),
     ("vaelab.cli.evaluate", False),
     ("vaelab.cli.study", False),
-    ("vaelab.cli_explore", True),
-    ("vaelab.cli_sweep", True),
+    ("vaelab.cli.explore", True),
+    ("vaelab.cli.sweep", True),
 )
 
 

@@ -180,27 +180,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from vaelab import figures
     from vaelab.evaluation.run import sample_prior
+    from vaelab.runtime import stream_seed
 
     model, cfg, dev = _load(args.run_dir, args.device)
-    images = sample_prior(model, args.n, args.seed, dev)
+    images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
     figures.image_grid(args.out, images, title, nrow=min(args.nrow, args.n))
     print(f"wrote {args.out}")
     return 0
-
-
-def _test_images(cfg: Any, seed: int, device: Any) -> tuple[Any, Any]:
-    """Test images in [0, 1] as the run saw them (binarised for binarised Bernoulli runs)."""
-    import torch
-
-    from vaelab.data import load_arrays
-    from vaelab.data.store import split_arrays
-
-    x8, y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir), "test")
-    x = torch.from_numpy(x8).float() / 255.0
-    if cfg.likelihood == "bernoulli" and cfg.binarize != "none":
-        x = torch.bernoulli(x, generator=torch.Generator().manual_seed(seed + 7))
-    return x.to(device), torch.from_numpy(y)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
@@ -216,10 +203,12 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
 
     from vaelab import figures
-    from vaelab.evaluation.run import interpolation_paths, pick_pairs
+    from vaelab.evaluation.run import eval_data_for, interpolation_paths, pick_pairs
 
     model, cfg, dev = _load(args.run_dir, args.device)
-    x, y = _test_images(cfg, args.seed, dev)
+    # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised
+    # Bernoulli runs: the same seeded binarisation draw).
+    x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)
     pairs = pick_pairs(y, args.from_label, args.to_label, args.pairs, args.seed)
     paths = interpolation_paths(model, x, pairs, args.steps, args.mode)
     labels = [f"{args.from_label}→{args.to_label} #{i + 1}" for i in range(len(paths))]

@@ -24,7 +24,7 @@ from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import resolve_spec, split_arrays, vaelab_home
 from vaelab.errors import RunError
 from vaelab.fsutil import file_lock, sha256_bytes
-from vaelab.runtime import progress
+from vaelab.runtime import progress, stream_seed
 
 VERSION = 1
 FEATURES = 128
@@ -80,6 +80,7 @@ def train_classifier(
 ) -> LeNet:
     """Adam with a cosine-decayed learning rate; ~99.2 % MNIST test accuracy at 4 epochs."""
     device = torch.device(device)
+    seed = stream_seed(seed, "classifier")
     torch.manual_seed(seed)
     classes = max(10, int(y.max()) + 1)
     model = LeNet(x.shape[1], x.shape[2], classes).to(device)

@@ -18,6 +18,7 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
+from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.config import EvalConfig
 from vaelab.evaluation.data import EvalData
@@ -26,6 +27,7 @@ from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluation.neighbours import kth_neighbour_distance
 from vaelab.evaluation.realism import real_nn_scale
 from vaelab.models import AutoEncoder
+from vaelab.runtime import stream_seed
 
 PATH_MODES = ("lerp", "slerp", "pixel")
 
@@ -62,8 +64,9 @@ class EvalContext:
 
     # ---- the model on the evaluated images ------------------------------------------------
     @cached_property
-    def codes(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(μ (N, nz), log σ or None): the deterministic code of each evaluated image."""
+    def codes(self) -> tuple[torch.Tensor, DiagonalGaussian | None]:
+        """(μ (N, nz), q(z|x) or None for an AE): the deterministic code of each evaluated image
+        and, for a VAE, its posterior."""
         return codes(self.model, self.data.x)
 
     @cached_property
@@ -77,8 +80,9 @@ class EvalContext:
 
     @cached_property
     def samples(self) -> torch.Tensor:
-        """`n_samples` decodes of z ~ N(0, I) (seed + 1: the sample stream of every run)."""
-        return sample_prior(self.model, self.ecfg.n_samples, self.ecfg.seed + 1, self.device)
+        """`n_samples` decodes of z ~ N(0, I) (the `eval_samples` stream)."""
+        seed = stream_seed(self.ecfg.seed, "eval_samples")
+        return sample_prior(self.model, self.ecfg.n_samples, seed, self.device)
 
     # ---- the reference classifier ---------------------------------------------------------
     @cached_property

@@ -8,6 +8,7 @@ import torch
 
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
+from vaelab.runtime import stream_seed
 
 
 class EvalData(NamedTuple):
@@ -41,7 +42,7 @@ def load_eval_data(
     x8, y = x8[:limit], y[:limit]
     device = torch.device(device)
     x = torch.from_numpy(x8).to(device).float() / 255.0
-    g = torch.Generator(device="cpu").manual_seed(seed + 7)  # the binarisation/dequantisation draw
+    g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "eval_binarize"))
     if likelihood == "bernoulli":
         x_lik = torch.bernoulli(x.cpu(), generator=g).to(device)
         if binarize != "none":

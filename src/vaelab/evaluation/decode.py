@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from vaelab.distributions import DiagonalGaussian
 from vaelab.models import AutoEncoder
 
 
@@ -21,11 +22,12 @@ def decode_images(model: AutoEncoder, z: torch.Tensor) -> torch.Tensor:
     return torch.cat(batched(lambda b: torch.sigmoid(model.decode(b)), z, 2000))
 
 
-def codes(model: AutoEncoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(μ (N, nz), log σ (N, nz) or None for an AE): the deterministic code of each image."""
+def codes(model: AutoEncoder, x: torch.Tensor) -> tuple[torch.Tensor, DiagonalGaussian | None]:
+    """(μ (N, nz), q(z|x) of the N images or None for an AE): the deterministic code of each
+    image and, for a VAE, the posterior it is the mean of."""
     if model.is_vae:
-        post = batched(model.posterior, x)
-        return torch.cat([p[0] for p in post]), torch.cat([p[1] for p in post])
+        q = DiagonalGaussian.cat(batched(model.posterior, x))  # type: ignore[attr-defined]
+        return q.mode(), q
     return torch.cat(batched(model.encode, x)), None
 
 

@@ -2,7 +2,7 @@
 
 A model enters through two callables, so the estimators can be checked against a model whose
 exact likelihood is known (probabilistic PCA, see the tests):
-  posterior(x) -> (μ, log σ): the diagonal-Gaussian proposal q(z|x), each (B, nz);
+  posterior(x) -> q(z|x): the diagonal-Gaussian proposal, a `DiagonalGaussian` of (B, nz);
   log_lik(x, z) -> log p(x|z): x (B, ...), z (B, nz) -> (B,) nats, constants included.
 Everything runs in float64 accumulators; chunks bound memory whatever K is.
 """
@@ -14,22 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from vaelab.losses import kl_divergence
+from vaelab.distributions import DiagonalGaussian, standard_normal_log_prob
 
-Posterior = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Posterior = Callable[[torch.Tensor], DiagonalGaussian]
 LogLik = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-_LOG_2PI = math.log(2 * math.pi)
-
-
-def log_normal_std(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) summed over the last dim."""
-    return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
-
-
-def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """log N(z; μ, diag σ²) summed over the last dim."""
-    return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * _LOG_2PI).sum(-1)
 
 
 @torch.inference_mode()
@@ -49,18 +37,17 @@ def iw_log_likelihood(
     K = 1 is the ELBO's one-sample estimate. The K samples are drawn `chunk` at a time and
     combined with a streaming logsumexp, so memory is O(B·chunk) whatever K is.
     """
-    mu, log_sigma = (t.float() for t in posterior(x))
-    b, nz = mu.shape
+    q = posterior(x).to(torch.float32)
+    b, nz = q.mu.shape
     run_max = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)
     run_sum = torch.zeros(b, dtype=torch.float64, device=x.device)
     done = 0
     while done < k:
         c = min(chunk, k - done)
-        eps = torch.randn(c, b, nz, device=x.device, generator=generator)
-        z = mu + log_sigma.exp() * eps  # (c, B, nz)
+        z = q.sample_n(c, generator)  # (c, B, nz)
         xr = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
         log_px = log_lik(xr, z.reshape(c * b, nz)).view(c, b).double()
-        log_w = log_px + log_normal_std(z).double() - log_normal_diag(z, mu, log_sigma).double()
+        log_w = log_px + standard_normal_log_prob(z).double() - q.log_prob(z).double()
         new_max = torch.maximum(run_max, log_w.max(0).values)
         run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(log_w - new_max).sum(0)
         run_max = new_max
@@ -78,12 +65,11 @@ def elbo(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ELBO, KL) per image in nats: E_q[log p(x|z)] − KL(q‖p), KL in closed form."""
-    mu, log_sigma = (t.float() for t in posterior(x))
-    kl = kl_divergence(mu, log_sigma)
+    q = posterior(x).to(torch.float32)
+    kl = q.kl()
     rec = torch.zeros(len(x), dtype=torch.float64, device=x.device)
     for _ in range(samples):
-        z = mu + log_sigma.exp() * torch.randn(mu.shape, device=x.device, generator=generator)
-        rec += log_lik(x, z).double()
+        rec += log_lik(x, q.sample(generator)).double()
     return rec / samples - kl.double(), kl.double()
 
 

@@ -8,7 +8,6 @@ import torch
 from vaelab import figures
 from vaelab.evaluation.context import EvalContext
 from vaelab.evaluation.metrics import path_confidence, path_realism
-from vaelab.losses import kl_per_dim
 from vaelab.runlog import read_metrics
 
 
@@ -66,7 +65,7 @@ def _interpolation_figures(ctx: EvalContext) -> None:
 def _latent_figures(ctx: EvalContext) -> None:
     """PCA map of the codes, per-dimension activity (and KL), traversals of the top dims."""
     fig_dir, kind, y = ctx.run_dir / "figures", ctx.kind, ctx.data.y
-    mu, log_sigma = ctx.codes
+    mu, q = ctx.codes
     mu_c = mu.double().cpu()
     mu_c = mu_c - mu_c.mean(0)
     _, s, v = torch.linalg.svd(mu_c, full_matrices=False)
@@ -79,8 +78,8 @@ def _latent_figures(ctx: EvalContext) -> None:
         f"{kind}: test codes μ, PCA ({explained[0]:.0%} + {explained[1]:.0%} of variance)",
     )
     var = mu.double().var(0).cpu()
-    if log_sigma is not None:
-        score = kl_per_dim(mu, log_sigma).double().mean(0).cpu()
+    if q is not None:
+        score = q.kl_per_dim().double().mean(0).cpu()
         order = torch.argsort(score, descending=True)
         figures.bars(
             fig_dir / "kl_per_dim.png",
@@ -100,7 +99,7 @@ def _latent_figures(ctx: EvalContext) -> None:
     dims = order[:6].tolist()
     base = mu.mean(0)
     values = np.linspace(-3, 3, 9)
-    which = "informative (KL)" if log_sigma is not None else "variable"
+    which = "informative (KL)" if q is not None else "variable"
     rows = []
     with torch.no_grad():
         for d in dims:

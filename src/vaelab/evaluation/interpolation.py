@@ -6,6 +6,7 @@ import torch
 
 from vaelab.errors import ConfigError
 from vaelab.models import AutoEncoder
+from vaelab.runtime import stream_seed
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -55,8 +56,10 @@ def path_smoothness(images: torch.Tensor) -> dict[str, float]:
 
 
 def pick_pairs(y: torch.Tensor, a: int, b: int, n: int, seed: int) -> list[tuple[int, int]]:
-    """n (index of label a, index of label b) pairs of distinct images, seeded."""
-    g = torch.Generator().manual_seed(seed * 131 + a * 10 + b)
+    """n (index of label a, index of label b) pairs of distinct images, seeded from `seed` (the
+    run's) through the `eval_pairs` stream: one stream per label pair, so adding a pair never
+    changes another's images."""
+    g = torch.Generator().manual_seed(stream_seed(seed, "eval_pairs", key=10 * a + b))
     ia = torch.nonzero(y.cpu() == a).flatten()
     ib = torch.nonzero(y.cpu() == b).flatten()
     if len(ia) == 0 or len(ib) == 0:

@@ -24,7 +24,8 @@ from vaelab.evaluation.interpolation import path_smoothness
 from vaelab.evaluation.precision_recall import precision_recall_radii
 from vaelab.evaluation.probes import knn_accuracy, linear_probe_accuracy
 from vaelab.evaluation.realism import realism_ratio
-from vaelab.losses import bce, kl_per_dim, neg_log_likelihood, sse
+from vaelab.losses import bce, neg_log_likelihood, sse
+from vaelab.runtime import stream_seed
 
 Metrics = dict[str, float]
 
@@ -34,10 +35,10 @@ def reconstruction_metrics(ctx: EvalContext) -> Metrics:
     m: Metrics = {f"{split}/sse": float(sse(logits, x).double().mean())}
     m[f"{split}/mse"] = m[f"{split}/sse"] / x[0].numel()
     m[f"{split}/bce"] = float(bce(logits, x).double().mean())
-    mu, log_sigma = ctx.codes
-    if log_sigma is not None:
+    mu, q = ctx.codes
+    if q is not None:
         # The rate of the same codes whose decodes give the SSE: KL(q(z|x) ‖ N(0, I)) per image.
-        kl_dim = kl_per_dim(mu, log_sigma).double().mean(0)
+        kl_dim = q.kl_per_dim().double().mean(0)
         m[f"{split}/kl"] = float(kl_dim.sum())
         m |= {f"{split}/kl_dim_{i:02d}": v for i, v in enumerate(kl_dim.tolist())}
         m[f"{split}/active_units"] = active_units(mu)[0]
@@ -73,7 +74,7 @@ def likelihood_metrics(ctx: EvalContext) -> Metrics:
         return -neg_log_likelihood(model.decode(z), xb, cfg.likelihood, cfg.sigma2)
 
     x_lik = ctx.data.x_lik
-    g = torch.Generator(device=ctx.device).manual_seed(e.seed + 11)
+    g = torch.Generator(device=ctx.device).manual_seed(stream_seed(e.seed, "eval_likelihood"))
     parts = batched(lambda b: elbo(model.posterior, log_lik, b, generator=g), x_lik, 500)
     el = torch.cat([p[0] for p in parts])
     m: Metrics = {f"{split}/elbo": float(el.mean())}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vaelab.losses import kl_per_dim
+from vaelab.distributions import DiagonalGaussian
 
 
 @dataclass
@@ -62,7 +62,7 @@ class LatentDim:
 
 
 def informative_dims(
-    mu: torch.Tensor, log_sigma: torch.Tensor | None, k: int
+    mu: torch.Tensor, posterior: DiagonalGaussian | None, k: int
 ) -> tuple[str, list[LatentDim]]:
     """The k dimensions that carry the most: (score name, dims by decreasing score).
 
@@ -70,8 +70,8 @@ def informative_dims(
     (collapsed dims have KL ≈ 0 whatever their μ spread); an AE has no posterior, so the variance of
     its codes along each dimension stands in."""
     mu = mu.double().cpu()
-    if log_sigma is not None:
-        name, score = "KL (nats)", kl_per_dim(mu, log_sigma.double().cpu()).mean(0)
+    if posterior is not None:
+        name, score = "KL (nats)", posterior.to("cpu", torch.float64).kl_per_dim().mean(0)
     else:
         name, score = "variance of μ", mu.var(0)
     order = torch.argsort(score, descending=True)[: min(k, mu.shape[1])]

@@ -24,10 +24,12 @@ from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluation import classifier as clf
+from vaelab.evaluation import decode
 from vaelab.evaluation.interpolation import interpolate
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
 from vaelab.models import AutoEncoder
+from vaelab.runtime import stream_seed
 
 try:  # resolve_device moves from training.py to runtime.py; accept either home
     from vaelab.runtime import resolve_device  # type: ignore[import-not-found]
@@ -127,7 +129,7 @@ class Explorer:
 
     def code_of_image(self, run: int, x: torch.Tensor) -> torch.Tensor:
         with self.lock, torch.inference_mode():
-            return self.runs[run].model.embed(x.to(self.device))[0]
+            return self.runs[run].model.encode(x.to(self.device))[0]
 
     # ----------------------------------------------------------------- actions
     def _decode(self, run: int, z: torch.Tensor) -> torch.Tensor:
@@ -185,7 +187,7 @@ class Explorer:
 
     def samples(self, run: int, n: int, seed: int) -> dict[str, Any]:
         """n decodes of z ~ N(0, I), seeded as `vaelab sample` is (same seed, same images)."""
-        g = torch.Generator(device="cpu").manual_seed(seed)
+        g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "user_samples"))
         z = torch.randn(n, self.runs[run].model.latent_dim, generator=g)
         with self.lock, torch.inference_mode():
             imgs = self._decode(run, z)
@@ -196,7 +198,7 @@ class Explorer:
         """A drawn image (1, C, H, W): what the model sees, its code, map point, reconstruction."""
         seen = center_like_mnist(x) if center else x
         with self.lock, torch.inference_mode():
-            z = self.runs[run].model.embed(seen.to(self.device))
+            z = self.runs[run].model.encode(seen.to(self.device))
             recon = self._decode(run, z)
             readings = self._readings(torch.cat([seen.to(self.device), recon]))
         return {
@@ -227,16 +229,8 @@ def _load_run(
             f"{path} was trained on {model.image_shape} images but its dataset's test images are "
             f"{tuple(x.shape[1:])}; was the data folder changed?"
         )
-    mus, log_sigmas = [], []
-    for i in range(0, len(x), 1000):
-        if model.is_vae:
-            mu, log_sigma = model.posterior(x[i : i + 1000])  # type: ignore[attr-defined]
-            log_sigmas.append(log_sigma)
-        else:
-            mu = model.embed(x[i : i + 1000])
-        mus.append(mu)
-    codes = torch.cat(mus)
-    score, dims = informative_dims(codes, torch.cat(log_sigmas) if log_sigmas else None, sliders)
+    codes, posterior = decode.codes(model, x)
+    score, dims = informative_dims(codes, posterior, sliders)
     return LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims)
 
 

@@ -32,11 +32,18 @@ from vaelab.data import info as data_info
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, keys, load_eval_data
+from vaelab.evaluation import (
+    SELECTION_GROUPS,
+    EvalConfig,
+    decode,
+    evaluate_run,
+    keys,
+    load_eval_data,
+)
 from vaelab.evaluation import classifier as clf
 from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
 from vaelab.fsutil import atomic_write_json, file_lock
-from vaelab.runtime import environment, resolve_device
+from vaelab.runtime import environment, resolve_device, stream_seed
 from vaelab.study import halving
 from vaelab.study.presets import StudyConfig
 from vaelab.study.schema import (
@@ -637,15 +644,15 @@ class Study:
         for name in names:
             model, _ = load_model(self.root / "runs" / name, "best", device)
             x = self._test_images(device)
-            mu = torch.cat([model.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+            mu, q = decode.codes(model, x)
             seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
-            if model.is_vae:
-                post = [model.posterior(x[i : i + 1000]) for i in range(0, len(x), 1000)]
-                seen = torch.cat([m + s.exp() * torch.randn_like(m) for m, s in post])
+            if q is not None:  # drawn on the CPU: the same codes whatever the device
+                seed = stream_seed(self.cfg.seed, "study_code_noise")
+                seen = q.to("cpu").sample(torch.Generator().manual_seed(seed))
             std = mu.double().std(0)
             # Off-manifold test: distance from a prior sample to its nearest test code, relative
             # to the distance from a held-out test code to its nearest other test code.
-            g = torch.Generator().manual_seed(self.cfg.seed + 3)
+            g = torch.Generator().manual_seed(stream_seed(self.cfg.seed, "study_prior"))
             codes = seen[: len(seen) // 2].double().cpu()
             held = seen[len(seen) // 2 :].double().cpu()
             prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)

@@ -21,6 +21,7 @@ from vaelab.evaluation.decode import sample_prior
 from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluation.keys import interp_key
 from vaelab.models import AutoEncoder
+from vaelab.runtime import stream_seed
 from vaelab.study.schema import RunEntry, StudyResult
 
 N_SAMPLES = 32  # 4 rows of 8 per model
@@ -54,7 +55,7 @@ def write_summary_panel(root: Path, s: StudyResult) -> Path:
     samples = [
         (
             _sample_title(label, run),
-            sample_prior(models[name], N_SAMPLES, c.seed + 1),  # the evaluation's stream
+            sample_prior(models[name], N_SAMPLES, stream_seed(c.seed, "eval_samples")),
         )
         for name, label, run in (
             ("ae", "AE", runs["ae"]),
