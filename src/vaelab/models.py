@@ -1,5 +1,6 @@
 """The study's convolutional auto-encoder and β-VAE: a 64-d embedding by default, widths
-32/64/128/256, BatchNorm (optional) and LeakyReLU(0.2) after each hidden layer (the VAE: Kingma & Welling 2014).
+32/64/128/256, BatchNorm (optional) and LeakyReLU(0.2) after each hidden layer (the VAE:
+Kingma & Welling 2014).
 
 Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0) take 28×28 to 1×1,
 then a linear layer to the embedding. The decoder mirrors it with transposed convolutions;
