@@ -14,9 +14,9 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.sweep_helpers import SMOKE, run_cli, smoke, start_cli, write
+from vaelab.config import available_cores
 from vaelab.evaluation.keys import eval_keys
 from vaelab.sweep import parse_sweep, report, run_sweep
-from vaelab.sweep.runner import usable_cores
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_two_local_workers_record_four_trials(sqlite_sweep):
     assert "4 complete" in r.stdout and "best trial" in r.stdout
     logs = sorted((out / "logs").glob("worker-*.log"))
     assert len(logs) == 2  # two processes, one log each
-    threads = max(1, usable_cores() // 2)
+    threads = max(1, available_cores() // 2)
     ran = 0
     for log in logs:
         text = log.read_text()

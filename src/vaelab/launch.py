@@ -33,6 +33,7 @@ from typing import Any
 from vaelab.config import TrainConfig, available_cores
 from vaelab.distributed import check_batch_split
 from vaelab.errors import ConfigError, RunError
+from vaelab.preflight import check_processes
 
 ERROR_PREFIX = "vaelab: error: "
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -65,23 +66,7 @@ def check_nproc(nproc: int, cfg: TrainConfig) -> None:
     elif device.type != "cpu":
         raise ConfigError(f"--nproc needs --device cpu or cuda (no process group on {device})")
     else:
-        _check_cores(nproc, cfg.threads)
-
-
-def _check_cores(nproc: int, threads: int | None) -> None:
-    # Refused, not warned: like --threads above the core count (measured ~30x slower), ranks
-    # that share cores only slow each other down, and their all-reduces wait for the slowest.
-    cores = available_cores()
-    if threads is None and nproc > cores:
-        raise ConfigError(
-            f"--nproc {nproc} > the {cores} cores available here; each process needs a core of "
-            f"its own: use 1..{cores}"
-        )
-    if threads is not None and nproc * threads > cores:
-        raise ConfigError(
-            f"--nproc {nproc} × --threads {threads} = {nproc * threads} threads > the {cores} "
-            "cores available here; lower one of them"
-        )
+        check_processes("--nproc", nproc, cfg.threads)
 
 
 def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | None) -> None:

@@ -51,11 +51,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    from vaelab.errors import ConfigError
+    from vaelab import preflight as pf
 
-    for flag, value in (("--workers", getattr(args, "workers", 1)), ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    pf.check_processes("--workers", getattr(args, "workers", 1), args.threads)
 
 
 def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:

@@ -100,11 +100,11 @@ class SearchPlacement:
     def threads_each(self) -> int | None:
         """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
         --workers` shares them); None: one process, PyTorch's default."""
-        from vaelab.sweep.runner import usable_cores
+        from vaelab.config import available_cores
 
         if self.threads:
             return self.threads
-        return max(1, usable_cores() // self.workers) if self.workers > 1 else None
+        return max(1, available_cores() // self.workers) if self.workers > 1 else None
 
 
 class Study:

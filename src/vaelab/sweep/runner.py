@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -13,8 +12,10 @@ from typing import Any, TypeVar
 import optuna
 from optuna.trial import TrialState
 
+from vaelab.config import available_cores
 from vaelab.errors import ConfigError, RunError, VaelabError
 from vaelab.fsutil import atomic_write_json
+from vaelab.preflight import check_processes
 from vaelab.sweep.config import SweepConfig, validate
 from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import default_storage_url, open_storage, open_study, redact
@@ -43,13 +44,6 @@ class SweepResult:
     """Trials per state (COMPLETE, PRUNED, FAIL, ...)."""
     best: list[dict[str, Any]]
     """The best trial (one objective) or the Pareto front: number, values, params, run_dir."""
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_trials(cfg: SweepConfig, trials: int | None) -> int:
@@ -83,8 +77,7 @@ def run_sweep(
         cfg.name = name
     validate(cfg)  # a SweepConfig built in Python gets the checks a TOML file gets
     n_trials = resolve_trials(cfg, trials)
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers!r}")
+    check_processes("--workers", workers, threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the workers log each trial
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -92,10 +85,8 @@ def run_sweep(
     # Open the study here first: a refused study (other space) stops before any worker starts.
     study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"--threads must be >= 1, got {threads!r}")
     if threads is None and workers > 1:
-        threads = max(1, usable_cores() // workers)
+        threads = max(1, available_cores() // workers)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     if workers == 1:
         try:
