@@ -20,7 +20,8 @@ from pathlib import Path
 
 from vaelab.config import TrainConfig
 from vaelab.study.presets import make_config
-from vaelab.study.runner import Study
+from vaelab.study.runner import pending
+from vaelab.study.runs import Study
 from vaelab.training import train
 
 PIXELS = 28 * 28
@@ -58,7 +59,7 @@ def planned_images(preset: str) -> int:
     """Training images the preset's study plans (rung sizes as planned, before any reuse)."""
     study = Study(make_config(preset))
     study.n_train = 50_000
-    return sum(epochs * n for _, epochs, n, _ in study.pending())
+    return sum(epochs * n for _, epochs, n, _ in pending(study))
 
 
 def run(skip_vae: bool = False, skip_ae: bool = False) -> None:

@@ -2,7 +2,7 @@
 with `vaelab study worker` processes over SQLite or a throwaway PostgreSQL server, a SIGKILLed
 worker's trial retried, and a study of the same name with another definition refused.
 
-The search stage alone runs here (`Study.search`), on tiny budgets; tests/test_study.py runs
+The search stage alone runs here (`BetaSearch.run`), on tiny budgets; tests/test_study.py runs
 the whole `vaelab study` command."""
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import pytest
 from optuna.trial import TrialState
 
 from vaelab.study import halving, make_config
-from vaelab.study.runner import SearchPlacement, Study
+from vaelab.study.runs import Study
 from vaelab.study.schema import to_json
+from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.study.search_queue import POINT_ATTR, RUN_ATTR
 from vaelab.sweep.storage import normalise_url
 
@@ -47,9 +48,10 @@ def tiny(out: Path, **overrides: Any):
 
 
 def run_search(cfg, placement: SearchPlacement | None = None):
-    study = Study(cfg, placement or SearchPlacement(threads=1))
-    queue = study.open_queue()
-    return study, queue, to_json(study.search(queue))
+    study = Study(cfg)
+    search = BetaSearch(study, placement or SearchPlacement(threads=1))
+    queue = search.open_queue()
+    return study, queue, to_json(search.run(queue))
 
 
 def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -133,12 +135,13 @@ def shared_search(tmp_path: Path, url: str, baseline) -> None:
     """A coordinator and one `vaelab study worker` process (another --out, as on another
     machine) share the search; same trials and choice as the one-process search."""
     cfg = tiny(tmp_path / "coordinator")
-    study = Study(cfg, SearchPlacement(storage=url, name="shared", threads=1))
-    queue = study.open_queue()
+    study = Study(cfg)
+    beta_search = BetaSearch(study, SearchPlacement(storage=url, name="shared", threads=1))
+    queue = beta_search.open_queue()
     worker = start_worker(url, "shared", tmp_path / "worker")
     try:
         wait_joined(worker, tmp_path / "worker")
-        search = to_json(study.search(queue))
+        search = to_json(beta_search.run(queue))
         _, err = worker.communicate(timeout=120)  # it stops: the search is finished
     finally:
         worker.kill()
@@ -188,8 +191,9 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(tmp_path, mnist_a
     worker's run directory (same host)."""
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     cfg = tiny(tmp_path / "coordinator", trial_epochs=2)
-    study = Study(cfg, SearchPlacement(storage=url, name="kill", threads=1))
-    queue = study.open_queue()
+    study = Study(cfg)
+    beta_search = BetaSearch(study, SearchPlacement(storage=url, name="kill", threads=1))
+    queue = beta_search.open_queue()
     worker_out = tmp_path / "worker"
     worker = start_worker(url, "kill", worker_out)
     killed: list[Path] = []
@@ -208,7 +212,7 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(tmp_path, mnist_a
         wait_joined(worker, worker_out)
         watcher = threading.Thread(target=kill_mid_trial)
         watcher.start()
-        search = to_json(study.search(queue))
+        search = to_json(beta_search.run(queue))
         watcher.join()
     finally:
         worker.kill()
@@ -228,8 +232,8 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(tmp_path, mnist_a
 
 def test_same_name_other_definition_is_refused(tmp_path, mnist_arrays):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    first = Study(make_config("smoke", out=str(tmp_path / "a")), SearchPlacement(url, "x"))
-    first.open_queue()
+    first = Study(make_config("smoke", out=str(tmp_path / "a")))
+    BetaSearch(first, SearchPlacement(url, "x")).open_queue()
     out = tmp_path / "b"
     flags = ["--out", str(out), "--storage", url, "--name", "x"]
     r = subprocess.run(

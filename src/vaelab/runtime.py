@@ -48,7 +48,7 @@ SEED_STREAMS: dict[str, SeedStream] = {
     "eval_binarize": SeedStream(7),  # binarisation / dequantisation of the evaluated images
     "eval_likelihood": SeedStream(11),  # q(z|x) samples of the ELBO and the IW-NLL
     "eval_pairs": SeedStream(0, scale=131),  # test images joined per label pair (a, b): key 10a+b
-    # the study's code statistics (study/runner.py), seeded from StudyConfig.seed
+    # the study's code statistics (study/analysis.py), seeded from StudyConfig.seed
     "study_prior": SeedStream(3),  # z ~ N(0, I) of the off-manifold test
     "study_code_noise": SeedStream(13),  # z ~ q(z|x) of the same test (was torch's global RNG)
     # commands seeded by the user's --seed

@@ -10,7 +10,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from vaelab.cli.data import check_data_args
     from vaelab.config import MAX_SEED
     from vaelab.study import make_config, run_study
-    from vaelab.study.runner import SearchPlacement
+    from vaelab.study.search import SearchPlacement
 
     check_data_args(args)
     pf.check_device(args.device)

@@ -67,8 +67,8 @@ Point = tuple[float, int]  # (β, rung)
 
 
 class TrialRunner(Protocol):
-    """What trains a trial: the study (`vaelab.study.runner.Study`), in the coordinator and in
-    every worker."""
+    """What trains a trial: the study's β search (`vaelab.study.search.BetaSearch`), in the
+    coordinator and in every worker."""
 
     def trial_dir(self, beta: float, rung: int) -> Path:
         """Where this process trains trial (β, rung) unless a retry resumes elsewhere."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import optuna
 
-from vaelab.study.runner import SearchPlacement, Study
+from vaelab.study.runs import Study
+from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.study.search_queue import SearchQueue, join_search, work
 from vaelab.sweep.runner import start_workers
 
@@ -50,7 +51,7 @@ def run_worker(args: WorkerArgs) -> int:
             f"joined β search '{queue.name}' in {queue.url} "
             f"(torch threads {torch.get_num_threads()})"
         )
-        ran = work(queue, study, study.say)
+        ran = work(queue, BetaSearch(study), study.say)
         study.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
     return ran
 

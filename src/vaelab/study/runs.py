@@ -1,0 +1,179 @@
+"""The study's runs: one `Study` object that trains (or reuses, or resumes) and evaluates runs
+inside STUDY_DIR and keeps their entries for study.json.
+
+A finished run is reused, an unfinished one resumed; a stored evaluation is reused when its
+options match. `Study` also holds the bookkeeping every stage shares: the log, the time spent
+per stage and the speed estimates behind "minutes of work left".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vaelab.config import TrainConfig
+from vaelab.errors import ConfigError
+from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, keys
+from vaelab.fsutil import atomic_write_json
+from vaelab.study.presets import StudyConfig
+from vaelab.study.schema import RunEntry
+from vaelab.training import train
+
+Pending = list[tuple[str, int, int, str]]
+"""Runs still to train: (name, epochs, images per epoch, evaluation kind)."""
+
+
+def beta_name(beta: float, rung: int | None = None) -> str:
+    """Run name of a β trial: `beta_<β>` (grid search), `beta_<β>_r<rung>` (halving)."""
+    return f"beta_{beta:g}" if rung is None else f"beta_{beta:g}_r{rung}"
+
+
+class Study:
+    """The runs of the study in `cfg.out`, and what the stages record about them."""
+
+    def __init__(self, cfg: StudyConfig) -> None:
+        self.cfg = cfg
+        self.prefix = ""  # a worker's tag before each line on stderr
+        self.root = Path(cfg.out)
+        self.runs: dict[str, RunEntry] = {}
+        self.stage_time: dict[str, float] = {}
+        self.ips = 2000.0  # training images/s, updated from finished runs
+        self.eval_s = {"full": 60.0, "selection": 5.0}  # seconds per evaluation, likewise
+        self.log = logging.getLogger(f"vaelab.study.{self.root.resolve()}")
+        self.n_train = 0
+
+    def say(self, msg: str) -> None:
+        print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
+        self.log.info(msg)
+
+    @contextmanager
+    def logging_to(self, path: Path) -> Iterator[None]:
+        """This study's lines also go to `path` while the block runs."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.log.addHandler(handler)
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+        try:
+            yield
+        finally:
+            self.log.removeHandler(handler)
+            handler.close()
+
+    def rel_dir(self, run_dir: str | Path) -> str:
+        """A run's `dir` in study.json: relative to the study directory when inside it."""
+        path = Path(run_dir).resolve()
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.root.resolve()).as_posix()
+        return str(path)
+
+    def remaining_s(self, pending: Pending) -> float:
+        """Estimated seconds for the pending runs not done yet."""
+        todo = [p for p in pending if p[0] not in self.runs]
+        train_s = sum(e * n / self.ips for _, e, n, _ in todo)
+        return train_s + sum(self.eval_s[k] for *_, k in todo)
+
+    def eval_config(self, kind: str) -> EvalConfig:
+        """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
+        accuracy and rate/distortion, sample FD and class entropy) on fewer images/samples."""
+        c = self.cfg
+        common = dict(
+            iw_samples=c.iw_samples,
+            iw_limit=c.iw_limit,
+            probe_train=c.probe_train,
+            classifier=c.classifier,
+            seed=c.seed,
+            device=c.device,
+            log=lambda m: self.say(f"    {m}"),
+        )
+        if kind == "selection":
+            return EvalConfig(
+                groups=SELECTION_GROUPS,
+                figures=False,
+                limit=c.selection_limit,
+                n_samples=c.selection_samples,
+                **common,  # type: ignore[arg-type]
+            )
+        return EvalConfig(limit=c.eval_limit, n_samples=c.n_samples, **common)  # type: ignore[arg-type]
+
+    def ensure_run(
+        self,
+        name: str,
+        tcfg: TrainConfig,
+        stage: str,
+        evaluation: str = "full",
+        run_dir: Path | None = None,
+    ) -> RunEntry:
+        """Train (or reuse, or resume) and evaluate one run in `run_dir` (default
+        STUDY_DIR/runs/<name>); returns its study entry.
+
+        A run whose config equals one already done in this study is not trained twice: the
+        earlier run stands for both (it is evaluated again only if it lacks this evaluation;
+        a run another machine trained stands for nothing here, its files are there)."""
+        for other in self.runs.values():
+            if (
+                other.config == tcfg.to_dict()
+                and (other.evaluation == evaluation or evaluation == "selection")
+                and (self.root / other.dir / "DONE").is_file()
+            ):
+                self.say(f"  {name} is identical to {other.name}: reusing it")
+                return other
+        run_dir = run_dir or self.root / "runs" / name
+        resume = (run_dir / "config.json").exists()
+        done_before = (run_dir / "DONE").exists()
+        what = "reusing" if done_before else ("resuming" if resume else "training")
+        self.say(f"  {what} {name} ({tcfg.model}, β={tcfg.beta:g}, {tcfg.epochs} epochs)")
+        try:
+            result = train(tcfg, run_dir, resume=resume)
+        except ConfigError as e:
+            raise ConfigError(
+                f"{run_dir} holds a run with another configuration ({e}); use a new --out for "
+                "this preset or delete that run directory"
+            ) from None
+        if not done_before:
+            self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
+        metrics, fresh = self._evaluate(run_dir, evaluation)
+        entry = RunEntry(
+            name=name,
+            stage=stage,
+            model=tcfg.model,
+            beta=tcfg.beta,
+            epochs=tcfg.epochs,
+            train_images=result.summary.get("steps", 0) * tcfg.batch_size,
+            dir=self.rel_dir(run_dir),
+            run_dir=str(run_dir.resolve()),
+            host=socket.gethostname(),
+            evaluation=evaluation,
+            train=result.summary,
+            eval=metrics,
+            reused=done_before and fresh,
+            config=tcfg.to_dict(),
+        )
+        self.runs[name] = entry
+        return entry
+
+    def _evaluate(self, run_dir: Path, kind: str) -> tuple[dict[str, float], bool]:
+        """Evaluate `run_dir` (`full` or `selection`), reusing a stored evaluation with the same
+        options made after the run finished. Returns (metrics, reused)."""
+        ecfg = self.eval_config(kind)
+        key = {k: v for k, v in vars(ecfg).items() if k != "log"}
+        key = json.loads(json.dumps(key))  # tuples → lists, as stored
+        stored_path = run_dir / f"eval_{kind}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            stored = json.loads(stored_path.read_text())
+            if (
+                stored["options"] == key
+                and stored_path.stat().st_mtime >= (run_dir / "DONE").stat().st_mtime
+            ):
+                return stored["metrics"], True
+        metrics = evaluate_run(run_dir, ecfg)
+        atomic_write_json(stored_path, {"options": key, "metrics": metrics})
+        self.eval_s[kind] = metrics[keys.EVAL_TIME]
+        return metrics, False

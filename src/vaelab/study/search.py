@@ -1,0 +1,252 @@
+"""The study's β-search stage: trials (β, rung) queued in an Optuna study
+(vaelab.study.search_queue), trained as study runs here and in any workers, decided by
+vaelab.study.halving and recorded as the study's `SearchResult`.
+
+`BetaSearch` is the `TrialRunner` every process trains trials with: the coordinator
+(`vaelab study`) and each worker (`vaelab study worker`, `--workers K`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from optuna.trial import FrozenTrial
+
+from vaelab.config import TrainConfig
+from vaelab.study import halving
+from vaelab.study.runs import Study, beta_name
+from vaelab.study.schema import RunEntry, RungRecord, SearchResult, parse, to_json
+from vaelab.study.search_queue import (
+    RUN_ATTR,
+    SEARCH_DB,
+    SearchQueue,
+    evaluate_batch,
+    open_search,
+)
+from vaelab.study.selection import halving_rule_text, select_beta
+from vaelab.sweep.storage import default_storage_url
+
+
+@dataclass
+class SearchPlacement:
+    """Where the β search's trials are queued and who trains them."""
+
+    storage: str | None = None
+    """Study storage URL (None: the embedded sqlite:///STUDY_DIR/search.db)."""
+    name: str | None = None
+    """Study name in the storage (None: `<preset>-<hash of the definition>`)."""
+    workers: int = 1
+    """Processes on this machine working on the search, the coordinator included."""
+    threads: int | None = None
+    """torch threads of each of them during the search (None: cores / workers)."""
+
+    def threads_each(self) -> int | None:
+        """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
+        --workers` shares them); None: one process, PyTorch's default."""
+        from vaelab.config import available_cores
+
+        if self.threads:
+            return self.threads
+        return max(1, available_cores() // self.workers) if self.workers > 1 else None
+
+
+def _betas(betas: list[float]) -> str:
+    return ", ".join(f"{b:g}" for b in betas)
+
+
+class BetaSearch:
+    """The β search of `study`, its trials placed as `placement` says."""
+
+    def __init__(self, study: Study, placement: SearchPlacement | None = None) -> None:
+        self.study = study
+        self.cfg = study.cfg
+        self.placement = placement or SearchPlacement()
+        self.local_workers: Any = None  # vaelab.study.worker.LocalWorkers, with --workers K
+
+    # ------------------------------------------------------------------ one trial
+    def plan(self) -> list[halving.Rung]:
+        c = self.cfg
+        return halving.rungs(
+            c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
+        )
+
+    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, str]:
+        """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
+        c = self.cfg
+        if c.search == "grid":
+            tcfg = c.train_config("vae", beta, c.trial_epochs, trial=True)
+            return beta_name(beta), tcfg, c.trial_evaluation
+        r = self.plan()[rung]
+        tcfg = c.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+        return beta_name(beta, rung), tcfg, "selection"
+
+    def trial_dir(self, beta: float, rung: int) -> Path:
+        return self.study.root / "runs" / self._trial_run(beta, rung)[0]
+
+    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
+        """Train and evaluate one β-search trial in `run_dir`; returns its run entry (as JSON,
+        for the study storage) and selection loss. Runs in the coordinator and in workers (a
+        `TrialRunner`)."""
+        name, tcfg, evaluation = self._trial_run(beta, rung)
+        entry = self.study.ensure_run(name, tcfg, "search", evaluation, run_dir)
+        c = self.cfg
+        loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, c.min_class_entropy)
+        return to_json(entry), loss
+
+    def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
+        """Take a finished trial's run entry from the study storage into this study."""
+        study = self.study
+        entry = parse(RunEntry, trial.user_attrs[RUN_ATTR], f"trial {trial.number}'s run entry")
+        entry.dir = study.rel_dir(entry.run_dir)
+        if recorded:
+            entry.reused = True
+            study.say(
+                f"  reusing {entry.name} ({entry.model}, β={entry.beta:g}, {entry.epochs} "
+                "epochs; recorded in the study storage)"
+            )
+        elif trial.user_attrs.get("pid") != os.getpid() or entry.host != socket.gethostname():
+            wall = trial.user_attrs.get("wall_time_s", 0.0)
+            who = f"{entry.host} pid {trial.user_attrs.get('pid')}"
+            study.say(f"  {entry.name} trained by {who} ({wall:.0f} s)")
+        study.runs.pop(entry.name, None)  # batch order in study.json, whoever finished first
+        study.runs[entry.name] = entry
+        return entry.name
+
+    # ------------------------------------------------------------------ the search
+    def open_queue(self) -> SearchQueue:
+        """The β search's study (refused if that name holds another definition); this host's
+        dead trials of an earlier, killed run are queued again at once."""
+        url = self.placement.storage or default_storage_url(self.study.root, SEARCH_DB)
+        queue = open_search(self.cfg, url, self.placement.name)
+        lost = queue.requeue_dead_local_trials()
+        if lost:
+            self.study.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
+        if self.placement.workers > 1:  # started now, so they are ready when the search is
+            from vaelab.study.worker import LocalWorkers
+
+            self.local_workers = LocalWorkers.start(queue, self.placement)
+        return queue
+
+    def run(self, queue: SearchQueue) -> SearchResult:
+        """The β search (vaelab.study.halving.run_search) with trials queued in `queue` and
+        trained as study runs, here and in any workers."""
+        c, runs = self.cfg, self.study.runs
+        names: dict[tuple[float, int], str] = {}
+
+        def evaluate(betas: list[float], rung: int) -> dict[float, float]:
+            points = [(b, rung) for b in betas]
+            recorded = queue.status(points)[0]
+            complete = evaluate_batch(queue, points, self)
+            for p in points:
+                names[p] = self._accept(complete[p], p in recorded)
+            return {b: float(complete[b, rung].value) for b in betas}
+
+        self.study.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
+        outcome = self._decide(queue, evaluate)
+        rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
+        choice = select_beta(
+            {b: runs[n].eval for b, n in rung0.items()},
+            c.min_recon_accuracy,
+            c.min_class_entropy,
+        )
+        reason = choice.reason
+        if c.search == "halving":
+            reason = self._halving_reason(outcome.rungs[-1], outcome.chosen)
+        return SearchResult(
+            method=c.search,
+            trials=sorted(rung0),
+            trial_runs={f"{b:g}": n for b, n in sorted(rung0.items())},
+            log=outcome.log,
+            rungs=[self._rung_record(r, names) for r in outcome.rungs],
+            chosen_beta=outcome.chosen,
+            eligible=choice.eligible,
+            reason=reason,
+            fallback=choice.fallback,
+            best_decade=outcome.best_decade,
+            rule=halving_rule_text(c) if c.search == "halving" else "",
+            storage=queue.url,
+            study_name=queue.name,
+        )
+
+    def _rung_record(
+        self, r: halving.RungResult, names: dict[tuple[float, int], str]
+    ) -> RungRecord:
+        """One rung of the search as study.json records it."""
+        c, n_train = self.cfg, self.study.n_train
+        halving_search = c.search == "halving"
+        rung = self.plan()[r.index] if halving_search else None
+        return RungRecord(
+            rung=r.index,
+            epochs=rung.epochs if rung is not None else c.trial_epochs,
+            limit_train=min(n_train, rung.limit_train or n_train) if rung is not None else n_train,
+            selection_loss={f"{b:g}": v for b, v in sorted(r.losses.items())},
+            runs={f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
+            promoted=r.promoted,
+        )
+
+    def _decide(self, queue: SearchQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
+        """run_search, then the search is marked finished and the local workers stop."""
+        c = self.cfg
+        try:
+            with self._search_threads():
+                outcome = halving.run_search(
+                    c.decades,
+                    evaluate,
+                    eta=c.halving_eta,
+                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                    max_extensions=c.max_extensions,
+                    refine=c.refine,
+                )
+            queue.mark_finished()  # workers anywhere stop when the queue is empty
+        except BaseException:
+            self.stop_workers()
+            raise
+        if self.local_workers is not None:
+            bad = self.local_workers.join()
+            if bad:
+                codes = ", ".join(map(str, bad))
+                self.study.say(
+                    f"  {len(bad)} local workers ended with exit codes {codes}; see logs/"
+                )
+        return outcome
+
+    @contextmanager
+    def _search_threads(self) -> Iterator[None]:
+        """torch threads of this process while it trains β-search trials beside local
+        workers: cores / workers unless --threads says otherwise."""
+        threads = self.placement.threads_each()
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def stop_workers(self) -> None:
+        """Stop the local workers (the search was interrupted or failed)."""
+        if self.local_workers is not None:
+            self.local_workers.stop()
+
+    def _halving_reason(self, last: halving.RungResult, chosen: float) -> str:
+        loss = last.losses[chosen]
+        what = (
+            f"its sample Fréchet distance {loss:.2f} was the lowest among the eligible β"
+            if loss < halving.INELIGIBLE_PENALTY
+            else "no β met both thresholds there, so the lowest sample Fréchet distance "
+            f"({loss - halving.INELIGIBLE_PENALTY:.2f}) decided"
+        )
+        rung = self.plan()[last.index]
+        n_train = self.study.n_train
+        images = min(n_train, rung.limit_train or n_train)
+        return (
+            f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
+            f"on {images} images; β {_betas(sorted(last.losses))}): {what}"
+        )
