@@ -36,6 +36,7 @@ from vaelab.data.sources import FILES
 
 NO_CUDA = not torch.cuda.is_available()
 BIG = str(10**12)
+SMOKE_SWEEP = str(Path(__file__).resolve().parents[1] / "examples" / "sweeps" / "smoke.toml")
 
 
 # --------------------------------------------------------------------------- shared fixtures
@@ -234,6 +235,45 @@ FLAG_CASES = [
         ["study", "--data-dir", "{idx}", "--out", "{never}"],
         1,
         "does not hold mnist",
+    ),
+    # local processes beyond the cores (each case names the count the message must state)
+    ("flags", "study-workers-0", ["study", "--workers", "0", "--out", "{never}"], 2, "got 0"),
+    ("flags", "study-workers-cores", ["study", "--workers", BIG, "--out", "{never}"], 2, "cores"),
+    (
+        "flags",
+        "study-workers-threads",
+        ["study", "--workers", "2", "--threads", BIG, "--out", "{never}"],
+        2,
+        "threads >",
+    ),
+    ("flags", "nproc-cores", [*TRAIN, "--nproc", "4096", "--batch-size", "4096"], 2, "cores"),
+    (
+        "flags",
+        "sweep-workers-cores",
+        ["sweep", "run", "--config", SMOKE_SWEEP, "--out", "{never}", "--workers", "4096"],
+        2,
+        "--workers 4096 > the",
+    ),
+    (
+        "flags",
+        "study-heartbeat",
+        ["study", "--heartbeat-interval", "0", "--out", "{never}"],
+        2,
+        "'heartbeat_interval': must be >= 1",
+    ),
+    (
+        "flags",
+        "study-grace",
+        ["study", "--heartbeat-interval", "5", "--grace-period", "5", "--out", "{never}"],
+        2,
+        "must exceed heartbeat_interval",
+    ),
+    (
+        "flags",
+        "study-worker-no-storage-file",
+        ["study", "worker", "--storage", "sqlite:///{never}/search.db", "--out", "{never}"],
+        2,
+        "no such file",
     ),
 ]
 if NO_CUDA:

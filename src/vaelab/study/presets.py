@@ -132,9 +132,15 @@ class StudyConfig:
         for name in ("limit_train", "limit_val", "eval_limit", "iw_limit", "probe_train"):
             if (getattr(self, name) or 1) < 1:
                 raise ConfigError(f"invalid study option '{name}': must be >= 1 or unset")
-        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
+        if self.heartbeat_interval < 1:
             raise ConfigError(
-                "invalid study option 'grace_period': must exceed heartbeat_interval (>= 1 s)"
+                "invalid study option 'heartbeat_interval': must be >= 1 s, got "
+                f"{self.heartbeat_interval!r}"
+            )
+        if self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"invalid study option 'grace_period': {self.grace_period!r} s must exceed "
+                f"heartbeat_interval ({self.heartbeat_interval} s), or a live worker counts as dead"
             )
         if self.max_retry < 0:
             raise ConfigError("invalid study option 'max_retry': must be >= 0")

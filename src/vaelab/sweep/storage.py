@@ -176,11 +176,21 @@ def open_study(
 def load_existing_study(url: str, name: str | None) -> optuna.Study:
     """A study for reading (reports): `name`, or the storage's only study."""
     silence_optuna_notices()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(
+            f"no study storage at {url.removeprefix('sqlite:///')} (no such file); pass the "
+            "--storage URL the sweep or study was started with"
+        )
     try:
         url = normalise_url(url)
         storage = RDBStorage(url, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,  # Optuna's wrapper of a database error
+        ImportError,
+        ValueError,
+    ) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(f"cannot read the study storage {redact(url)} ({reason})") from None
     if name is None:
