@@ -122,3 +122,22 @@ def test_nproc_ranks_run_the_same_train_command_without_nproc():
         == config_from_args(parser.parse_args(argv))
     )
     assert config_from_args(ranks).beta == 0.30000000000000004 and not config_from_args(ranks).norm
+
+
+def test_public_api_is_lazy_and_every_name_resolves():
+    """`import vaelab` imports no torch (the CLI's start-up and `vaelab --help` stay fast), and
+    every name in `vaelab.__all__` resolves to the object of its defining module."""
+    code = (
+        "import sys, vaelab; assert 'torch' not in sys.modules, 'torch imported'; "
+        "[getattr(vaelab, n) for n in vaelab.__all__]; print(sorted(vaelab.__all__))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import vaelab
+    from vaelab.distributions import DiagonalGaussian
+    from vaelab.study import make_config
+
+    assert vaelab.TrainConfig is TrainConfig and vaelab.DiagonalGaussian is DiagonalGaussian
+    assert vaelab.make_config is make_config
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        vaelab.nope  # noqa: B018

@@ -1,36 +1,99 @@
 """vaelab: train, evaluate and explain auto-encoders and beta-VAEs on MNIST-like images.
 
-The public Python API mirrors the command line; heavy modules are imported lazily so that
-`import vaelab` stays fast and runs nothing.
+The public Python API mirrors the command line. `import vaelab` runs nothing and imports no
+heavy module: the functions import on call, and the classes below are loaded on first use
+(`vaelab.TrainConfig` imports `vaelab.config` then), typed for checkers through TYPE_CHECKING.
+
+    cfg = vaelab.TrainConfig(model="vae", beta=1.0, epochs=20)
+    run = vaelab.train(cfg, "runs/vae")                     # -> RunResult
+    metrics = vaelab.evaluate("runs/vae", vaelab.EvalConfig(iw_samples=1000))
+    result = vaelab.study(vaelab.make_config("default", out="study"))
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from vaelab.config import TrainConfig
+    from vaelab.distributions import DiagonalGaussian
+    from vaelab.evaluation import EvalConfig
+    from vaelab.study import StudyConfig, StudyResult, load_study, make_config
+    from vaelab.study.search import SearchPlacement
+    from vaelab.training import EpochCallback, RunResult
 
-__all__ = ["__version__", "evaluate", "study", "train"]
+__version__ = "0.2.0"
+
+# name -> the module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    "TrainConfig": "vaelab.config",
+    "DiagonalGaussian": "vaelab.distributions",
+    "EvalConfig": "vaelab.evaluation",
+    "StudyConfig": "vaelab.study",
+    "StudyResult": "vaelab.study",
+    "load_study": "vaelab.study",
+    "make_config": "vaelab.study",
+    "SearchPlacement": "vaelab.study.search",
+    "RunResult": "vaelab.training",
+}
+
+__all__ = [
+    "DiagonalGaussian",
+    "EvalConfig",
+    "RunResult",
+    "SearchPlacement",
+    "StudyConfig",
+    "StudyResult",
+    "TrainConfig",
+    "__version__",
+    "evaluate",
+    "load_study",
+    "make_config",
+    "study",
+    "train",
+]
 
 
-def train(config: Any, out_dir: Any, **kwargs: Any) -> Any:
-    """Train a `TrainConfig` into the run directory `out_dir` -> `RunResult`; see
-    `vaelab.training.train` (keyword `resume=True` continues a run)."""
-    from vaelab.training import train as _train
-
-    return _train(config, out_dir, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vaelab' has no attribute {name!r}")
 
 
-def evaluate(run_dir: Any, **kwargs: Any) -> Any:
-    """Evaluate a finished run; see `vaelab.evaluation.evaluate_run`."""
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    tensorboard: bool = True,
+    on_epoch_end: EpochCallback | None = None,
+) -> RunResult:
+    """Train `config` into the run directory `out_dir`; `resume=True` continues a run;
+    `on_epoch_end(epoch, record)` returning True stops it there, resumable (see
+    `vaelab.training.train`)."""
+    from vaelab.training import train as run_training
+
+    return run_training(
+        config, out_dir, resume=resume, tensorboard=tensorboard, on_epoch_end=on_epoch_end
+    )
+
+
+def evaluate(
+    run_dir: str | Path, config: EvalConfig | None = None, **options: Any
+) -> dict[str, float]:
+    """Evaluate a finished run -> the eval.json metrics (also written to `run_dir`); `options`
+    are `EvalConfig` fields when no `config` is given (see `vaelab.evaluation.evaluate_run`)."""
     from vaelab.evaluation import evaluate_run
 
-    return evaluate_run(run_dir, **kwargs)
+    return evaluate_run(run_dir, config, **options)
 
 
-def study(config: Any) -> Any:
-    """Run the whole study from a `StudyConfig` (`vaelab.study.make_config("default", out=...)`);
-    see `vaelab.study.run_study`."""
+def study(config: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
+    """Run (or finish) the whole study -> study.json's content; `placement` says where the β
+    search's trials are queued and how many local processes train them (see
+    `vaelab.study.run_study`)."""
     from vaelab.study import run_study
 
-    return run_study(config)
+    return run_study(config, placement)

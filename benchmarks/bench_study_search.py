@@ -1,0 +1,76 @@
+"""The study's β search with 1 vs 2 local processes (`vaelab study --workers K`), measured side by
+side in one run: the configurations alternate round by round (1, 2, 1, 2, ...), each a real
+`vaelab study` process into a fresh directory, so a drift in the machine's speed hits both.
+
+    .venv/bin/python benchmarks/bench_study_search.py                # smoke preset, 3 rounds
+    .venv/bin/python benchmarks/bench_study_search.py --rounds 1     # quicker
+
+Reported per configuration: the search stage's wall time (study.json `stage_time_s.search`:
+the part the workers share) and the whole command's; then the per-round ratios 1-worker/2-worker
+and their median. A first study, not counted, trains and caches the reference classifier so no
+configuration pays for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed_study(out: Path, workers: int, preset: str) -> tuple[float, float, float]:
+    """(search-stage seconds, whole-command seconds, chosen β) of one fresh study."""
+    cmd = [sys.executable, "-m", "vaelab", "study", "--preset", preset, "--out", str(out)]
+    cmd += ["--workers", str(workers)]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"bench_study_search: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    study = json.loads((out / "study.json").read_text())
+    return study["stage_time_s"]["search"], wall, study["search"]["chosen_beta"]
+
+
+def run(rounds: int, preset: str) -> None:
+    cores = len(os.sched_getaffinity(0))
+    print(f"{cores} cores; preset {preset}; {rounds} rounds of 1 then 2 workers")
+    results: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        timed_study(Path(tmp) / "warm-up", 1, preset)
+        for i in range(rounds):
+            for k in (1, 2):
+                results[k].append(timed_study(Path(tmp) / f"r{i}-w{k}", k, preset))
+                search, wall, beta = results[k][-1]
+                print(
+                    f"round {i + 1}, {k} worker(s): search {search:.1f} s, "
+                    f"whole {wall:.1f} s, β {beta:g}"
+                )
+    for what, j in (("search stage", 0), ("whole command", 1)):
+        ratios = [a[j] / b[j] for a, b in zip(results[1], results[2], strict=True)]
+        one = statistics.median(r[j] for r in results[1])
+        two = statistics.median(r[j] for r in results[2])
+        print(
+            f"{what}: median 1 worker {one:.1f} s, 2 workers {two:.1f} s; per-round ratio "
+            f"1/2 {', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}×)"
+        )
+    betas = {r[2] for rs in results.values() for r in rs}
+    print(f"chosen β in every study: {', '.join(f'{b:g}' for b in sorted(betas))}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--preset", default="smoke")
+    args = ap.parse_args()
+    run(args.rounds, args.preset)
+
+
+if __name__ == "__main__":
+    main()
