@@ -4,6 +4,10 @@ side in one run: the configurations alternate round by round (1, 2, 1, 2, ...), 
 
     .venv/bin/python benchmarks/bench_study_search.py                # smoke preset, 3 rounds
     .venv/bin/python benchmarks/bench_study_search.py --rounds 1     # quicker
+    .venv/bin/python benchmarks/bench_study_search.py --search-only --preset default --rounds 1
+
+`--search-only` runs just the β search of the preset on the whole train split (the stage the
+workers share, at its real trial sizes), through the Python API, in a fresh process each.
 
 Reported per configuration: the search stage's wall time (study.json `stage_time_s.search`:
 the part the workers share) and the whole command's; then the per-round ratios 1-worker/2-worker
@@ -38,15 +42,54 @@ def timed_study(out: Path, workers: int, preset: str) -> tuple[float, float, flo
     return study["stage_time_s"]["search"], wall, study["search"]["chosen_beta"]
 
 
-def run(rounds: int, preset: str) -> None:
+# The β search alone, as `vaelab study` runs it after its first stages (argv: out, workers, preset).
+SEARCH_ONLY = """
+import json, sys, time
+from vaelab.study import make_config
+from vaelab.study.runs import Study
+from vaelab.study.schema import to_json
+from vaelab.study.search import BetaSearch, SearchPlacement
+out, workers, preset = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+study = Study(make_config(preset, out=out))
+study.n_train = 50_000
+search = BetaSearch(study, SearchPlacement(workers=workers))
+t0 = time.perf_counter()
+result = to_json(search.run(search.open_queue()))
+stage = {"search": time.perf_counter() - t0}
+print(json.dumps({"stage_time_s": stage, "search": result}))
+"""
+
+
+def timed_search(out: Path, workers: int, preset: str) -> tuple[float, float, float]:
+    """(search seconds, whole-process seconds, chosen β) of the preset's β search alone."""
+    cmd = [sys.executable, "-c", SEARCH_ONLY, str(out), str(workers), preset]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"bench_study_search: the {preset} β search failed:\n{r.stderr[-3000:]}")
+    study = json.loads(r.stdout.strip().splitlines()[-1])
+    return study["stage_time_s"]["search"], wall, study["search"]["chosen_beta"]
+
+
+def run(rounds: int, preset: str, search_only: bool = False) -> None:
     cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores; preset {preset}; {rounds} rounds of 1 then 2 workers")
+    what = "β search only" if search_only else "whole study"
+    print(f"{cores} cores; preset {preset}, {what}; {rounds} rounds of 1 then 2 workers")
+    timed = timed_search if search_only else timed_study
     results: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
-        timed_study(Path(tmp) / "warm-up", 1, preset)
+        if search_only:  # the reference classifier, trained and cached once
+            from vaelab.evaluation import classifier as clf
+            from vaelab.study import make_config
+
+            clf.reference_classifier("mnist", None, variant=make_config(preset).classifier)
+        else:
+            timed_study(Path(tmp) / "warm-up", 1, preset)
         for i in range(rounds):
             for k in (1, 2):
-                results[k].append(timed_study(Path(tmp) / f"r{i}-w{k}", k, preset))
+                results[k].append(timed(Path(tmp) / f"r{i}-w{k}", k, preset))
                 search, wall, beta = results[k][-1]
                 print(
                     f"round {i + 1}, {k} worker(s): search {search:.1f} s, "
@@ -68,8 +111,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--preset", default="smoke")
+    ap.add_argument("--search-only", action="store_true")
     args = ap.parse_args()
-    run(args.rounds, args.preset)
+    run(args.rounds, args.preset, args.search_only)
 
 
 if __name__ == "__main__":
