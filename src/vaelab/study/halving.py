@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vaelab.evaluation import keys
+
 # Larger than any classifier-feature Fréchet distance seen on MNIST-like data (those are < 1e4).
 INELIGIBLE_PENALTY = 1e6
 
@@ -26,12 +28,12 @@ def selection_loss(
     metrics: dict[str, float], min_recon_accuracy: float, min_class_entropy: float
 ) -> float:
     """One number per trial: FD if the trial meets both thresholds, else FD + penalty."""
-    fd = metrics["samples/fd"]
+    fd = metrics[keys.SAMPLES_FD]
     if not math.isfinite(fd):
         return math.inf
     eligible = (
-        metrics["recon/classifier_accuracy"] >= min_recon_accuracy
-        and metrics["samples/class_entropy"] >= min_class_entropy
+        metrics[keys.RECON_ACCURACY] >= min_recon_accuracy
+        and metrics[keys.SAMPLES_CLASS_ENTROPY] >= min_class_entropy
     )
     return fd if eligible else fd + INELIGIBLE_PENALTY
 
