@@ -12,7 +12,7 @@ import io
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,10 @@ FORMAT_VERSION = 1
 
 
 def rng_state() -> dict[str, Any]:
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    # The legacy tuple: numpy's global RandomState is always MT19937, whose state get_state
+    # returns as a tuple (its stub also allows the dict of other bit generators).
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     py_version, py_state, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from vaelab.errors import ConfigError
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,22 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         n = total[-1]
         mean = total[:c] / n
         var = total[c : 2 * c] / n - mean * mean  # biased, as BatchNorm normalises with
-        with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-            m = self.momentum if self.momentum is not None else 0.1
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+        running_mean, running_var = self.running_mean, self.running_var
+        tracked = self.num_batches_tracked
+        # The buffers are None only for track_running_stats=False, which has no stats to update
+        # (as in nn.BatchNorm2d); vaelab's models always track them.
+        if running_mean is not None and running_var is not None and tracked is not None:
+            with torch.no_grad():
+                tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 0.1
+                running_mean.mul_(1 - m).add_(m * mean.detach())
+                running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
         shape = (1, c, 1, 1)
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
 
-def global_batch_norm(module: nn.Module) -> nn.Module:
+def global_batch_norm(module: M) -> M:
     """Swap every BatchNorm2d for GlobalBatchNorm2d in place (same parameters and buffers, so
     state dicts and checkpoints are unchanged)."""
     for child in module.modules():
@@ -119,12 +127,14 @@ def global_batch_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def prepare(model: nn.Module, rank: Rank, device: torch.device) -> nn.Module:
+def prepare(model: M, rank: Rank, device: torch.device) -> M:
     """BatchNorm over the global batch (before the optimizer sees the parameters): torch's
     SyncBatchNorm on GPUs, GlobalBatchNorm2d on CPUs. A no-op in one process."""
     if not rank.active:
         return model
     if device.type == "cuda":
+        # swaps the layers below `model` in place and returns `model` itself (a model is never
+        # a bare BatchNorm layer), so its type is kept
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return global_batch_norm(model)
 

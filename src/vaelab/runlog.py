@@ -25,7 +25,7 @@ def _is_record(value: Any) -> bool:
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl. Lines that are not records (a torn last line after a
     crash, or junk written into the file) are skipped: the log is evidence, not state."""
-    records = []
+    records: list[dict[str, Any]] = []
     path = Path(path)
     if not path.is_file():
         return records

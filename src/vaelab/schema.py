@@ -68,11 +68,14 @@ def matches(value: Any, hint: Any) -> bool:
     return True  # an annotation we do not model (callables, ...): not checked here
 
 
-def check_fields(obj: Any, *, what: str = "config field", source: str | None = None) -> None:
+def check_fields(obj: object, *, what: str = "config field", source: str | None = None) -> None:
     """Raise `ConfigError` naming the first field of dataclass `obj` whose value has the wrong
     type, or a float field that is not finite."""
     prefix = f"{source}: " if source else ""
-    for name, hint in field_types(type(obj)).items():
+    # `type`, not mypy's inferred type[object]: that one fails lru_cache's Hashable check (mypy
+    # compares the class's unbound __hash__), though every class is hashable
+    cls: type = type(obj)
+    for name, hint in field_types(cls).items():
         value = getattr(obj, name)
         if not matches(value, hint):
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."

@@ -158,14 +158,15 @@ def restore_state(path: Path, state: TrainState, cfg: TrainConfig, device: torch
 
 # --------------------------------------------------------------------------- steps
 def train_step(
-    model: AutoEncoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     x: torch.Tensor,
     beta: float,
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
 ) -> LossParts:
-    """One optimisation step on batch x (B, C, H, W); returns the detached loss parts."""
+    """One optimisation step on batch x (B, C, H, W); returns the detached loss parts.
+    `model` is the AutoEncoder or, in distributed training, its DDP wrapper."""
     with autocast:
         out = model(x)
     parts = objective(out, x, beta, cfg.likelihood, cfg.sigma2)
@@ -394,13 +395,14 @@ def _open_run(
         binarize="static" if cfg.binarize != "none" else "none",
         device=device,
     )
-    image_shape = tuple(int(s) for s in x_train.shape[1:])
-    model = build_model(cfg, image_shape)  # type: ignore[arg-type]
+    _, c, h, w = x_train.shape  # (N, C, H, W)
+    image_shape = (int(c), int(h), int(w))
+    model = build_model(cfg, image_shape)
     model = distributed.prepare(model, rank, device).to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
     )
-    state = TrainState(model, optimizer)  # type: ignore[arg-type]
+    state = TrainState(model, optimizer)
     net = distributed.wrap(model, rank, device)
     run = _Run(
         cfg,

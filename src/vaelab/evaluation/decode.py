@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from vaelab.distributions import DiagonalGaussian
-from vaelab.models import AutoEncoder
+from vaelab.models import AutoEncoder, is_vae
 
 
 @torch.no_grad()
@@ -25,8 +25,8 @@ def decode_images(model: AutoEncoder, z: torch.Tensor) -> torch.Tensor:
 def codes(model: AutoEncoder, x: torch.Tensor) -> tuple[torch.Tensor, DiagonalGaussian | None]:
     """(μ (N, nz), q(z|x) of the N images or None for an AE): the deterministic code of each
     image and, for a VAE, the posterior it is the mean of."""
-    if model.is_vae:
-        q = DiagonalGaussian.cat(batched(model.posterior, x))  # type: ignore[attr-defined]
+    if is_vae(model):
+        q = DiagonalGaussian.cat(batched(model.posterior, x))
         return q.mode(), q
     return torch.cat(batched(model.encode, x)), None
 

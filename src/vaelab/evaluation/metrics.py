@@ -25,6 +25,7 @@ from vaelab.evaluation.precision_recall import precision_recall_radii
 from vaelab.evaluation.probes import knn_accuracy, linear_probe_accuracy
 from vaelab.evaluation.realism import realism_ratio
 from vaelab.losses import bce, neg_log_likelihood, sse
+from vaelab.models import is_vae
 from vaelab.runtime import stream_seed
 
 Metrics = dict[str, float]
@@ -67,7 +68,7 @@ def reconstruction_metrics(ctx: EvalContext) -> Metrics:
 def likelihood_metrics(ctx: EvalContext) -> Metrics:
     """ELBO and IW-NLL of the likelihood copy of the images (VAE only: {} for an AE)."""
     model, cfg, e, split = ctx.model, ctx.cfg, ctx.ecfg, ctx.split
-    if not model.is_vae:
+    if not is_vae(model):
         return {}
 
     def log_lik(xb: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -90,9 +90,9 @@ class ExploreHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         # A client that stops sending (or an idle keep-alive connection) frees its thread after
-        # the server's read timeout; StreamRequestHandler applies `timeout` to the socket.
-        self.timeout = self.server.read_timeout
+        # the server's read timeout (per server, so not the handler's class-wide `timeout`).
         super().setup()
+        self.connection.settimeout(self.server.read_timeout)
 
     server: ExploreServer
 

@@ -85,7 +85,8 @@ class Explorer:
         self.classifier = classifier
         self.classifier_meta = classifier_meta
         self.device = device
-        self.image_shape = tuple(images.shape[1:])
+        _, c, h, w = images.shape
+        self.image_shape = (c, h, w)
         self.lock = threading.Lock()
 
     # ----------------------------------------------------------------- description
@@ -248,9 +249,9 @@ def load_explorer(
     cfgs = [load_model(d, "best", "cpu")[1] for d in run_dirs]
     datasets = {(c.dataset, c.data_dir) for c in cfgs}
     if len(datasets) > 1:
-        names = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p in datasets))
+        found = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p in datasets))
         raise ConfigError(
-            f"the runs use different datasets ({names}); explore runs of one dataset together"
+            f"the runs use different datasets ({found}); explore runs of one dataset together"
         )
     if classifier not in clf.VARIANTS:
         raise ConfigError(

@@ -95,7 +95,7 @@ class Study:
         )
         if kind == "selection":
             return EvalConfig(
-                groups=SELECTION_GROUPS,
+                groups=list(SELECTION_GROUPS),
                 figures=False,
                 limit=c.selection_limit,
                 n_samples=c.selection_samples,

@@ -20,6 +20,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from vaelab.config import TrainConfig
+from vaelab.errors import RunError
 from vaelab.study import halving
 from vaelab.study.runs import Study, beta_name
 from vaelab.study.schema import RunEntry, RungRecord, SearchResult, parse, to_json
@@ -32,6 +33,14 @@ from vaelab.study.search_queue import (
 )
 from vaelab.study.selection import halving_rule_text, select_beta
 from vaelab.sweep.storage import default_storage_url
+
+
+def _loss(trial: FrozenTrial) -> float:
+    """A complete trial's selection loss (optuna stores one value with every COMPLETE trial of a
+    single-objective study; FrozenTrial.value is typed optional for the other states)."""
+    if trial.value is None:
+        raise RunError(f"β-search trial {trial.number} is complete but has no value")
+    return float(trial.value)
 
 
 @dataclass
@@ -146,7 +155,7 @@ class BetaSearch:
             complete = evaluate_batch(queue, points, self)
             for p in points:
                 names[p] = self._accept(complete[p], p in recorded)
-            return {b: float(complete[b, rung].value) for b in betas}
+            return {b: _loss(complete[b, rung]) for b in betas}
 
         self.study.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
         outcome = self._decide(queue, evaluate)

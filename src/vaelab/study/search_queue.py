@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from vaelab.errors import ConfigError, RunError, VaelabError
 from vaelab.fsutil import json_sha256
 from vaelab.study.presets import StudyConfig
+from vaelab.sweep.config import Direction
 from vaelab.sweep.storage import (
     DEFINITION_ATTR,
     Heartbeat,
@@ -87,7 +88,7 @@ class SearchDefinition:
 
     cfg: StudyConfig
     name: str
-    directions: list[str] = field(default_factory=lambda: ["minimize"])
+    directions: list[Direction] = field(default_factory=lambda: ["minimize"])
 
     def definition(self) -> dict[str, Any]:
         return {k: v for k, v in self.cfg.to_dict().items() if k not in UNHASHED}
@@ -216,8 +217,9 @@ class SearchQueue:
         with ask_lock(self.storage, self.name):
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 pid = t.user_attrs.get("pid")
-                mine = t.user_attrs.get("host") == host and isinstance(pid, int)
-                if mine and pid != os.getpid() and not _pid_alive(pid):
+                if not isinstance(pid, int) or t.user_attrs.get("host") != host:
+                    continue  # another host's trial (its processes are not ours to see)
+                if pid != os.getpid() and not _pid_alive(pid):
                     requeue(self.study, self.storage, t.number, self.cfg.max_retry, "worker lost")
                     numbers.append(t.number)
         return numbers

@@ -109,7 +109,7 @@ def start_workers(target: Callable[[S], object], specs: list[S]) -> list[BasePro
     # spawn, not fork: a forked child would inherit the parent's SQLAlchemy connections
     # and torch thread pools.
     ctx = multiprocessing.get_context("spawn")
-    procs = [
+    procs: list[BaseProcess] = [
         ctx.Process(target=_worker_main, args=(target, s, i), name=f"vaelab-worker-{i}")
         for i, s in enumerate(specs)
     ]

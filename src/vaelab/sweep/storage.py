@@ -10,7 +10,7 @@ import hashlib
 import sqlite3
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import file_lock
+from vaelab.sweep.config import Direction
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
@@ -38,8 +39,12 @@ class HeartbeatSettings(Protocol):
 class StudyDefinition(Protocol):
     """What makes two studies of one name the same study (a sweep, the study's β search)."""
 
-    name: str
-    directions: list[str]
+    # read-only: a frozen view (SweepConfig.directions is a property) satisfies it too
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def directions(self) -> Sequence[Direction]: ...
 
     def definition(self) -> dict[str, Any]: ...
 
@@ -168,7 +173,7 @@ def open_study(
             f"{' and '.join(parts)}; run the original config again to continue it, or pass "
             "--name NEW to start another study"
         )
-    elif [d.name.lower() for d in study.directions] != cfg.directions:
+    elif [d.name.lower() for d in study.directions] != list(cfg.directions):
         raise ConfigError(f"study '{cfg.name}' has other objective directions; use --name NEW")
     return study
 
