@@ -28,6 +28,7 @@ $(STAMP): $(RUN_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
