@@ -21,23 +21,18 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import timed_process
 
 
 def timed_study(out: Path, workers: int, preset: str) -> tuple[float, float, float]:
     """(search-stage seconds, whole-command seconds, chosen β) of one fresh study."""
     cmd = [sys.executable, "-m", "vaelab", "study", "--preset", preset, "--out", str(out)]
-    cmd += ["--workers", str(workers)]
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"bench_study_search: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    _, wall = timed_process([*cmd, "--workers", str(workers)], "bench_study_search")
     study = json.loads((out / "study.json").read_text())
     return study["stage_time_s"]["search"], wall, study["search"]["chosen_beta"]
 
@@ -63,13 +58,8 @@ print(json.dumps({"stage_time_s": stage, "search": result}))
 def timed_search(out: Path, workers: int, preset: str) -> tuple[float, float, float]:
     """(search seconds, whole-process seconds, chosen β) of the preset's β search alone."""
     cmd = [sys.executable, "-c", SEARCH_ONLY, str(out), str(workers), preset]
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"bench_study_search: the {preset} β search failed:\n{r.stderr[-3000:]}")
-    study = json.loads(r.stdout.strip().splitlines()[-1])
+    stdout, wall = timed_process(cmd, "bench_study_search")
+    study = json.loads(stdout.strip().splitlines()[-1])
     return study["stage_time_s"]["search"], wall, study["search"]["chosen_beta"]
 
 

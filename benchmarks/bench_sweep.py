@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 
@@ -24,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from sweep_helpers import to_toml  # noqa: E402  (the tests' TOML writer)
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import timed_process  # noqa: E402
 
 
 def sweep_config(limit_train: int, epochs: int, trials: int, name: str) -> str:
@@ -36,13 +37,7 @@ def sweep_config(limit_train: int, epochs: int, trials: int, name: str) -> str:
 def timed_sweep(config: Path, out: Path, workers: int, threads: int) -> float:
     cmd = [sys.executable, "-m", "vaelab", "sweep", "run", "--config", str(config)]
     cmd += ["--out", str(out), "--workers", str(workers), "--threads", str(threads)]
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"bench_sweep: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
-    return wall
+    return timed_process(cmd, "bench_sweep")[1]
 
 
 def run(limit_train: int = 10_000, epochs: int = 2, trials: int = 8) -> None:

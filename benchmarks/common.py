@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -26,3 +29,16 @@ def print_table(title: str, rows: list[tuple[str, float, str]], baseline: str) -
     print(f"{'pipeline':<44} {'rate':>14}   ratio vs {baseline}")
     for name, rate, unit in rows:
         print(f"{name:<44} {rate:>10.0f} {unit:<4} {rate / base:>8.2f}x")
+
+
+def timed_process(cmd: list[str], who: str) -> tuple[str, float]:
+    """Run `cmd` as a whole process (start-up included: what a user waits for) with the
+    machine's cores left to it (no inherited OMP/MKL thread limits); (stdout, wall seconds).
+    A failure ends the benchmark with the command's last error lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"{who}: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    return r.stdout, wall
