@@ -1,6 +1,7 @@
 """The key tree of study.json, pinned: what `vaelab study` wrote before its result became typed
-dataclasses (vaelab.study.schema). tests/test_study.py checks a smoke study against it and
-tests/test_study_schema.py checks StudyResult.to_dict() against it."""
+dataclasses (vaelab.study.schema), plus the four keys the β search on Optuna added
+(runs::*::host, runs::*::run_dir, search::storage, search::study_name). tests/test_study.py
+checks a smoke study against it and tests/test_study_schema.py checks StudyResult.to_dict()."""
 
 from __future__ import annotations
 

@@ -158,9 +158,9 @@ def test_a_bad_nproc_is_one_line_and_starts_nothing(
 def test_nproc_above_the_cores_is_refused(tmp_path, idx_dir_module, monkeypatch, capsys):
     """Oversubscribed processes only slow each other down: refused, like --threads."""
     from tests.bad_inputs import assert_one_line, run_main
-    from vaelab import launch
+    from vaelab import preflight
 
-    monkeypatch.setattr(launch, "available_cores", lambda: 2)
+    monkeypatch.setattr(preflight, "available_cores", lambda: 2)  # where the check reads it
     argv = [*ARGS, "--data-dir", str(idx_dir_module), "--out", str(tmp_path / "r")]
     rc, _, err = run_main([*argv, "--nproc", "4"], capsys)
     assert_one_line(rc, err, 2, "--nproc 4 > the 2 cores available here")

@@ -154,6 +154,11 @@ def test_to_dict_has_the_pinned_keys_and_round_trips():
         ),
         (lambda d: d.update(runs=[]), "runs", "should be an object"),
         (lambda d: d["baselines"].update(extra=1.0), "baselines::extra", "is unknown"),
+        # values in range and names that name runs, not only types
+        (lambda d: d["runs"]["ae"].update(model="gan"), "runs::ae::model", "should be"),
+        (lambda d: d["search"].update(method="random"), "search::method", "should be"),
+        (lambda d: d.update(tuned="nope"), "tuned", "names run 'nope', not in runs"),
+        (lambda d: d["runs"]["ae"].update(name="other"), "ae", "is named 'other'"),
     ],
 )
 def test_a_broken_study_json_names_the_field_and_the_fix(edit, field, problem):
@@ -222,3 +227,15 @@ def test_the_eval_keys_the_study_reads_are_written_by_the_evaluation():
     assert keys.interp_key("lerp", "path_length_ratio") in written
     assert keys.interp_key("pixel", "realism_median") in written
     assert keys.split_key("sse", "val") == "val/sse"
+
+
+@pytest.mark.parametrize(("field", "value"), [("seed", -1), ("decades", []), ("batch_size", 0)])
+def test_a_study_json_config_out_of_range_is_refused(field, value):
+    """Types alone are not enough: the config read back goes through StudyConfig.validate."""
+    data = json.loads(json.dumps(_study().to_dict()))
+    data["config"][field] = value
+    with pytest.raises(RunError) as err:
+        StudyResult.from_dict(data)
+    message = str(err.value)
+    assert "invalid study option" in message and field in message, message
+    assert "re-run `vaelab study`" in message and "\n" not in message

@@ -33,7 +33,7 @@ from typing import Any
 from vaelab.config import TrainConfig, available_cores
 from vaelab.distributed import check_batch_split
 from vaelab.errors import ConfigError, RunError
-from vaelab.preflight import check_processes
+from vaelab.preflight import check_processes, threads_per_process
 
 ERROR_PREFIX = "vaelab: error: "
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -88,7 +88,9 @@ def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | Non
     ]
     env = dict(os.environ)
     # torchrun would set 1 thread per rank (with a warning); give each rank its share of cores
-    env.setdefault("OMP_NUM_THREADS", str(threads or max(1, available_cores() // nproc)))
+    # (assigned, not defaulted: an inherited OMP_NUM_THREADS must not oversubscribe the cores
+    # that check_processes counted)
+    env["OMP_NUM_THREADS"] = str(threads_per_process(nproc, threads) or available_cores())
     with open(log_dir / "launcher.log", "wb") as log:
         code, received = _run_forwarding_signals(cmd, env, log)
     if code == 0:

@@ -134,6 +134,14 @@ def check_processes(flag: str, n: int, threads: int | None) -> None:
         )
 
 
+def threads_per_process(n: int, threads: int | None) -> int | None:
+    """torch threads of each of `n` local processes: `threads` if given, else an even share of
+    the cores; None for one process (PyTorch's default, all cores)."""
+    if threads is not None or n == 1:
+        return threads
+    return max(1, available_cores() // n)
+
+
 def check_int_range(name: str, value: int, low: int, high: int, why: str) -> None:
     if not low <= value <= high:
         raise ConfigError(f"invalid option {name} {value}: must be in {low}..{high} ({why})")

@@ -47,7 +47,9 @@ def data_overview(
     mean_img = torch.from_numpy(x_tr[:n_train]).double().mean(0) / 255.0
     mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
     baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
-    return parse(DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info"), baselines
+    return parse(
+        DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info", "a bug in vaelab"
+    ), baselines
 
 
 def classifier_info(cfg: StudyConfig, device: torch.device) -> ClassifierInfo:

@@ -31,7 +31,6 @@ from vaelab.study.schema import (
     RunEntry,
     SearchResult,
     StudyResult,
-    load_study,
 )
 from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.study.search_queue import SearchQueue
@@ -166,7 +165,8 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
         study = Study(cfg)
         with study.logging_to(root / "study.log"):
             result = run(study, BetaSearch(study, placement))
-            atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
-            write_report(root, load_study(root / "study.json"))
+            content = result.to_dict()
+            atomic_write_json(root / "study.json", content)  # the report cites this file
+            write_report(root, result)
             study.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
-    return result.to_dict()
+    return content

@@ -22,7 +22,7 @@ from vaelab.errors import ConfigError
 from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, keys
 from vaelab.fsutil import atomic_write_json
 from vaelab.study.presets import StudyConfig
-from vaelab.study.schema import RunEntry
+from vaelab.study.schema import Evaluation, RunEntry, Stage
 from vaelab.training import train
 
 Pending = list[tuple[str, int, int, str]]
@@ -107,8 +107,8 @@ class Study:
         self,
         name: str,
         tcfg: TrainConfig,
-        stage: str,
-        evaluation: str = "full",
+        stage: Stage,
+        evaluation: Evaluation = "full",
         run_dir: Path | None = None,
     ) -> RunEntry:
         """Train (or reuse, or resume) and evaluate one run in `run_dir` (default

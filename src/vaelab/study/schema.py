@@ -16,9 +16,9 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
-from vaelab.errors import RunError
+from vaelab.errors import ConfigError, RunError
 from vaelab.evaluation.keys import interp_key
 from vaelab.schema import describe, field_types, matches
 from vaelab.study.presets import StudyConfig
@@ -30,6 +30,10 @@ OMIT_NONE = {"omit_none": True}
 REBUILD = "re-run `vaelab study` with the same --out to rebuild it (finished runs are reused)"
 
 T = TypeVar("T")
+Stage = Literal["ae", "extremes", "search", "tuned"]
+"""The study stage that trained a run."""
+Evaluation = Literal["full", "selection"]
+"""selection: what choosing β needs, on fewer images."""
 
 
 @dataclass
@@ -85,10 +89,8 @@ class RunEntry:
     """One training run of the study with its evaluation."""
 
     name: str
-    stage: str
-    """The stage that trained it: ae, extremes, search or tuned."""
-    model: str
-    """ae or vae."""
+    stage: Stage
+    model: Literal["ae", "vae"]
     beta: float
     epochs: int
     train_images: int
@@ -99,8 +101,7 @@ class RunEntry:
     """The absolute path of the run directory on the machine that trained it."""
     host: str
     """The machine that trained it (a β-search worker's, for trials trained elsewhere)."""
-    evaluation: str
-    """full or selection (what choosing β needs, on fewer images)."""
+    evaluation: Evaluation
     train: dict[str, Any]
     """The training summary (vaelab.training)."""
     eval: dict[str, float]
@@ -127,8 +128,7 @@ class RungRecord:
 class SearchResult:
     """The β search: its trials, its rungs and the choice with its reason."""
 
-    method: str
-    """grid or halving."""
+    method: Literal["grid", "halving"]
     trials: list[float]
     """Every β of the first rung, ascending."""
     trial_runs: dict[str, str]
@@ -225,9 +225,23 @@ class StudyResult:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "study.json") -> StudyResult:
-        """Read study.json's content back; a missing, unknown or mistyped field raises RunError
-        naming it."""
-        return parse(cls, data, source)
+        """Read study.json's content back; a missing, unknown or mistyped field, a config value
+        out of range or a run name that names no run raises RunError naming it."""
+        result = parse(cls, data, source)
+        try:
+            result.config.validate()
+        except ConfigError as e:
+            raise RunError(f"{source}: {e}; {REBUILD}") from None
+        for name, entry in result.runs.items():
+            if entry.name != name:
+                raise RunError(f"{source}: run '{name}' is named '{entry.name}'; {REBUILD}")
+        cited = {"tuned": [result.tuned], "search::trial_runs": result.search.trial_runs.values()}
+        cited["search::rungs"] = [n for r in result.search.rungs for n in r.runs.values()]
+        for where, names in cited.items():
+            for n in names:
+                if n not in result.runs:
+                    raise RunError(f"{source}: '{where}' names run '{n}', not in runs; {REBUILD}")
+        return result
 
 
 def load_study(path: str | Path) -> StudyResult:
@@ -294,14 +308,22 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def parse(cls: type[T], data: Any, source: str = "study.json") -> T:
-    """Build dataclass `cls` from JSON content, checking each field against its annotation."""
-    return cast(T, _parse(cls, data, (), source))
+class _Invalid(Exception):
+    """A field that does not match its annotation: the message names it, `parse` adds the fix."""
 
 
-def _fail(source: str, parts: tuple[str, ...], problem: str) -> RunError:
+def parse(cls: type[T], data: Any, source: str = "study.json", fix: str = REBUILD) -> T:
+    """Build dataclass `cls` from JSON content, checking each field against its annotation; a
+    mismatch is one RunError line naming the field, then `fix`."""
+    try:
+        return cast(T, _parse(cls, data, (), source))
+    except _Invalid as e:
+        raise RunError(f"{e}; {fix}") from None
+
+
+def _fail(source: str, parts: tuple[str, ...], problem: str) -> _Invalid:
     where = f"field '{SEP.join(parts)}'" if parts else "the top level"
-    return RunError(f"{source}: {where} {problem}; {REBUILD}")
+    return _Invalid(f"{source}: {where} {problem}")
 
 
 def _parse(hint: Any, value: Any, parts: tuple[str, ...], source: str) -> Any:

@@ -23,7 +23,7 @@ from vaelab.config import TrainConfig
 from vaelab.errors import RunError
 from vaelab.study import halving
 from vaelab.study.runs import Study, beta_name
-from vaelab.study.schema import RunEntry, RungRecord, SearchResult, parse, to_json
+from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.study.search_queue import (
     RUN_ATTR,
     SEARCH_DB,
@@ -59,11 +59,9 @@ class SearchPlacement:
     def threads_each(self) -> int | None:
         """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
         --workers` shares them); None: one process, PyTorch's default."""
-        from vaelab.config import available_cores
+        from vaelab.preflight import threads_per_process
 
-        if self.threads:
-            return self.threads
-        return max(1, available_cores() // self.workers) if self.workers > 1 else None
+        return threads_per_process(self.workers, self.threads)
 
 
 def _betas(betas: list[float]) -> str:
@@ -86,7 +84,7 @@ class BetaSearch:
             c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
         )
 
-    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, str]:
+    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, Evaluation]:
         """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
         c = self.cfg
         if c.search == "grid":
@@ -112,7 +110,12 @@ class BetaSearch:
     def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
         """Take a finished trial's run entry from the study storage into this study."""
         study = self.study
-        entry = parse(RunEntry, trial.user_attrs[RUN_ATTR], f"trial {trial.number}'s run entry")
+        entry = parse(
+            RunEntry,
+            trial.user_attrs[RUN_ATTR],
+            f"trial {trial.number}'s run entry",
+            "it was recorded by another vaelab version: pass --name NEW for a new β search",
+        )
         entry.dir = study.rel_dir(entry.run_dir)
         if recorded:
             entry.reused = True

@@ -97,7 +97,12 @@ def data_section(doc: Doc, root: Path, s: StudyResult) -> None:
     doc.table(
         ["split", "images", "label counts", "pixel mean"],
         [
-            [k, str(v.count), " ".join(map(str, v.label_counts)), f"{v.pixel_mean:.4f}"]
+            [
+                k,
+                str(v.count),
+                " ".join(map(str, v.label_counts)),
+                "–" if v.pixel_mean is None else f"{v.pixel_mean:.4f}",
+            ]
             for k, v in splits.items()
         ],
     )

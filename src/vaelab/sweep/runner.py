@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from vaelab.config import available_cores
 from vaelab.errors import ConfigError, RunError, VaelabError
 from vaelab.fsutil import atomic_write_json
-from vaelab.preflight import check_processes
+from vaelab.preflight import check_processes, threads_per_process
 from vaelab.sweep.config import SweepConfig, validate
 from vaelab.sweep.samplers import make_pruner, make_sampler
 from vaelab.sweep.storage import default_storage_url, open_storage, open_study, redact
@@ -85,8 +84,7 @@ def run_sweep(
     # Open the study here first: a refused study (other space) stops before any worker starts.
     study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
-    if threads is None and workers > 1:
-        threads = max(1, available_cores() // workers)
+    threads = threads_per_process(workers, threads)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     if workers == 1:
         try:

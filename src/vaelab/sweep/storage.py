@@ -258,7 +258,10 @@ class Heartbeat:
 
     def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            # A failed beat (a database hiccup) must not end the beating: a silent thread would
+            # let the trial be declared dead and retried while this process still trains it.
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
+                storage.record_heartbeat(trial_id)
             if self._stop.wait(interval):
                 return
 
