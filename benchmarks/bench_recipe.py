@@ -22,7 +22,7 @@ from vaelab.config import TrainConfig
 from vaelab.study.presets import make_config
 from vaelab.study.runner import pending
 from vaelab.study.runs import Study
-from vaelab.training import train
+from vaelab.train.loop import train
 
 PIXELS = 28 * 28
 

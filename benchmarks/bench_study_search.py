@@ -71,7 +71,7 @@ def run(rounds: int, preset: str, search_only: bool = False) -> None:
     results: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         if search_only:  # the reference classifier, trained and cached once
-            from vaelab.evaluation import classifier as clf
+            from vaelab.evaluate import classifier as clf
             from vaelab.study import make_config
 
             clf.reference_classifier("mnist", None, variant=make_config(preset).classifier)

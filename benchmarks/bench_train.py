@@ -23,7 +23,7 @@ from common import print_table
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_split
 from vaelab.models import build_model
-from vaelab.training import train_step
+from vaelab.train.loop import train_step
 
 
 def matmul_flops(n: int = 2048, repeats: int = 10) -> float:

@@ -68,8 +68,8 @@ def produce(out: Path) -> None:
     os.environ.setdefault("VAELAB_MIRRORS", "none")
     torch.set_num_threads(1)
     from vaelab.config import TrainConfig
-    from vaelab.evaluation import EvalConfig, evaluate_run
-    from vaelab.training import train
+    from vaelab.evaluate import EvalConfig, evaluate_run
+    from vaelab.train.loop import train
 
     for name, fields in RUNS.items():
         run_dir = out / name

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.config import TrainConfig
-from vaelab.training import train
+from vaelab.train.loop import train
 
 TINY = dict(
     limit_train=256,

@@ -21,7 +21,7 @@ DATA_KEYED = {
     "data::splits",
 }
 # Dicts whose keys another schema owns: StudyConfig, TrainConfig, the training summary, eval.json
-# (vaelab.evaluation.keys, checked by tests/test_evaluate.py).
+# (vaelab.evaluate.keys, checked by tests/test_evaluate.py).
 OWNED = {"config", "runs::*::config", "runs::*::train", "runs::*::eval"}
 
 STUDY_JSON_KEYS = {

@@ -45,7 +45,7 @@ def world(tmp_path_factory, session_home):
     """A synthetic IDX folder, a trained AE and VAE run on it, and a regular file."""
 
     from vaelab.config import TrainConfig
-    from vaelab.training import train
+    from vaelab.train.loop import train
 
     with pytest.MonkeyPatch.context() as mp:  # restored after the module's setup
         mp.setenv("VAELAB_HOME", str(session_home))
@@ -298,7 +298,7 @@ def test_flag_mistakes(world, tmp_path, capsys, category, argv, code, needle):
 
 def test_last_training_batch_of_one_image(world, tmp_path, capsys):
     """100 training images in batches of 33 leave one image for BatchNorm to train on."""
-    from vaelab import preflight
+    from vaelab.train import preflight
 
     rc, _, err = run_main(fill([*TRAIN, "--batch-size", "33"], world, tmp_path), capsys)
     if preflight.LOADER_DROPS_SINGLE_BATCH:  # training skips it: the run simply works

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vaelab.distributed import GlobalBatchNorm2d, global_batch_norm
+from vaelab.train.ddp import GlobalBatchNorm2d, global_batch_norm
 
 ARGS = [
     "train",
@@ -49,8 +49,8 @@ def _mean_free(run: Path) -> set[str]:
     subtracts any constant). Adam turns their round-off gradients into steps of size lr, so
     their values are noise on any run; so are the BatchNorm running means that absorb them
     (which the comparison skips)."""
-    from vaelab.checkpoint import load_model
     from vaelab.losses import objective
+    from vaelab.train.checkpoint import load_model
 
     model, cfg = load_model(run, "last")
     model = model.double().train()
@@ -158,7 +158,7 @@ def test_a_bad_nproc_is_one_line_and_starts_nothing(
 def test_nproc_above_the_cores_is_refused(tmp_path, idx_dir_module, monkeypatch, capsys):
     """Oversubscribed processes only slow each other down: refused, like --threads."""
     from tests.bad_inputs import assert_one_line, run_main
-    from vaelab import preflight
+    from vaelab.train import preflight
 
     monkeypatch.setattr(preflight, "available_cores", lambda: 2)  # where the check reads it
     argv = [*ARGS, "--data-dir", str(idx_dir_module), "--out", str(tmp_path / "r")]
@@ -286,7 +286,7 @@ def test_a_failing_rank_is_one_line_with_its_exit_code(tmp_path):
     """Through torch's real launcher, with ranks that fail at once: the launcher's report (a
     traceback and a table) stays in its log; the error is the first failing rank's own line."""
     from vaelab.errors import RunError
-    from vaelab.launch import launch
+    from vaelab.train.launch import launch
 
     with pytest.raises(RunError) as e:
         launch(2, ["train", "--out=x", "--no-such-flag"], tmp_path / "run", threads=1)

@@ -13,10 +13,10 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from vaelab.distributions import DiagonalGaussian
-from vaelab.evaluation.estimators import active_units, elbo, iw_log_likelihood
-from vaelab.evaluation.frechet import frechet_distance, frechet_distance_features
-from vaelab.evaluation.interpolation import interpolate, lerp, path_smoothness, slerp
-from vaelab.evaluation.probes import knn_accuracy, linear_probe_accuracy
+from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
+from vaelab.evaluate.frechet import frechet_distance, frechet_distance_features
+from vaelab.evaluate.interpolation import interpolate, lerp, path_smoothness, slerp
+from vaelab.evaluate.probes import knn_accuracy, linear_probe_accuracy
 
 
 class PPCA:

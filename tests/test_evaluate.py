@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.checkpoint import load_checkpoint
 from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluation import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
-from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.keys import eval_keys, key_requirement
-from vaelab.training import train
+from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.keys import eval_keys, key_requirement
+from vaelab.train.checkpoint import load_checkpoint
+from vaelab.train.loop import train
 
 from .conftest import USER_HOME
 

@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.checkpoint import load_model
 from vaelab.cli import main
 from vaelab.data.store import split_arrays
 from vaelab.errors import RunError
-from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.interpolation import interpolate
-from vaelab.evaluation.run import sample_prior
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.interpolation import interpolate
+from vaelab.evaluate.run import sample_prior
 from vaelab.explore import find_runs, load_explorer
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
 from vaelab.explore.server import STATIC_DIR, make_server, start_background
+from vaelab.train.checkpoint import load_model
 
 from .explore_helpers import Client, train_tiny_runs
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.bad_inputs import assert_one_line, idx_files, run_main, write_folder
 from vaelab import fsutil
-from vaelab.checkpoint import load_run_checkpoint
+from vaelab.train.checkpoint import load_run_checkpoint
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.data.store import split_arrays
-from vaelab.evaluation import EvalConfig, load_eval_data
-from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.context import EvalContext
-from vaelab.evaluation.metrics import reconstruction_metrics, sample_quality_metrics
-from vaelab.evaluation.neighbours import kth_neighbour_distance, nearest_distance
-from vaelab.evaluation.precision_recall import precision_recall
-from vaelab.evaluation.realism import real_nn_scale, realism_ratio
+from vaelab.evaluate import EvalConfig, load_eval_data
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.context import EvalContext
+from vaelab.evaluate.metrics import reconstruction_metrics, sample_quality_metrics
+from vaelab.evaluate.neighbours import kth_neighbour_distance, nearest_distance
+from vaelab.evaluate.precision_recall import precision_recall
+from vaelab.evaluate.realism import real_nn_scale, realism_ratio
 
 
 def brute_force_pr(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from vaelab.study import halving
-from vaelab.study.selection import select_beta
+from vaelab.tune import halving
+from vaelab.tune.selection import select_beta
 
 ACC, ENT = 0.9, 2.0
 

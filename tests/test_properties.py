@@ -184,8 +184,8 @@ def test_idx_folders_through_the_cli(tmp_path_factory, capsys, which, mutation, 
     rc, _, err = run_main(["data", "info", "--dataset", "idx", "--data-dir", str(folder)], capsys)
     if rc != 0:
         assert_one_line(rc, err, None)
-    from vaelab import preflight
     from vaelab.data import load_arrays
+    from vaelab.train import preflight
 
     try:
         arrays = load_arrays("idx", folder)
@@ -199,8 +199,8 @@ def test_untouched_folder_is_accepted(tmp_path, capsys):
     folder = write_folder(tmp_path / "idx", idx_files(n_train=24, n_test=6), gz=False)
     rc, out, err = run_main(["data", "info", "--dataset", "idx", "--data-dir", str(folder)], capsys)
     assert rc == 0 and "24 images" not in err and "train+val" in out, err
-    from vaelab import preflight
     from vaelab.data import load_arrays
+    from vaelab.train import preflight
 
     arrays = load_arrays("idx", folder)
     preflight.check_splits(arrays, TrainConfig(dataset="idx", data_dir=str(folder)), "d")

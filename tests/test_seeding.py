@@ -12,10 +12,10 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.distributions import DiagonalGaussian
-from vaelab.evaluation.data import load_eval_data
-from vaelab.evaluation.interpolation import pick_pairs
+from vaelab.evaluate.data import load_eval_data
+from vaelab.evaluate.interpolation import pick_pairs
 from vaelab.runtime import SEED_STREAMS, stream_seed
-from vaelab.training import train
+from vaelab.train.loop import train
 
 
 @pytest.mark.parametrize("seed", [0, 12_345])

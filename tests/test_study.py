@@ -17,10 +17,10 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 
-from vaelab.study.halving import next_decades, refinement
-from vaelab.study.report import fmt, resolve
+from vaelab.report.study import fmt, resolve
 from vaelab.study.schema import StudyResult
-from vaelab.study.selection import select_beta
+from vaelab.tune.halving import next_decades, refinement
+from vaelab.tune.selection import select_beta
 
 from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from vaelab.errors import RunError
-from vaelab.evaluation import keys
-from vaelab.evaluation.context import PATH_MODES
+from vaelab.evaluate import keys
+from vaelab.evaluate.context import PATH_MODES
+from vaelab.report.render import Doc
 from vaelab.study.presets import make_config
-from vaelab.study.render import Doc
 from vaelab.study.schema import (
     Baselines,
     ClassifierInfo,

@@ -21,12 +21,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from vaelab.study import halving, make_config
+from vaelab.study import make_config
 from vaelab.study.runs import Study
 from vaelab.study.schema import to_json
 from vaelab.study.search import BetaSearch, SearchPlacement
-from vaelab.study.search_queue import POINT_ATTR, RUN_ATTR
-from vaelab.sweep.storage import normalise_url
+from vaelab.tune import halving
+from vaelab.tune.search_queue import POINT_ATTR, RUN_ATTR
+from vaelab.tune.storage import normalise_url
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,10 @@ from optuna.trial import TrialState
 
 from tests.sweep_helpers import SMOKE, run_cli, smoke, start_cli, write
 from vaelab.config import available_cores
-from vaelab.evaluation.keys import eval_keys
-from vaelab.sweep import parse_sweep, report, run_sweep
+from vaelab.evaluate.keys import eval_keys
+from vaelab.report.sweep import report
+from vaelab.tune.sweep import run_sweep
+from vaelab.tune.sweep_parse import parse_sweep
 
 pytestmark = pytest.mark.slow
 

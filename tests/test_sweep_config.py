@@ -12,11 +12,11 @@ import pytest
 from tests.sweep_helpers import SMOKE, smoke, write
 from vaelab.cli import main
 from vaelab.errors import ConfigError
-from vaelab.sweep import load_sweep, parse_sweep
-from vaelab.sweep.config import SweepConfig
-from vaelab.sweep.report import write_report
-from vaelab.sweep.runner import resolve_trials
-from vaelab.sweep.samplers import make_sampler
+from vaelab.report.sweep import write_report
+from vaelab.tune.samplers import make_sampler
+from vaelab.tune.sweep import resolve_trials
+from vaelab.tune.sweep_config import SweepConfig
+from vaelab.tune.sweep_parse import load_sweep, parse_sweep
 
 
 def test_smoke_example_parses():

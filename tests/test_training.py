@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab import training
-from vaelab.checkpoint import load_checkpoint
 from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import file_lock
 from vaelab.losses import objective
-from vaelab.training import train
+from vaelab.train import loop as training
+from vaelab.train.checkpoint import load_checkpoint
+from vaelab.train.loop import train
 
 TINY = dict(limit_train=256, limit_val=128, batch_size=32, log_every=4, channels=[8, 16, 16, 32])
 

@@ -13,16 +13,19 @@ heavy module: the functions import on call, and the classes below are loaded on 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vaelab.config import TrainConfig
     from vaelab.distributions import DiagonalGaussian
-    from vaelab.evaluation import EvalConfig
+    from vaelab.evaluate import EvalConfig
     from vaelab.study import StudyConfig, StudyResult, load_study, make_config
     from vaelab.study.search import SearchPlacement
-    from vaelab.training import EpochCallback, RunResult
+    from vaelab.train.loop import EpochCallback, RunResult
 
 __version__ = "0.2.0"
 
@@ -30,13 +33,13 @@ __version__ = "0.2.0"
 _LAZY = {
     "TrainConfig": "vaelab.config",
     "DiagonalGaussian": "vaelab.distributions",
-    "EvalConfig": "vaelab.evaluation",
+    "EvalConfig": "vaelab.evaluate",
     "StudyConfig": "vaelab.study",
     "StudyResult": "vaelab.study",
     "load_study": "vaelab.study",
     "make_config": "vaelab.study",
     "SearchPlacement": "vaelab.study.search",
-    "RunResult": "vaelab.training",
+    "RunResult": "vaelab.train.loop",
 }
 
 __all__ = [
@@ -72,8 +75,8 @@ def train(
 ) -> RunResult:
     """Train `config` into the run directory `out_dir`; `resume=True` continues a run;
     `on_epoch_end(epoch, record)` returning True stops it there, resumable (see
-    `vaelab.training.train`)."""
-    from vaelab.training import train as run_training
+    `vaelab.train.loop.train`)."""
+    from vaelab.train.loop import train as run_training
 
     return run_training(
         config, out_dir, resume=resume, tensorboard=tensorboard, on_epoch_end=on_epoch_end
@@ -84,8 +87,8 @@ def evaluate(
     run_dir: str | Path, config: EvalConfig | None = None, **options: Any
 ) -> dict[str, float]:
     """Evaluate a finished run -> the eval.json metrics (also written to `run_dir`); `options`
-    are `EvalConfig` fields when no `config` is given (see `vaelab.evaluation.evaluate_run`)."""
-    from vaelab.evaluation import evaluate_run
+    are `EvalConfig` fields when no `config` is given (see `vaelab.evaluate.evaluate_run`)."""
+    from vaelab.evaluate import evaluate_run
 
     return evaluate_run(run_dir, config, **options)
 
@@ -97,3 +100,21 @@ def study(config: StudyConfig, placement: SearchPlacement | None = None) -> dict
     from vaelab.study import run_study
 
     return run_study(config, placement)
+
+
+# `vaelab.train`, `vaelab.evaluate` and `vaelab.study` name both a function above and a package
+# (train/, evaluate/, study/). Importing a package binds its name on `vaelab`, replacing the
+# function, so each of those packages calls `callable_package` to forward calls to it.
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"train": train, "evaluate": evaluate, "study": study}
+
+
+class _PublicPackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _FUNCTIONS[self.__name__.rpartition(".")[2]](*args, **kwargs)
+
+
+def callable_package(name: str) -> None:
+    """Make the package `name` (one of vaelab.train/evaluate/study) callable as the function."""
+    module = sys.modules[name]
+    module.__class__ = _PublicPackage
+    module.__wrapped__ = _FUNCTIONS[name.rpartition(".")[2]]  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
 
 def _seed(value: int) -> None:
     from vaelab.config import MAX_SEED
-    from vaelab.preflight import check_int_range
+    from vaelab.train.preflight import check_int_range
 
     check_int_range("--seed", value, 0, MAX_SEED, "seeds are 32-bit")
 
@@ -52,7 +52,7 @@ def _seed(value: int) -> None:
 def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
     """The run's validated config, after checking that the folder holds a checkpoint that loads
     into the model its config describes (a few MB read on the CPU, before any real work)."""
-    from vaelab.checkpoint import load_model
+    from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)
     if not str(run_dir).strip():
@@ -87,8 +87,8 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
 
 
 def _check_evaluate(args: argparse.Namespace) -> Any:
-    from vaelab.evaluation.classifier import VARIANTS
-    from vaelab.preflight import check_device, check_int_range
+    from vaelab.evaluate.classifier import VARIANTS
+    from vaelab.train.preflight import check_device, check_int_range
 
     if args.split not in ("train", "val", "test"):
         raise ConfigError(f"invalid --split {args.split!r}: train, val or test")
@@ -117,7 +117,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
             f"invalid --n-samples {args.n_samples}: must be >= {MIN_FD_IMAGES} (Fréchet "
             "distances fit a covariance)"
         )
-    from vaelab.evaluation.run import DEFAULT_PAIRS
+    from vaelab.evaluate.run import DEFAULT_PAIRS
 
     cfg = _run_config(args.run_dir, args.checkpoint)
     labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
@@ -127,7 +127,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_evaluate(args)
-    from vaelab.evaluation import EvalConfig, evaluate_run
+    from vaelab.evaluate import EvalConfig, evaluate_run
 
     ecfg = EvalConfig(
         split=args.split,
@@ -150,8 +150,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load(run_dir: str, device: str):
-    from vaelab.checkpoint import load_model
-    from vaelab.preflight import resolve_device
+    from vaelab.train.checkpoint import load_model
+    from vaelab.train.preflight import resolve_device
 
     dev = resolve_device(device)
     model, cfg = load_model(run_dir, "best", dev)
@@ -163,7 +163,7 @@ def _kind(model: Any, cfg: Any) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from vaelab.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_device, check_int_range, check_out_file
 
     check_int_range("-n", args.n, 1, MAX_SAMPLES, "a grid of more images is unreadable")
     check_int_range("--nrow", args.nrow, 1, MAX_GRID_SIDE, "wider grids are unreadable")
@@ -178,8 +178,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_out_file(args.out)
     _run_config(args.run_dir)
 
-    from vaelab import figures
-    from vaelab.evaluation.run import sample_prior
+    from vaelab.evaluate.run import sample_prior
+    from vaelab.report import figures
     from vaelab.runtime import stream_seed
 
     model, cfg, dev = _load(args.run_dir, args.device)
@@ -191,7 +191,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vaelab.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_device, check_int_range, check_out_file
 
     check_int_range("--pairs", args.pairs, 1, MAX_PAIRS, "more rows are unreadable")
     check_int_range("--steps", args.steps, 1, MAX_STEPS, "longer strips are unreadable")
@@ -202,8 +202,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     check_out_file(args.out)
     check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
 
-    from vaelab import figures
-    from vaelab.evaluation.run import eval_data_for, interpolation_paths, pick_pairs
+    from vaelab.evaluate.run import eval_data_for, interpolation_paths, pick_pairs
+    from vaelab.report import figures
 
     model, cfg, dev = _load(args.run_dir, args.device)
     # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised

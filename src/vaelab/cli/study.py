@@ -6,11 +6,11 @@ import argparse
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from vaelab import preflight as pf
     from vaelab.cli.data import check_data_args
     from vaelab.config import MAX_SEED
     from vaelab.study import make_config, run_study
     from vaelab.study.search import SearchPlacement
+    from vaelab.train import preflight as pf
 
     check_data_args(args)
     pf.check_device(args.device)
@@ -38,8 +38,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from vaelab import preflight as pf
     from vaelab.study.worker import WorkerArgs, run_worker
+    from vaelab.train import preflight as pf
 
     pf.check_device(args.device)
     pf.check_out_dir(args.out)
@@ -51,7 +51,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    from vaelab import preflight as pf
+    from vaelab.train import preflight as pf
 
     pf.check_processes("--workers", getattr(args, "workers", 1), args.threads)
 
@@ -135,12 +135,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check_study_data(cfg) -> None:
     """The data every stage needs, checked before the first of them: splits, sizes, memory and
     the interpolation labels of the evaluations."""
-    from vaelab import preflight as pf
     from vaelab.cli.evaluate import check_labels
     from vaelab.data import load_arrays
     from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
-    from vaelab.evaluation.run import DEFAULT_PAIRS
+    from vaelab.evaluate.run import DEFAULT_PAIRS
+    from vaelab.train import preflight as pf
 
     run = cfg.train_config("ae", 0.0, 1)
     arrays = load_arrays(cfg.dataset, cfg.data_dir)

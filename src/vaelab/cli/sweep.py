@@ -6,7 +6,8 @@ import argparse
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vaelab.sweep import load_sweep, run_sweep
+    from vaelab.tune.sweep import run_sweep
+    from vaelab.tune.sweep_parse import load_sweep
 
     cfg = load_sweep(args.config, name=args.name)
     result = run_sweep(
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from vaelab.sweep import report
+    from vaelab.report.sweep import report
 
     files = report(args.dir, storage=args.storage, name=args.name, report_dir=args.out)
     print(files.table)

@@ -3,7 +3,7 @@
 The flags are derived from `TrainConfig`'s fields and docstrings (`vaelab.cli.fields`), and
 everything is checked before the first batch: the config, the output folder, the run folder's
 files when resuming, the dataset and whether the model fits in memory. `--nproc N` then starts N
-data-parallel ranks of the same command through torch's launcher (`vaelab.launch`).
+data-parallel ranks of the same command through torch's launcher (`vaelab.train.launch`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
 
 def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -> TrainConfig:
     """The validated config: saved config.json (when resuming), then --config, then flags."""
-    from vaelab.rundir import read_run_config
+    from vaelab.train.rundir import read_run_config
 
     values: dict[str, Any] = {}
     if resume_dir is not None and (resume_dir / "config.json").exists():
@@ -51,19 +51,19 @@ def rank_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vaelab.preflight import check_out_dir, check_training
-    from vaelab.training import train
+    from vaelab.train.loop import train
+    from vaelab.train.preflight import check_out_dir, check_training
 
     out = check_out_dir(args.out)
     cfg = config_from_args(args, out if args.resume else None)
     if args.nproc is not None:
-        from vaelab.launch import check_nproc
+        from vaelab.train.launch import check_nproc
 
         check_nproc(args.nproc, cfg)
     check_training(cfg, out, args.resume)
     if args.nproc is not None and args.nproc > 1:
-        from vaelab.launch import launch
-        from vaelab.rundir import read_done
+        from vaelab.train.launch import launch
+        from vaelab.train.rundir import read_done
 
         launch(args.nproc, rank_argv(args), out, cfg.threads)
         _report_done(out, read_done(out))

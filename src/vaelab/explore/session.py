@@ -18,23 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaelab.checkpoint import load_model
 from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluation import classifier as clf
-from vaelab.evaluation import decode
-from vaelab.evaluation.interpolation import interpolate
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate import decode
+from vaelab.evaluate.interpolation import interpolate
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
 from vaelab.models import AutoEncoder
 from vaelab.runtime import stream_seed
+from vaelab.train.checkpoint import load_model
 
 try:  # resolve_device moves from training.py to runtime.py; accept either home
     from vaelab.runtime import resolve_device  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the version of the package
-    from vaelab.training import resolve_device
+    from vaelab.train.loop import resolve_device
 
 FASHION_CLASSES = (
     "T-shirt", "trouser", "pullover", "dress", "coat",

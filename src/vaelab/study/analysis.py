@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaelab import figures
 from vaelab.data import info as data_info
 from vaelab.data.store import split_arrays
-from vaelab.evaluation import EvalConfig, decode, keys, load_eval_data
-from vaelab.evaluation import classifier as clf
-from vaelab.evaluation.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate import EvalConfig, decode, keys, load_eval_data
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.report import figures
 from vaelab.runtime import stream_seed
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Study
@@ -155,7 +155,7 @@ def _test_images(cfg: StudyConfig, device: torch.device, labels: bool = False) -
 @torch.no_grad()
 def code_stats(study: Study, names: list[str], device: torch.device) -> dict[str, CodeStats]:
     """Where each model's test codes live, compared with the N(0, I) prior."""
-    from vaelab.checkpoint import load_model
+    from vaelab.train.checkpoint import load_model
 
     cfg = study.cfg
     out = {}
@@ -191,7 +191,7 @@ def interpolations(
 ) -> dict[str, InterpolationSummary]:
     """Figures of the AE's and the tuned VAE's interpolation paths side by side (lerp and
     slerp) with the classifier's confidence along them; the runs' interpolation summaries."""
-    from vaelab.checkpoint import load_model
+    from vaelab.train.checkpoint import load_model
 
     cfg, runs = study.cfg, study.runs
     models = {

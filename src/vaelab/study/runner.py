@@ -7,7 +7,7 @@ after a crash finishes the study without redoing finished work.
 
 The stages, in order: data overview, AE, VAE at β = 0 and 10, β search (vaelab.study.search),
 tuned VAE, interpolations and representation (vaelab.study.analysis); then study.json and the
-report (vaelab.study.report).
+report (vaelab.report.study).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
-from vaelab.evaluation import keys
+from vaelab.evaluate import keys
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.runtime import environment, resolve_device
-from vaelab.study import analysis, halving
+from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, Study, beta_name
 from vaelab.study.schema import (
@@ -33,7 +33,8 @@ from vaelab.study.schema import (
     StudyResult,
 )
 from vaelab.study.search import BetaSearch, SearchPlacement
-from vaelab.study.search_queue import SearchQueue
+from vaelab.tune import halving
+from vaelab.tune.search_queue import SearchQueue
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
@@ -157,7 +158,7 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
     """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
     `placement`: where the β search's trials are queued and how many local processes train
     them (default: sqlite:///STUDY_DIR/search.db, this process alone)."""
-    from vaelab.study.report import write_report
+    from vaelab.report.study import write_report
 
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)

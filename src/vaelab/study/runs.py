@@ -19,11 +19,11 @@ from pathlib import Path
 
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
-from vaelab.evaluation import SELECTION_GROUPS, EvalConfig, evaluate_run, keys
+from vaelab.evaluate import SELECTION_GROUPS, EvalConfig, evaluate_run, keys
 from vaelab.fsutil import atomic_write_json
 from vaelab.study.presets import StudyConfig
 from vaelab.study.schema import Evaluation, RunEntry, Stage
-from vaelab.training import train
+from vaelab.train.loop import train
 
 Pending = list[tuple[str, int, int, str]]
 """Runs still to train: (name, epochs, images per epoch, evaluation kind)."""

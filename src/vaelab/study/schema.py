@@ -5,7 +5,7 @@ way), `StudyResult.from_dict()` reads it back and checks every field, so a file 
 vaelab wrote or that someone edited gives one line naming the field and the fix. The report
 reads attributes, and cites a number by the path `json_path` derives from the same attribute
 reads: a renamed field fails in mypy and when the report is built, never silently in a sentence.
-Keys inside a run's `eval` dict are eval.json keys (vaelab.evaluation.keys).
+Keys inside a run's `eval` dict are eval.json keys (vaelab.evaluate.keys).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from vaelab.errors import ConfigError, RunError
-from vaelab.evaluation.keys import interp_key
+from vaelab.evaluate.keys import interp_key
 from vaelab.schema import describe, field_types, matches
 from vaelab.study.presets import StudyConfig
 
@@ -103,9 +103,9 @@ class RunEntry:
     """The machine that trained it (a β-search worker's, for trials trained elsewhere)."""
     evaluation: Evaluation
     train: dict[str, Any]
-    """The training summary (vaelab.training)."""
+    """The training summary (vaelab.train.loop)."""
     eval: dict[str, float]
-    """eval.json metrics; keys as in vaelab.evaluation.keys."""
+    """eval.json metrics; keys as in vaelab.evaluate.keys."""
     reused: bool
     """Trained and evaluated in an earlier session."""
     config: dict[str, Any]

@@ -1,6 +1,6 @@
 """The study's β-search stage: trials (β, rung) queued in an Optuna study
-(vaelab.study.search_queue), trained as study runs here and in any workers, decided by
-vaelab.study.halving and recorded as the study's `SearchResult`.
+(vaelab.tune.search_queue), trained as study runs here and in any workers, decided by
+vaelab.tune.halving and recorded as the study's `SearchResult`.
 
 `BetaSearch` is the `TrialRunner` every process trains trials with: the coordinator
 (`vaelab study`) and each worker (`vaelab study worker`, `--workers K`).
@@ -21,18 +21,18 @@ from optuna.trial import FrozenTrial
 
 from vaelab.config import TrainConfig
 from vaelab.errors import RunError
-from vaelab.study import halving
 from vaelab.study.runs import Study, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
-from vaelab.study.search_queue import (
+from vaelab.tune import halving
+from vaelab.tune.search_queue import (
     RUN_ATTR,
     SEARCH_DB,
     SearchQueue,
     evaluate_batch,
     open_search,
 )
-from vaelab.study.selection import halving_rule_text, select_beta
-from vaelab.sweep.storage import default_storage_url
+from vaelab.tune.selection import halving_rule_text, select_beta
+from vaelab.tune.storage import default_storage_url
 
 
 def _loss(trial: FrozenTrial) -> float:
@@ -59,7 +59,7 @@ class SearchPlacement:
     def threads_each(self) -> int | None:
         """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
         --workers` shares them); None: one process, PyTorch's default."""
-        from vaelab.preflight import threads_per_process
+        from vaelab.train.preflight import threads_per_process
 
         return threads_per_process(self.workers, self.threads)
 
@@ -147,7 +147,7 @@ class BetaSearch:
         return queue
 
     def run(self, queue: SearchQueue) -> SearchResult:
-        """The β search (vaelab.study.halving.run_search) with trials queued in `queue` and
+        """The β search (vaelab.tune.halving.run_search) with trials queued in `queue` and
         trained as study runs, here and in any workers."""
         c, runs = self.cfg, self.study.runs
         names: dict[tuple[float, int], str] = {}

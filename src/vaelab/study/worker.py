@@ -16,8 +16,8 @@ import optuna
 
 from vaelab.study.runs import Study
 from vaelab.study.search import BetaSearch, SearchPlacement
-from vaelab.study.search_queue import SearchQueue, join_search, work
-from vaelab.sweep.runner import start_workers
+from vaelab.tune.search_queue import SearchQueue, join_search, work
+from vaelab.tune.sweep import start_workers
 
 
 @dataclass

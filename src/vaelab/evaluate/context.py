@@ -1,0 +1,147 @@
+"""What the metric groups of one evaluation share, each piece computed once on first use.
+
+A group asks the context for what it needs (codes, reconstructions, classifier features of the
+real images, prior samples, decoded interpolation paths); whatever a requested group does not
+touch is never computed, which is what makes a cheap selection evaluation cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaelab.config import TrainConfig
+from vaelab.data import load_arrays
+from vaelab.data.store import split_arrays
+from vaelab.distributions import DiagonalGaussian
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.config import EvalConfig
+from vaelab.evaluate.data import EvalData
+from vaelab.evaluate.decode import batched, codes, sample_prior
+from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.neighbours import kth_neighbour_distance
+from vaelab.evaluate.realism import real_nn_scale
+from vaelab.models import AutoEncoder
+from vaelab.runtime import stream_seed
+
+PATH_MODES = ("lerp", "slerp", "pixel")
+
+
+@dataclass(frozen=True)
+class DecodedPath:
+    """One decoded path between two test images: label pair, its index among the pair's paths,
+    the images (steps + 2, C, H, W) and the indices of its two end images in the split."""
+
+    pair: tuple[int, int]
+    index: int
+    images: torch.Tensor
+    ends: tuple[int, int]
+
+
+@dataclass
+class EvalContext:
+    run_dir: Path
+    model: AutoEncoder
+    cfg: TrainConfig
+    ecfg: EvalConfig
+    data: EvalData
+    device: torch.device
+    say: Callable[[str], None]
+
+    @property
+    def split(self) -> str:
+        return self.ecfg.split
+
+    @property
+    def kind(self) -> str:
+        """How figures name the model: `AE` or `VAE β=…`."""
+        return f"VAE β={self.cfg.beta:g}" if self.model.is_vae else "AE"
+
+    # ---- the model on the evaluated images ------------------------------------------------
+    @cached_property
+    def codes(self) -> tuple[torch.Tensor, DiagonalGaussian | None]:
+        """(μ (N, nz), q(z|x) or None for an AE): the deterministic code of each evaluated image
+        and, for a VAE, its posterior."""
+        return codes(self.model, self.data.x)
+
+    @cached_property
+    def recon_logits(self) -> torch.Tensor:
+        """Decoder logits of μ (N, C, H, W)."""
+        return torch.cat(batched(self.model.decode, self.codes[0]))
+
+    @cached_property
+    def recon(self) -> torch.Tensor:
+        return torch.sigmoid(self.recon_logits)
+
+    @cached_property
+    def samples(self) -> torch.Tensor:
+        """`n_samples` decodes of z ~ N(0, I) (the `eval_samples` stream)."""
+        seed = stream_seed(self.ecfg.seed, "eval_samples")
+        return sample_prior(self.model, self.ecfg.n_samples, seed, self.device)
+
+    # ---- the reference classifier ---------------------------------------------------------
+    @cached_property
+    def classifier(self) -> tuple[clf.LeNet, dict]:
+        return clf.reference_classifier(
+            self.cfg.dataset,
+            self.cfg.data_dir,
+            variant=self.ecfg.classifier,
+            device=self.device,
+            log=self.say,
+        )
+
+    def classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(features (N, 128), class probabilities (N, classes)) of images in [0, 1]."""
+        return clf.classify(self.classifier[0], images)
+
+    @cached_property
+    def real(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.classify(self.data.x)
+
+    @cached_property
+    def real_radii(self) -> np.ndarray:
+        """Each real image's distance to its k-th nearest other real image (k = pr_k), in the
+        first `pr_size` real features: the real manifold of precision/recall."""
+        return kth_neighbour_distance(self.real[0][: self.pr_size], self.ecfg.pr_k)
+
+    @cached_property
+    def real_nn_scale(self) -> float:
+        """Median distance from a real image to its nearest other real image (realism's unit)."""
+        return real_nn_scale(self.real[0])
+
+    @cached_property
+    def pr_size(self) -> int:
+        """Set size of every precision/recall: equal-sized sets, as the k-NN radii need."""
+        return min(self.ecfg.n_samples, len(self.data.x))
+
+    @cached_property
+    def train_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """The train split (uint8 images, labels): floor images and probe training codes."""
+        return split_arrays(load_arrays(self.cfg.dataset, self.cfg.data_dir), "train")
+
+    @cached_property
+    def floor(self) -> tuple[np.ndarray, np.ndarray]:
+        """Classifier outputs of real *train* images: what a perfect generator would score."""
+        x_tr8 = self.train_images[0]
+        n_floor = min(len(x_tr8), max(len(self.data.x), 1000))
+        return self.classify(torch.from_numpy(x_tr8[:n_floor]).float() / 255.0)
+
+    # ---- interpolation ----------------------------------------------------------------------
+    @cached_property
+    def paths(self) -> dict[str, list[DecodedPath]]:
+        """Decoded paths per mode (lerp, slerp, and the pixel cross-fade baseline), for every
+        label pair in `ecfg.pairs`, the same image pairs in each mode."""
+        e = self.ecfg
+        out: dict[str, list[DecodedPath]] = {m: [] for m in PATH_MODES}
+        for a, b in e.pairs:
+            ends = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
+            for mode in PATH_MODES:
+                paths = interpolation_paths(self.model, self.data.x, ends, e.steps, mode)
+                for j, (p, end) in enumerate(zip(paths, ends, strict=True)):
+                    out[mode].append(DecodedPath((a, b), j, p, end))
+        return out

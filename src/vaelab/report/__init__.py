@@ -1,0 +1,1 @@
+"""Reports and figures: pure functions of stored results (study.json, eval files, sweep storage)."""

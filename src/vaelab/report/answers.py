@@ -1,0 +1,349 @@
+"""The study's questions, answered from study.json: one function per question, each judging the
+numbers against a named threshold below, never against a constant hidden in a sentence.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vaelab.evaluate import keys
+from vaelab.evaluate.keys import interp_key
+from vaelab.report.citations import INTERP, probe
+from vaelab.report.render import Doc
+from vaelab.study.schema import StudyResult
+
+# ---- thresholds behind the wording of the answers -------------------------------------------
+PRIOR_NORM_BAND = (0.8, 1.25)
+"""AE code norm / prior norm (√nz) inside this band: 'their scale resembles the prior's' ..."""
+PRIOR_STD_BAND = (0.5, 2.0)
+"""... provided every dimension's std of the AE codes is inside this band too."""
+OFF_MANIFOLD_FACTOR = 1.2
+"""AE prior-sample-to-code distance ratio above this × the VAE's: 'samples fall off its codes'."""
+AE_LIKE_SSE_FACTOR = 1.5
+"""β = 0 reconstructions with SSE under this × the AE's are 'AE-like'."""
+COLLAPSE_KL_NATS = 1.0
+"""β = 10 with KL under this (nats/image) ..."""
+COLLAPSE_SSE_SHARE = 0.8
+"""... and SSE above this share of the mean-image SSE (or no active unit): 'collapsed'."""
+PARTIAL_COLLAPSE_KL_SHARE = 0.2
+"""β = 10 KL under this share of the tuned VAE's: 'partly collapsed'."""
+COURSE_BETA_RANGE = (0.6, 1.8)
+"""Tuned β that course solutions reached, converted to per-image SSE + β·KL (see the FAQ)."""
+REALISM_MARGIN = 0.03
+"""Realism medians closer than this (ratio units) count as equal."""
+CONFIDENCE_MARGIN = 0.02
+"""Lowest-confidence averages closer than this count as equal."""
+PR_LOW_SHARE = 0.5
+"""Sample precision (recall) under this share of its real-vs-real floor counts as low."""
+
+
+def _pair_text() -> str:
+    pairs = ", ".join(f"{a}→{b}" for a, b in INTERP.pairs)
+    return f"{pairs}; {INTERP.n_pairs} image pairs each"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.inf
+
+
+def answers_section(doc: Doc, s: StudyResult) -> None:
+    """The heading, then every question's answer."""
+    doc.h(2, "The study's questions, answered from this run", "answers")
+    q_ae_samples(doc, s)
+    q_beta0(doc, s)
+    q_beta10(doc, s)
+    q_tuned(doc, s)
+    q_interpolation(doc, s)
+
+
+def _pr(doc: Doc, name: str) -> str:
+    precision = doc.ev(name, keys.SAMPLES_PRECISION, ".2f")
+    recall = doc.ev(name, keys.SAMPLES_RECALL, ".2f")
+    return f"precision {precision}, recall {recall}"
+
+
+def _pr_reading(s: StudyResult, name: str) -> str:
+    """What a run's sample precision and recall say, each judged against its floor."""
+    e = s.runs[name].eval
+    low_p = e[keys.SAMPLES_PRECISION] < PR_LOW_SHARE * e[keys.FLOOR_PRECISION]
+    low_r = e[keys.SAMPLES_RECALL] < PR_LOW_SHARE * e[keys.FLOOR_RECALL]
+    if low_p and low_r:
+        return "most samples are unlike real digits, and most kinds of real digits are never made"
+    if low_p:
+        return "samples are blurry or otherwise unlike real digits, though of every kind"
+    if low_r:
+        return "samples look real but cover only some kinds of real digits"
+    return "samples are realistic and cover the kinds of real digits, by this measure"
+
+
+def _ae_codes_text(doc: Doc, s: StudyResult) -> tuple[str, str]:
+    """Where the AE's codes lie against the prior: (their scale, whether prior samples land
+    among them), in words."""
+    ae, tuned = s.code_stats["ae"], s.code_stats[s.tuned]
+    norm_ratio = ae.norm_mean / s.baselines.prior_norm
+    prior_scale = (
+        PRIOR_NORM_BAND[0] < norm_ratio < PRIOR_NORM_BAND[1]
+        and ae.dim_std_min > PRIOR_STD_BAND[0]
+        and ae.dim_std_max < PRIOR_STD_BAND[1]
+    )
+    scale = (
+        "Their scale even resembles the prior's, so the mismatch is one of shape, not size: "
+        if prior_scale
+        else "Their scale already differs from the prior's, and "
+    )
+    where = (
+        "prior samples fall off the set of codes the decoder was trained on"
+        if ae.prior_nn_ratio > OFF_MANIFOLD_FACTOR * tuned.prior_nn_ratio
+        else "yet, contrary to the expected story, prior samples sit no farther from the AE's "
+        "codes than from the VAE's"
+    )
+    return scale, where
+
+
+def q_ae_samples(doc: Doc, s: StudyResult) -> None:
+    cite, ev, tuned = doc.cite, doc.ev, s.tuned
+    ae_fd, t_fd = s.runs["ae"].eval[keys.SAMPLES_FD], s.runs[tuned].eval[keys.SAMPLES_FD]
+    verdict = (
+        f"about {_ratio(ae_fd, t_fd):.1f}× the tuned VAE's {ev(tuned, keys.SAMPLES_FD)}"
+        if ae_fd > t_fd
+        else f"which, contrary to the expected story, is no worse than the tuned VAE's "
+        f"{ev(tuned, keys.SAMPLES_FD)}"
+    )
+    scale, where = _ae_codes_text(doc, s)
+    ae_sse = s.runs["ae"].eval[keys.TEST_SSE]
+    sharpest = ae_sse <= min(r.eval[keys.TEST_SSE] for r in s.runs.values())
+    doc.h(3, "Why do AE prior samples look the way they do?")
+    doc.p(
+        f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
+        f"Its test codes have mean norm {cite(lambda s: s.code_stats['ae'].norm_mean)} (samples "
+        f"of N(0, I) in {s.config.latent_dim} dimensions: ≈ "
+        f"{cite(lambda s: s.baselines.prior_norm)}) and per-dimension standard deviations from "
+        f"{cite(lambda s: s.code_stats['ae'].dim_std_min)} to "
+        f"{cite(lambda s: s.code_stats['ae'].dim_std_max)}. {scale}the nearest test code to a "
+        f"prior sample is {cite(lambda s: s.code_stats['ae'].prior_nn_ratio, '.2f')}× as far as "
+        f"the nearest test code to another test code (tuned VAE: "
+        f"{cite(lambda s: s.code_stats[tuned].prior_nn_ratio, '.2f')}×; codes are those "
+        f"the decoder trained on: μ for the AE, z ~ q(z|x) for the VAE), so {where}. "
+        f"Measured on the samples: their Fréchet distance to the test set is "
+        f"{ev('ae', keys.SAMPLES_FD)}, {verdict} (floor, real train vs test: "
+        f"{ev('ae', keys.FLOOR_FD)}); {_pr(doc, 'ae')} (tuned VAE: "
+        f"{_pr(doc, tuned)}; real train vs test: {ev('ae', keys.FLOOR_PRECISION, '.2f')}, "
+        f"{ev('ae', keys.FLOOR_RECALL, '.2f')}); the classifier's mean confidence on them is "
+        f"{ev('ae', keys.SAMPLES_CONFIDENCE)} (real images: {ev('ae', keys.REAL_CONFIDENCE)}) "
+        f"and their class entropy {ev('ae', keys.SAMPLES_CLASS_ENTROPY)} nats. "
+        + (
+            f"Yet its reconstructions are the sharpest of all runs (SSE "
+            f"{ev('ae', keys.TEST_SSE)} per image): the decoder is good, the prior is wrong for "
+            "it."
+            if sharpest
+            else f"Its reconstructions are sharp (SSE {ev('ae', keys.TEST_SSE)} per image): the "
+            "decoder is good, the prior is wrong for it."
+        )
+    )
+
+
+def q_beta0(doc: Doc, s: StudyResult) -> None:
+    ev, tuned = doc.ev, s.tuned
+    ae, b0, t = s.runs["ae"].eval, s.runs["vae_beta0"].eval, s.runs[tuned].eval
+    recon0 = (
+        "AE-like"
+        if b0[keys.TEST_SSE] < AE_LIKE_SSE_FACTOR * ae[keys.TEST_SSE]
+        else "clearly worse than the AE's at this schedule"
+    )
+    story = (
+        "so, like the AE's, its prior samples are not digit-like"
+        if b0[keys.SAMPLES_FD] > t[keys.SAMPLES_FD]
+        else "yet, contrary to the expected story, its prior samples score no worse than the "
+        "tuned VAE's"
+    )
+    doc.h(3, "What does β = 0 do, and why?")
+    doc.p(
+        f"With β = 0 the KL term is absent, so nothing pulls q(z|x) towards the prior: the "
+        f"encoder spreads and sharpens its posteriors at will. KL(q‖p) grew to "
+        f"{ev('vae_beta0', keys.TEST_KL)} nats per image "
+        f"({_ratio(b0[keys.TEST_KL], t[keys.TEST_KL]):.0f}× the tuned VAE's "
+        f"{ev(tuned, keys.TEST_KL)}), reconstructions are {recon0} (SSE "
+        f"{ev('vae_beta0', keys.TEST_SSE)}; AE {ev('ae', keys.TEST_SSE)}), and prior samples "
+        f"have Fréchet distance {ev('vae_beta0', keys.SAMPLES_FD)} (AE "
+        f"{ev('ae', keys.SAMPLES_FD)}, tuned VAE {ev(tuned, keys.SAMPLES_FD)}), "
+        f"{_pr(doc, 'vae_beta0')} and classifier confidence "
+        f"{ev('vae_beta0', keys.SAMPLES_CONFIDENCE)}, {story}. The model is a noisy "
+        "auto-encoder, not a generative model."
+    )
+
+
+def _beta10_text(s: StudyResult) -> str:
+    """Whether β = 10 collapsed the posterior, in words."""
+    b10 = s.runs["vae_beta10"].eval
+    kl10, sse10 = b10[keys.TEST_KL], b10[keys.TEST_SSE]
+    if b10[keys.TEST_ACTIVE_UNITS] == 0 or (
+        kl10 < COLLAPSE_KL_NATS and sse10 > COLLAPSE_SSE_SHARE * s.baselines.mean_image_sse
+    ):
+        return (
+            "the posterior has collapsed: q(z|x) ≈ N(0, I) for every image, z carries almost "
+            "no information, and the decoder outputs nearly the same average digit whatever "
+            "the input"
+        )
+    if kl10 < PARTIAL_COLLAPSE_KL_SHARE * s.runs[s.tuned].eval[keys.TEST_KL]:
+        return (
+            "the posterior has partly collapsed: z carries little information, so "
+            "reconstructions are blurry prototypes rather than the input digits"
+        )
+    return (
+        "contrary to the expected story, the posterior did not collapse at this "
+        "schedule: z still carries information"
+    )
+
+
+def q_beta10(doc: Doc, s: StudyResult) -> None:
+    ev, b10 = doc.ev, "vae_beta10"
+    doc.h(3, "What does β = 10 do, and why?")
+    doc.p(
+        f"A KL weight of 10 makes every nat of information in z cost ten times its "
+        f"reconstruction value, so the optimum gives up on encoding: KL is "
+        f"{ev(b10, keys.TEST_KL)} nats per image with {ev(b10, keys.TEST_ACTIVE_UNITS, 'd')} "
+        f"active units, and the reconstruction error is {ev(b10, keys.TEST_SSE)} per image — "
+        f"predicting the mean training image scores "
+        f"{doc.cite(lambda s: s.baselines.mean_image_sse)}, the AE "
+        f"{ev('ae', keys.TEST_SSE)}. So {_beta10_text(s)}. The classifier recognises "
+        f"{ev(b10, keys.RECON_ACCURACY, '.1%')} of its reconstructions (AE: "
+        f"{ev('ae', keys.RECON_ACCURACY, '.1%')}); its samples have class entropy "
+        f"{ev(b10, keys.SAMPLES_CLASS_ENTROPY)} nats (ln 10 = 2.303) and "
+        f"{_pr(doc, b10)}: {_pr_reading(s, b10)}."
+    )
+
+
+def _tuned_texts(s: StudyResult) -> tuple[str, str, str, str]:
+    """The tuned VAE in words: (fallback note, place among course results, its
+    reconstructions, its samples)."""
+    c, search = s.config, s.search
+    ae, t = s.runs["ae"].eval, s.runs[s.tuned].eval
+    fallback = (
+        " No β met both thresholds, so this is the fallback choice; treat it with care."
+        if search.fallback
+        else ""
+    )
+    lo, hi = COURSE_BETA_RANGE
+    ref = ("inside" if lo <= search.chosen_beta <= hi else "outside") + (
+        f" the range {lo:g}–{hi:g} that course solutions reached once converted to these units"
+    )
+    recon_text = (
+        "keep the identity of the input"
+        if t[keys.RECON_ACCURACY] >= c.min_recon_accuracy
+        else "do not reliably keep the identity of the input"
+    )
+    good_samples = (
+        t[keys.SAMPLES_CLASS_ENTROPY] >= c.min_class_entropy
+        and t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
+    )
+    sample_text = (
+        "clear and diverse, and closer to real digits than the AE's"
+        if good_samples
+        else "not yet clear and diverse by these measures"
+    )
+    return fallback, ref, recon_text, sample_text
+
+
+def q_tuned(doc: Doc, s: StudyResult) -> None:
+    ev, t = doc.ev, s.tuned
+    fallback, ref, recon_text, sample_text = _tuned_texts(s)
+    doc.h(3, "What does a well-tuned VAE look like, and which β was chosen?")
+    doc.p(
+        f"β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} was chosen: {s.search.reason}."
+        f"{fallback} This is {ref}. Its reconstructions {recon_text} (the classifier recognises "
+        f"{ev(t, keys.RECON_ACCURACY, '.1%')}; SSE {ev(t, keys.TEST_SSE)} per image "
+        f"against the AE's {ev('ae', keys.TEST_SSE)}: the KL term trades sharpness for a smooth, "
+        f"prior-matched code), and its prior samples are {sample_text}: Fréchet distance "
+        f"{ev(t, keys.SAMPLES_FD)} (AE {ev('ae', keys.SAMPLES_FD)}, floor "
+        f"{ev('ae', keys.FLOOR_FD)}), {_pr(doc, t)} (AE "
+        f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}), classifier confidence "
+        f"{ev(t, keys.SAMPLES_CONFIDENCE)}, class "
+        f"entropy {ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats. It uses "
+        f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.latent_dim} latent units at KL "
+        f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
+        f"{ev(t, keys.TEST_IW_NLL, '.2f')} nats against a negative ELBO of "
+        f"{ev(t, keys.TEST_NEG_ELBO_SAME_IMAGES, '.2f')} on the same images."
+    )
+
+
+def _realism_verdict(ae: float, vae: float, pixel: float) -> str:
+    """Which model's interpolations stay closer to real digits (realism medians)."""
+    if vae < ae - REALISM_MARGIN:
+        verdict = (
+            "the VAE's paths stay closer to real digits: its in-between images look more like "
+            "handwritten digits, while the AE's drift further from anything in the data"
+        )
+    elif ae < vae - REALISM_MARGIN:
+        verdict = (
+            "contrary to the expected story, the AE's paths stay closer to real digits than "
+            "the VAE's here"
+        )
+    else:
+        verdict = "the two are about equally realistic: the expected difference is absent here"
+    if min(ae, vae) > pixel + REALISM_MARGIN:
+        verdict += (
+            "; both are less realistic than a plain pixel cross-fade, a sign of models too "
+            "undertrained to decode digits between codes"
+        )
+    return verdict
+
+
+def _lerp(name: str) -> str:
+    return interp_key("lerp", name)
+
+
+def _confidence_text(ae_dip: float, vae_dip: float) -> str:
+    """Which model's paths the classifier reads more confidently (lowest point per path)."""
+    if vae_dip > ae_dip + CONFIDENCE_MARGIN:
+        return "the classifier reads the VAE's paths more confidently"
+    if ae_dip > vae_dip + CONFIDENCE_MARGIN:
+        return (
+            "the classifier reads the AE's paths more confidently, which says only that its "
+            "decodes are sharp: an overlay of two sharp digits is often named confidently"
+        )
+    return "the classifier reads both about equally confidently"
+
+
+def q_interpolation(doc: Doc, s: StudyResult) -> None:
+    ev, tuned = doc.ev, s.tuned
+    ae, t = s.runs["ae"].eval, s.runs[tuned].eval
+    verdict = _realism_verdict(
+        ae[_lerp("realism_median")],
+        t[_lerp("realism_median")],
+        ae[interp_key("pixel", "realism_median")],
+    )
+    conf = _confidence_text(ae[_lerp("min_conf")], t[_lerp("min_conf")])
+    rep = s.representation
+    better = (
+        "the VAE's" if rep[tuned][keys.PROBE_LINEAR] > rep["ae"][keys.PROBE_LINEAR] else "the AE's"
+    )
+
+    def r2(run: str, name: str) -> str:
+        return ev(run, _lerp(name), ".2f")
+
+    doc.h(3, "How do AE and VAE interpolations differ, and what does it mean downstream?")
+    doc.p(
+        f"Along linear paths between test images ({_pair_text()}), the "
+        f"decoded in-between images have median realism {r2('ae', 'realism_median')} for the "
+        f"AE and {r2(tuned, 'realism_median')} for the tuned VAE (90th percentile "
+        f"{r2('ae', 'realism_p90')} vs {r2(tuned, 'realism_p90')}; least realistic point per "
+        f"path {r2('ae', 'realism_worst')} vs {r2(tuned, 'realism_worst')}; a pixel cross-fade "
+        f"between the same images scores "
+        f"{ev('ae', interp_key('pixel', 'realism_median'), '.2f')}, and decodes of real codes, "
+        f"the reconstructions, {ev('ae', keys.RECON_REALISM_MEDIAN, '.2f')} and "
+        f"{ev(tuned, keys.RECON_REALISM_MEDIAN, '.2f')}): {verdict}. Realism is the "
+        "distance in the reference classifier's features to the nearest real test image, "
+        "in units of the typical distance between two real images: about 1 for a real digit, "
+        f"higher for images off the data. Confidence (the classifier's top probability, lowest "
+        f"point per path {ev('ae', _lerp('min_conf'))} vs {ev(tuned, _lerp('min_conf'))}) "
+        f"measures how decisively a digit is named, not whether it looks real: {conf}. "
+        f"Smoothness (pixel path length relative to a straight fade, 1 = even) is "
+        f"{ev('ae', _lerp('path_length_ratio'))} for the AE and "
+        f"{ev(tuned, _lerp('path_length_ratio'))} for the VAE. Downstream, {better} embedding "
+        f"is the more linearly useful one: linear probe {probe(doc, 'ae', keys.PROBE_LINEAR)} "
+        f"(AE) vs {probe(doc, tuned, keys.PROBE_LINEAR)} (VAE), 5-NN "
+        f"{probe(doc, 'ae', keys.PROBE_KNN)} vs {probe(doc, tuned, keys.PROBE_KNN)}. A VAE's "
+        "codes are organised so that neighbourhoods and straight lines in z mean something (the "
+        "KL term packs them around the prior); an AE's are free to be anywhere the decoder can "
+        "read them, which is enough for reconstruction but gives no guarantee between codes."
+    )

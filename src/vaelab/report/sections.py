@@ -1,0 +1,343 @@
+"""The study report's sections, one function each, in the order the report shows them: the
+summary, how to reproduce, the data, one section per run, the β search, the interpolations, the
+representation, and every run's metrics. Every number cites study.json (vaelab.report.render).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vaelab.evaluate import keys
+from vaelab.evaluate.keys import interp_key
+from vaelab.report import faq
+from vaelab.report.citations import INTERP, METRICS, VAE_ONLY, probe, stage_time, train_value
+from vaelab.report.render import Doc
+from vaelab.report.summary import run_label
+from vaelab.study.schema import StudyResult
+from vaelab.tune.selection import criterion_text
+
+
+def _n_paths() -> int:
+    return len(INTERP.pairs) * INTERP.n_pairs
+
+
+def _fig(doc: Doc, root: Path, rel: str, caption: str) -> None:
+    if not (root / rel).is_file():
+        raise FileNotFoundError(f"report references missing figure {rel}")
+    doc.img(rel, caption)
+
+
+def summary(doc: Doc, root: Path, s: StudyResult) -> None:
+    """Title, the summary panel (the first figure of the page), then one line of context."""
+    c = s.config
+    doc.h(1, f"vaelab study: AE and β-VAE on {c.dataset} ({c.preset} preset)")
+    _fig(
+        doc,
+        root,
+        "figures/summary.png",
+        "Top: prior samples of the AE, the tuned VAE and the β = 10 VAE with their Fréchet "
+        "distance, precision (are samples realistic?) and recall (are all kinds of digits "
+        "produced?). Bottom: linear interpolations between test images (ends are the real "
+        "images) with their realism (1 ≈ a real image), and the rate–distortion curve of the "
+        "β search with the chosen β.",
+    )
+    doc.p(
+        f"Chosen β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} (per-image SSE + β·KL, see "
+        f"Units and FAQ). Wall time {doc.cite(lambda s: s.wall_time_s, '.0f')} s; "
+        f"{len(s.runs)} training "
+        "runs in `runs/`. Every number below is read from `study.json` in this folder."
+    )
+    doc.p(
+        f"Explore the AE and the tuned VAE (`runs/ae`, `runs/{s.tuned}`) in the browser: "
+        f"`vaelab explore {c.out}` (latent maps, live decodes, interpolations, sliders, "
+        'prior samples, draw a digit; README "Explore a model").'
+    )
+
+
+def reproduce_section(doc: Doc, s: StudyResult) -> None:
+    c, env = s.config, s.env
+    doc.h(2, "How to reproduce", "reproduce")
+    doc.code(
+        f"make study            # or: vaelab study --preset {c.preset} --dataset "
+        f"{c.dataset} --out {c.out}"
+    )
+    doc.table(
+        ["item", "value"],
+        [
+            ["vaelab", env.vaelab],
+            ["git commit", str(env.git_commit)],
+            ["python / torch / numpy", f"{env.python} / {env.torch} / {env.numpy}"],
+            [
+                "device",
+                f"{env.device} ({env.gpu or env.processor}, "
+                f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
+            ],
+            ["seed", f"{c.seed} (every run; evaluation seed {c.seed})"],
+            [
+                "reference classifier",
+                f"{s.classifier.variant}, test accuracy "
+                f"{doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}",
+            ],
+        ],
+    )
+    doc.table(
+        ["stage", "wall time this session (s)"],
+        [[k, stage_time(doc, k)] for k in s.stage_order],
+    )
+    doc.p(
+        f"Compute in the runs (training + evaluation, summed over sessions): "
+        f"{doc.cite(lambda s: s.compute_time_s, '.0f')} s. Re-running the command reuses "
+        "finished runs and resumes unfinished ones."
+    )
+
+
+def data_section(doc: Doc, root: Path, s: StudyResult) -> None:
+    c, splits = s.config, s.data.splits
+    doc.h(2, "1. Data", "data")
+    doc.table(
+        ["split", "images", "label counts", "pixel mean"],
+        [
+            [
+                k,
+                str(v.count),
+                " ".join(map(str, v.label_counts)),
+                "–" if v.pixel_mean is None else f"{v.pixel_mean:.4f}",
+            ]
+            for k, v in splits.items()
+        ],
+    )
+    doc.p(
+        f"Source: {s.data.source}. Training runs use "
+        f"{c.limit_train or splits['train'].count} train images; evaluation uses the "
+        f"first {c.eval_limit or splits['test'].count} test images."
+    )
+    _fig(doc, root, "figures/data_strip.png", "The first 16 training images.")
+
+
+def run_section(
+    doc: Doc, root: Path, s: StudyResult, name: str, title: str, full: bool = False
+) -> None:
+    r = s.runs[name]
+    doc.h(2, title, name)
+    shown = [k for k in METRICS if (r.model == "vae" or k not in VAE_ONLY) and k in r.eval]
+    doc.table(["metric", "value"], [[METRICS[k][0], doc.ev(name, k, METRICS[k][1])] for k in shown])
+    d = r.dir
+    _fig(doc, root, f"{d}/figures/curves.png", "Training curves (per logged iteration).")
+    _fig(doc, root, f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
+    _fig(doc, root, f"{d}/figures/samples.png", "Decodes of z ~ N(0, I).")
+    if full:
+        for f, cap in (
+            ("latent_map.png", "Test codes μ, first two principal components."),
+            ("traversals.png", "Traversals of the most informative dimensions."),
+            ("kl_per_dim.png", "KL per latent dimension."),
+            ("interp_confidence.png", "Classifier confidence along its own paths."),
+        ):
+            _fig(doc, root, f"{d}/figures/{f}", cap)
+
+
+SEARCH_METRICS = [
+    keys.TEST_SSE,
+    keys.TEST_KL,
+    keys.TEST_ELBO,
+    keys.TEST_IW_NLL,
+    keys.SAMPLES_FD,
+    keys.SAMPLES_PRECISION,
+    keys.SAMPLES_RECALL,
+    keys.RECON_FD,
+    keys.SAMPLES_CLASS_ENTROPY,
+    keys.SAMPLES_CONFIDENCE,
+    keys.RECON_ACCURACY,
+    keys.TEST_ACTIVE_UNITS,
+    keys.PROBE_LINEAR,
+]
+
+
+def search_section(doc: Doc, root: Path, s: StudyResult) -> None:
+    """Section 4: the criterion, the search rule, every trial, (halving) every later rung, how
+    trials were evaluated, and the trade-off figures."""
+    c, search = s.config, s.search
+    doc.h(2, "4. β search", "search")
+    doc.p(
+        f"Selection criterion: {criterion_text(c.min_recon_accuracy, c.min_class_entropy)}"
+        f". Search: {'; '.join(search.log)}. Result: {search.reason}."
+    )
+    if search.method == "halving":
+        doc.p(f"Search rule: {search.rule}.")
+    doc.table(["β"] + [METRICS[k][0] for k in SEARCH_METRICS], _trial_rows(doc, s))
+    _rung_tables(doc, s)
+    _search_units(doc, s)
+    for rel, cap in (
+        ("figures/rate_distortion.png", "Rate (KL) against distortion (SSE) across β."),
+        ("figures/beta_fd.png", "Sample and reconstruction Fréchet distance vs β."),
+        (
+            "figures/beta_precision_recall.png",
+            "Precision (fidelity) and recall (coverage) of prior samples vs β.",
+        ),
+        ("figures/beta_entropy.png", "Sample class entropy and confidence vs β."),
+        ("figures/beta_active_units.png", "Active units vs β."),
+        ("figures/beta_probe.png", "Linear-probe and 5-NN accuracy vs β."),
+    ):
+        if rel.endswith("beta_probe.png") and not (root / rel).is_file():
+            continue  # trials with the selection evaluation have no probes
+        _fig(doc, root, rel, cap)
+
+
+def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
+    search, rows = s.search, []
+    for b in search.trials:
+        name = search.trial_run(b)
+        ev = s.runs[name].eval
+        mark = (
+            " (chosen)"
+            if b == search.chosen_beta
+            else (" (eligible)" if b in search.eligible else "")
+        )
+        cells = [doc.ev(name, k, METRICS[k][1]) if k in ev else "–" for k in SEARCH_METRICS]
+        rows.append([f"{b:g}{mark}", *cells])  # "–": not part of this run's evaluation
+    return rows
+
+
+def _rung_tables(doc: Doc, s: StudyResult) -> None:
+    """Successive halving: one table per rung after the first (the first is the trial table)."""
+    cols = (keys.SAMPLES_FD, keys.SAMPLES_CLASS_ENTROPY, keys.RECON_ACCURACY)
+    for rung in s.search.rungs[1:]:
+        doc.table(
+            [f"rung {rung.rung} ({rung.epochs} epochs on {rung.limit_train} images): β"]
+            + [METRICS[k][0] for k in cols[:2]]
+            + ["recon accuracy"],
+            [[b] + [doc.ev(name, k, METRICS[k][1]) for k in cols] for b, name in rung.runs.items()],
+        )
+
+
+def _search_units(doc: Doc, s: StudyResult) -> None:
+    c = s.config
+    first = s.search.trial_run(s.search.trials[0])
+    full = [n for n in s.run_order if s.runs[n].evaluation == "full"]
+    doc.p(
+        "Evaluation sized to the decision: trials got the selection evaluation "
+        f"(reconstruction accuracy and rate/distortion on {c.selection_limit} test "
+        f"images, FD, precision/recall and class entropy of {c.selection_samples} prior "
+        "samples; FD grows and the k-NN measures change as the sample count shrinks, so "
+        f"trial values compare with each other only); {', '.join(full)} got the full one "
+        f"({c.n_samples} prior samples, IW-NLL with K = {c.iw_samples}, probes, "
+        "interpolations, all figures). "
+        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"importance-weighted with K = {c.iw_samples} on {c.iw_limit or 'all'} test "
+        "images, a continuous density on dequantised pixels for this Gaussian decoder with "
+        "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
+        f"with k = {doc.ev(first, keys.SAMPLES_PR_K, 'g')} nearest neighbours on "
+        f"{doc.ev(first, keys.SAMPLES_PR_N, 'g')} images per set. Floors for the trials (real "
+        f"train vs test at the same set size): FD {doc.ev(first, keys.FLOOR_FD)}"
+        f", precision {doc.ev(first, keys.FLOOR_PRECISION, '.3f')}, recall "
+        f"{doc.ev(first, keys.FLOOR_RECALL, '.3f')}."
+    )
+
+
+INTERP_COLUMNS = [
+    ("realism_median", "realism, median", ".3f"),
+    ("realism_p90", "realism, 90th pct", ".3f"),
+    ("realism_worst", "realism, worst per path", ".3f"),
+    ("mean_conf", "mean confidence", ".3f"),
+    ("min_conf", "lowest confidence", ".3f"),
+    ("path_length_ratio", "path length / straight", ".3f"),
+]
+
+
+def interpolation_section(doc: Doc, root: Path, s: StudyResult) -> None:
+    doc.h(2, "6. Interpolation: AE vs tuned VAE", "interpolation")
+    for a, b in INTERP.pairs:
+        _fig(
+            doc,
+            root,
+            f"figures/interp_compare_{a}to{b}.png",
+            f"{a}→{b}: rows alternate AE and tuned VAE, lerp then slerp; the ends are the real "
+            "test images.",
+        )
+    tuned = s.runs[s.tuned]
+    for run, label in ((s.runs["ae"], "AE"), (tuned, "tuned " + run_label(tuned))):
+        _fig(
+            doc,
+            root,
+            f"{run.dir}/figures/interp_realism.png",
+            f"{label}: realism of the in-between images along lerp and slerp paths and along a "
+            "pixel cross-fade of the same end images (1 ≈ a held-out real image).",
+        )
+    _fig(
+        doc,
+        root,
+        "figures/interp_confidence_compare.png",
+        f"Classifier confidence along the paths (mean over {_n_paths()} paths, band = min–max).",
+    )
+    doc.table(
+        ["model, path"] + [label for _, label, _ in INTERP_COLUMNS], _interpolation_rows(doc, s)
+    )
+    doc.p(faq.INTERPOLATION_MEASURES)
+
+
+def _interpolation_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
+    """The AE's and the tuned VAE's lerp and slerp paths, then the model-free pixel fade."""
+    rows = []
+    for name, label in (("ae", "AE"), (s.tuned, "tuned " + run_label(s.runs[s.tuned]))):
+        for mode in ("lerp", "slerp"):
+            rows.append(
+                [f"{label}, {mode}"]
+                + [doc.ev(name, interp_key(mode, key), spec) for key, _, spec in INTERP_COLUMNS]
+            )
+    pixel = [
+        doc.ev("ae", interp_key("pixel", key), spec)
+        if interp_key("pixel", key) in s.runs["ae"].eval
+        else "–"
+        for key, _, spec in INTERP_COLUMNS
+    ]
+    return [*rows, ["pixel cross-fade (no model)", *pixel]]
+
+
+def representation_section(doc: Doc, s: StudyResult) -> None:
+    doc.h(2, "7. Representation usefulness", "representation")
+    doc.table(
+        ["run", "linear probe", "5-NN"],
+        [
+            [
+                name,
+                probe(doc, name, keys.PROBE_LINEAR),
+                probe(doc, name, keys.PROBE_KNN),
+            ]
+            for name in s.run_order
+            if name in s.representation  # trials with the selection evaluation: no probes
+        ],
+    )
+    doc.p(
+        f"Probes fit on {doc.ev('ae', keys.PROBE_N_TRAIN, 'd')} train codes (μ), scored on "
+        "the test codes: multinomial logistic regression (L-BFGS, standardised codes) and "
+        "5-nearest neighbours."
+    )
+
+
+def all_runs_section(doc: Doc, s: StudyResult) -> None:
+    doc.h(2, "8. All runs", "runs")
+    cols = [
+        keys.TEST_SSE,
+        keys.TEST_KL,
+        keys.SAMPLES_FD,
+        keys.SAMPLES_PRECISION,
+        keys.SAMPLES_RECALL,
+        keys.SAMPLES_CLASS_ENTROPY,
+        keys.PROBE_LINEAR,
+    ]
+    rows = []
+    for name in s.run_order:
+        r = s.runs[name]
+        rows.append(
+            [
+                name,
+                r.model,
+                f"{r.beta:g}" if r.model == "vae" else "–",
+                str(r.epochs),
+                train_value(doc, name, "train_time_s", ".0f"),
+                train_value(doc, name, "val/loss", ".4g"),
+            ]
+            + [doc.ev(name, k, METRICS[k][1]) if k in r.eval else "–" for k in cols]
+        )
+    doc.table(
+        ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
+    )

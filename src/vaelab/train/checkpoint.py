@@ -1,0 +1,176 @@
+"""Checkpoints: dicts of tensors and plain values, written atomically, read with weights_only.
+
+A checkpoint holds the model and optimizer state dicts, the resolved config, the position in
+training (epoch, batch within the epoch, global step), elapsed time, the best validation loss so
+far, and every RNG state (python, numpy, torch CPU and CUDA). The data loader needs no state of
+its own: its order is a function of (seed, epoch, batch).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from vaelab import __version__
+from vaelab.config import TrainConfig
+from vaelab.errors import RunError
+from vaelab.fsutil import atomic_write_bytes
+
+FORMAT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    # The legacy tuple: numpy's global RandomState is always MT19937, whose state get_state
+    # returns as a tuple (its stub also allows the dict of other bit generators).
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    payload = {"format_version": FORMAT_VERSION, "vaelab_version": __version__, **payload}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# What every checkpoint holds, with the type each value must have (checked on load).
+SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "optimizer": dict,
+    "config": dict,
+    "image_shape": list,
+    "epoch": int,
+    "batch": int,
+    "step": int,
+    "elapsed_s": (int, float),
+    "best_val_loss": (int, float),
+    "rng": dict,
+}
+
+
+def _damage_advice(path: Path) -> str:
+    if path.name == "best.pt":
+        return (
+            "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
+            "re-train the run"
+        )
+    if path.name == "last.pt":
+        return (
+            "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
+            "from the best epoch"
+        )
+    return "delete it so that it is rebuilt, or restore it from a copy"
+
+
+def check_schema(ckpt: dict[str, Any], path: Path) -> None:
+    """Every key of `SCHEMA` present with its type, and a plausible image shape."""
+    for key, kind in SCHEMA.items():
+        if key not in ckpt:
+            raise RunError(f"checkpoint {path} lacks '{key}' (damaged); {_damage_advice(path)}")
+        if not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool):
+            raise RunError(
+                f"checkpoint {path}: '{key}' is a {type(ckpt[key]).__name__} (damaged); "
+                f"{_damage_advice(path)}"
+            )
+    shape = ckpt["image_shape"]
+    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+        raise RunError(f"checkpoint {path}: bad image_shape {shape!r}; {_damage_advice(path)}")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with `weights_only=True`; damage gives one line naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"checkpoint {path} not found")
+    try:
+        with warnings.catch_warnings():
+            # torch warns before refusing a pickle with foreign globals; the refusal says it all.
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # torch.load fails in many ways on damaged bytes (struct.error, ...)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"checkpoint {path} is damaged or truncated ({first[:120]}); {_damage_advice(path)}"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
+        raise RunError(f"checkpoint {path} is not a vaelab v{FORMAT_VERSION} checkpoint")
+    return ckpt
+
+
+def load_run_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """A training run's checkpoint (last.pt / best.pt): loaded and checked against `SCHEMA`."""
+    ckpt = load_checkpoint(path, map_location)
+    check_schema(ckpt, Path(path))
+    return ckpt
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
+    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`.
+
+    The checkpoint must describe the same model as the run's config.json (when present), and
+    its weights must fit the model its own config builds.
+    """
+    from vaelab.errors import ConfigError
+    from vaelab.models import build_model
+    from vaelab.train.rundir import check_architecture, read_run_config
+
+    path = Path(run_dir) / "checkpoints" / f"{which}.pt"
+    ckpt = load_run_checkpoint(path, map_location=device)
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"], source=str(path)).validate()
+    except ConfigError as e:
+        raise RunError(f"{e}; {_damage_advice(path)}") from None
+    if (Path(run_dir) / "config.json").exists():
+        check_architecture(ckpt["config"], read_run_config(run_dir), path)
+    try:
+        model = build_model(cfg, tuple(ckpt["image_shape"]))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise RunError(
+            f"checkpoint {path}: weights do not fit its config ({first}); {_damage_advice(path)}"
+        ) from None
+    return model.to(device).eval(), cfg

@@ -1,0 +1,293 @@
+"""Checks that run before any work: output paths, devices, datasets and memory.
+
+Each check raises a one-line `VaelabError` naming the problem and the fix, so a mistake costs
+milliseconds instead of the minutes of training or evaluation that would precede it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vaelab.config import DEVICE_PATTERN, TrainConfig, available_cores
+from vaelab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+# Above this share of the available memory a run is refused: the estimate ignores allocator
+# overhead and the rest of the process (datasets, the classifier, Python itself).
+MEMORY_SHARE = 0.8
+
+
+# True once training builds its loader with `min_last_batch=2` (a last batch of one image is
+# then skipped); until then such a split is refused here instead of crashing in BatchNorm.
+LOADER_DROPS_SINGLE_BATCH = True
+
+
+# --------------------------------------------------------------------------- paths
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _check_writable_below(path: Path, flag: str) -> None:
+    """The nearest existing ancestor must be a folder we can create files in."""
+    base = _nearest_existing(path.absolute())
+    if not base.is_dir():
+        raise ConfigError(
+            f"{flag} {path}: {base} is a file, so nothing can be created below it; "
+            "choose another path"
+        )
+    try:  # os.access is wrong for root and for read-only mounts: try it for real
+        fd, tmp = tempfile.mkstemp(prefix=".vaelab-probe-", dir=base)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ConfigError(
+            f"{flag} {path}: cannot write in {base} ({e.strerror}); choose a writable location"
+        ) from None
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """A folder that exists or can be created, and that we can write in."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; give a folder path (e.g. {flag} runs/x)")
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
+    _check_writable_below(p, flag)
+    return p
+
+
+def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+    """A file path (not a folder) whose folder exists or can be created and is writable."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; give a file path (e.g. {flag} figure.png)")
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    if p.is_dir() or str(path).endswith(os.sep):
+        raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
+    _check_writable_below(p, flag)
+    return p
+
+
+# --------------------------------------------------------------------------- devices
+def check_device(name: str, flag: str = "--device") -> None:
+    """Syntax and availability of a device name, without allocating anything on it."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if name in ("auto", "cpu"):
+        return
+    import torch
+
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"invalid {flag} {name}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"invalid {flag} mps: MPS is unavailable here; use cpu or auto")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`check_device`, then the torch device (auto: cuda, then mps, then cpu)."""
+    check_device(name)
+    from vaelab.runtime import resolve_device as resolve
+
+    return resolve(name)
+
+
+def check_processes(flag: str, n: int, threads: int | None) -> None:
+    """`n` local processes (`--nproc`, `--workers`) of `threads` torch threads each (None: the
+    cores are shared out, one at least) must fit this machine's cores.
+
+    Refused, not warned: like --threads above the core count (measured ~30x slower), processes
+    that share cores only slow each other down (and DDP's all-reduces wait for the slowest)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{flag} must be an integer >= 1, got {n!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be an integer >= 1, got {threads!r}")
+    cores = available_cores()
+    if threads is None and n > cores:
+        raise ConfigError(
+            f"{flag} {n} > the {cores} cores available here; each process needs a core of its "
+            f"own: use 1..{cores}"
+        )
+    if threads is not None and n * threads > cores:
+        raise ConfigError(
+            f"{flag} {n} × --threads {threads} = {n * threads} threads > the {cores} cores "
+            "available here; lower one of them"
+        )
+
+
+def threads_per_process(n: int, threads: int | None) -> int | None:
+    """torch threads of each of `n` local processes: `threads` if given, else an even share of
+    the cores; None for one process (PyTorch's default, all cores)."""
+    if threads is not None or n == 1:
+        return threads
+    return max(1, available_cores() // n)
+
+
+def check_int_range(name: str, value: int, low: int, high: int, why: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"invalid option {name} {value}: must be in {low}..{high} ({why})")
+
+
+# --------------------------------------------------------------------------- datasets
+def min_image_size() -> int:
+    """The smallest square image the encoder maps to a >= 1x1 feature map (28 for the
+    reference architecture), found from the encoder itself so it follows `models.py`."""
+    import torch
+
+    from vaelab.models import ConvEncoder
+
+    with torch.device("meta"):
+        for size in range(1, 1025):
+            try:
+                ConvEncoder(1, size, [1, 1, 1, 1], 1, norm=False)
+            except ValueError:
+                continue
+            return size
+    raise AssertionError("the encoder accepts no image size up to 1024")  # pragma: no cover
+
+
+def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin: str) -> None:
+    """Non-empty splits of square images, equal in size across splits, big enough for the
+    encoder; with `cfg`, enough training images for BatchNorm."""
+    from vaelab.data.sources import FILES
+    from vaelab.data.store import split_arrays
+
+    shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
+    for name, shape in shapes.items():
+        if len(shape) != 3:
+            raise DataError(f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W")
+        if shape[1] != shape[2]:
+            raise DataError(
+                f"{origin}: {name} holds {shape[1]}x{shape[2]} images; the encoder needs "
+                "square images (crop or pad them)"
+            )
+    (tr, te) = shapes.values()
+    if tr[1:] != te[1:]:
+        raise DataError(
+            f"{origin}: train images are {tr[1]}x{tr[2]} but test images {te[1]}x{te[2]}; "
+            "both splits must have the same size"
+        )
+    smallest = min_image_size()
+    if tr[1] < smallest:
+        raise DataError(
+            f"{origin}: {tr[1]}x{tr[1]} images are too small for the encoder (its four "
+            f"convolutions need at least {smallest}x{smallest}); upscale or pad them"
+        )
+    for split in ("train", "val", "test"):
+        if len(split_arrays(arrays, split)[0]) == 0:
+            raise DataError(
+                f"{origin}: the {split} split is empty ({tr[0]} train and {te[0]} test images; "
+                "val is the last 1/6 of train, at most 10,000); add images"
+            )
+    if cfg is not None and cfg.norm:
+        n = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
+        if n < 2:
+            raise DataError(
+                f"{origin}: {n} training image(s); BatchNorm needs batches of at least 2 "
+                "(add images, raise --limit-train or pass --no-norm)"
+            )
+        if n % cfg.batch_size == 1 and not LOADER_DROPS_SINGLE_BATCH:
+            raise ConfigError(
+                f"{n} training images in batches of {cfg.batch_size} leave a last batch of one "
+                "image, which BatchNorm cannot train on; change --batch-size or --limit-train"
+            )
+
+
+# --------------------------------------------------------------------------- memory
+def available_memory(device: torch.device) -> int:
+    """Bytes that an allocation on `device` may use: free GPU memory, or MemAvailable."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_training_memory(
+    cfg: TrainConfig, image_shape: tuple[int, int, int], batch: int
+) -> dict[str, Any]:
+    """Parameter count and bytes of one training step, from a forward pass on the meta device
+    (shapes only, nothing allocated)."""
+    import torch
+
+    from vaelab.models import build_model
+
+    with torch.device("meta"):
+        model = build_model(cfg, image_shape)
+    params = sum(p.numel() for p in model.parameters())
+    acts = [0]
+
+    def count(_module: Any, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            acts[0] += output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        model.train()
+        model(torch.empty((batch, *image_shape), device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    # fp32: weights + gradients + two Adam moments; activations kept for backward + their grads.
+    total = 4 * (4 * params) + 4 * (2 * acts[0])
+    return {"params": params, "activations": acts[0], "bytes": total}
+
+
+def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_train: int) -> None:
+    """Refuse a model or batch whose training step would not fit in memory, with the numbers."""
+    import torch
+
+    batch = max(1, min(cfg.batch_size, n_train))
+    need = estimate_training_memory(cfg, image_shape, batch)
+    on_gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device(cfg.device if cfg.device.startswith("cuda") else "cuda")
+    have = available_memory(device if on_gpu else torch.device("cpu"))
+    if need["bytes"] > MEMORY_SHARE * have:
+        raise ConfigError(
+            f"the model does not fit: {need['params']:,} parameters and {need['activations']:,} "
+            f"activations per batch of {batch} need ~{need['bytes'] / 2**30:.1f} GiB to train, "
+            f"{have / 2**30:.1f} GiB available; lower --latent-dim, --channels or --batch-size"
+        )
+
+
+# --------------------------------------------------------------------------- all of it
+def check_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> None:
+    """Everything that can be checked before training starts: the output folder, the device,
+    the run folder's files when resuming, the dataset, and whether the model fits in memory."""
+    from vaelab.data import load_arrays
+    from vaelab.data.sources import FILES
+    from vaelab.data.store import split_arrays
+    from vaelab.train.rundir import check_resumable
+
+    out = check_out_dir(out_dir)
+    check_device(cfg.device)
+    if resume:
+        check_resumable(out, cfg)
+    arrays = load_arrays(cfg.dataset, cfg.data_dir)
+    check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
+    n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
+    side = arrays[FILES[0]].shape[1]
+    check_model_fits(cfg, (1, side, side), n_train)

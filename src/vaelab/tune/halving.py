@@ -1,0 +1,174 @@
+"""Successive halving for the β search: every candidate gets a short budget, and only those that
+can still win get more.
+
+The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
+reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
+*selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
+Optuna trials (`vaelab.tune.search_queue`), so several workers can train one batch at once.
+
+Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
+scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it
+ranks after every eligible β (FDs are far below the penalty) and, when nothing is eligible, the
+ranking falls back to FD alone, as `selection.select_beta` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vaelab.evaluate import keys
+
+# Larger than any classifier-feature Fréchet distance seen on MNIST-like data (those are < 1e4).
+INELIGIBLE_PENALTY = 1e6
+
+
+def selection_loss(
+    metrics: dict[str, float], min_recon_accuracy: float, min_class_entropy: float
+) -> float:
+    """One number per trial: FD if the trial meets both thresholds, else FD + penalty."""
+    fd = metrics[keys.SAMPLES_FD]
+    if not math.isfinite(fd):
+        return math.inf
+    eligible = (
+        metrics[keys.RECON_ACCURACY] >= min_recon_accuracy
+        and metrics[keys.SAMPLES_CLASS_ENTROPY] >= min_class_entropy
+    )
+    return fd if eligible else fd + INELIGIBLE_PENALTY
+
+
+def promoted_count(n: int, eta: int) -> int:
+    """How many of n trials that finished a rung go on: ⌊n/η⌋, at least one (Optuna's rule)."""
+    return max(1, n // eta)
+
+
+def promote(losses: dict[float, float], eta: int) -> list[float]:
+    """The β that go to the next rung: the ⌊n/η⌋ lowest selection losses (ties keep the lower
+    β, for determinism). A trial with an infinite loss (non-finite FD) never goes on unless all
+    are infinite."""
+    ranked = sorted(losses, key=lambda b: (losses[b], b))
+    keep = ranked[: promoted_count(len(ranked), eta)]
+    finite = [b for b in keep if math.isfinite(losses[b])]
+    return finite or keep[:1]
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of the search: every trial in it trains `epochs` epochs on `limit_train` images
+    (None: the whole train split) with its own learning-rate schedule."""
+
+    index: int
+    epochs: int
+    limit_train: int | None
+
+
+def rungs(
+    first_epochs: int, first_limit: int | None, eta: int, final_epochs: int, n_rungs: int
+) -> list[Rung]:
+    """Rung budgets: rung r trains first_epochs·η^r epochs on `first_limit` images; the last rung
+    is the chosen β's full run (`final_epochs` on the whole train split)."""
+    out = [Rung(r, first_epochs * eta**r, first_limit) for r in range(n_rungs - 1)]
+    out.append(Rung(n_rungs - 1, final_epochs, None))
+    return out
+
+
+@dataclass
+class RungResult:
+    index: int
+    losses: dict[float, float]
+    promoted: list[float]
+
+
+@dataclass
+class SearchOutcome:
+    chosen: float
+    best_decade: float
+    rungs: list[RungResult]
+    log: list[str]
+
+
+def _best(losses: dict[float, float]) -> float:
+    return min(losses, key=lambda b: (losses[b], b))
+
+
+Evaluate = Callable[[list[float], int], dict[float, float]]
+"""`evaluate(betas, rung)`: train and evaluate every β at that rung's budget (in any order, in
+parallel if it can) and return each one's selection loss."""
+
+
+def run_search(
+    decades: list[float],
+    evaluate: Evaluate,
+    *,
+    eta: int,
+    n_rungs: int,
+    max_extensions: int,
+    refine: bool,
+) -> SearchOutcome:
+    """The β search as a pure driver: `evaluate(betas, rung)` trains and evaluates a batch of β
+    at that rung's budget and returns their selection losses. Every β known at one point goes in
+    one batch (the decades; each extension; the refinement pair; each rung's promoted set), so
+    a caller with several workers runs a batch in parallel; the decisions depend only on the
+    losses, never on the order the trials finished in.
+
+    Rung 0 takes the decades, extended by a decade while the best β sits on an edge (at most
+    `max_extensions` times), then the best decade's half-decade neighbours. Each later rung takes
+    `promote(previous rung, eta)`; the chosen β is the one promoted into the last rung (n_rungs=1:
+    the best of rung 0, a plain grid search). The last rung itself, the chosen β's full-budget
+    run, is the caller's: the choice is made before it.
+    """
+    losses: dict[float, float] = {}
+
+    def run(betas: list[float]) -> None:
+        todo = [b for b in betas if b not in losses]
+        if todo:
+            losses.update(_checked(evaluate, todo, 0))
+
+    log = [f"decades {', '.join(f'{b:g}' for b in decades)}"]
+    run(list(decades))
+    for _ in range(max_extensions):
+        best = _best(losses)
+        more = next_decades(sorted(losses), best)
+        if not more:
+            break
+        log.append(f"best β {best:g} on the edge: extended with {more[0]:g}")
+        run(more)
+    best_decade = _best(losses)
+    if refine:
+        refined = refinement(best_decade)
+        log.append(f"best decade β {best_decade:g}: refined with {refined[0]:g}, {refined[1]:g}")
+        run(refined)
+    rungs = [RungResult(0, dict(losses), [])]
+    for index in range(1, n_rungs):
+        promoted = promote(rungs[-1].losses, eta)
+        rungs[-1].promoted = promoted
+        log.append(f"rung {index - 1} → {index}: β {', '.join(f'{b:g}' for b in promoted)} go on")
+        if index == n_rungs - 1:
+            return SearchOutcome(promoted[0], best_decade, rungs, log)
+        rungs.append(RungResult(index, _checked(evaluate, promoted, index), []))
+    return SearchOutcome(_best(rungs[-1].losses), best_decade, rungs, log)
+
+
+def _checked(evaluate: Evaluate, betas: list[float], rung: int) -> dict[float, float]:
+    """The batch's losses in the batch's order (a caller's dict order must not matter)."""
+    out = evaluate(list(betas), rung)
+    missing = [b for b in betas if b not in out]
+    if missing:
+        raise ValueError(f"evaluate returned no loss for β {', '.join(f'{b:g}' for b in missing)}")
+    return {b: out[b] for b in betas}
+
+
+def next_decades(decades: list[float], best: float) -> list[float]:
+    """Extend the grid by one decade on the side where the best β sits on the edge."""
+    lo, hi = min(decades), max(decades)
+    if best == lo:
+        return [lo / 10]
+    if best == hi:
+        return [hi * 10]
+    return []
+
+
+def refinement(best: float) -> list[float]:
+    """Half-decade neighbours of the best decade: best·10^(∓½), rounded to 3 significant digits."""
+    return [float(f"{best * 10**-0.5:.3g}"), float(f"{best * 10**0.5:.3g}")]

@@ -1,0 +1,289 @@
+"""Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
+(PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
+(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.study.queue`):
+both describe themselves through the small protocols below."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from vaelab.errors import ConfigError, RunError
+from vaelab.fsutil import file_lock
+from vaelab.tune.sweep_config import Direction
+
+DEFINITION_ATTR = "vaelab:definition"
+HASHES_ATTR = "vaelab:definition_hashes"
+
+
+class HeartbeatSettings(Protocol):
+    heartbeat_interval: int
+    """Seconds between a running trial's heartbeats in the storage."""
+    grace_period: int
+    """Seconds without a heartbeat after which a trial is failed and retried."""
+    max_retry: int
+    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
+
+
+class StudyDefinition(Protocol):
+    """What makes two studies of one name the same study (a sweep, the study's β search)."""
+
+    # read-only: a frozen view (SweepConfig.directions is a property) satisfies it too
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def directions(self) -> Sequence[Direction]: ...
+
+    def definition(self) -> dict[str, Any]: ...
+
+    def definition_hashes(self) -> dict[str, str]:
+        """A hash per named part; a stored study whose parts differ is refused, naming them."""
+        ...
+
+
+def silence_optuna_notices() -> None:
+    """Optuna warns on every use of its heartbeats (experimental since 2.8, stable in use) and
+    when ask/tell meets them (vaelab's workers beat the heart themselves): noise to users."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+
+
+def default_storage_url(out_dir: str | Path, file: str = "sweep.db") -> str:
+    return f"sqlite:///{(Path(out_dir) / file).resolve()}"
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://...` means psycopg (v3), the driver vaelab installs, not psycopg2."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+psycopg://"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "a postgresql:// storage needs the psycopg driver; install it with "
+                "pip install 'vaelab[postgres]'"
+            ) from None
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    with contextlib.suppress(Exception):
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    return url.split("@")[-1]
+
+
+def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
+    """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
+    seconds is failed by the next worker that asks for a trial, and re-queued with its
+    parameters (up to `max_retry` times)."""
+    silence_optuna_notices()
+    url = normalise_url(url)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets readers run beside the one writer; the 60 s busy timeout rides out the
+        # short write bursts of several local workers (heartbeats, trial updates).
+        with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True  # survive a database restart between trials
+    try:
+        with _schema_lock(url):
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=cfg.heartbeat_interval,
+                grace_period=cfg.grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=cfg.max_retry
+                ),
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"cannot open the study storage {redact(url)} ({reason}); check the URL, that the "
+            "database server runs and that the database exists"
+        ) from None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: workers started at once on a new database would race to create Optuna's
+    tables (duplicate-key errors); an advisory lock lets one create them while the rest wait."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key("schema")})
+            try:
+                yield
+            finally:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key("schema")})
+    finally:
+        engine.dispose()
+
+
+def open_study(
+    storage: RDBStorage,
+    cfg: StudyDefinition,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create the study or join the existing one of that name, refusing a different definition.
+
+    The definition (a sweep's space, objectives, base config, evaluation; the β search's trial
+    settings) is stored in the study's user attributes; a study of that name with another
+    definition is never mixed into.
+    """
+    study = optuna.create_study(
+        storage=storage,
+        study_name=cfg.name,
+        directions=cfg.directions,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    hashes = cfg.definition_hashes()
+    stored = study.user_attrs.get(HASHES_ATTR)
+    if stored is None:
+        study.set_user_attr(DEFINITION_ATTR, cfg.definition())
+        study.set_user_attr(HASHES_ATTR, hashes)
+    elif stored != hashes:
+        parts = [p for p in hashes if stored.get(p) != hashes[p]]
+        raise ConfigError(
+            f"study '{cfg.name}' in {redact(storage.url)} was created with a different "
+            f"{' and '.join(parts)}; run the original config again to continue it, or pass "
+            "--name NEW to start another study"
+        )
+    elif [d.name.lower() for d in study.directions] != list(cfg.directions):
+        raise ConfigError(f"study '{cfg.name}' has other objective directions; use --name NEW")
+    return study
+
+
+def load_existing_study(url: str, name: str | None) -> optuna.Study:
+    """A study for reading (reports): `name`, or the storage's only study."""
+    silence_optuna_notices()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(
+            f"no study storage at {url.removeprefix('sqlite:///')} (no such file); pass the "
+            "--storage URL the sweep or study was started with"
+        )
+    try:
+        url = normalise_url(url)
+        storage = RDBStorage(url, skip_table_creation=True)
+        names = optuna.get_all_study_names(storage)
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,  # Optuna's wrapper of a database error
+        ImportError,
+        ValueError,
+    ) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(f"cannot read the study storage {redact(url)} ({reason})") from None
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) or "none"
+            raise ConfigError(f"{redact(url)} holds studies {listed}; choose one with --name")
+        name = names[0]
+    if name not in names:
+        raise ConfigError(
+            f"no study '{name}' in {redact(url)} (it has: {', '.join(names) or 'none'})"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@contextlib.contextmanager
+def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
+    """Serialise "count the trials, then ask for one" among all workers of a study, so a study
+    of N trials gets N trials, not N plus one per worker that asked at the same moment.
+
+    SQLite: a file lock beside the database (its workers share one machine).
+    PostgreSQL: a session-level advisory lock, which dies with a crashed worker's connection.
+    """
+    url = storage.url
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        with file_lock(db.parent / f".{db.name}.{_key(study_name)}.lock"):
+            yield
+    elif url.startswith("postgresql"):
+        with storage.engine.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key(study_name)})
+            try:
+                yield
+            finally:
+                con.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(study_name)}
+                )
+    else:
+        yield  # other databases: a rare extra trial is the only cost
+
+
+def _key(name: str) -> int:
+    """A stable signed 63-bit key for the study name."""
+    return int.from_bytes(hashlib.sha256(f"vaelab-sweep:{name}".encode()).digest()[:8], "big") >> 1
+
+
+def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+class Heartbeat:
+    """Records the trial's heartbeat every interval from a thread, while the trial runs."""
+
+    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(storage, trial_id, interval), daemon=True
+        )
+
+    def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        while True:
+            # A failed beat (a database hiccup) must not end the beating: a silent thread would
+            # let the trial be declared dead and retried while this process still trains it.
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
+                storage.record_heartbeat(trial_id)
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def requeue(
+    study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
+) -> FrozenTrial:
+    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again like a dead
+    worker's, with its parameters, so the next worker resumes it instead of abandoning it.
+    Returns the failed trial."""
+    number = trial if isinstance(trial, int) else trial.number
+    tid = trial_id(storage, study.study_name, number)
+    storage.set_trial_user_attr(tid, "error", why)
+    study.tell(number, state=TrialState.FAIL)
+    frozen = storage.get_trial(tid)
+    RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, frozen)
+    return frozen
