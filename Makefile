@@ -5,13 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # The study needs only vaelab's own dependencies; the tests also need the dev extras (pytest,
-# hypothesis, selenium, nbclient, psycopg, ...), installed by their own stamp.
+# hypothesis, selenium, nbclient, psycopg, mkdocs, ...), installed by their own stamp; the docs
+# need only the docs extra.
 RUN_STAMP := $(VENV)/.installed-run-stamp
+DOCS_STAMP := $(VENV)/.installed-docs-stamp
 TORCH  := torch==2.13.0
 STUDY_DIR ?= study
 PRESET ?= default
 
-.PHONY: setup test lint format study bench data clean
+.PHONY: setup test lint format study bench data docs clean
 
 setup: $(STAMP)
 
@@ -24,6 +26,10 @@ $(RUN_STAMP): pyproject.toml
 $(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -46,5 +52,10 @@ study: data
 bench: $(RUN_STAMP)
 	$(PY) benchmarks/run_all.py
 
+# the reference pages in docs/ as a site; --strict fails on a broken link or a page left out of
+# the navigation (tests/test_docs.py builds it the same way)
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict -d build/site
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info build/site
