@@ -1,8 +1,8 @@
-"""The study's runs: one `Study` object that trains (or reuses, or resumes) and evaluates runs
-inside STUDY_DIR and keeps their entries for study.json.
+"""The study's runs: one `RunBook` that trains (or reuses, or resumes) and evaluates runs inside
+STUDY_DIR and keeps their entries for study.json.
 
 A finished run is reused, an unfinished one resumed; a stored evaluation is reused when its
-options match. `Study` also holds the bookkeeping every stage shares: the log, the time spent
+options match. The book also holds the bookkeeping every stage shares: the log, the time spent
 per stage and the speed estimates behind "minutes of work left".
 """
 
@@ -34,7 +34,7 @@ def beta_name(beta: float, rung: int | None = None) -> str:
     return f"beta_{beta:g}" if rung is None else f"beta_{beta:g}_r{rung}"
 
 
-class Study:
+class RunBook:
     """The runs of the study in `cfg.out`, and what the stages record about them."""
 
     def __init__(self, cfg: StudyConfig) -> None:
