@@ -1,6 +1,6 @@
 """Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
 (PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
-(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.study.queue`):
+(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.tune.beta_search`):
 both describe themselves through the small protocols below."""
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def sqlite_file(url: str, must_exist: bool) -> Path:
 FIXES = (
     ("not a database", "name a new file, or move this one away if it is not a study storage"),
     ("unable to open", "pass a place this user can create and write files in"),
+    ("cannot make the folder", "pass a place this user can create and write files in"),
     ("locked", "another program holds the file: stop it, or wait for it"),
     ("disk i/o", "put the file on a local disk, or use PostgreSQL to share a study"),
     ("refused", "start the database server, or correct the host and port in the URL"),
@@ -170,9 +171,14 @@ def storage_errors(url: str) -> Iterator[None]:
         ImportError,
         ValueError,
     ) as e:
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        cause: BaseException = e
+        if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+            cause = e.__cause__  # the database's own words
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(e).__name__
         # psycopg: "(psycopg.OperationalError) connection failed: ... failed: FATAL:  reason"
         reason = re.split(r"failed: |FATAL: ", re.sub(r"^\([\w.]+\) ", "", text))[-1].strip()
+        if isinstance(e, OSError):  # from making the folder of a SQLite file
+            reason = f"cannot make the folder {e.filename}: {e.strerror}"
         fix = next(
             (fix for words, fix in FIXES if words in reason.lower()),
             "check the URL, that the database server runs and that the database exists",
@@ -242,7 +248,8 @@ def load_existing_study(url: str, name: str | None) -> optuna.Study:
     with storage_errors(url):
         if url.startswith("sqlite:///"):
             sqlite_file(url, must_exist=True)
-        storage = RDBStorage(normalise_url(url), skip_table_creation=True)
+        kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}} if url.startswith("sqlite") else {}
+        storage = RDBStorage(normalise_url(url), kwargs, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
     if name is None:
         if len(names) != 1:
