@@ -20,7 +20,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from vaelab.config import TrainConfig
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError
 from vaelab.fsutil import json_sha256
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import RunBook, beta_name
@@ -72,14 +72,6 @@ def worker_config(
             " run the coordinator's vaelab version on this worker"
         )
     return StudyConfig(**stored, out=out, device=device, data_dir=data_dir).validate()
-
-
-def _loss(trial: FrozenTrial) -> float:
-    """A complete trial's selection loss (optuna stores one value with every COMPLETE trial of a
-    single-objective study; FrozenTrial.value is typed optional for the other states)."""
-    if trial.value is None:
-        raise RunError(f"β-search trial {trial.number} is complete but has no value")
-    return float(trial.value)
 
 
 @dataclass
@@ -145,7 +137,7 @@ class BetaSearch:
         loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, c.min_class_entropy)
         return to_json(entry), loss
 
-    def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
+    def _accept(self, trial: FrozenTrial, recorded: bool) -> RunEntry:
         """Take a finished trial's run entry from the study storage into this study."""
         book = self.book
         entry = parse(
@@ -167,7 +159,7 @@ class BetaSearch:
             book.say(f"  {entry.name} trained by {who} ({wall:.0f} s)")
         book.runs.pop(entry.name, None)  # batch order in study.json, whoever finished first
         book.runs[entry.name] = entry
-        return entry.name
+        return entry
 
     # ------------------------------------------------------------------ the search
     def open_queue(self) -> BetaQueue:
@@ -198,9 +190,11 @@ class BetaSearch:
             points = [(b, rung) for b in betas]
             recorded = queue.status(points)[0]
             complete = evaluate_batch(queue, points, self)
-            for p in points:
-                names[p] = self._accept(complete[p], p in recorded)
-            return {b: _loss(complete[b, rung]) for b in betas}
+            entries = {b: self._accept(complete[b, rung], (b, rung) in recorded) for b in betas}
+            names.update({(b, rung): e.name for b, e in entries.items()})
+            c = self.cfg  # the trial's value, recomputed from the same metrics
+            th = c.min_recon_accuracy, c.min_class_entropy
+            return {b: halving.selection_loss(e.eval, *th) for b, e in entries.items()}
 
         self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
         return self.record(self._decide(queue, evaluate), names, queue.url, queue.name)

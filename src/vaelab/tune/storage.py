@@ -195,14 +195,21 @@ def _schema_lock(url: str) -> Iterator[None]:
         return
     engine = sqlalchemy.create_engine(url)
     try:
-        with engine.connect() as con:
-            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key("schema")})
-            try:
-                yield
-            finally:
-                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key("schema")})
+        with _advisory_lock(engine, "schema"):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock, which dies with a crashed worker's connection."""
+    with engine.connect() as con:
+        con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key(name)})
+        try:
+            yield
+        finally:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
 
 
 def open_study(
@@ -269,7 +276,7 @@ def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
     of N trials gets N trials, not N plus one per worker that asked at the same moment.
 
     SQLite: a file lock beside the database (its workers share one machine).
-    PostgreSQL: a session-level advisory lock, which dies with a crashed worker's connection.
+    PostgreSQL: an advisory lock (`_advisory_lock`).
     """
     url = storage.url
     if url.startswith("sqlite:///"):
@@ -277,14 +284,8 @@ def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
         with file_lock(db.parent / f".{db.name}.{_key(study_name)}.lock"):
             yield
     elif url.startswith("postgresql"):
-        with storage.engine.connect() as con:
-            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key(study_name)})
-            try:
-                yield
-            finally:
-                con.execute(
-                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(study_name)}
-                )
+        with _advisory_lock(storage.engine, study_name):
+            yield
     else:
         yield  # other databases: a rare extra trial is the only cost
 
