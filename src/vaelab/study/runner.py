@@ -165,7 +165,7 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
     search = BetaSearch(book, placement)
     queue = search.open_queue()  # first: a refused storage or study creates and trains nothing
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / ".lock", blocking=False), book.logging_to(root / "study.log"):
+    with file_lock(root / ".lock", blocking=False), book.log.to_file(root / "study.log"):
         result = run(book, search, queue)
         content = result.to_dict()
         atomic_write_json(root / "study.json", content)  # the report cites this file

@@ -6,8 +6,6 @@ coordinator marks the search finished, and waits while trials may still be queue
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,6 +16,7 @@ from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import RunBook
 from vaelab.study.search import BetaSearch, SearchPlacement, worker_config
 from vaelab.tune.beta_search import BetaQueue, join_search, work
+from vaelab.tune.jobs import worker_tag
 
 
 @dataclass
@@ -45,9 +44,9 @@ def run_worker(args: WorkerArgs) -> int:
     build = partial(worker_config, out=args.out, device=args.device, data_dir=args.data_dir)
     queue, cfg = join_search(args.storage, args.name, build)
     book = RunBook(cfg)
-    tag = f"{socket.gethostname()}-{os.getpid()}"
-    book.prefix = f"[worker {args.index} {tag}] "
-    with book.logging_to(Path(args.out) / "logs" / f"worker-{tag}.log"):
+    tag = worker_tag()
+    book.log.prefix = f"[worker {args.index} {tag}] "
+    with book.log.to_file(Path(args.out) / "logs" / f"worker-{tag}.log"):
         threads = torch.get_num_threads()
         book.say(f"joined β search '{queue.name}' in {queue.url} (torch threads {threads})")
         ran = work(queue, BetaSearch(book))

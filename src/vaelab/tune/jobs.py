@@ -9,12 +9,14 @@ processes that `--workers K` starts beside the command.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -26,7 +28,7 @@ from optuna.trial import Trial, TrialState
 
 from vaelab.errors import RunError, VaelabError
 from vaelab.train.loop import TrainingInterrupted
-from vaelab.tune.storage import Heartbeat, HeartbeatSettings, ask_lock, redact, requeue, trial_id
+from vaelab.tune.storage import HeartbeatSettings, ask_lock, heartbeat, redact, requeue, trial_id
 
 MAX_FAILURES_IN_A_ROW = 3
 Verdict = Literal["ask", "wait", "done"]
@@ -130,7 +132,7 @@ def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> Tr
     on the trial (`reraise` raises it too); interrupted (Ctrl-C, SIGTERM), the trial is queued
     again and the interruption raised."""
     trial, t0 = taken.trial, time.time()
-    with Heartbeat(queue.storage, taken.tid, queue.settings.heartbeat_interval):
+    with heartbeat(queue.storage, taken.tid, queue.settings.heartbeat_interval):
         try:
             run_dir = taken.resume_dir or job.fresh_dir(taken)
             # Recorded first: a retry of this trial resumes here if it runs on this host.
@@ -217,6 +219,39 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+class Log:
+    """One process's lines: each on stderr (after `prefix`, a worker's tag) and, while
+    `to_file(path)` is active, in that file with a timestamp; `debug` lines in the file only."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.file = logging.Logger("vaelab", logging.DEBUG)  # this object's own, unregistered
+
+    def say(self, msg: str) -> None:
+        print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
+        self.file.info(msg)
+
+    def debug(self, msg: str) -> None:
+        self.file.debug(msg)
+
+    @contextlib.contextmanager
+    def to_file(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.file.addHandler(handler)
+        try:
+            yield
+        finally:
+            self.file.removeHandler(handler)
+            handler.close()
+
+
+def worker_tag() -> str:
+    """`<host>-<pid>`: names a worker's log file and its lines on stderr."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class LocalWorkers:

@@ -301,31 +301,27 @@ def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
-class Heartbeat:
-    """Records the trial's heartbeat every interval from a thread, while the trial runs."""
+@contextlib.contextmanager
+def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[None]:
+    """Records the trial's heartbeat every `interval` seconds from a thread while the block runs."""
+    stop = threading.Event()
 
-    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(storage, trial_id, interval), daemon=True
-        )
-
-    def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+    def beat() -> None:
         while True:
             # A failed beat (a database hiccup) must not end the beating: a silent thread would
             # let the trial be declared dead and retried while this process still trains it.
             with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
                 storage.record_heartbeat(trial_id)
-            if self._stop.wait(interval):
+            if stop.wait(interval):
                 return
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def requeue(

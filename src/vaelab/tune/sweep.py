@@ -8,10 +8,6 @@ trial is.
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -141,38 +137,19 @@ def work(spec: WorkerSpec) -> int:
     if spec.threads:
         torch.set_num_threads(spec.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say more
-    log = worker_logger(spec.out_dir, spec.index)
+    tag = jobs.worker_tag()
+    log = jobs.Log(f"[worker {spec.index} {tag}] ")
     storage = open_storage(spec.storage_url, spec.cfg)
     study = open_study(storage, spec.cfg, make_sampler(spec.cfg), make_pruner(spec.cfg))
     queue = jobs.Queue(study, storage, spec.cfg, poll_s=min(spec.cfg.heartbeat_interval, 5))
     name, n = spec.cfg.name, spec.trials
-    log.info(
-        "joined study '%s' (%d trials wanted, torch threads %d)", name, n, torch.get_num_threads()
-    )
-    ran = jobs.work(queue, SweepJob(spec, log))
-    log.info("study '%s' has its %d finished trials; %d ran here", name, n, ran)
+    with log.to_file(spec.out_dir / "logs" / f"worker-{tag}.log"):
+        log.say(
+            f"joined study '{name}' ({n} trials wanted, torch threads {torch.get_num_threads()})"
+        )
+        ran = jobs.work(queue, SweepJob(spec, log))
+        log.say(f"study '{name}' has its {n} finished trials; {ran} ran here")
     return ran
-
-
-def worker_logger(out_dir: Path, index: int) -> logging.Logger:
-    """INFO lines to stderr and DIR/logs/worker-<host>-<pid>.log; DEBUG (the evaluation's
-    progress) to the file only."""
-    tag = f"{socket.gethostname()}-{os.getpid()}"
-    log = logging.getLogger(f"vaelab.tune.sweep.{tag}")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    for h in list(log.handlers):  # a second sweep in this process: fresh files, no duplicates
-        log.removeHandler(h)
-        h.close()
-    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    fh = logging.FileHandler(out_dir / "logs" / f"worker-{tag}.log")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    err = logging.StreamHandler(sys.stderr)
-    err.setLevel(logging.INFO)
-    err.setFormatter(logging.Formatter(f"[worker {index} {tag}] %(message)s"))
-    for h in (fh, err):
-        log.addHandler(h)
-    return log
 
 
 @dataclass
@@ -181,7 +158,7 @@ class SweepJob:
     until the study has its finished trials."""
 
     spec: WorkerSpec
-    log: logging.Logger
+    log: jobs.Log
 
     @property
     def fix(self) -> str:
@@ -205,16 +182,16 @@ class SweepJob:
         t0, trial, cfg = time.time(), taken.trial, self.spec.cfg
         params = {p.name: _suggest(trial, p) for p in cfg.space}
         retry = f" (retry of trial {taken.origin})" if taken.origin is not None else ""
-        self.log.info("trial %d%s: %s in %s", trial.number, retry, params, run_dir)
+        self.log.say(f"trial {trial.number}{retry}: {params} in {run_dir}")
         values, metrics = self._train_and_evaluate(trial, params, run_dir)
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
         shown = ", ".join(f"{o.key} = {v:.6g}" for o, v in zip(cfg.objectives, values, strict=True))
-        self.log.info("trial %d complete: %s (%.1f s)", trial.number, shown, time.time() - t0)
+        self.log.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
         return values
 
     def say(self, msg: str) -> None:
-        self.log.info(msg)
+        self.log.say(msg)
 
     def _train_and_evaluate(
         self, trial: Trial, params: dict[str, Any], run_dir: Path
@@ -252,7 +229,7 @@ class SweepJob:
                 f"is hopeless by the {sweep.pruner.kind} pruner"
             )
         ecfg = sweep.eval_config(cfg.device)
-        ecfg.log = lambda m: self.log.debug("trial %d: %s", trial.number, m)
+        ecfg.log = lambda m: self.log.debug(f"trial {trial.number}: {m}")
         metrics = evaluate_run(run_dir, ecfg)
         missing = [o.key for o in sweep.objectives if o.key not in metrics]
         if missing:
