@@ -21,7 +21,7 @@ from pathlib import Path
 from vaelab.config import TrainConfig
 from vaelab.study.presets import make_config
 from vaelab.study.runner import pending
-from vaelab.study.runs import Study
+from vaelab.study.runs import RunBook
 from vaelab.train.loop import train
 
 PIXELS = 28 * 28
@@ -57,9 +57,9 @@ def first_hit(hist: list[tuple[float, float]], target: float) -> tuple[float, fl
 
 def planned_images(preset: str) -> int:
     """Training images the preset's study plans (rung sizes as planned, before any reuse)."""
-    study = Study(make_config(preset))
-    study.n_train = 50_000
-    return sum(epochs * n for _, epochs, n, _ in pending(study))
+    book = RunBook(make_config(preset))
+    book.n_train = 50_000
+    return sum(epochs * n for _, epochs, n, _ in pending(book))
 
 
 def run(skip_vae: bool = False, skip_ae: bool = False) -> None:

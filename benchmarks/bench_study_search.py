@@ -41,15 +41,17 @@ def timed_study(out: Path, workers: int, preset: str) -> tuple[float, float, flo
 SEARCH_ONLY = """
 import json, sys, time
 from vaelab.study import make_config
-from vaelab.study.runs import Study
+from vaelab.study.runs import RunBook
 from vaelab.study.schema import to_json
 from vaelab.study.search import BetaSearch, SearchPlacement
 out, workers, preset = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-study = Study(make_config(preset, out=out))
-study.n_train = 50_000
-search = BetaSearch(study, SearchPlacement(workers=workers))
+book = RunBook(make_config(preset, out=out))
+book.n_train = 50_000
+search = BetaSearch(book, SearchPlacement(workers=workers))
 t0 = time.perf_counter()
-result = to_json(search.run(search.open_queue()))
+queue = search.open_queue()
+search.start(queue)
+result = to_json(search.run(queue))
 stage = {"search": time.perf_counter() - t0}
 print(json.dumps({"stage_time_s": stage, "search": result}))
 """

@@ -770,6 +770,81 @@ def test_unexpected_error_is_one_line_with_debug_hint(monkeypatch, capsys):
         run_main(["data", "info"], capsys)
 
 
+# --------------------------------------------------------------------------- study storages
+# `--storage` of `sweep run`, `study` and `study worker`: one line naming the URL (password
+# hidden) and the fix, and nothing created before the refusal.
+STORAGE_COMMANDS = {
+    "sweep": ["sweep", "run", "--config", SMOKE_SWEEP, "--out", "{never}", "--storage"],
+    "study": ["study", *IDX, "--out", "{never}", "--storage"],
+    "worker": ["study", "worker", "--out", "{never}", "--storage"],
+}
+BOTH = ("sweep", "study", "worker")
+WRITERS = ("sweep", "study")  # a worker only joins an existing storage
+# (id, URL, commands, exit code, text the one line must contain)
+STORAGE_CASES = [
+    ("sqlite-not-a-database", "sqlite:///{file}", BOTH, 1, "(file is not a database); name a"),
+    ("sqlite-folder", "sqlite:///{tmp}", BOTH, 2, "names a folder; name a database file in it"),
+    ("sqlite-no-path", "sqlite:///", BOTH, 2, "sqlite:/// names no database file; write"),
+    ("sqlite-no-folder", "sqlite:////proc/vaelab/x.db", WRITERS, 1, "cannot make the folder"),
+    ("sqlite-unwritable", "sqlite:////proc/vaelab.db", WRITERS, 1, "this user can create"),
+    ("postgres-refused", "postgresql://u:pw@127.0.0.1:1/db", BOTH, 1, "refused); start the"),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, code, needle",
+    [
+        pytest.param([*STORAGE_COMMANDS[c], url], code, n, id=f"{c}-{i}")
+        for i, url, commands, code, n in STORAGE_CASES
+        for c in commands
+    ],
+)
+def test_storage_mistakes(world, tmp_path, capsys, argv, code, needle):
+    rc, _, err = run_main(fill(argv, world, tmp_path), capsys)
+    line = assert_one_line(rc, err, code, needle)
+    assert fill([argv[-1]], world, tmp_path)[0].replace(":pw@", ":***@") in line  # the URL
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("command", BOTH)
+def test_locked_sqlite_storage(world, tmp_path, capsys, monkeypatch, command):
+    """Another program holds the database's write lock past SQLite's busy timeout."""
+    import sqlite3
+
+    from vaelab.tune import storage
+
+    monkeypatch.setattr(storage, "SQLITE_BUSY_S", 0.1)
+    db = tmp_path / "locked.db"
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN EXCLUSIVE")
+        argv = fill([*STORAGE_COMMANDS[command], f"sqlite:///{db}"], world, tmp_path)
+        rc, _, err = run_main(argv, capsys)
+    finally:
+        holder.close()
+    assert_one_line(rc, err, 1, f"sqlite:///{db} (database is locked); another program holds")
+
+
+@pytest.mark.parametrize("command", BOTH)
+@pytest.mark.parametrize("case", ["auth", "missing-database"])
+def test_postgresql_storage_mistakes(world, tmp_path, capsys, postgres_url, command, case):
+    """A real server (tests/pg.py): an unknown user, then a database that does not exist."""
+    server, _ = postgres_url.rsplit("/", 1)
+    url = {
+        "auth": server.replace("postgres@", "nobody:secret@") + "/vaelab",
+        "missing-database": server.replace("postgres@", "postgres:secret@") + "/nodb",
+    }[case]
+    rc, _, err = run_main(fill([*STORAGE_COMMANDS[command], url], world, tmp_path), capsys)
+    needle = {
+        "auth": 'role "nobody" does not exist); check the user name and password in the URL',
+        "missing-database": 'database "nodb" does not exist); create the database',
+    }[case]
+    line = assert_one_line(rc, err, 1, needle)
+    assert url.replace(":secret@", ":***@") in line and "secret" not in line
+    assert not (tmp_path / "never").exists()
+
+
 # --------------------------------------------------------------------------- breadth
 def test_survey_size():
     """The survey keeps at least 150 distinct bad inputs; counts per category for the record."""

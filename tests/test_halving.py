@@ -152,3 +152,50 @@ def test_a_batch_missing_a_loss_is_an_error() -> None:
 def test_rung_budgets() -> None:
     plan = halving.rungs(1, 25_000, 3, 5, 3)
     assert [(r.epochs, r.limit_train) for r in plan] == [(1, 25_000), (3, 25_000), (5, None)]
+
+
+def test_the_search_record_takes_the_choice_from_the_rung_that_decided(tmp_path) -> None:
+    """Rung 0 finds β 0.1 and 1 eligible and promotes β 1; at rung 1 (more epochs) β 1 misses
+    the reconstruction threshold, so the choice there fell back to the lowest FD. The record
+    must say so: eligible and fallback of rung 1, the rung that chose β 1, not of rung 0."""
+    from vaelab.study import make_config
+    from vaelab.study.runs import RunBook
+    from vaelab.study.schema import RunEntry
+    from vaelab.study.search import BetaSearch
+
+    cfg = make_config(
+        "smoke", out=str(tmp_path), decades=[0.1, 1.0, 10.0], max_extensions=0, refine=False
+    )
+    at = {
+        (0.1, 0): metrics(50.0),
+        (1.0, 0): metrics(30.0),
+        (10.0, 0): metrics(10.0, acc=0.1),  # ineligible: blurry reconstructions
+        (1.0, 1): metrics(40.0, acc=0.1),  # ineligible with more training
+    }
+    book = RunBook(cfg)
+    book.n_train = 1024
+    names: dict[tuple[float, int], str] = {}
+
+    def evaluate(betas: list[float], rung: int) -> dict[float, float]:
+        for b in betas:
+            names[b, rung] = name = f"beta_{b:g}_r{rung}"
+            book.runs[name] = RunEntry(
+                name, "search", "vae", b, 1, 1, "", "", "", "selection", {}, at[b, rung], False, {}
+            )
+        return {
+            b: halving.selection_loss(at[b, rung], cfg.min_recon_accuracy, cfg.min_class_entropy)
+            for b in betas
+        }
+
+    outcome = halving.run_search(
+        cfg.decades, evaluate, eta=cfg.halving_eta, n_rungs=3, max_extensions=0, refine=False
+    )
+    assert outcome.rungs[0].promoted == [1.0] and [r.index for r in outcome.rungs] == [0, 1]
+    record = BetaSearch(book).record(outcome, names, "sqlite:///x.db", "x")
+    assert record.chosen_beta == 1.0
+    assert record.eligible == [] and record.fallback  # rung 0 alone would say [0.1, 1.0], False
+    assert "no β met both thresholds there" in record.reason
+    assert [r.runs for r in record.rungs] == [
+        {"0.1": "beta_0.1_r0", "1": "beta_1_r0", "10": "beta_10_r0"},
+        {"1": "beta_1_r1"},
+    ]

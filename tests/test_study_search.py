@@ -22,11 +22,11 @@ import pytest
 from optuna.trial import TrialState
 
 from vaelab.study import make_config
-from vaelab.study.runs import Study
+from vaelab.study.runs import RunBook
 from vaelab.study.schema import to_json
 from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.tune import halving
-from vaelab.tune.search_queue import POINT_ATTR, RUN_ATTR
+from vaelab.tune.beta_search import POINT_ATTR, RUN_ATTR
 from vaelab.tune.storage import normalise_url
 
 pytestmark = pytest.mark.slow
@@ -49,10 +49,11 @@ def tiny(out: Path, **overrides: Any):
 
 
 def run_search(cfg, placement: SearchPlacement | None = None):
-    study = Study(cfg)
-    search = BetaSearch(study, placement or SearchPlacement(threads=1))
+    book = RunBook(cfg)
+    search = BetaSearch(book, placement or SearchPlacement(threads=1))
     queue = search.open_queue()
-    return study, queue, to_json(search.run(queue))
+    search.start(queue)
+    return book, queue, to_json(search.run(queue))
 
 
 def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -91,23 +92,23 @@ def baseline(tmp_path_factory, mnist_arrays, session_home):
     with pytest.MonkeyPatch.context() as mp:  # restored after the module's setup
         mp.setenv("VAELAB_HOME", str(session_home))
         out = tmp_path_factory.mktemp("search") / "s"
-        study, queue, search = run_search(tiny(out))
-        return out, study, queue, search
+        book, queue, search = run_search(tiny(out))
+        return out, book, queue, search
 
 
 def test_default_storage_records_every_trial_and_the_choice(baseline):
-    out, study, queue, search = baseline
+    out, book, queue, search = baseline
     assert search["storage"] == f"sqlite:///{out.resolve() / 'search.db'}"
     assert search["study_name"] == queue.name and queue.name.startswith("smoke-")
     trials = trials_of(search["storage"], queue.name)
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len(trials) == len(points(search)) == 4  # 3 decades, then ⌊3/2⌋ = 1 at rung 1
-    cfg = study.cfg
+    cfg = book.cfg
     for t in trials:
         b, r = t.user_attrs[POINT_ATTR]
         assert t.params == {"beta": b, "rung": r}
         entry = t.user_attrs[RUN_ATTR]
-        assert entry == {**to_json(study.runs[entry["name"]]), "dir": entry["dir"]}
+        assert entry == {**to_json(book.runs[entry["name"]]), "dir": entry["dir"]}
         assert entry["name"] == f"beta_{b:g}_r{r}" and entry["dir"] == f"runs/{entry['name']}"
         loss = halving.selection_loss(entry["eval"], cfg.min_recon_accuracy, cfg.min_class_entropy)
         assert t.value == loss == search["rungs"][r]["selection_loss"][f"{b:g}"]
@@ -136,8 +137,8 @@ def shared_search(tmp_path: Path, url: str, baseline) -> None:
     """A coordinator and one `vaelab study worker` process (another --out, as on another
     machine) share the search; same trials and choice as the one-process search."""
     cfg = tiny(tmp_path / "coordinator")
-    study = Study(cfg)
-    beta_search = BetaSearch(study, SearchPlacement(storage=url, name="shared", threads=1))
+    book = RunBook(cfg)
+    beta_search = BetaSearch(book, SearchPlacement(storage=url, name="shared", threads=1))
     queue = beta_search.open_queue()
     worker = start_worker(url, "shared", tmp_path / "worker")
     try:
@@ -164,8 +165,8 @@ def shared_search(tmp_path: Path, url: str, baseline) -> None:
         for b, v in r["selection_loss"].items():
             assert math.isclose(v, r_ref["selection_loss"][b], rel_tol=1e-6), (b, r["rung"])
     # the worker's runs are recorded with where they live (another machine's directory)
-    worker_runs = [n for n, e in study.runs.items() if e.dir.startswith("/")]
-    assert worker_runs and all(study.runs[n].host for n in worker_runs)
+    worker_runs = [n for n, e in book.runs.items() if e.dir.startswith("/")]
+    assert worker_runs and all(book.runs[n].host for n in worker_runs)
 
 
 def test_a_worker_process_shares_the_sqlite_search(tmp_path, baseline):
@@ -192,8 +193,8 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(tmp_path, mnist_a
     worker's run directory (same host)."""
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     cfg = tiny(tmp_path / "coordinator", trial_epochs=2)
-    study = Study(cfg)
-    beta_search = BetaSearch(study, SearchPlacement(storage=url, name="kill", threads=1))
+    book = RunBook(cfg)
+    beta_search = BetaSearch(book, SearchPlacement(storage=url, name="kill", threads=1))
     queue = beta_search.open_queue()
     worker_out = tmp_path / "worker"
     worker = start_worker(url, "kill", worker_out)
@@ -233,7 +234,7 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(tmp_path, mnist_a
 
 def test_same_name_other_definition_is_refused(tmp_path, mnist_arrays):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    first = Study(make_config("smoke", out=str(tmp_path / "a")))
+    first = RunBook(make_config("smoke", out=str(tmp_path / "a")))
     BetaSearch(first, SearchPlacement(url, "x")).open_queue()
     out = tmp_path / "b"
     flags = ["--out", str(out), "--storage", url, "--name", "x"]

@@ -20,7 +20,7 @@ from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.report import figures
 from vaelab.runtime import stream_seed
 from vaelab.study.presets import StudyConfig
-from vaelab.study.runs import Study
+from vaelab.study.runs import RunBook
 from vaelab.study.schema import (
     Baselines,
     ClassifierInfo,
@@ -153,7 +153,7 @@ def _test_images(cfg: StudyConfig, device: torch.device, labels: bool = False) -
 
 
 @torch.no_grad()
-def code_stats(study: Study, names: list[str], device: torch.device) -> dict[str, CodeStats]:
+def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[str, CodeStats]:
     """Where each model's test codes live, compared with the N(0, I) prior."""
     from vaelab.train.checkpoint import load_model
 
@@ -187,7 +187,7 @@ def code_stats(study: Study, names: list[str], device: torch.device) -> dict[str
 
 
 def interpolations(
-    study: Study, tuned: str, device: torch.device, fig_dir: Path
+    study: RunBook, tuned: str, device: torch.device, fig_dir: Path
 ) -> dict[str, InterpolationSummary]:
     """Figures of the AE's and the tuned VAE's interpolation paths side by side (lerp and
     slerp) with the classifier's confidence along them; the runs' interpolation summaries."""

@@ -25,7 +25,7 @@ from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.runtime import environment, resolve_device
 from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
-from vaelab.study.runs import Pending, Study, beta_name
+from vaelab.study.runs import Pending, RunBook, beta_name
 from vaelab.study.schema import (
     Environment,
     RunEntry,
@@ -34,25 +34,25 @@ from vaelab.study.schema import (
 )
 from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.tune import halving
-from vaelab.tune.search_queue import SearchQueue
+from vaelab.tune.beta_search import BetaQueue
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 
 
 @contextmanager
-def timed(study: Study, key: str, title: str, pending: Pending) -> Iterator[None]:
+def timed(book: RunBook, key: str, title: str, pending: Pending) -> Iterator[None]:
     """One stage: announce it with the work left, record its wall time."""
     i = STAGES.index(key) + 1
-    left = study.remaining_s(pending)
-    study.say(f"[{i}/{len(STAGES)}] {title} · about {left / 60:.1f} min of work left")
+    left = book.remaining_s(pending)
+    book.say(f"[{i}/{len(STAGES)}] {title} · about {left / 60:.1f} min of work left")
     t0 = time.perf_counter()
     yield
-    study.stage_time[key] = study.stage_time.get(key, 0.0) + time.perf_counter() - t0
+    book.stage_time[key] = book.stage_time.get(key, 0.0) + time.perf_counter() - t0
 
 
-def pending(study: Study) -> Pending:
+def pending(book: RunBook) -> Pending:
     """The runs this preset will train: (name, epochs, images per epoch, evaluation)."""
-    c, n = study.cfg, study.n_train
+    c, n = book.cfg, book.n_train
     trial_n = min(n, c.trial_limit_train or n)
     out = [
         ("ae", c.ae_epochs, n, "full"),
@@ -73,43 +73,43 @@ def pending(study: Study) -> Pending:
     return out
 
 
-def run(study: Study, search: BetaSearch) -> StudyResult:
+def run(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     """Every stage of the study; local search workers are stopped if one fails."""
-    queue = search.open_queue()  # before any work: a refused study trains nothing
     try:
-        return _stages(study, search, queue)
+        search.start(queue)
+        return _stages(book, search, queue)
     except BaseException:
         search.stop_workers()
         raise
 
 
-def _stages(study: Study, search: BetaSearch, queue: SearchQueue) -> StudyResult:
-    c, runs = study.cfg, study.runs
+def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
+    c, runs = book.cfg, book.runs
     t0 = time.perf_counter()
     device = resolve_device(c.device)
-    fig_dir = study.root / "figures"
+    fig_dir = book.root / "figures"
     arrays = load_arrays(c.dataset, c.data_dir)
     x_tr, _ = split_arrays(arrays, "train")
-    study.n_train = min(len(x_tr), c.limit_train or len(x_tr))
-    plan = pending(study)
+    book.n_train = min(len(x_tr), c.limit_train or len(x_tr))
+    plan = pending(book)
 
-    with timed(study, "data", "data overview", plan):
-        data, baselines = analysis.data_overview(c, arrays, study.n_train, fig_dir)
-    with timed(study, "ae", "auto-encoder", plan):
-        ae = study.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
-    with timed(study, "extremes", "VAE at β = 0 and β = 10", plan):
+    with timed(book, "data", "data overview", plan):
+        data, baselines = analysis.data_overview(c, arrays, book.n_train, fig_dir)
+    with timed(book, "ae", "auto-encoder", plan):
+        ae = book.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
+    with timed(book, "extremes", "VAE at β = 0 and β = 10", plan):
         for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
-            study.ensure_run(name, c.train_config("vae", b, c.extreme_epochs), "extremes")
-    with timed(study, "search", f"β search ({c.search})", plan):
+            book.ensure_run(name, c.train_config("vae", b, c.extreme_epochs), "extremes")
+    with timed(book, "search", f"β search ({c.search})", plan):
         result = search.run(queue)
         trials = {b: runs[result.trial_run(b)].eval for b in result.trials}
         analysis.tradeoff_figures(trials, result.chosen_beta, ae.eval, fig_dir, c.latent_dim)
-    with timed(study, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", []):
-        tuned = _tuned(study, result)
-        code_stats = analysis.code_stats(study, ["ae", tuned.name], device)
-    with timed(study, "interpolation", "interpolations AE vs tuned VAE", []):
-        interp = analysis.interpolations(study, tuned.name, device, fig_dir)
-    with timed(study, "representation", "representation usefulness", []):
+    with timed(book, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", []):
+        tuned = _tuned(book, result)
+        code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
+    with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
+        interp = analysis.interpolations(book, tuned.name, device, fig_dir)
+    with timed(book, "representation", "representation usefulness", []):
         representation = {
             name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
             for name, r in runs.items()
@@ -127,31 +127,31 @@ def _stages(study: Study, search: BetaSearch, queue: SearchQueue) -> StudyResult
         interpolation=interp,
         representation=representation,
         classifier=analysis.classifier_info(c, device),
-        **_totals(study),
+        **_totals(book),
         wall_time_s=time.perf_counter() - t0,
     )
 
 
-def _totals(study: Study) -> dict[str, Any]:
+def _totals(book: RunBook) -> dict[str, Any]:
     """The study's time and work in total, and the order of its stages and runs."""
-    runs = study.runs.values()
+    runs = book.runs.values()
     return dict(
-        stage_time_s=study.stage_time,
-        stage_order=[k for k in STAGES if k in study.stage_time],
-        run_order=list(study.runs),
+        stage_time_s=book.stage_time,
+        stage_order=[k for k in STAGES if k in book.stage_time],
+        run_order=list(book.runs),
         compute_time_s=sum(r.train.get("train_time_s", 0) + r.eval[keys.EVAL_TIME] for r in runs),
         train_images=sum(r.train_images for r in runs),
     )
 
 
-def _tuned(study: Study, search: SearchResult) -> RunEntry:
+def _tuned(book: RunBook, search: SearchResult) -> RunEntry:
     """The chosen β with the preset's full budget and the full evaluation."""
-    c, beta = study.cfg, search.chosen_beta
+    c, beta = book.cfg, search.chosen_beta
     if c.search == "grid":
         name = search.trial_run(beta)
-        return study.ensure_run(name, c.train_config("vae", beta, c.trial_epochs), "tuned")
+        return book.ensure_run(name, c.train_config("vae", beta, c.trial_epochs), "tuned")
     tcfg = c.train_config("vae", beta, c.tuned_epochs)
-    return study.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
+    return book.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
 
 
 def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
@@ -161,13 +161,14 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
     from vaelab.report.study import write_report
 
     root = Path(cfg.out)
+    book = RunBook(cfg)
+    search = BetaSearch(book, placement)
+    queue = search.open_queue()  # first: a refused storage or study creates and trains nothing
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / ".lock", blocking=False):
-        study = Study(cfg)
-        with study.logging_to(root / "study.log"):
-            result = run(study, BetaSearch(study, placement))
-            content = result.to_dict()
-            atomic_write_json(root / "study.json", content)  # the report cites this file
-            write_report(root, result)
-            study.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
+    with file_lock(root / ".lock", blocking=False), book.log.to_file(root / "study.log"):
+        result = run(book, search, queue)
+        content = result.to_dict()
+        atomic_write_json(root / "study.json", content)  # the report cites this file
+        write_report(root, result)
+        book.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
     return content

@@ -1,8 +1,8 @@
-"""The study's runs: one `Study` object that trains (or reuses, or resumes) and evaluates runs
-inside STUDY_DIR and keeps their entries for study.json.
+"""The study's runs: one `RunBook` that trains (or reuses, or resumes) and evaluates runs inside
+STUDY_DIR and keeps their entries for study.json.
 
 A finished run is reused, an unfinished one resumed; a stored evaluation is reused when its
-options match. `Study` also holds the bookkeeping every stage shares: the log, the time spent
+options match. The book also holds the bookkeeping every stage shares: the log, the time spent
 per stage and the speed estimates behind "minutes of work left".
 """
 
@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import socket
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from vaelab.config import TrainConfig
@@ -24,6 +20,7 @@ from vaelab.fsutil import atomic_write_json
 from vaelab.study.presets import StudyConfig
 from vaelab.study.schema import Evaluation, RunEntry, Stage
 from vaelab.train.loop import train
+from vaelab.tune.jobs import Log
 
 Pending = list[tuple[str, int, int, str]]
 """Runs still to train: (name, epochs, images per epoch, evaluation kind)."""
@@ -34,38 +31,21 @@ def beta_name(beta: float, rung: int | None = None) -> str:
     return f"beta_{beta:g}" if rung is None else f"beta_{beta:g}_r{rung}"
 
 
-class Study:
+class RunBook:
     """The runs of the study in `cfg.out`, and what the stages record about them."""
 
     def __init__(self, cfg: StudyConfig) -> None:
         self.cfg = cfg
-        self.prefix = ""  # a worker's tag before each line on stderr
         self.root = Path(cfg.out)
         self.runs: dict[str, RunEntry] = {}
         self.stage_time: dict[str, float] = {}
         self.ips = 2000.0  # training images/s, updated from finished runs
         self.eval_s = {"full": 60.0, "selection": 5.0}  # seconds per evaluation, likewise
-        self.log = logging.getLogger(f"vaelab.study.{self.root.resolve()}")
+        self.log = Log()  # a worker's log has its tag as prefix
         self.n_train = 0
 
     def say(self, msg: str) -> None:
-        print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
-        self.log.info(msg)
-
-    @contextmanager
-    def logging_to(self, path: Path) -> Iterator[None]:
-        """This study's lines also go to `path` while the block runs."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        self.log.addHandler(handler)
-        self.log.setLevel(logging.INFO)
-        self.log.propagate = False
-        try:
-            yield
-        finally:
-            self.log.removeHandler(handler)
-            handler.close()
+        self.log.say(msg)
 
     def rel_dir(self, run_dir: str | Path) -> str:
         """A run's `dir` in study.json: relative to the study directory when inside it."""

@@ -1,9 +1,9 @@
 """The study's β-search stage: trials (β, rung) queued in an Optuna study
-(vaelab.tune.search_queue), trained as study runs here and in any workers, decided by
+(vaelab.tune.beta_search), trained as study runs here and in any workers, decided by
 vaelab.tune.halving and recorded as the study's `SearchResult`.
 
-`BetaSearch` is the `TrialRunner` every process trains trials with: the coordinator
-(`vaelab study`) and each worker (`vaelab study worker`, `--workers K`).
+`BetaSearch` is the `Trainer` every process hands the job loop: the coordinator (`vaelab study`)
+and each worker (`vaelab study worker`, `--workers K`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,58 @@ import torch
 from optuna.trial import FrozenTrial
 
 from vaelab.config import TrainConfig
-from vaelab.errors import RunError
-from vaelab.study.runs import Study, beta_name
+from vaelab.errors import ConfigError
+from vaelab.fsutil import json_sha256
+from vaelab.study.presets import StudyConfig
+from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.tune import halving
-from vaelab.tune.search_queue import (
+from vaelab.tune.beta_search import (
     RUN_ATTR,
     SEARCH_DB,
-    SearchQueue,
+    BetaQueue,
+    Point,
+    SearchDefinition,
     evaluate_batch,
     open_search,
 )
+from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials
 from vaelab.tune.selection import halving_rule_text, select_beta
 from vaelab.tune.storage import default_storage_url
 
+# StudyConfig fields that do not change a trial's result: where and how it runs.
+UNHASHED = (
+    "preset",
+    "out",
+    "device",
+    "data_dir",
+    "heartbeat_interval",
+    "grace_period",
+    "max_retry",
+)
+SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")  # workers need these
 
-def _loss(trial: FrozenTrial) -> float:
-    """A complete trial's selection loss (optuna stores one value with every COMPLETE trial of a
-    single-objective study; FrozenTrial.value is typed optional for the other states)."""
-    if trial.value is None:
-        raise RunError(f"β-search trial {trial.number} is complete but has no value")
-    return float(trial.value)
+
+def definition(cfg: StudyConfig, name: str | None = None) -> SearchDefinition:
+    """Every StudyConfig field that changes a trial's result (the trial schedules, the
+    evaluation, the thresholds, dataset and seed); the study name defaults to
+    `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
+    parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
+    return SearchDefinition(name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts)
+
+
+def worker_config(
+    stored: dict[str, Any], out: str, device: str, data_dir: str | None
+) -> StudyConfig:
+    """A worker's StudyConfig: the coordinator's definition and settings from the storage, with
+    this machine's folders and device."""
+    unknown = sorted(set(stored) - {f.name for f in fields(StudyConfig)})
+    if unknown:
+        raise ConfigError(
+            f"this β search was defined by another vaelab version (fields {', '.join(unknown)});"
+            " run the coordinator's vaelab version on this worker"
+        )
+    return StudyConfig(**stored, out=out, device=device, data_dir=data_dir).validate()
 
 
 @dataclass
@@ -64,18 +95,18 @@ class SearchPlacement:
         return threads_per_process(self.workers, self.threads)
 
 
-def _betas(betas: list[float]) -> str:
-    return ", ".join(f"{b:g}" for b in betas)
-
-
 class BetaSearch:
-    """The β search of `study`, its trials placed as `placement` says."""
+    """The β search of the study whose runs `book` keeps, its trials placed as `placement`
+    says."""
 
-    def __init__(self, study: Study, placement: SearchPlacement | None = None) -> None:
-        self.study = study
-        self.cfg = study.cfg
+    def __init__(self, book: RunBook, placement: SearchPlacement | None = None) -> None:
+        self.book = book
+        self.cfg = book.cfg
         self.placement = placement or SearchPlacement()
-        self.local_workers: Any = None  # vaelab.study.worker.LocalWorkers, with --workers K
+        self.local_workers: LocalWorkers | None = None
+
+    def say(self, msg: str) -> None:
+        self.book.say(msg)
 
     # ------------------------------------------------------------------ one trial
     def plan(self) -> list[halving.Rung]:
@@ -95,82 +126,91 @@ class BetaSearch:
         return beta_name(beta, rung), tcfg, "selection"
 
     def trial_dir(self, beta: float, rung: int) -> Path:
-        return self.study.root / "runs" / self._trial_run(beta, rung)[0]
+        return self.book.root / "runs" / self._trial_run(beta, rung)[0]
 
     def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
         """Train and evaluate one β-search trial in `run_dir`; returns its run entry (as JSON,
-        for the study storage) and selection loss. Runs in the coordinator and in workers (a
-        `TrialRunner`)."""
+        for the study storage) and selection loss."""
         name, tcfg, evaluation = self._trial_run(beta, rung)
-        entry = self.study.ensure_run(name, tcfg, "search", evaluation, run_dir)
+        entry = self.book.ensure_run(name, tcfg, "search", evaluation, run_dir)
         c = self.cfg
         loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, c.min_class_entropy)
         return to_json(entry), loss
 
-    def _accept(self, trial: FrozenTrial, recorded: bool) -> str:
+    def _accept(self, trial: FrozenTrial, recorded: bool) -> RunEntry:
         """Take a finished trial's run entry from the study storage into this study."""
-        study = self.study
+        book = self.book
         entry = parse(
             RunEntry,
             trial.user_attrs[RUN_ATTR],
             f"trial {trial.number}'s run entry",
             "it was recorded by another vaelab version: pass --name NEW for a new β search",
         )
-        entry.dir = study.rel_dir(entry.run_dir)
+        entry.dir = book.rel_dir(entry.run_dir)
         if recorded:
             entry.reused = True
-            study.say(
+            book.say(
                 f"  reusing {entry.name} ({entry.model}, β={entry.beta:g}, {entry.epochs} "
                 "epochs; recorded in the study storage)"
             )
         elif trial.user_attrs.get("pid") != os.getpid() or entry.host != socket.gethostname():
             wall = trial.user_attrs.get("wall_time_s", 0.0)
             who = f"{entry.host} pid {trial.user_attrs.get('pid')}"
-            study.say(f"  {entry.name} trained by {who} ({wall:.0f} s)")
-        study.runs.pop(entry.name, None)  # batch order in study.json, whoever finished first
-        study.runs[entry.name] = entry
-        return entry.name
+            book.say(f"  {entry.name} trained by {who} ({wall:.0f} s)")
+        book.runs.pop(entry.name, None)  # batch order in study.json, whoever finished first
+        book.runs[entry.name] = entry
+        return entry
 
     # ------------------------------------------------------------------ the search
-    def open_queue(self) -> SearchQueue:
-        """The β search's study (refused if that name holds another definition); this host's
-        dead trials of an earlier, killed run are queued again at once."""
-        url = self.placement.storage or default_storage_url(self.study.root, SEARCH_DB)
-        queue = open_search(self.cfg, url, self.placement.name)
-        lost = queue.requeue_dead_local_trials()
+    def open_queue(self) -> BetaQueue:
+        """The β search's study, refused if that name holds another definition: opened before
+        the study folder is made, so a refused storage or study creates nothing."""
+        url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
+        settings = {k: getattr(self.cfg, k) for k in SETTINGS}
+        return open_search(url, self.cfg, definition(self.cfg, self.placement.name), settings)
+
+    def start(self, queue: BetaQueue) -> None:
+        """This host's dead trials of an earlier, killed run are queued again at once; local
+        workers start now, so they are ready when the search is."""
+        lost = requeue_dead_local_trials(queue)
         if lost:
-            self.study.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
-        if self.placement.workers > 1:  # started now, so they are ready when the search is
-            from vaelab.study.worker import LocalWorkers
+            self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
+        if self.placement.workers > 1:
+            from vaelab.study.worker import local_worker_args, run_worker
 
-            self.local_workers = LocalWorkers.start(queue, self.placement)
-        return queue
+            specs = local_worker_args(queue, self.cfg, self.placement)
+            self.local_workers = LocalWorkers(run_worker, specs, first=1)
 
-    def run(self, queue: SearchQueue) -> SearchResult:
+    def run(self, queue: BetaQueue) -> SearchResult:
         """The β search (vaelab.tune.halving.run_search) with trials queued in `queue` and
         trained as study runs, here and in any workers."""
-        c, runs = self.cfg, self.study.runs
-        names: dict[tuple[float, int], str] = {}
+        names: dict[Point, str] = {}
 
         def evaluate(betas: list[float], rung: int) -> dict[float, float]:
             points = [(b, rung) for b in betas]
             recorded = queue.status(points)[0]
             complete = evaluate_batch(queue, points, self)
-            for p in points:
-                names[p] = self._accept(complete[p], p in recorded)
-            return {b: _loss(complete[b, rung]) for b in betas}
+            entries = {b: self._accept(complete[b, rung], (b, rung) in recorded) for b in betas}
+            names.update({(b, rung): e.name for b, e in entries.items()})
+            c = self.cfg  # the trial's value, recomputed from the same metrics
+            th = c.min_recon_accuracy, c.min_class_entropy
+            return {b: halving.selection_loss(e.eval, *th) for b, e in entries.items()}
 
-        self.study.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
-        outcome = self._decide(queue, evaluate)
+        self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
+        return self.record(self._decide(queue, evaluate), names, queue.url, queue.name)
+
+    def record(
+        self, outcome: halving.SearchOutcome, names: dict[Point, str], url: str, name: str
+    ) -> SearchResult:
+        """The search as study.json records it. The choice, its eligible β and whether it fell
+        back all come from the rung that decided (the last one trained; rung 0 in a grid
+        search), so they describe one decision."""
+        c, runs = self.cfg, self.book.runs
+        decided = outcome.rungs[-1]
+        at = {b: runs[names[b, decided.index]].eval for b in decided.losses}
+        choice = select_beta(at, c.min_recon_accuracy, c.min_class_entropy)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
-        choice = select_beta(
-            {b: runs[n].eval for b, n in rung0.items()},
-            c.min_recon_accuracy,
-            c.min_class_entropy,
-        )
-        reason = choice.reason
-        if c.search == "halving":
-            reason = self._halving_reason(outcome.rungs[-1], outcome.chosen)
+        halving_search = c.search == "halving"
         return SearchResult(
             method=c.search,
             trials=sorted(rung0),
@@ -179,21 +219,20 @@ class BetaSearch:
             rungs=[self._rung_record(r, names) for r in outcome.rungs],
             chosen_beta=outcome.chosen,
             eligible=choice.eligible,
-            reason=reason,
+            reason=self._halving_reason(decided, outcome.chosen)
+            if halving_search
+            else choice.reason,
             fallback=choice.fallback,
             best_decade=outcome.best_decade,
-            rule=halving_rule_text(c) if c.search == "halving" else "",
-            storage=queue.url,
-            study_name=queue.name,
+            rule=halving_rule_text(c) if halving_search else "",
+            storage=url,
+            study_name=name,
         )
 
-    def _rung_record(
-        self, r: halving.RungResult, names: dict[tuple[float, int], str]
-    ) -> RungRecord:
+    def _rung_record(self, r: halving.RungResult, names: dict[Point, str]) -> RungRecord:
         """One rung of the search as study.json records it."""
-        c, n_train = self.cfg, self.study.n_train
-        halving_search = c.search == "halving"
-        rung = self.plan()[r.index] if halving_search else None
+        c, n_train = self.cfg, self.book.n_train
+        rung = self.plan()[r.index] if c.search == "halving" else None
         return RungRecord(
             rung=r.index,
             epochs=rung.epochs if rung is not None else c.trial_epochs,
@@ -203,7 +242,7 @@ class BetaSearch:
             promoted=r.promoted,
         )
 
-    def _decide(self, queue: SearchQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
+    def _decide(self, queue: BetaQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
         """run_search, then the search is marked finished and the local workers stop."""
         c = self.cfg
         try:
@@ -220,13 +259,10 @@ class BetaSearch:
         except BaseException:
             self.stop_workers()
             raise
-        if self.local_workers is not None:
-            bad = self.local_workers.join()
-            if bad:
-                codes = ", ".join(map(str, bad))
-                self.study.say(
-                    f"  {len(bad)} local workers ended with exit codes {codes}; see logs/"
-                )
+        bad = self.local_workers.join() if self.local_workers is not None else []
+        if bad:
+            codes = ", ".join(map(str, bad))
+            self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
         return outcome
 
     @contextmanager
@@ -256,9 +292,9 @@ class BetaSearch:
             f"({loss - halving.INELIGIBLE_PENALTY:.2f}) decided"
         )
         rung = self.plan()[last.index]
-        n_train = self.study.n_train
-        images = min(n_train, rung.limit_train or n_train)
+        images = min(self.book.n_train, rung.limit_train or self.book.n_train)
+        betas = ", ".join(f"{b:g}" for b in sorted(last.losses))
         return (
             f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
-            f"on {images} images; β {_betas(sorted(last.losses))}): {what}"
+            f"on {images} images; β {betas}): {what}"
         )

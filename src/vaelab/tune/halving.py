@@ -4,7 +4,7 @@ can still win get more.
 The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
 reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
 *selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
-Optuna trials (`vaelab.tune.search_queue`), so several workers can train one batch at once.
+Optuna trials (`vaelab.tune.beta_search`), so several workers can train one batch at once.
 
 Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
 scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it

@@ -1,18 +1,19 @@
 """Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
 (PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
-(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.study.queue`):
+(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.tune.beta_search`):
 both describe themselves through the small protocols below."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import sqlite3
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import optuna
 import sqlalchemy
@@ -21,10 +22,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import file_lock
-from vaelab.tune.sweep_config import Direction
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
+Direction = Literal["minimize", "maximize"]
 
 
 class HeartbeatSettings(Protocol):
@@ -86,24 +87,27 @@ def redact(url: str) -> str:
     return url.split("@")[-1]
 
 
+SQLITE_BUSY_S = 60.0
+"""How long SQLite waits for another writer: several local workers' heartbeats and trial updates
+come in short bursts; a lock held longer is another program's."""
+
+
 def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
     """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
     seconds is failed by the next worker that asks for a trial, and re-queued with its
     parameters (up to `max_retry` times)."""
     silence_optuna_notices()
-    url = normalise_url(url)
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        db = Path(url.removeprefix("sqlite:///"))
-        db.parent.mkdir(parents=True, exist_ok=True)
-        # WAL lets readers run beside the one writer; the 60 s busy timeout rides out the
-        # short write bursts of several local workers (heartbeats, trial updates).
-        with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True  # survive a database restart between trials
-    try:
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
+    with storage_errors(url):
+        url = normalise_url(url)
+        if url.startswith("sqlite:///"):
+            db = sqlite_file(url, must_exist=False)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            # WAL lets readers run beside the one writer; the busy timeout rides out the
+            # short write bursts of several local workers (heartbeats, trial updates).
+            with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_BUSY_S)) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+            engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}}
         with _schema_lock(url):
             return RDBStorage(
                 url,
@@ -114,12 +118,72 @@ def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
                     max_retry=cfg.max_retry
                 ),
             )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(
-            f"cannot open the study storage {redact(url)} ({reason}); check the URL, that the "
-            "database server runs and that the database exists"
-        ) from None
+
+
+def sqlite_file(url: str, must_exist: bool) -> Path:
+    """The database file of a sqlite:/// URL; a URL that names no file, or a folder, is refused
+    before SQLite says only "unable to open database file"."""
+    name = url.removeprefix("sqlite:///")
+    if not name:
+        raise ConfigError(
+            f"the study storage {url} names no database file; write sqlite:///FILE.db "
+            "(relative to this folder) or sqlite:////ABSOLUTE/PATH.db"
+        )
+    path = Path(name)
+    if path.is_dir():
+        raise ConfigError(
+            f"the study storage {url} names a folder; name a database file in it, e.g. "
+            f"sqlite:///{path / 'study.db'}"
+        )
+    if must_exist and not path.is_file():
+        raise ConfigError(
+            f"no study storage at {path} (no such file); pass the --storage URL the sweep or "
+            "study was started with"
+        )
+    return path
+
+
+# (words in the database's message, the fix the error line gives)
+FIXES = (
+    ("not a database", "name a new file, or move this one away if it is not a study storage"),
+    ("unable to open", "pass a place this user can create and write files in"),
+    ("cannot make the folder", "pass a place this user can create and write files in"),
+    ("locked", "another program holds the file: stop it, or wait for it"),
+    ("disk i/o", "put the file on a local disk, or use PostgreSQL to share a study"),
+    ("refused", "start the database server, or correct the host and port in the URL"),
+    ("role", "check the user name and password in the URL"),
+    ("password", "check the user name and password in the URL"),
+    ("database", "create the database (createdb NAME), or name an existing one in the URL"),
+)
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """A database or file error while opening the storage becomes one line naming the URL
+    (password hidden), the database's reason and the fix."""
+    try:
+        yield
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        sqlite3.Error,
+        optuna.exceptions.StorageInternalError,  # Optuna's wrapper of a database error
+        OSError,  # the folder of a SQLite file cannot be made
+        ImportError,
+        ValueError,
+    ) as e:
+        cause: BaseException = e
+        if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+            cause = e.__cause__  # the database's own words
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(e).__name__
+        # psycopg: "(psycopg.OperationalError) connection failed: ... failed: FATAL:  reason"
+        reason = re.split(r"failed: |FATAL: ", re.sub(r"^\([\w.]+\) ", "", text))[-1].strip()
+        if isinstance(e, OSError):  # from making the folder of a SQLite file
+            reason = f"cannot make the folder {e.filename}: {e.strerror}"
+        fix = next(
+            (fix for words, fix in FIXES if words in reason.lower()),
+            "check the URL, that the database server runs and that the database exists",
+        )
+        raise RunError(f"cannot open the study storage {redact(url)} ({reason}); {fix}") from None
 
 
 @contextlib.contextmanager
@@ -131,14 +195,21 @@ def _schema_lock(url: str) -> Iterator[None]:
         return
     engine = sqlalchemy.create_engine(url)
     try:
-        with engine.connect() as con:
-            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key("schema")})
-            try:
-                yield
-            finally:
-                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key("schema")})
+        with _advisory_lock(engine, "schema"):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock, which dies with a crashed worker's connection."""
+    with engine.connect() as con:
+        con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key(name)})
+        try:
+            yield
+        finally:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
 
 
 def open_study(
@@ -179,25 +250,14 @@ def open_study(
 
 
 def load_existing_study(url: str, name: str | None) -> optuna.Study:
-    """A study for reading (reports): `name`, or the storage's only study."""
+    """A study for reading (reports, workers): `name`, or the storage's only study."""
     silence_optuna_notices()
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(
-            f"no study storage at {url.removeprefix('sqlite:///')} (no such file); pass the "
-            "--storage URL the sweep or study was started with"
-        )
-    try:
-        url = normalise_url(url)
-        storage = RDBStorage(url, skip_table_creation=True)
+    with storage_errors(url):
+        if url.startswith("sqlite:///"):
+            sqlite_file(url, must_exist=True)
+        kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}} if url.startswith("sqlite") else {}
+        storage = RDBStorage(normalise_url(url), kwargs, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
-    except (
-        sqlalchemy.exc.SQLAlchemyError,
-        optuna.exceptions.StorageInternalError,  # Optuna's wrapper of a database error
-        ImportError,
-        ValueError,
-    ) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"cannot read the study storage {redact(url)} ({reason})") from None
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) or "none"
@@ -216,7 +276,7 @@ def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
     of N trials gets N trials, not N plus one per worker that asked at the same moment.
 
     SQLite: a file lock beside the database (its workers share one machine).
-    PostgreSQL: a session-level advisory lock, which dies with a crashed worker's connection.
+    PostgreSQL: an advisory lock (`_advisory_lock`).
     """
     url = storage.url
     if url.startswith("sqlite:///"):
@@ -224,14 +284,8 @@ def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
         with file_lock(db.parent / f".{db.name}.{_key(study_name)}.lock"):
             yield
     elif url.startswith("postgresql"):
-        with storage.engine.connect() as con:
-            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _key(study_name)})
-            try:
-                yield
-            finally:
-                con.execute(
-                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(study_name)}
-                )
+        with _advisory_lock(storage.engine, study_name):
+            yield
     else:
         yield  # other databases: a rare extra trial is the only cost
 
@@ -247,31 +301,27 @@ def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
-class Heartbeat:
-    """Records the trial's heartbeat every interval from a thread, while the trial runs."""
+@contextlib.contextmanager
+def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[None]:
+    """Records the trial's heartbeat every `interval` seconds from a thread while the block runs."""
+    stop = threading.Event()
 
-    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(storage, trial_id, interval), daemon=True
-        )
-
-    def _beat(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+    def beat() -> None:
         while True:
             # A failed beat (a database hiccup) must not end the beating: a silent thread would
             # let the trial be declared dead and retried while this process still trains it.
             with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
                 storage.record_heartbeat(trial_id)
-            if self._stop.wait(interval):
+            if stop.wait(interval):
                 return
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def requeue(

@@ -1,27 +1,30 @@
-"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials."""
+"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials.
+
+A worker asks the study for a trial, trains and evaluates it as a normal run folder and tells the
+result, until the study has its trials; any number of workers, on any machines, may work on one
+storage. The trials run in the one job loop (`vaelab.tune.jobs`); `SweepJob` is what a sweep
+trial is.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Callable
+import time
+from collections import Counter
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import Trial, TrialState
 
-from vaelab.errors import ConfigError, RunError, VaelabError
+from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import atomic_write_json
 from vaelab.train.loop import TrainingInterrupted
 from vaelab.train.preflight import check_processes, threads_per_process
+from vaelab.tune import jobs
 from vaelab.tune.samplers import make_pruner, make_sampler
 from vaelab.tune.storage import default_storage_url, open_storage, open_study, redact
-from vaelab.tune.sweep_config import SweepConfig, validate
-from vaelab.tune.sweep_worker import WorkerSpec, trial_counts, work
-
-S = TypeVar("S")
+from vaelab.tune.sweep_config import ParamSpec, SweepConfig, validate
 
 
 class SweepInterrupted(RunError):
@@ -43,6 +46,18 @@ class SweepResult:
     """Trials per state (COMPLETE, PRUNED, FAIL, ...)."""
     best: list[dict[str, Any]]
     """The best trial (one objective) or the Pareto front: number, values, params, run_dir."""
+
+
+@dataclass
+class WorkerSpec:
+    cfg: SweepConfig
+    out_dir: Path
+    storage_url: str
+    trials: int
+    """Finished (complete + pruned) trials the study should end with."""
+    threads: int | None = None
+    """torch threads of this worker (None: PyTorch's default, all cores)."""
+    index: int = 0
 
 
 def resolve_trials(cfg: SweepConfig, trials: int | None) -> int:
@@ -67,7 +82,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or continue, or join) the sweep until its study has `trials` finished trials.
 
-    Run directories go to OUT/trials/<number>/, worker logs to OUT/logs/. `storage` defaults to
+    Run folders go to OUT/trials/<number>/, worker logs to OUT/logs/. `storage` defaults to
     sqlite:///OUT/sweep.db; with a shared database URL, this call on several machines (each with
     its own OUT) works on one study. `workers` local processes share the cores evenly unless
     `threads` (torch threads per worker) says otherwise.
@@ -79,82 +94,163 @@ def run_sweep(
     check_processes("--workers", workers, threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the workers log each trial
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage_url(out)
-    # Open the study here first: a refused study (other space) stops before any worker starts.
+    # Open the study first: a refused storage or study (other space) stops before any work.
     study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
-    if workers == 1:
-        try:
+    try:
+        if workers == 1:
             work(specs[0])
-        except TrainingInterrupted:
-            raise SweepInterrupted(INTERRUPTED) from None
-    else:
-        _run_processes(specs)
+        else:
+            _run_processes(specs)
+    except TrainingInterrupted:
+        raise SweepInterrupted(INTERRUPTED) from None
     return summarise(study, redact(url))
 
 
 def _run_processes(specs: list[WorkerSpec]) -> None:
-    procs = start_workers(work, specs)
-    wait_workers(procs, specs[0].out_dir / "logs", SweepInterrupted(INTERRUPTED))
-
-
-def start_workers(target: Callable[[S], object], specs: list[S]) -> list[BaseProcess]:
-    """One process per spec running `target(spec)` (a module-level function: it is pickled).
-    A worker's error is one `vaelab: error: worker <i>: ...` line and its exit code."""
-    # spawn, not fork: a forked child would inherit the parent's SQLAlchemy connections
-    # and torch thread pools.
-    ctx = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = [
-        ctx.Process(target=_worker_main, args=(target, s, i), name=f"vaelab-worker-{i}")
-        for i, s in enumerate(specs)
-    ]
-    for p in procs:
-        p.start()
-    return procs
-
-
-def wait_workers(procs: list[BaseProcess], log_dir: Path, interrupted: RunError) -> None:
-    """Wait for the workers; raise `interrupted` if they were interrupted, RunError if any
-    failed."""
+    local = jobs.LocalWorkers(work, specs)
     try:
-        for p in procs:
-            p.join()
+        bad = local.join()
     except KeyboardInterrupt:
         # Ctrl-C reached every worker of the terminal's process group: each saves its trial
         # and queues it again; wait for them to do so.
-        for p in procs:
-            p.join()
+        local.stop()
         raise
-    bad = [p for p in procs if p.exitcode != 0]
-    if bad and all(p.exitcode == 130 for p in bad):
-        raise interrupted
+    if bad and all(code == 130 for code in bad):
+        raise SweepInterrupted(INTERRUPTED)
     if bad:
         raise RunError(
-            f"{len(bad)} of {len(procs)} workers failed (exit codes "
-            f"{', '.join(str(p.exitcode) for p in bad)}); see {log_dir}; "
+            f"{len(bad)} of {len(specs)} workers failed (exit codes "
+            f"{', '.join(map(str, bad))}); see {specs[0].out_dir / 'logs'}; "
             "run the same command again to continue the study"
         )
 
 
-def _worker_main(target: Callable[[S], object], spec: S, index: int) -> None:
-    import sys
+def work(spec: WorkerSpec) -> int:
+    """Run trials until the study has `spec.trials` finished ones; returns how many ran here."""
+    import torch
 
-    try:
-        target(spec)
-    except VaelabError as e:
-        if e.exit_code == 130:  # interrupted: the worker log says what was queued again
-            sys.exit(130)
-        print(f"vaelab: error: worker {index}: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say more
+    tag = jobs.worker_tag()
+    log = jobs.Log(f"[worker {spec.index} {tag}] ")
+    storage = open_storage(spec.storage_url, spec.cfg)
+    study = open_study(storage, spec.cfg, make_sampler(spec.cfg), make_pruner(spec.cfg))
+    queue = jobs.Queue(study, storage, spec.cfg, poll_s=min(spec.cfg.heartbeat_interval, 5))
+    name, n = spec.cfg.name, spec.trials
+    with log.to_file(spec.out_dir / "logs" / f"worker-{tag}.log"):
+        log.say(
+            f"joined study '{name}' ({n} trials wanted, torch threads {torch.get_num_threads()})"
+        )
+        ran = jobs.work(queue, SweepJob(spec, log))
+        log.say(f"study '{name}' has its {n} finished trials; {ran} ran here")
+    return ran
 
 
-def summarise(study: Any, storage: str) -> SweepResult:
-    counts = trial_counts(study)
+@dataclass
+class SweepJob:
+    """Sweep trials for the job loop: sampled (or queued retries), trained in OUT/trials/<n>/,
+    until the study has its finished trials."""
+
+    spec: WorkerSpec
+    log: jobs.Log
+
+    @property
+    def fix(self) -> str:
+        return f"see {self.spec.out_dir / 'logs'} and fix the sweep config"
+
+    def verdict(self, study: optuna.Study) -> jobs.Verdict:
+        n = Counter(t.state for t in study.get_trials(deepcopy=False))
+        finished = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
+        if finished >= self.spec.trials:
+            return "done"
+        return "wait" if finished + n[TrialState.RUNNING] >= self.spec.trials else "ask"
+
+    def title(self, trial: Trial) -> str:
+        return f"trial {trial.number}"
+
+    def fresh_dir(self, taken: jobs.Taken) -> Path:
+        number = taken.trial.number if taken.origin is None else taken.origin
+        return self.spec.out_dir / "trials" / str(number)
+
+    def run(self, taken: jobs.Taken, run_dir: Path) -> list[float]:
+        t0, trial, cfg = time.time(), taken.trial, self.spec.cfg
+        params = {p.name: _suggest(trial, p) for p in cfg.space}
+        retry = f" (retry of trial {taken.origin})" if taken.origin is not None else ""
+        self.log.say(f"trial {trial.number}{retry}: {params} in {run_dir}")
+        values, metrics = self._train_and_evaluate(trial, params, run_dir)
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        shown = ", ".join(f"{o.key} = {v:.6g}" for o, v in zip(cfg.objectives, values, strict=True))
+        self.log.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
+        return values
+
+    def say(self, msg: str) -> None:
+        self.log.say(msg)
+
+    def _train_and_evaluate(
+        self, trial: Trial, params: dict[str, Any], run_dir: Path
+    ) -> tuple[list[float], dict[str, float]]:
+        from vaelab.evaluate import evaluate_run
+        from vaelab.train.loop import train
+
+        sweep, values = self.spec.cfg, dict(params)
+        if self.spec.threads and "threads" not in sweep.train:
+            values["threads"] = self.spec.threads
+        cfg = sweep.trial_config(values)
+        pruned_at: list[tuple[int, float]] = []  # (epoch, metric) where the pruner stopped it
+        metric = sweep.pruner.metric
+        # Optuna's pruners read intermediate values in the study's direction: negate a
+        # lower-is-better metric when the objective is maximised.
+        sign = -1.0 if sweep.directions[0] == "maximize" else 1.0
+        trial.set_user_attr("pruner_metric", metric if sign > 0 else f"-{metric}")
+
+        def on_epoch_end(epoch: int, record: dict[str, float]) -> bool:
+            if len(sweep.objectives) > 1:
+                return False  # Optuna has no intermediate values (or pruning) for several
+            trial.report(sign * record[metric], epoch)
+            if trial.should_prune():
+                pruned_at.append((epoch, record[metric]))
+                return True
+            return False
+
+        # resume: a retry (or a re-run after Ctrl-C) continues from the run's last checkpoint
+        resume = (run_dir / "config.json").is_file()
+        result = train(cfg, run_dir, resume=resume, tensorboard=False, on_epoch_end=on_epoch_end)
+        trial.set_user_attr("train/summary", {k: v for k, v in result.summary.items() if _num(v)})
+        if pruned_at:
+            raise optuna.TrialPruned(
+                f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
+                f"is hopeless by the {sweep.pruner.kind} pruner"
+            )
+        ecfg = sweep.eval_config(cfg.device)
+        ecfg.log = lambda m: self.log.debug(f"trial {trial.number}: {m}")
+        metrics = evaluate_run(run_dir, ecfg)
+        missing = [o.key for o in sweep.objectives if o.key not in metrics]
+        if missing:
+            raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")
+        return [float(metrics[o.key]) for o in sweep.objectives], metrics
+
+
+def _suggest(trial: Trial, p: ParamSpec) -> Any:
+    if p.type == "float":
+        return trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)  # type: ignore[arg-type]
+    if p.type == "int":
+        return trial.suggest_int(p.name, p.low, p.high, log=p.log, step=p.step or 1)  # type: ignore[arg-type]
+    return trial.suggest_categorical(p.name, p.choices)  # categorical, and grid (GridCycleSampler)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def summarise(study: optuna.Study, storage: str) -> SweepResult:
+    counts = Counter(t.state for t in study.get_trials(deepcopy=False))
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best_trials = (
         ([study.best_trial] if len(study.directions) == 1 else study.best_trials)
@@ -170,9 +266,4 @@ def summarise(study: Any, storage: str) -> SweepResult:
         }
         for t in best_trials
     ]
-    return SweepResult(
-        name=study.study_name,
-        storage=storage,
-        counts={s.name: c for s, c in counts.items()},
-        best=best,
-    )
+    return SweepResult(study.study_name, storage, {s.name: c for s, c in counts.items()}, best)

@@ -38,13 +38,13 @@ from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
 from vaelab.evaluate.keys import key_requirement
 from vaelab.fsutil import json_sha256
+from vaelab.tune.storage import Direction
 
 if TYPE_CHECKING:
     from vaelab.evaluate import EvalConfig
 
 ParamType = Literal["float", "int", "categorical", "grid"]
 PrunerKind = Literal["none", "median", "successive_halving", "hyperband"]
-Direction = Literal["minimize", "maximize"]
 
 # EvalConfig fields a sweep may set; `device` follows the trial's TrainConfig.device.
 EVAL_FIELDS = (

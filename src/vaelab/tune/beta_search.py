@@ -1,0 +1,227 @@
+"""The β search's trials as an Optuna study: the work queue and the record.
+
+Every trial (β, rung) is one Optuna trial with β and rung as fixed parameters; its value is the
+trial's selection loss (`halving.selection_loss`), its user attributes hold the study's run entry
+(train summary, selection-evaluation metrics), run folder, host, pid and wall time, so the
+coordinator (`vaelab study`) needs no access to the trial's files. The coordinator queues a batch
+(`BetaQueue.submit`), works on queued trials like any worker until the batch is complete, then
+decides (`halving.promote`); workers (`vaelab study worker`, or `--workers K`) run queued trials
+until the coordinator marks the search finished. Trials run in the one job loop
+(`vaelab.tune.jobs`); what trains them is the study's, handed in as a `Trainer`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from vaelab.errors import ConfigError, RunError
+from vaelab.fsutil import json_sha256
+from vaelab.tune import jobs
+from vaelab.tune.storage import (
+    DEFINITION_ATTR,
+    Direction,
+    HeartbeatSettings,
+    ask_lock,
+    load_existing_study,
+    open_storage,
+    open_study,
+    redact,
+)
+
+SEARCH_DB = "search.db"
+POINT_ATTR = "vaelab:point"  # [β, rung]: set when queued, kept by retries
+RUN_ATTR = "vaelab:run"  # the study's run entry of a finished trial
+FINISHED_ATTR = "vaelab:search_finished"  # study attribute: workers may stop
+SETTINGS_ATTR = "vaelab:settings"  # study attribute: the unhashed settings workers need
+# β and rung are fixed parameters, never sampled; the bounds only name their distributions.
+BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
+
+Point = tuple[float, int]  # (β, rung)
+C = TypeVar("C", bound=HeartbeatSettings)
+
+
+class Trainer(Protocol):
+    """What trains a trial: the study's β search (`vaelab.study.search.BetaSearch`), in the
+    coordinator and in every worker."""
+
+    def trial_dir(self, beta: float, rung: int) -> Path:
+        """Where this process trains trial (β, rung) unless a retry resumes elsewhere."""
+        ...
+
+    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
+        """Train and evaluate the trial in `run_dir`; (its run entry, its selection loss)."""
+        ...
+
+    def say(self, msg: str) -> None: ...
+
+
+@dataclass
+class SearchDefinition:
+    """The β search's definition for `open_study`: the study's settings that change a trial's
+    result, one hash each, so a refusal names the settings that differ."""
+
+    name: str
+    parts: dict[str, Any]
+    directions: list[Direction] = field(default_factory=lambda: ["minimize"])
+
+    def definition(self) -> dict[str, Any]:
+        return self.parts
+
+    def definition_hashes(self) -> dict[str, str]:
+        return {k: json_sha256(v)[:16] for k, v in self.parts.items()}
+
+
+class BetaQueue(jobs.Queue):
+    """One β search's Optuna study, its storage and the settings of its heartbeats."""
+
+    def _by_point(self) -> dict[Point, list[FrozenTrial]]:
+        out: dict[Point, list[FrozenTrial]] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            p = t.user_attrs.get(POINT_ATTR)
+            if p is not None:
+                out.setdefault((float(p[0]), int(p[1])), []).append(t)
+        return out
+
+    def status(self, points: list[Point]) -> tuple[dict[Point, FrozenTrial], dict[Point, str]]:
+        """(complete trial of each finished point, error of each point that failed for good:
+        no complete, no queued or running trial left). Under the ask lock, as every retry is
+        queued (right after its original failed)."""
+        with ask_lock(self.storage, self.name):
+            by_point = self._by_point()
+        complete, failed = {}, {}
+        for p in points:
+            trials = by_point.get(p, [])
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            if done:
+                complete[p] = done[-1]
+            elif trials and all(t.state == TrialState.FAIL for t in trials):
+                failed[p] = str(trials[-1].user_attrs.get("error", "failed"))
+        return complete, failed
+
+    def submit(self, points: list[Point]) -> None:
+        """Queue every point without a complete, queued or running trial."""
+        with ask_lock(self.storage, self.name):
+            by_point = self._by_point()
+            for b, r in points:
+                states = {t.state for t in by_point.get((b, r), [])}
+                if not states & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
+                    self.study.enqueue_trial(
+                        {"beta": b, "rung": r}, user_attrs={POINT_ATTR: [b, r]}
+                    )
+
+    def finished(self) -> bool:
+        return bool(self.study.user_attrs.get(FINISHED_ATTR))
+
+    def mark_finished(self) -> None:
+        self.study.set_user_attr(FINISHED_ATTR, True)
+
+
+@dataclass
+class BetaJob:
+    """β-search trials for the job loop: only queued trials are taken (a coordinator queued
+    them); a worker stops once the search is marked finished, the coordinator when its batch is
+    complete."""
+
+    trainer: Trainer
+    queue: BetaQueue
+    stop_when_finished: bool
+    fix: str = "see this worker's log and fix the cause"
+
+    def verdict(self, study: optuna.Study) -> jobs.Verdict:
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return "ask"  # ask() now takes the oldest queued trial, never samples one
+        return "done" if self.stop_when_finished and self.queue.finished() else "wait"
+
+    def title(self, trial: Trial) -> str:
+        p = trial.params
+        return f"trial β = {p['beta']:g} (rung {p['rung']})" if p else f"trial {trial.number}"
+
+    def point(self, trial: Trial) -> Point:
+        if POINT_ATTR not in trial.user_attrs:
+            raise RunError(f"trial {trial.number} was not queued by a β-search coordinator")
+        beta = trial.suggest_float("beta", *BETA_BOUNDS, log=True)
+        return beta, trial.suggest_int("rung", *RUNG_BOUNDS)
+
+    def fresh_dir(self, taken: jobs.Taken) -> Path:
+        return self.trainer.trial_dir(*self.point(taken.trial))
+
+    def run(self, taken: jobs.Taken, run_dir: Path) -> float:
+        entry, loss = self.trainer.search_trial(*self.point(taken.trial), run_dir)
+        taken.trial.set_user_attr(RUN_ATTR, entry)
+        # Optuna stores ±inf; a NaN would fail the trial (the loss maps NaN FD to inf).
+        return loss if not math.isnan(loss) else math.inf
+
+    def say(self, msg: str) -> None:
+        self.trainer.say(msg)
+
+
+def open_search(
+    url: str, cfg: HeartbeatSettings, definition: SearchDefinition, settings: dict[str, Any]
+) -> BetaQueue:
+    """The coordinator's queue: create the study or continue the one of that name, refusing
+    one with another definition. `settings`: what workers need besides the definition."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
+    storage = open_storage(url, cfg)
+    study = open_study(storage, definition)
+    study.set_user_attr(SETTINGS_ATTR, settings)
+    return _queue(study, storage, cfg)
+
+
+def _queue(study: optuna.Study, storage: Any, cfg: HeartbeatSettings) -> BetaQueue:
+    # A short poll: a batch waits this long after its last trial, and rung-0 trials of a small
+    # preset take seconds. A poll is one small query (and the ask lock).
+    return BetaQueue(study, storage, cfg, poll_s=min(float(cfg.heartbeat_interval), 0.5))
+
+
+def join_search(
+    url: str, name: str | None, build: Callable[[dict[str, Any]], C]
+) -> tuple[BetaQueue, C]:
+    """A worker's queue and config: the search's definition and settings come from the storage,
+    not from flags; `build` turns them into the study's config (heartbeat settings included)."""
+    existing = load_existing_study(url, name)
+    definition = existing.user_attrs.get(DEFINITION_ATTR)
+    settings = existing.user_attrs.get(SETTINGS_ATTR)
+    if definition is None or settings is None:
+        raise ConfigError(
+            f"study '{existing.study_name}' in {redact(url)} is not a vaelab β search; "
+            "pass the --name the coordinator printed"
+        )
+    cfg = build({**definition, **settings})
+    storage = open_storage(url, cfg)
+    study = optuna.load_study(study_name=existing.study_name, storage=storage)
+    return _queue(study, storage, cfg), cfg
+
+
+def evaluate_batch(
+    queue: BetaQueue, points: list[Point], trainer: Trainer
+) -> dict[Point, FrozenTrial]:
+    """The coordinator's side of one batch: queue what is missing, work on queued trials until
+    every point is complete, return each point's complete trial. A point whose trials all failed
+    (no retry left) stops the study with the trial's error; so does a failure here."""
+
+    def complete() -> bool:
+        done, failed = queue.status(points)
+        if failed:
+            (b, r), why = next(iter(failed.items()))
+            raise RunError(
+                f"β-search trial β = {b:g} (rung {r}) failed: {why}; fix it and run the same "
+                "command again"
+            )
+        return len(done) == len(points)
+
+    queue.submit(points)
+    jobs.work(queue, BetaJob(trainer, queue, stop_when_finished=False), complete, reraise=True)
+    return queue.status(points)[0]
+
+
+def work(queue: BetaQueue, trainer: Trainer) -> int:
+    """A worker's loop: run queued trials until the coordinator marks the search finished;
+    returns how many ran here."""
+    return jobs.work(queue, BetaJob(trainer, queue, stop_when_finished=True))

@@ -1,0 +1,299 @@
+"""One job loop for every Optuna trial vaelab trains: a sweep's trials (`vaelab.tune.sweep`) and
+the study's β-search trials (`vaelab.tune.beta_search`) differ only in the `Job` they hand it.
+
+The dance, written once: take a trial under the ask lock (a dead worker's trial is failed and
+queued again first), beat its heart while it trains, record it complete, pruned or failed, queue
+it again when interrupted, and stop a worker whose trials keep failing. Also the local worker
+processes that `--workers K` starts beside the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import Trial, TrialState
+
+from vaelab.errors import RunError, VaelabError
+from vaelab.train.loop import TrainingInterrupted
+from vaelab.tune.storage import HeartbeatSettings, ask_lock, heartbeat, redact, requeue, trial_id
+
+MAX_FAILURES_IN_A_ROW = 3
+Verdict = Literal["ask", "wait", "done"]
+S = TypeVar("S")
+
+
+@dataclass
+class Queue:
+    """An Optuna study whose trials workers take, its storage and its heartbeat settings."""
+
+    study: optuna.Study
+    storage: RDBStorage
+    settings: HeartbeatSettings
+    poll_s: float
+    """Seconds between looks at the queue while there is nothing to take."""
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def url(self) -> str:
+        """The storage URL without its password."""
+        return redact(self.storage.url)
+
+
+@dataclass
+class Taken:
+    """A trial this process took, RUNNING here."""
+
+    trial: Trial
+    tid: int
+    origin: int | None
+    """The number of the trial this one retries (None: a first try)."""
+    resume_dir: Path | None
+    """The original's run folder, when this is a retry and that folder is on this host."""
+
+
+class Job(Protocol):
+    """One kind of trial: what the loop cannot know about it."""
+
+    @property
+    def fix(self) -> str:
+        """What to do when a worker's trials keep failing (the end of its error line)."""
+        ...
+
+    def verdict(self, study: optuna.Study) -> Verdict:
+        """Under the ask lock: ask for a trial now, wait for one, or stop (the study is done)."""
+        ...
+
+    def title(self, trial: Trial) -> str:
+        """How log lines name the trial."""
+        ...
+
+    def fresh_dir(self, taken: Taken) -> Path:
+        """Where this process trains the trial unless it resumes its original's run folder."""
+        ...
+
+    def run(self, taken: Taken, run_dir: Path) -> float | Sequence[float]:
+        """Train and evaluate the trial in `run_dir` (recording what it measured in its user
+        attributes); its objective value(s). Raises optuna.TrialPruned when pruned."""
+        ...
+
+    def say(self, msg: str) -> None: ...
+
+
+def take(queue: Queue, job: Job) -> Taken | Verdict:
+    """A trial, now RUNNING here, or the job's verdict ("wait", "done") when there is none."""
+    with ask_lock(queue.storage, queue.name):
+        fail_stale_trials(queue.study)  # a dead worker's trial: failed, queued again first
+        verdict = job.verdict(queue.study)
+        if verdict != "ask":
+            return verdict
+        trial = queue.study.ask()  # a queued (retried) trial first
+        tid = trial_id(queue.storage, queue.name, trial.number)
+        # A first beat at once: a RUNNING trial that never beat is never found stale.
+        queue.storage.record_heartbeat(tid)
+        before = queue.storage.get_trial(tid)  # a retry carries its original's host, run_dir
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+    origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(before)
+    return Taken(trial, tid, origin, _resume_dir(before.user_attrs))
+
+
+def _resume_dir(original: dict[str, object]) -> Path | None:
+    """Where a retry trains: in its original's run folder when that is on this host and holds a
+    run, so it resumes from the last checkpoint whichever folder the original was started in;
+    else in a fresh folder of this process. (The sweep used to retry in trials/<origin> of its
+    own --out, which trains from scratch when the original ran in another --out of this
+    machine; the β search resumed the original's folder. The β search's rule saves that work
+    and picks the same folder in every other case.)"""
+    run_dir = original.get("run_dir")
+    here = original.get("host") == socket.gethostname()
+    if isinstance(run_dir, str) and here and (Path(run_dir) / "config.json").is_file():
+        return Path(run_dir)
+    return None
+
+
+def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> TrialState:
+    """Train and evaluate one taken trial under heartbeats and record it. A failure is recorded
+    on the trial (`reraise` raises it too); interrupted (Ctrl-C, SIGTERM), the trial is queued
+    again and the interruption raised."""
+    trial, t0 = taken.trial, time.time()
+    with heartbeat(queue.storage, taken.tid, queue.settings.heartbeat_interval):
+        try:
+            run_dir = taken.resume_dir or job.fresh_dir(taken)
+            # Recorded first: a retry of this trial resumes here if it runs on this host.
+            trial.set_user_attr("run_dir", str(run_dir.resolve()))
+            values = job.run(taken, run_dir)
+        except optuna.TrialPruned as e:
+            trial.set_user_attr("wall_time_s", time.time() - t0)
+            queue.study.tell(trial, state=TrialState.PRUNED)
+            job.say(f"{job.title(trial)} pruned: {e}")
+            return TrialState.PRUNED
+        except (KeyboardInterrupt, SystemExit, TrainingInterrupted) as e:
+            cause = "a signal" if isinstance(e, TrainingInterrupted) else type(e).__name__
+            # Under the ask lock, as every retry is queued: no worker may see the trial failed
+            # and not yet queued again (the β search would call its point failed for good,
+            # a sweep would sample a new trial in its place).
+            with ask_lock(queue.storage, queue.name):
+                why = f"interrupted by {cause}"
+                requeue(queue.study, queue.storage, trial, queue.settings.max_retry, why)
+            job.say(
+                f"{job.title(trial)} interrupted by {cause}; queued again (a re-run resumes it)"
+            )
+            raise
+        except Exception as e:  # a trial's own failure must not stop the others
+            why = str(e) if isinstance(e, VaelabError) else f"{type(e).__name__}: {e}"
+            trial.set_user_attr("error", why)
+            trial.set_user_attr("wall_time_s", time.time() - t0)
+            queue.study.tell(trial, state=TrialState.FAIL)
+            if reraise:
+                raise
+            job.say(f"{job.title(trial)} failed: {why}")
+            return TrialState.FAIL
+        trial.set_user_attr("wall_time_s", time.time() - t0)
+        queue.study.tell(trial, values)
+    return TrialState.COMPLETE
+
+
+def work(
+    queue: Queue, job: Job, until: Callable[[], bool] = lambda: False, reraise: bool = False
+) -> int:
+    """Take and run trials until `until()` or the job's verdict is "done"; returns how many
+    ran here. MAX_FAILURES_IN_A_ROW failed trials stop this worker (a broken config or machine
+    would otherwise fail every trial of the study)."""
+    ran, failures = 0, 0
+    while not until():
+        taken = take(queue, job)
+        if taken == "done":
+            break
+        if not isinstance(taken, Taken):  # the rest run elsewhere: wait, in case one dies
+            time.sleep(queue.poll_s)
+            continue
+        ran += 1
+        state = run_trial(queue, job, taken, reraise)
+        failures = failures + 1 if state == TrialState.FAIL else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            last = taken.trial.user_attrs.get("error", "?")
+            raise RunError(
+                f"{failures} trials in a row failed in this worker (last: {last}); {job.fix}"
+            )
+    return ran
+
+
+def requeue_dead_local_trials(queue: Queue) -> list[int]:
+    """Fail and queue again at once the RUNNING trials of processes of this host that are gone
+    (a killed command run again), instead of after the grace period."""
+    host, numbers = socket.gethostname(), []
+    with ask_lock(queue.storage, queue.name):
+        for t in queue.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = t.user_attrs.get("pid")
+            if not isinstance(pid, int) or t.user_attrs.get("host") != host:
+                continue  # another host's trial (its processes are not ours to see)
+            if pid != os.getpid() and not _pid_alive(pid):
+                requeue(
+                    queue.study, queue.storage, t.number, queue.settings.max_retry, "worker lost"
+                )
+                numbers.append(t.number)
+    return numbers
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+class Log:
+    """One process's lines: each on stderr (after `prefix`, a worker's tag) and, while
+    `to_file(path)` is active, in that file with a timestamp; `debug` lines in the file only."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.file = logging.Logger("vaelab", logging.DEBUG)  # this object's own, unregistered
+
+    def say(self, msg: str) -> None:
+        print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
+        self.file.info(msg)
+
+    def debug(self, msg: str) -> None:
+        self.file.debug(msg)
+
+    @contextlib.contextmanager
+    def to_file(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.file.addHandler(handler)
+        try:
+            yield
+        finally:
+            self.file.removeHandler(handler)
+            handler.close()
+
+
+def worker_tag() -> str:
+    """`<host>-<pid>`: names a worker's log file and its lines on stderr."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class LocalWorkers:
+    """`--workers K`: worker processes on this machine, each running `target(spec)` (a
+    module-level function: it is pickled). A worker's error is one `vaelab: error: worker <i>:
+    ...` line and its exit code."""
+
+    def __init__(self, target: Callable[[S], object], specs: list[S], first: int = 0) -> None:
+        # spawn, not fork: a forked child would inherit the parent's SQLAlchemy connections
+        # and torch thread pools.
+        ctx = multiprocessing.get_context("spawn")
+        self.procs: list[BaseProcess] = [
+            ctx.Process(target=_worker_main, args=(target, s, i), name=f"vaelab-worker-{i}")
+            for i, s in enumerate(specs, start=first)
+        ]
+        for p in self.procs:
+            p.start()
+
+    def join(self) -> list[int]:
+        """Wait for them; the exit codes of those that failed."""
+        for p in self.procs:
+            p.join()
+        return [p.exitcode or 0 for p in self.procs if p.exitcode != 0]
+
+    def stop(self) -> None:
+        """The command stopped (interrupted or failed). After Ctrl-C they saw the same signal
+        and are queueing their trials again: give them time; then SIGTERM, which does the same
+        (a training run checkpoints, its trial is queued again)."""
+        for p in self.procs:
+            p.join(timeout=15)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+
+
+def _worker_main(target: Callable[[S], object], spec: S, index: int) -> None:
+    try:
+        target(spec)
+    except VaelabError as e:
+        if e.exit_code == 130:  # interrupted: the worker log says what was queued again
+            sys.exit(130)
+        print(f"vaelab: error: worker {index}: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
