@@ -41,7 +41,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
         args.port,
         open_browser=not args.no_browser,
         verbose=args.verbose,
-        say=lambda m: print(m, flush=True),
     )
 
 

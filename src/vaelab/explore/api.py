@@ -51,7 +51,9 @@ class ApiError(Exception):
 
 def _integer_literal(text: str) -> int:
     if len(text.lstrip("-")) > MAX_DIGITS:
-        raise ApiError(400, f"request body holds a {len(text)}-digit integer; no field takes one")
+        raise ApiError(
+            400, f"request body holds a {len(text.lstrip('-'))}-digit integer; no field takes one"
+        )
     return int(text)
 
 
