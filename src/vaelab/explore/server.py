@@ -141,9 +141,6 @@ class ExploreHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body stays unread: end this connection
             return ApiError(status, message)
 
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise refuse(415, f"Content-Type must be application/json, got {ctype or 'none'!r:.60}")
         if self.headers.get("Transfer-Encoding"):
             raise refuse(411, "send the body with a Content-Length, not a Transfer-Encoding")
         length_text = ", ".join(self.headers.get_all("Content-Length") or [])  # one, or refused
@@ -161,6 +158,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
             raise refuse(408, f"the request body did not arrive within {wait:g} s") from None
         if len(raw) != length:
             raise refuse(400, f"the body ended after {len(raw)} of {length} bytes")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(
+                415, f"Content-Type must be application/json, got {ctype or 'none'!r:.60}"
+            )
         return raw
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
