@@ -27,7 +27,7 @@ from vaelab.evaluate.run import sample_prior
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
 from vaelab.explore.runs import find_runs
-from vaelab.explore.server import STATIC_DIR, make_server, start_background
+from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server, start_background
 from vaelab.explore.session import load_explorer
 from vaelab.train.checkpoint import load_model
 
@@ -411,8 +411,9 @@ def test_transport_level_refusals(client):
     assert b"HTTP/1.1 400" in reply and b"several" in reply
 
 
-def test_slow_and_short_bodies_free_their_thread(explorer):
-    server, url = start_background(explorer, read_timeout=0.5)
+def test_slow_and_short_bodies_free_their_thread(explorer, monkeypatch):
+    monkeypatch.setattr(ExploreHandler, "timeout", 0.5)
+    server, url = start_background(explorer)
     try:
         client = Client(url)
         head = b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
