@@ -6,6 +6,7 @@ is refused with one line before anything is served."""
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import struct
@@ -229,6 +230,39 @@ def test_clients_that_go_away_leave_no_traceback(served, capfd):
     assert served.get("/api/runs")[0] == 200
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception" not in err, err
+
+
+def test_mutated_requests_never_reach_a_500(served, capfd):
+    """400 seeded random mutations of valid requests (bytes replaced, repeated, deleted): every
+    answer with a status line is 200 or a JSON error below 500 (or 501/505, http.server's own
+    refusals of unknown methods and versions), and the server log holds no traceback."""
+    rng = random.Random(0)
+    valid = [
+        post("/api/decode", b'{"run": 0, "point": [0.5, -1]}'),
+        post("/api/interpolate", b'{"run": 1, "a": {"index": 0}, "b": {"index": 1}, "steps": 2}'),
+        post("/api/samples", b'{"run": 0, "n": 3, "seed": 1}'),
+        get("/api/map?run=1"),
+    ]
+    alphabet = b'{}[]":,-0123456789.eE+ \r\n\\\x00\xff%/?&=abcnrtu'
+    for _ in range(400):
+        request = bytearray(rng.choice(valid))
+        for _ in range(rng.randint(1, 6)):
+            at, byte = rng.randrange(len(request)), rng.choice(alphabet)
+            edit = rng.choice(("replace", "repeat", "delete"))
+            if edit == "replace":
+                request[at] = byte
+            elif edit == "repeat":
+                request[at:at] = bytes([byte]) * rng.choice((1, 3, 50))
+            else:
+                del request[at : at + rng.randint(1, 5)]
+        with socket.create_connection((served.host, int(served.port)), timeout=30) as s:
+            s.sendall(bytes(request))
+            s.shutdown(socket.SHUT_WR)
+            reply = b"".join(iter(lambda: s.recv(65536), b""))
+        if reply.startswith(b"HTTP/1.1 "):
+            status = int(reply[9:12])
+            assert status == 200 or (status != 500 and b'{"error":' in reply), reply[:300]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # --------------------------------------------------------------------------- load
