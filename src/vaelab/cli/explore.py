@@ -36,11 +36,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         log=lambda m: print(f"  {m}", file=sys.stderr),
     )
     return serve(
-        explorer,
-        args.host,
-        args.port,
-        open_browser=not args.no_browser,
-        verbose=args.verbose,
+        explorer, args.host, args.port, open_browser=not args.no_browser, verbose=args.verbose
     )
 
 
