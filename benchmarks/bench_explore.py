@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]  # tests/browser.py drives Chromium
+
 
 def launch(paths: list[str], extra: list[str]) -> tuple[subprocess.Popen, str]:
     """`vaelab explore PATHS --port 0 --no-browser EXTRA` in a child process; (process, url)."""
@@ -80,7 +82,8 @@ def decode_latency(url: str, run: int, requests: int, seed: int) -> dict[str, fl
 
 
 def page_load(url: str, loads: int) -> dict[str, Any]:
-    from vaelab.explore.browser import console_errors, start_chromium, wait_quiet
+    sys.path.insert(0, str(ROOT))
+    from tests.browser import console_errors, start_chromium, wait_quiet
 
     driver = start_chromium()
     rows = []

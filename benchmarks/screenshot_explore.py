@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/browser.py
 
 from bench_explore import launch, stop
 
@@ -28,7 +29,7 @@ def main() -> None:
     p.add_argument("--map-points", default=None, help="passed to vaelab explore")
     p.add_argument("--width", type=int, default=1500, help="browser width in pixels")
     args = p.parse_args()
-    from vaelab.explore.browser import console_errors, full_page_screenshot, start_chromium, tour
+    from tests.browser import console_errors, full_page_screenshot, start_chromium, tour
 
     extra = ["--classifier", args.classifier] if args.classifier else []
     extra += ["--map-points", args.map_points] if args.map_points else []

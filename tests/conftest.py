@@ -84,3 +84,13 @@ def postgres_url():
         pytest.skip("PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)")
     with throwaway_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def explore_runs(tmp_path_factory, session_home, mnist_arrays) -> dict[str, Path]:
+    """A tiny AE and VAE for the explorer's tests, trained once per session."""
+    from tests.explore_helpers import train_tiny_runs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VAELAB_HOME", str(session_home))
+        return train_tiny_runs(tmp_path_factory.mktemp("explore_runs"))

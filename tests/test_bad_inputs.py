@@ -3,7 +3,8 @@ exit 2 (usage/config) or 1 (runtime), nothing is created before the input is ref
 user mistake reaches the generic "unexpected internal error" path.
 
 Cases run in-process through `vaelab.cli.main` (a subprocess each would take minutes on two
-cores); signals and pipes, which need a real process, are in test_faults.py. Each case names its
+cores); signals and pipes, which need a real process, are in test_faults.py; the explorer's HTTP
+requests, disconnects, load and damaged folders in test_explore_survey.py. Each case names its
 category; `test_survey_size` checks the survey keeps its breadth.
 """
 

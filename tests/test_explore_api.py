@@ -24,23 +24,23 @@ from vaelab.errors import RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
 from vaelab.evaluate.run import sample_prior
-from vaelab.explore import find_runs, load_explorer
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
-from vaelab.explore.server import STATIC_DIR, make_server, start_background
+from vaelab.explore.runs import find_runs
+from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server, start_background
+from vaelab.explore.session import load_explorer
 from vaelab.train.checkpoint import load_model
 
-from .explore_helpers import Client, train_tiny_runs
+from .explore_helpers import Client
+from .test_study_schema import _study as complete_study
 
 MAP_POINTS = 300
 NZ = 8
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, session_home, mnist_arrays):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAELAB_HOME", str(session_home))
-        return train_tiny_runs(tmp_path_factory.mktemp("explore_runs"))
+def runs(explore_runs):
+    return explore_runs
 
 
 @pytest.fixture(scope="module")
@@ -361,16 +361,18 @@ BAD_REQUESTS = [
     ("GET", "/api/decode", 405, "accepts POST, not GET"),
     ("DELETE", "/api/decode", 405, "accepts POST, not DELETE"),
     ("PUT", "/", 405, "accepts GET, not PUT"),
-    ("GET", "/static/../../etc/passwd", 403, "leaves the static folder"),
-    ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", 403, "leaves the static folder"),
-    ("GET", "/static/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", 403, "leaves the static folder"),
-    ("GET", "/static/..%2fsession.py", 403, "leaves the static folder"),
-    ("GET", "/static/../session.py", 403, "leaves the static folder"),
-    ("GET", "/static//etc/passwd", 403, "leaves the static folder"),
+    # static files are looked up by name: a path that would leave the folder names no file
+    ("GET", "/static/../../etc/passwd", 404, "no static file"),
+    ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", 404, "no static file"),
+    ("GET", "/static/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", 404, "no static file"),
+    ("GET", "/static/..%2fsession.py", 404, "no static file"),
+    ("GET", "/static/../session.py", 404, "no static file"),
+    ("GET", "/static//etc/passwd", 404, "no static file"),
     ("GET", "/static/%252e%252e/%252e%252e/etc/passwd", 404, "no static file"),
     ("GET", "/static/missing.js", 404, "no static file"),
     ("GET", "/static/", 404, "no static file"),
-    ("GET", "/static/a%00.js", 400, "NUL"),
+    ("GET", "/static/a%00.js", 404, "no static file"),
+    ("GET", "/static/api.py", 404, "no static file"),
 ]
 
 
@@ -409,8 +411,9 @@ def test_transport_level_refusals(client):
     assert b"HTTP/1.1 400" in reply and b"several" in reply
 
 
-def test_slow_and_short_bodies_free_their_thread(explorer):
-    server, url = start_background(explorer, read_timeout=0.5)
+def test_slow_and_short_bodies_free_their_thread(explorer, monkeypatch):
+    monkeypatch.setattr(ExploreHandler, "timeout", 0.5)
+    server, url = start_background(explorer)
     try:
         client = Client(url)
         head = b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -442,13 +445,15 @@ def raw_exchange(client: Client, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_internal_errors_are_json_without_a_traceback(client, explorer, monkeypatch):
+def test_internal_errors_say_so_and_log_the_traceback(client, explorer, monkeypatch, capfd):
     def broken(*args, **kwargs):
-        raise RuntimeError("boom")
+        raise RuntimeError(f"boom in {__file__}")
 
     monkeypatch.setattr(explorer, "decode", broken)
     got = client.request("POST", "/api/decode", b'{"run": 0, "point": [0, 0]}', JSON)
-    assert "internal error (RuntimeError: boom)" in assert_json_error(*got, 500)
+    assert assert_json_error(*got, 500) == "internal error"  # no detail, no server path
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom in" in err
 
 
 def test_a_rejected_body_does_not_poison_the_keep_alive_connection(client):
@@ -486,16 +491,14 @@ def test_page_needs_nothing_outside_the_server():
 def test_find_runs_for_run_dirs_studies_and_bad_paths(runs, tmp_path):
     assert find_runs([runs["ae"], runs["vae"], runs["ae"]]).dirs == [runs["ae"], runs["vae"]]
     study = tmp_path / "study"
-    for name, src in (("ae", "ae"), ("beta_1", "vae"), ("vae_beta10", "vae")):
+    for name, src in (("ae", "ae"), ("beta_1_r0", "vae"), ("beta_3_r0", "vae")):
         shutil.copytree(runs[src], study / "runs" / name)
-    (study / "study.json").write_text(
-        json.dumps({"tuned": "beta_1", "classifier": {"variant": "smoke"}})
-    )
+    (study / "study.json").write_text(json.dumps(complete_study().to_dict()))  # tuned: beta_3_r0
     found = find_runs([study])
-    assert found.dirs == [study / "runs" / "ae", study / "runs" / "beta_1"]
+    assert found.dirs == [study / "runs" / "ae", study / "runs" / "beta_3_r0"]
     assert found.classifier == "smoke"
     (study / "study.json").unlink()  # an unfinished study: every finished run
-    assert find_runs([study]).dirs == [study / "runs" / n for n in ("ae", "beta_1", "vae_beta10")]
+    assert find_runs([study]).dirs == [study / "runs" / n for n in ("ae", "beta_1_r0", "beta_3_r0")]
     with pytest.raises(RunError, match="neither a run directory"):
         find_runs([tmp_path / "nothing"])
 

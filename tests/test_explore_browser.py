@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from vaelab.explore import load_explorer
-from vaelab.explore.browser import (
+from vaelab.explore.server import start_background
+from vaelab.explore.session import load_explorer
+
+from .browser import (
     chromium_paths,
     click_map,
     console_errors,
@@ -16,9 +18,6 @@ from vaelab.explore.browser import (
     wait_for,
     wait_quiet,
 )
-from vaelab.explore.server import start_background
-
-from .explore_helpers import train_tiny_runs
 
 pytest.importorskip("selenium", reason="selenium is in the dev extra: pip install -e '.[dev]'")
 pytestmark = pytest.mark.skipif(
@@ -32,10 +31,10 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory, session_home, mnist_arrays):
+def url(explore_runs, session_home):
+    runs = explore_runs
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAELAB_HOME", str(session_home))
-        runs = train_tiny_runs(tmp_path_factory.mktemp("explore_browser_runs"))
         explorer = load_explorer(
             [runs["ae"], runs["vae"]], classifier="smoke", device="cpu", map_points=300
         )

@@ -11,19 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from vaelab.explore.browser import chromium_paths
-
-from .explore_helpers import train_tiny_runs
+from .browser import chromium_paths
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 HAVE_CHROMIUM = chromium_paths() is not None
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, session_home, mnist_arrays):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAELAB_HOME", str(session_home))
-        return train_tiny_runs(tmp_path_factory.mktemp("explore_script_runs"))
+def runs(explore_runs):
+    return explore_runs
 
 
 def run_script(name: str, args: list[str], home: Path) -> subprocess.CompletedProcess:

@@ -9,8 +9,9 @@ from vaelab.errors import ConfigError
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from vaelab.explore import find_runs, load_explorer, serve
-    from vaelab.explore.runs import MAX_RUNS
+    from vaelab.explore.runs import MAX_RUNS, find_runs
+    from vaelab.explore.server import serve
+    from vaelab.explore.session import load_explorer
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"invalid explore option 'port': {args.port} is not in 0..65535")
@@ -35,12 +36,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         log=lambda m: print(f"  {m}", file=sys.stderr),
     )
     return serve(
-        explorer,
-        args.host,
-        args.port,
-        open_browser=not args.no_browser,
-        verbose=args.verbose,
-        say=lambda m: print(m, flush=True),
+        explorer, args.host, args.port, open_browser=not args.no_browser, verbose=args.verbose
     )
 
 

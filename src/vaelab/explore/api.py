@@ -1,4 +1,6 @@
-"""The JSON API: one function per route, each validating its request before touching a model.
+"""The JSON API: one function per route, each checking its untrusted request before touching a
+model. Every refusal is an `ApiError`: a 4xx status and one sentence naming the field, what was
+wrong and what is accepted.
 
 Routes (every POST takes `run`, the index of a run in GET /api/runs):
 
@@ -16,23 +18,117 @@ run), {"code": [nz numbers]} or {"image": [C·H·W pixels in [0, 1]]} (encoded b
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import torch
 
 from vaelab.explore.session import Explorer
-from vaelab.explore.validate import (
-    MAX_SAMPLES,
-    MAX_STEPS,
-    ApiError,
-    check_fields,
-    image,
-    integer,
-    vector,
-)
+
+MAX_BODY_BYTES = 64 * 1024  # a 28×28×3 image as JSON floats is ~30 KB; nothing needs more
+MAX_DEPTH = 8  # the deepest request, {"a": {"image": [...]}}, nests three levels
+MAX_DIGITS = 18  # an integer literal longer than this is no index, count or seed
+MAX_SAMPLES = 64
+MAX_STEPS = 32
+MAX_ABS_VALUE = 1e4  # latent values and map coordinates: far outside any trained code, still sane
+# A JSON string, or an unterminated one up to the end: linear, whatever the body holds.
+STRINGS = re.compile(r'(?s)"(?:[^"\\]|\\.?)*+(?:"|\Z)')
+DIGITS = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
 
 Route = Callable[[Explorer, dict[str, Any]], dict[str, Any]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _integer_literal(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ApiError(
+            400, f"request body holds a {len(text.lstrip('-'))}-digit integer; no field takes one"
+        )
+    return int(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ApiError(400, f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object: UTF-8, nested at most MAX_DEPTH deep (before the recursive
+    parser sees it), integers of at most MAX_DIGITS digits, no NaN/Infinity (which Python's json
+    accepts). Floats beyond float range become inf, which `vector` refuses."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not UTF-8 text") from None
+    brackets = re.findall(r"[\[\]{}]", STRINGS.sub("", text))
+    if max(accumulate(1 if b in "[{" else -1 for b in brackets), default=0) > MAX_DEPTH:
+        raise ApiError(400, f"request body nests deeper than {MAX_DEPTH} levels")
+    try:
+        body = json.loads(text, parse_int=_integer_literal, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, f"request body is not valid JSON ({e.msg} at char {e.pos})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def check_fields(
+    body: dict[str, Any], required: set[str], optional: frozenset[str] | set[str] = frozenset()
+) -> None:
+    missing = sorted(required - body.keys())
+    if missing:
+        raise ApiError(400, f"missing field(s) {', '.join(missing)}")
+    unknown = sorted(body.keys() - required - optional)
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; accepted: {allowed:.200}")
+
+
+def integer(value: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"'{name}' must be an integer in [{lo}, {hi}], got {value!r:.40}")
+    if not lo <= value <= hi:
+        raise ApiError(400, f"'{name}' must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def vector(
+    value: Any, name: str, length: int, lo: float = -MAX_ABS_VALUE, hi: float = MAX_ABS_VALUE
+) -> torch.Tensor:
+    """A list of `length` finite numbers in [lo, hi] → float64 tensor (length,)."""
+    if not isinstance(value, list):
+        raise ApiError(400, f"'{name}' must be a list of {length} numbers")
+    if len(value) != length:
+        raise ApiError(400, f"'{name}' must have {length} numbers, got {len(value)}")
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ApiError(400, f"'{name}[{i}]' must be a number, got {v!r:.40}")
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise ApiError(
+                400, f"'{name}[{i}]' must be a finite number in [{lo:g}, {hi:g}], got {v:.6g}"
+            )
+    return torch.tensor(value, dtype=torch.float64)
+
+
+def image(value: Any, name: str, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A flat list of C·H·W pixel values in [0, 1] (row-major, channel first) → (1, C, H, W)."""
+    c, h, w = shape
+    n = c * h * w
+    if not isinstance(value, list) or len(value) != n:
+        got = f"{len(value)} items" if isinstance(value, list) else type(value).__name__
+        raise ApiError(
+            400, f"'{name}' must be a flat list of {n} numbers in [0, 1] ({c}×{h}×{w}), got {got}"
+        )
+    return vector(value, name, n, 0.0, 1.0).float().view(1, c, h, w)
 
 
 def _run(ex: Explorer, body: dict[str, Any]) -> int:
@@ -69,7 +165,8 @@ def get_runs(ex: Explorer, query: dict[str, Any]) -> dict[str, Any]:
 
 def get_map(ex: Explorer, query: dict[str, Any]) -> dict[str, Any]:
     check_fields(query, {"run"})
-    return ex.map_points(_run(ex, query))
+    run = query["run"]  # query strings carry text: a few ASCII digits are an integer
+    return ex.map_points(_run(ex, {"run": int(run) if DIGITS.fullmatch(run) else run}))
 
 
 def post_decode(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +221,7 @@ def route(method: str, path: str) -> Route:
     """The handler of (method, path); 404 for an unknown path, 405 for a known one."""
     methods = ROUTES.get(path)
     if methods is None:
-        raise ApiError(404, f"no API route {path}; routes: {', '.join(ROUTES)}")
+        raise ApiError(404, f"no API route {path:.200}; routes: {', '.join(ROUTES)}")
     if method not in methods:
         raise ApiError(405, f"{path} accepts {', '.join(methods)}, not {method}")
     return methods[method]

@@ -1,12 +1,18 @@
-"""Which runs to explore: run directories as given, or the runs a study directory holds."""
+"""Which runs to explore: run directories as given, or the runs a study directory holds.
+
+Every file is read through the validated readers (study.json through `vaelab.study.schema`, DONE
+through `vaelab.train.rundir`; `load_model` checks config.json and the checkpoints), so a damaged
+folder is refused with one line before the server starts.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from vaelab.errors import ConfigError, RunError
+from vaelab.study.schema import REBUILD, load_study
+from vaelab.train.rundir import read_done
 
 MAX_RUNS = 8  # side by side beyond this the panels are too narrow to read
 
@@ -24,21 +30,23 @@ def _is_run(path: Path) -> bool:
 
 
 def _study_runs(study: Path) -> tuple[list[Path], str | None]:
-    """The AE and the tuned VAE named in study.json; else every finished run under runs/."""
-    variant = None
-    try:
-        meta = json.loads((study / "study.json").read_text())
-    except (OSError, ValueError):
-        meta = {}
-    if isinstance(meta, dict):
-        variant = (meta.get("classifier") or {}).get("variant")
-        tuned = meta.get("tuned")
-        chosen = [study / "runs" / "ae", *([study / "runs" / tuned] if tuned else [])]
-        if tuned and all(_is_run(d) for d in chosen):
-            return chosen, variant
-    # An unfinished study has no "tuned" yet: show what has finished (DONE), in name order.
-    done = sorted(d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d))
-    return done, variant
+    """The AE and the tuned VAE named in study.json; without study.json (an unfinished study)
+    every finished run under runs/, in name order."""
+    if not (study / "study.json").exists():
+        done = sorted(
+            d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d)
+        )
+        for d in done:
+            read_done(d)  # a damaged DONE is refused here, not halfway through serving
+        return done, None
+    result = load_study(study / "study.json")
+    dirs = []
+    for name in ("ae", result.tuned):
+        if name not in result.runs or not _is_run(study / result.runs[name].dir):
+            where = study / "study.json"
+            raise RunError(f"{where} names run '{name}', which {study} lacks; {REBUILD}")
+        dirs.append(study / result.runs[name].dir)
+    return dirs, result.classifier.variant
 
 
 def find_runs(paths: list[str | Path]) -> FoundRuns:

@@ -1,6 +1,6 @@
 """The explorer's state and actions: models, test images, latent maps and the reference classifier.
 
-Every action takes a run index and plain tensors that `validate` has already checked, and returns
+Every action takes a run index and plain tensors that `api` has already checked, and returns
 a JSON-ready dict. Model calls hold one lock (the server is threaded and PyTorch modules are not
 meant to be called concurrently) and run under `torch.inference_mode`.
 """
@@ -11,7 +11,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,8 @@ from vaelab.evaluate.interpolation import interpolate
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
 from vaelab.models import AutoEncoder
-from vaelab.runtime import stream_seed
+from vaelab.runtime import resolve_device, stream_seed
 from vaelab.train.checkpoint import load_model
-
-try:  # resolve_device moves from training.py to runtime.py; accept either home
-    from vaelab.runtime import resolve_device  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the version of the package
-    from vaelab.train.loop import resolve_device
 
 FASHION_CLASSES = (
     "T-shirt", "trouser", "pullover", "dress", "coat",
@@ -69,25 +64,22 @@ def _round(a: torch.Tensor | np.ndarray, digits: int = 4) -> list:
     return np.round(np.asarray(torch.as_tensor(a).detach().cpu().double()), digits).tolist()
 
 
+@dataclass
 class Explorer:
-    def __init__(
-        self,
-        runs: list[LoadedRun],
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        classifier: clf.LeNet,
-        classifier_meta: dict[str, Any],
-        device: torch.device,
-    ) -> None:
-        self.runs = runs
-        self.images = images  # (N, C, H, W) in [0, 1] on device: the map's test images
-        self.labels = labels  # (N,) int64 on CPU
-        self.classifier = classifier
-        self.classifier_meta = classifier_meta
-        self.device = device
-        _, c, h, w = images.shape
-        self.image_shape = (c, h, w)
-        self.lock = threading.Lock()
+    runs: list[LoadedRun]
+    images: torch.Tensor
+    """(N, C, H, W) in [0, 1] on `device`: the map's test images."""
+    labels: torch.Tensor
+    """(N,) int64 on the CPU."""
+    classifier: clf.LeNet
+    classifier_meta: dict[str, Any]
+    device: torch.device
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        _, c, h, w = self.images.shape
+        return c, h, w
 
     # ----------------------------------------------------------------- description
     def info(self) -> dict[str, Any]:
@@ -144,6 +136,15 @@ class Explorer:
     def _points(self, run: int, z: torch.Tensor) -> list:
         return _round(self.runs[run].latent_map.to_map(z.view(-1, z.shape[-1])))
 
+    def _decodes(self, run: int, z: torch.Tensor) -> dict[str, Any]:
+        """Codes (B, nz) → images, classifier readings, map points; caller holds the lock."""
+        imgs = self._decode(run, z)
+        return {
+            "images": encode_images(imgs),
+            "readings": self._readings(imgs),
+            "points": self._points(run, z),
+        }
+
     def decode(self, run: int, z: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
         with self.lock, torch.inference_mode():
@@ -177,13 +178,7 @@ class Explorer:
         with self.lock, torch.inference_mode():
             for mode in ("lerp", "slerp"):
                 z = interpolate(a.double().cpu(), b.double().cpu(), steps, mode)
-                imgs = self._decode(run, z)
-                out[mode] = {
-                    "images": encode_images(imgs),
-                    "readings": self._readings(imgs),
-                    "points": self._points(run, z),
-                    "norms": _round(z.norm(dim=1), 3),
-                }
+                out[mode] = {**self._decodes(run, z), "norms": _round(z.norm(dim=1), 3)}
         return out
 
     def samples(self, run: int, n: int, seed: int) -> dict[str, Any]:
@@ -191,9 +186,7 @@ class Explorer:
         g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "user_samples"))
         z = torch.randn(n, self.runs[run].model.latent_dim, generator=g)
         with self.lock, torch.inference_mode():
-            imgs = self._decode(run, z)
-            readings = self._readings(imgs)
-        return {"images": encode_images(imgs), "readings": readings, "points": self._points(run, z)}
+            return self._decodes(run, z)
 
     def encode(self, run: int, x: torch.Tensor, center: bool) -> dict[str, Any]:
         """A drawn image (1, C, H, W): what the model sees, its code, map point, reconstruction."""
@@ -221,10 +214,9 @@ def _display_names(dirs: list[Path]) -> list[str]:
 
 
 @torch.inference_mode()
-def _load_run(
-    path: Path, name: str, x: torch.Tensor, device: torch.device, sliders: int
+def _map_run(
+    path: Path, name: str, model: AutoEncoder, cfg: TrainConfig, x: torch.Tensor, sliders: int
 ) -> LoadedRun:
-    model, cfg = load_model(path, "best", device)
     if tuple(model.image_shape) != tuple(x.shape[1:]):
         raise ConfigError(
             f"{path} was trained on {model.image_shape} images but its dataset's test images are "
@@ -245,30 +237,28 @@ def load_explorer(
     log: Callable[[str], None] | None = None,
 ) -> Explorer:
     """Load every run, the first `map_points` test images of their dataset, and the classifier."""
-    dev = resolve_device(device)
-    cfgs = [load_model(d, "best", "cpu")[1] for d in run_dirs]
-    datasets = {(c.dataset, c.data_dir) for c in cfgs}
-    if len(datasets) > 1:
-        found = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p in datasets))
-        raise ConfigError(
-            f"the runs use different datasets ({found}); explore runs of one dataset together"
-        )
     if classifier not in clf.VARIANTS:
         raise ConfigError(
             f"invalid explore option 'classifier': {classifier!r} is not one of "
             f"{', '.join(clf.VARIANTS)}"
         )
-    dataset, data_dir = cfgs[0].dataset, cfgs[0].data_dir
+    dev = resolve_device(device)
+    loaded = [load_model(d, "best", dev) for d in run_dirs]  # checked against their run folders
+    datasets = {(cfg.dataset, cfg.data_dir) for _, cfg in loaded}
+    if len(datasets) > 1:
+        found = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p in datasets))
+        raise ConfigError(
+            f"the runs use different datasets ({found}); explore runs of one dataset together"
+        )
+    dataset, data_dir = datasets.pop()
     x8, y = split_arrays(load_arrays(dataset, data_dir), "test")
     x = torch.from_numpy(x8[:map_points]).to(dev).float() / 255.0  # (N, C, H, W)
-    labels = torch.from_numpy(y[:map_points])
-    names = _display_names(run_dirs)
     runs = []
-    for d, name in zip(run_dirs, names, strict=True):
+    for d, name, (model, cfg) in zip(run_dirs, _display_names(run_dirs), loaded, strict=True):
         if log:
             log(f"loading {d}")
-        runs.append(_load_run(d, name, x, dev, sliders))
+        runs.append(_map_run(d, name, model, cfg, x, sliders))
     model, meta = clf.reference_classifier(
         dataset, data_dir, variant=classifier, device=dev, log=log
     )
-    return Explorer(runs, x, labels, model, meta, dev)
+    return Explorer(runs, x, torch.from_numpy(y[:map_points]), model, meta, dev)
