@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.evaluate import keys
@@ -28,7 +29,6 @@ from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
 from vaelab.study.schema import (
     Environment,
-    RunEntry,
     SearchResult,
     StudyResult,
 )
@@ -104,8 +104,11 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         result = search.run(queue)
         trials = {b: runs[result.trial_run(b)].eval for b in result.trials}
         analysis.tradeoff_figures(trials, result.chosen_beta, ae.eval, fig_dir, c.latent_dim)
-    with timed(book, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", []):
-        tuned = _tuned(book, result)
+    tuned_name, tuned_cfg = _tuned(book, result)
+    # the tuned run is not in `plan` (its β was unknown): announce its own work
+    todo = [(tuned_name, tuned_cfg.epochs, book.n_train, "full")]
+    with timed(book, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", todo):
+        tuned = book.ensure_run(tuned_name, tuned_cfg, "tuned")
         code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
     with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
         interp = analysis.interpolations(book, tuned.name, device, fig_dir)
@@ -144,14 +147,13 @@ def _totals(book: RunBook) -> dict[str, Any]:
     )
 
 
-def _tuned(book: RunBook, search: SearchResult) -> RunEntry:
-    """The chosen β with the preset's full budget and the full evaluation."""
+def _tuned(book: RunBook, search: SearchResult) -> tuple[str, TrainConfig]:
+    """The tuned run's name and config: the chosen β with the preset's full budget (trained and
+    given the full evaluation by the tuned stage)."""
     c, beta = book.cfg, search.chosen_beta
     if c.search == "grid":
-        name = search.trial_run(beta)
-        return book.ensure_run(name, c.train_config("vae", beta, c.trial_epochs), "tuned")
-    tcfg = c.train_config("vae", beta, c.tuned_epochs)
-    return book.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
+        return search.trial_run(beta), c.train_config("vae", beta, c.trial_epochs)
+    return f"beta_{beta:g}_tuned", c.train_config("vae", beta, c.tuned_epochs)
 
 
 def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
