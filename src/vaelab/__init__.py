@@ -8,6 +8,8 @@ heavy module: the functions import on call, and the classes below are loaded on 
     run = vaelab.train(cfg, "runs/vae")                     # -> RunResult
     metrics = vaelab.evaluate("runs/vae", vaelab.EvalConfig(iw_samples=1000))
     result = vaelab.study(vaelab.make_config("default", out="study"))
+    x, labels = vaelab.load_images("mnist", "test", limit=16)
+    images = vaelab.sample(run, 64)                     # also encode, reconstruct, interpolate
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vaelab.config import TrainConfig
+    from vaelab.decoding import encode, interpolate, load_images, reconstruct, sample
     from vaelab.distributions import DiagonalGaussian
     from vaelab.evaluate import EvalConfig
     from vaelab.study import StudyConfig, StudyResult, load_study, make_config
@@ -40,6 +43,9 @@ _LAZY = {
     "make_config": "vaelab.study",
     "SearchPlacement": "vaelab.study.search",
     "RunResult": "vaelab.train.loop",
+    **dict.fromkeys(
+        ["encode", "interpolate", "load_images", "reconstruct", "sample"], "vaelab.decoding"
+    ),
 }
 
 __all__ = [
@@ -51,9 +57,14 @@ __all__ = [
     "StudyResult",
     "TrainConfig",
     "__version__",
+    "encode",
     "evaluate",
+    "interpolate",
+    "load_images",
     "load_study",
     "make_config",
+    "reconstruct",
+    "sample",
     "study",
     "train",
 ]

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import ticker
 
 from vaelab.fsutil import atomic_write_bytes
 from vaelab.report.images import make_grid
@@ -311,6 +312,11 @@ def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
         _log_axis(ax, rate)
     if _spans_decade(distortion):
         ax.set_yscale("log")
+        # plain labels at 1-2-5 steps: the default minor labels ("6×10¹") are wider than the
+        # room left of the axis and ran into the y label
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
     ax.set_title("Rate–distortion across β", fontsize=10)
     ax.legend(fontsize=7)
