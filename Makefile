@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-stamp
 # need only the docs extra.
 RUN_STAMP := $(VENV)/.installed-run-stamp
 DOCS_STAMP := $(VENV)/.installed-docs-stamp
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook-stamp
 TORCH  := torch==2.13.0
 STUDY_DIR ?= study
 PRESET ?= default
 
-.PHONY: setup test lint format study bench data docs clean
+.PHONY: setup test lint format study bench data docs docs-figures notebook notebook-html clean
 
 setup: $(STAMP)
 
@@ -30,6 +31,10 @@ $(STAMP): $(RUN_STAMP)
 $(DOCS_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
+
+$(NOTEBOOK_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	touch $(NOTEBOOK_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -56,6 +61,23 @@ bench: $(RUN_STAMP)
 # the navigation (tests/test_docs.py builds it the same way)
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict -d build/site
+
+# the README's and docs' pictures (docs/img/, with docs/img/PROVENANCE.md) from a finished study
+# folder, and the explorer's screenshot in headless Chromium (Debian's chromium + chromium-driver)
+docs-figures: $(STAMP)
+	$(PY) benchmarks/docs_figures.py $(STUDY_DIR)
+
+# examples/vae_study.ipynb in Jupyter; NOTEBOOK_STUDY=study/ points it at a finished study
+# (nothing trained, under two minutes), else it trains its own default study
+NOTEBOOK_STUDY ?=
+notebook: $(NOTEBOOK_STAMP)
+	VAELAB_NOTEBOOK_STUDY=$(if $(NOTEBOOK_STUDY),$(abspath $(NOTEBOOK_STUDY))) $(VENV)/bin/jupyter notebook examples/vae_study.ipynb
+
+# the executed copy in docs/notebook.html (pictures included) from the study in $(STUDY_DIR)
+notebook-html: $(NOTEBOOK_STAMP)
+	VAELAB_NOTEBOOK_STUDY=$(abspath $(STUDY_DIR)) $(VENV)/bin/jupyter nbconvert --to html --execute \
+		--ExecutePreprocessor.timeout=1800 --output-dir docs --output notebook \
+		examples/vae_study.ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info build/site
