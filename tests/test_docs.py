@@ -27,6 +27,7 @@ PAGES = [
     "errors.md",
     "benchmarks.md",
     "faq.md",
+    "notebook.md",
     "architecture.md",
 ]
 MAX_README_WORDS = 1500
