@@ -6,8 +6,10 @@ Copies the PNGs the study already wrote (its summary panel, rate–distortion pl
 interpolations; the AE's, β = 0's, the tuned VAE's and β = 10's prior samples and
 reconstructions) into docs/img/, each quantised to 256 colours and shrunk until it is under
 300 KB; takes the explorer's screenshot in headless Chromium (benchmarks/screenshot_explore.py);
-and writes docs/img/PROVENANCE.txt, which gives each picture its source and the caption the docs
-carry under it: vaelab version, date, machine and the command that produced it.
+and writes docs/img/PROVENANCE.txt, which gives each picture its source and its caption: vaelab
+version, date, machine and the command that produced it. In README.md and docs/*.md the line
+`<sub>vaelab ...</sub>` under each block of these pictures is rewritten to that caption (added
+where missing), so the pages always say where their pictures came from.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +98,29 @@ def explorer_screenshot(study_dir: Path, out_dir: Path) -> tuple[Path, str]:
     return raw, caption(vaelab.__version__, today, machine, shown)
 
 
+def update_captions(page: Path, captions: dict[str, str]) -> bool:
+    """Put `<sub>caption</sub>` after each block (paragraph or table) of `page` that shows one
+    of the pictures, replacing the caption there; returns whether the page changed."""
+    old = page.read_text(encoding="utf-8")
+    lines, i = old.splitlines(), 0
+    while i < len(lines):
+        found = re.findall(r"img/([\w.-]+\.png)\)", lines[i])
+        name = next((n for n in found if n in captions), None)
+        if name is None:
+            i += 1
+            continue
+        end = next((j for j in range(i, len(lines)) if not lines[j].strip()), len(lines))
+        line = f"<sub>{captions[name]}</sub>"
+        if end + 1 < len(lines) and lines[end + 1].startswith("<sub>vaelab "):
+            lines[end + 1] = line
+        else:
+            lines[end:end] = ["", line]
+        i = end + 2
+    new = "\n".join(lines) + "\n"
+    page.write_text(new, encoding="utf-8")
+    return new != old
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("study_dir", nargs="?", default="study", help="a finished study folder")
@@ -105,19 +131,22 @@ def main() -> None:
     if not (study_dir / "study.json").is_file():
         sys.exit(f"docs_figures: {study_dir}/study.json not found; run `make study` first")
     out_dir.mkdir(parents=True, exist_ok=True)
-    made = study_caption(study_dir)
-    lines = []
+    captions, lines = {}, []
     for name, src in sources(study_dir).items():
         size = optimise(src, out_dir / name)
-        lines.append(f"{name} ({size // 1024} KB) from {src.relative_to(study_dir)}\n  {made}")
+        captions[name] = study_caption(study_dir)
+        lines.append(f"{name} ({size // 1024} KB) from {src.relative_to(study_dir)}")
     if not args.no_explorer:
-        raw, shot = explorer_screenshot(study_dir, out_dir)
+        raw, captions["explorer.png"] = explorer_screenshot(study_dir, out_dir)
         size = optimise(raw, out_dir / "explorer.png")
         raw.unlink()
-        lines.append(f"explorer.png ({size // 1024} KB), headless Chromium\n  {shot}")
-    text = "\n".join(lines) + "\n"
+        lines.append(f"explorer.png ({size // 1024} KB), headless Chromium")
+    text = "".join(f"{line}\n  {captions[line.split()[0]]}\n" for line in lines)
     (out_dir / "PROVENANCE.txt").write_text(text, encoding="utf-8")
     print(text, end="")
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if update_captions(page, captions):
+            print(f"captions updated in {page.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
