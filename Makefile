@@ -73,10 +73,10 @@ NOTEBOOK_STUDY ?=
 notebook: $(NOTEBOOK_STAMP)
 	VAELAB_NOTEBOOK_STUDY=$(if $(NOTEBOOK_STUDY),$(abspath $(NOTEBOOK_STUDY))) $(VENV)/bin/jupyter notebook examples/vae_study.ipynb
 
-# the executed copy in docs/notebook.html (pictures included) from the study in $(STUDY_DIR)
+# the executed copy in docs/vae_study.html (pictures included) from the study in $(STUDY_DIR)
 notebook-html: $(NOTEBOOK_STAMP)
 	VAELAB_NOTEBOOK_STUDY=$(abspath $(STUDY_DIR)) $(VENV)/bin/jupyter nbconvert --to html --execute \
-		--ExecutePreprocessor.timeout=1800 --output-dir docs --output notebook \
+		--ExecutePreprocessor.timeout=1800 --output-dir docs --output vae_study \
 		examples/vae_study.ipynb
 
 clean:
