@@ -150,8 +150,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load(run_dir: str, device: str):
+    from vaelab.runtime import resolve_device
     from vaelab.train.checkpoint import load_model
-    from vaelab.train.preflight import resolve_device
 
     dev = resolve_device(device)
     model, cfg = load_model(run_dir, "best", dev)

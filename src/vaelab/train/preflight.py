@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 MEMORY_SHARE = 0.8
 
 
-# True once training builds its loader with `min_last_batch=2` (a last batch of one image is
-# then skipped); until then such a split is refused here instead of crashing in BatchNorm.
-LOADER_DROPS_SINGLE_BATCH = True
-
-
 # --------------------------------------------------------------------------- paths
 def _nearest_existing(path: Path) -> Path:
     probe = path
@@ -205,11 +200,6 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
                 f"{origin}: {n} training image(s); BatchNorm needs batches of at least 2 "
                 "(add images, raise --limit-train or pass --no-norm)"
             )
-        if n % cfg.batch_size == 1 and not LOADER_DROPS_SINGLE_BATCH:
-            raise ConfigError(
-                f"{n} training images in batches of {cfg.batch_size} leave a last batch of one "
-                "image, which BatchNorm cannot train on; change --batch-size or --limit-train"
-            )
 
 
 # --------------------------------------------------------------------------- memory
@@ -274,20 +264,29 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 
 
 # --------------------------------------------------------------------------- all of it
-def check_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> None:
-    """Everything that can be checked before training starts: the output folder, the device,
-    the run folder's files when resuming, the dataset, and whether the model fits in memory."""
+def check_data(cfg: TrainConfig) -> None:
+    """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
     from vaelab.data import load_arrays
     from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
-    from vaelab.train.rundir import check_resumable
 
-    out = check_out_dir(out_dir)
-    check_device(cfg.device)
-    if resume:
-        check_resumable(out, cfg)
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
     n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
     side = arrays[FILES[0]].shape[1]
     check_model_fits(cfg, (1, side, side), n_train)
+
+
+def check_training(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False
+) -> dict[str, Any] | None:
+    """Everything that can be checked before training starts: the output folder, the device,
+    the run folder's files when resuming, the dataset, and whether the model fits in memory.
+    Returns the checkpoint a resumed run continues from (read once, here), or None."""
+    from vaelab.train.rundir import check_resumable
+
+    out = check_out_dir(out_dir)
+    check_device(cfg.device)
+    last = check_resumable(out, cfg) if resume else None
+    check_data(cfg)
+    return last
