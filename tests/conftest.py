@@ -78,9 +78,11 @@ def idx_dir(tmp_path: Path) -> Path:
 def postgres_url():
     """A throwaway PostgreSQL server (tests/pg.py) for the session; skipped only where the
     server is not installed (.ci/run installs Debian's `postgresql` as root)."""
+    from tests.needs import need
     from tests.pg import postgres_bin, throwaway_postgres
 
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)")
+    need(
+        postgres_bin(), "PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)"
+    )
     with throwaway_postgres() as url:
         yield url

@@ -19,11 +19,12 @@ from vaelab.explore.browser import (
 from vaelab.explore.server import start_background
 
 from .explore_helpers import train_tiny_runs
+from .needs import need, need_module
 
-pytest.importorskip("selenium", reason="selenium is in the dev extra: pip install -e '.[dev]'")
-pytestmark = pytest.mark.skipif(
-    chromium_paths() is None,
-    reason="chromium and chromium-driver are not installed (apt-get install chromium "
+need_module("selenium", "selenium is in the dev extra: pip install -e '.[dev]'")
+need(
+    chromium_paths(),
+    "chromium and chromium-driver are not installed (apt-get install chromium "
     "chromium-driver; .ci/run installs them)",
 )
 

@@ -22,6 +22,7 @@ from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import next_decades, refinement
 from vaelab.tune.selection import select_beta
 
+from .needs import need
 from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
 
 
@@ -168,8 +169,7 @@ def _chromium() -> str | None:
 
 def test_report_renders_in_headless_chromium(study_dir, tmp_path):
     exe = _chromium()
-    if exe is None:
-        pytest.skip("Chromium is not installed here (.ci/run installs Debian's `chromium`)")
+    need(exe, "Chromium is not installed here (.ci/run installs Debian's `chromium`)")
     flags = [
         exe,
         "--headless",
