@@ -30,17 +30,15 @@ from vaelab.explore.latent import fit_map
 from vaelab.explore.server import STATIC_DIR, make_server, start_background
 from vaelab.train.checkpoint import load_model
 
-from .explore_helpers import Client, train_tiny_runs
+from .explore_helpers import Client
 
 MAP_POINTS = 300
 NZ = 8
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, session_home, mnist_arrays):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAELAB_HOME", str(session_home))
-        return train_tiny_runs(tmp_path_factory.mktemp("explore_runs"))
+def runs(tiny_runs):
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from vaelab.explore.browser import (
 )
 from vaelab.explore.server import start_background
 
-from .explore_helpers import train_tiny_runs
 from .needs import need, need_module
 
 need_module("selenium", "selenium is in the dev extra: pip install -e '.[dev]'")
@@ -33,12 +32,11 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory, session_home, mnist_arrays):
+def url(tiny_runs, session_home):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAELAB_HOME", str(session_home))
-        runs = train_tiny_runs(tmp_path_factory.mktemp("explore_browser_runs"))
         explorer = load_explorer(
-            [runs["ae"], runs["vae"]], classifier="smoke", device="cpu", map_points=300
+            [tiny_runs["ae"], tiny_runs["vae"]], classifier="smoke", device="cpu", map_points=300
         )
     server, address = start_background(explorer)
     yield address

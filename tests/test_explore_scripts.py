@@ -13,7 +13,6 @@ import pytest
 
 from vaelab.explore.browser import chromium_paths
 
-from .explore_helpers import train_tiny_runs
 from .needs import need
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -21,10 +20,8 @@ HAVE_CHROMIUM = chromium_paths() is not None
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, session_home, mnist_arrays):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAELAB_HOME", str(session_home))
-        return train_tiny_runs(tmp_path_factory.mktemp("explore_script_runs"))
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def run_script(name: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
