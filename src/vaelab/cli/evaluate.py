@@ -49,9 +49,9 @@ def _seed(value: int) -> None:
     check_int_range("--seed", value, 0, MAX_SEED, "seeds are 32-bit")
 
 
-def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
-    """The run's validated config, after checking that the folder holds a checkpoint that loads
-    into the model its config describes (a few MB read on the CPU, before any real work)."""
+def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
+    """(model on the CPU, validated config) of the run, after checking that the folder holds a
+    checkpoint that loads into the model its config describes (a few MB, before any work)."""
     from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)
@@ -65,7 +65,7 @@ def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
             f"{run_dir} has no checkpoints/{checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    return load_model(path, checkpoint, "cpu")[1]
+    return load_model(path, checkpoint, "cpu")
 
 
 def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
@@ -119,7 +119,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
         )
     from vaelab.evaluate.run import DEFAULT_PAIRS
 
-    cfg = _run_config(args.run_dir, args.checkpoint)
+    cfg = _run_model(args.run_dir, args.checkpoint)[1]
     labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
     check_labels(cfg, labels, args.split, args.limit)
     return cfg
@@ -149,15 +149,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(run_dir: str, device: str):
-    from vaelab.runtime import resolve_device
-    from vaelab.train.checkpoint import load_model
-
-    dev = resolve_device(device)
-    model, cfg = load_model(run_dir, "best", dev)
-    return model, cfg, dev
-
-
 def _kind(model: Any, cfg: Any) -> str:
     return f"VAE β={cfg.beta:g}" if model.is_vae else "AE"
 
@@ -176,13 +167,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_device(args.device)
     _seed(args.seed)
     check_out_file(args.out)
-    _run_config(args.run_dir)
+    model, cfg = _run_model(args.run_dir)
 
     from vaelab.evaluate.run import sample_prior
     from vaelab.report import figures
-    from vaelab.runtime import stream_seed
+    from vaelab.runtime import resolve_device, stream_seed
 
-    model, cfg, dev = _load(args.run_dir, args.device)
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
     figures.image_grid(args.out, images, title, nrow=min(args.nrow, args.n))
@@ -200,12 +192,15 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     check_device(args.device)
     _seed(args.seed)
     check_out_file(args.out)
-    check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
+    model, cfg = _run_model(args.run_dir)
+    check_labels(cfg, [args.from_label, args.to_label])
 
     from vaelab.evaluate.run import eval_data_for, interpolation_paths, pick_pairs
     from vaelab.report import figures
+    from vaelab.runtime import resolve_device
 
-    model, cfg, dev = _load(args.run_dir, args.device)
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised
     # Bernoulli runs: the same seeded binarisation draw).
     x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)

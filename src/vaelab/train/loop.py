@@ -114,26 +114,18 @@ class TrainState:
     best_val_loss: float = math.inf
 
 
+# The position and clocks of a TrainState, saved and restored under these names.
+POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
+
+
 def save_state(
     path: Path, state: TrainState, cfg: TrainConfig, image_shape: tuple[int, ...]
 ) -> None:
     """Write `state` atomically as a checkpoint dict (see vaelab.train.checkpoint)."""
-    save_checkpoint(
-        path,
-        {
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "config": cfg.to_dict(),
-            "image_shape": list(image_shape),
-            "epoch": state.epoch,
-            "batch": state.batch,
-            "step": state.step,
-            "elapsed_s": state.elapsed_s,
-            "images": state.images,
-            "best_val_loss": state.best_val_loss,
-            "rng": rng_state(),
-        },
-    )
+    weights = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict()}
+    run = {"config": cfg.to_dict(), "image_shape": list(image_shape)}
+    position = {name: getattr(state, name) for name in POSITION}
+    save_checkpoint(path, {**weights, **run, **position, "rng": rng_state()})
 
 
 def restore_state(ckpt: dict[str, Any], path: Path, state: TrainState, cfg: TrainConfig) -> None:
@@ -143,16 +135,16 @@ def restore_state(ckpt: dict[str, Any], path: Path, state: TrainState, cfg: Trai
         state.model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
-        state.epoch, state.batch, state.step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
-        state.elapsed_s, state.best_val_loss = ckpt["elapsed_s"], ckpt["best_val_loss"]
+        # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
+        images = int(ckpt.get("images", ckpt["step"] * cfg.batch_size))
+        for name in POSITION:
+            setattr(state, name, images if name == "images" else ckpt[name])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise RunError(
             f"checkpoint {path} does not fit this run ({first}); delete the run directory to "
             "start again, or resume with the config it was written with"
         ) from None
-    # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
-    state.images = int(ckpt.get("images", state.step * cfg.batch_size))
 
 
 # --------------------------------------------------------------------------- steps

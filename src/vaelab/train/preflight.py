@@ -50,13 +50,18 @@ def _check_writable_below(path: Path, flag: str) -> None:
         ) from None
 
 
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    """A folder that exists or can be created, and that we can write in."""
+def _check_out_path(path: str | Path, flag: str, kind: str, example: str) -> Path:
     if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; give a folder path (e.g. {flag} runs/x)")
+        raise ConfigError(f"{flag} is empty; give a {kind} path (e.g. {flag} {example})")
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    return p
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """A folder that exists or can be created, and that we can write in."""
+    p = _check_out_path(path, flag, "folder", "runs/x")
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
     _check_writable_below(p, flag)
@@ -65,11 +70,7 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
 
 def check_out_file(path: str | Path, flag: str = "--out") -> Path:
     """A file path (not a folder) whose folder exists or can be created and is writable."""
-    if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; give a file path (e.g. {flag} figure.png)")
-    p = Path(path)
-    if p.is_symlink() and not p.exists():
-        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    p = _check_out_path(path, flag, "file", "figure.png")
     if p.is_dir() or str(path).endswith(os.sep):
         raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
     _check_writable_below(p, flag)
