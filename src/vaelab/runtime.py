@@ -132,9 +132,7 @@ def file_logger(name: str, path: Path, fmt: str = "%(asctime)s %(levelname)s %(m
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
+    close_logger(logger)
     fh = logging.FileHandler(path)
     fh.setFormatter(logging.Formatter(fmt))
     logger.addHandler(fh)

@@ -42,11 +42,15 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _seed(value: int) -> None:
+def _check_device_seed_out(args: argparse.Namespace) -> None:
+    """--device and --seed, and --out when the command writes a file."""
     from vaelab.config import MAX_SEED
-    from vaelab.train.preflight import check_int_range
+    from vaelab.train.preflight import check_device, check_int_range, check_out_file
 
-    check_int_range("--seed", value, 0, MAX_SEED, "seeds are 32-bit")
+    check_device(args.device)
+    check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
+    if getattr(args, "out", None) is not None:
+        check_out_file(args.out)
 
 
 def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
@@ -88,7 +92,7 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
 
 def _check_evaluate(args: argparse.Namespace) -> Any:
     from vaelab.evaluate.classifier import VARIANTS
-    from vaelab.train.preflight import check_device, check_int_range
+    from vaelab.train.preflight import check_int_range
 
     if args.split not in ("train", "val", "test"):
         raise ConfigError(f"invalid --split {args.split!r}: train, val or test")
@@ -96,8 +100,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
         raise ConfigError(f"invalid --checkpoint {args.checkpoint!r}: best or last")
     if args.classifier not in VARIANTS:
         raise ConfigError(f"invalid --classifier {args.classifier!r}: {' or '.join(VARIANTS)}")
-    check_device(args.device)
-    _seed(args.seed)
+    _check_device_seed_out(args)
     why = "more would run for hours on a CPU"
     check_int_range("--iw-samples", args.iw_samples, 1, MAX_IW_SAMPLES, why)
     check_int_range("--n-samples", args.n_samples, 1, MAX_PRIOR_SAMPLES, why)
@@ -154,7 +157,7 @@ def _kind(model: Any, cfg: Any) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_int_range
 
     check_int_range("-n", args.n, 1, MAX_SAMPLES, "a grid of more images is unreadable")
     check_int_range("--nrow", args.nrow, 1, MAX_GRID_SIDE, "wider grids are unreadable")
@@ -164,9 +167,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             f"-n {args.n} with --nrow {args.nrow} makes {rows} rows (at most {MAX_GRID_SIDE} "
             "fit in one image); raise --nrow"
         )
-    check_device(args.device)
-    _seed(args.seed)
-    check_out_file(args.out)
+    _check_device_seed_out(args)
     model, cfg = _run_model(args.run_dir)
 
     from vaelab.evaluate.run import sample_prior
@@ -183,15 +184,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_int_range
 
     check_int_range("--pairs", args.pairs, 1, MAX_PAIRS, "more rows are unreadable")
     check_int_range("--steps", args.steps, 1, MAX_STEPS, "longer strips are unreadable")
     for flag, label in (("--from-label", args.from_label), ("--to-label", args.to_label)):
         check_int_range(flag, label, 0, 255, "IDX labels are bytes")
-    check_device(args.device)
-    _seed(args.seed)
-    check_out_file(args.out)
+    _check_device_seed_out(args)
     model, cfg = _run_model(args.run_dir)
     check_labels(cfg, [args.from_label, args.to_label])
 
