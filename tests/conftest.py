@@ -4,7 +4,14 @@ private VAELAB_HOME so they neither read nor damage the user's cache."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,19 +85,83 @@ def idx_dir(tmp_path: Path) -> Path:
 def postgres_url():
     """A throwaway PostgreSQL server (tests/pg.py) for the session; skipped only where the
     server is not installed (.ci/run installs Debian's `postgresql` as root)."""
+    from tests.needs import need
     from tests.pg import postgres_bin, throwaway_postgres
 
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)")
+    need(
+        postgres_bin(), "PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)"
+    )
     with throwaway_postgres() as url:
         yield url
 
 
+# --------------------------------------------------------------------------- shared end-to-end runs
+@dataclass(frozen=True)
+class SmokeStudy:
+    out: Path  # the study folder
+    final_err: str  # stderr of the run that completed it
+
+
+def _study_process(out: Path, home: Path, stderr: Any) -> subprocess.Popen:
+    env = {**os.environ, "VAELAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "vaelab", "study", "--preset", "smoke", "--out", str(out)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def _kill_when(out: Path, home: Path, ready: Callable[[], bool]) -> None:
+    """Run the study until `ready()`, then SIGKILL it: it must still be running then, and it
+    must not have written study.json."""
+    with open(out.parent / "killed.log", "a") as log:
+        proc = _study_process(out, home, log)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.02)
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert alive, (out.parent / "killed.log").read_text()[-2000:]
+    assert not (out / "study.json").exists()
+
+
 @pytest.fixture(scope="session")
-def explore_runs(tmp_path_factory, session_home, mnist_arrays) -> dict[str, Path]:
-    """A tiny AE and VAE for the explorer's tests, trained once per session."""
+def smoke_study(tmp_path_factory, mnist_arrays, session_home: Path) -> SmokeStudy:
+    """`vaelab study --preset smoke` with bad luck, once per session: SIGKILLed inside its first
+    training, during the first evaluation, inside the second training and inside the β search
+    (after two rung-0 trials were trained and evaluated), then run to completion, which must
+    reuse every run finished before the last kill without retraining or re-evaluating it.
+    The study and fault tests read it (the report test adds its screenshots)."""
+    out = tmp_path_factory.mktemp("smoke_study") / "s"
+    runs = out / "runs"
+    for ready in (
+        lambda: (runs / "ae" / "metrics.jsonl").is_file(),  # inside the first training
+        lambda: (runs / "ae" / "DONE").is_file(),  # trained, evaluation running
+        lambda: (runs / "vae_beta0" / "checkpoints" / "last.pt").is_file(),
+        lambda: (runs / "beta_1_r0" / "eval_selection.json").is_file(),  # in the β search
+    ):
+        _kill_when(out, session_home, ready)
+    finished = ("ae", "vae_beta0", "vae_beta10", "beta_0.1_r0", "beta_1_r0")
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for name in finished
+        for p in (runs / name).rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }  # lock files record the pid
+    final = _study_process(out, session_home, subprocess.PIPE)
+    _, err = final.communicate(timeout=900)
+    assert final.returncode == 0, err[-3000:]
+    for name in finished:
+        assert f"reusing {name} " in err
+    for p, ns in stamps.items():  # finished runs were not retrained or re-evaluated
+        assert p.stat().st_mtime_ns == ns, p
+    return SmokeStudy(out, err)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, session_home: Path, mnist_arrays) -> dict[str, Path]:
+    """The explorer tests' AE and VAE (tests/explore_helpers.py), trained once per session;
+    tests read them and never write into them."""
     from tests.explore_helpers import train_tiny_runs
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAELAB_HOME", str(session_home))
-        return train_tiny_runs(tmp_path_factory.mktemp("explore_runs"))
+        return train_tiny_runs(tmp_path_factory.mktemp("tiny_runs"))

@@ -20,6 +20,7 @@ from vaelab.errors import DataError
 from vaelab.fsutil import sha256_bytes
 
 from .conftest import synthetic_idx_files
+from .needs import need
 
 GOOD = synthetic_idx_files(seed=1)
 WRONG = synthetic_idx_files(seed=2)
@@ -216,8 +217,10 @@ def test_corrupted_cache_is_detected_and_repaired(mnist_arrays, session_home, ca
 
 
 def test_fashion_mnist_from_debian_package():
-    if not sources.FASHION_DEBIAN_DIR.is_dir():
-        pytest.skip("Debian package dataset-fashion-mnist is not installed (apt-get install it)")
+    need(
+        sources.FASHION_DEBIAN_DIR.is_dir(),
+        "Debian package dataset-fashion-mnist is not installed (apt-get install it)",
+    )
     x, y = store.load_split("fashion-mnist", "test")
     assert x.shape == (10_000, 1, 28, 28)
     assert np.bincount(y).tolist() == [1000] * 10

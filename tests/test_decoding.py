@@ -25,10 +25,10 @@ def test_load_images_gives_floats_in_unit_range_and_their_labels(images):
 
 @pytest.mark.parametrize("name", ["ae", "vae"])
 def test_reconstruct_decodes_the_code_and_interpolation_ends_at_both_images(
-    explore_runs, images, name
+    tiny_runs, images, name
 ):
     x, _ = images
-    run = explore_runs[name]
+    run = tiny_runs[name]
     model, _ = load_model(run)
     codes = vaelab.encode(run, x)
     assert codes.shape == (8, model.latent_dim)
@@ -41,8 +41,8 @@ def test_reconstruct_decodes_the_code_and_interpolation_ends_at_both_images(
     assert torch.allclose(path[-1], recon[1], atol=1e-5)
 
 
-def test_sample_is_fixed_by_its_seed(explore_runs):
-    run = explore_runs["vae"]
+def test_sample_is_fixed_by_its_seed(tiny_runs):
+    run = tiny_runs["vae"]
     a, b = vaelab.sample(run, 6, seed=3), vaelab.sample(run, 6, seed=3)
     assert a.shape == (6, 1, 28, 28) and torch.equal(a, b)
     assert not torch.equal(a, vaelab.sample(run, 6, seed=4))

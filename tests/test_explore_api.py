@@ -39,8 +39,8 @@ NZ = 8
 
 
 @pytest.fixture(scope="module")
-def runs(explore_runs):
-    return explore_runs
+def runs(tiny_runs):
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")

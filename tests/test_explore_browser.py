@@ -18,11 +18,12 @@ from .browser import (
     wait_for,
     wait_quiet,
 )
+from .needs import need, need_module
 
-pytest.importorskip("selenium", reason="selenium is in the dev extra: pip install -e '.[dev]'")
-pytestmark = pytest.mark.skipif(
-    chromium_paths() is None,
-    reason="chromium and chromium-driver are not installed (apt-get install chromium "
+need_module("selenium", "selenium is in the dev extra: pip install -e '.[dev]'")
+need(
+    chromium_paths(),
+    "chromium and chromium-driver are not installed (apt-get install chromium "
     "chromium-driver; .ci/run installs them)",
 )
 
@@ -31,12 +32,11 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def url(explore_runs, session_home):
-    runs = explore_runs
+def url(tiny_runs, session_home):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAELAB_HOME", str(session_home))
         explorer = load_explorer(
-            [runs["ae"], runs["vae"]], classifier="smoke", device="cpu", map_points=300
+            [tiny_runs["ae"], tiny_runs["vae"]], classifier="smoke", device="cpu", map_points=300
         )
     server, address = start_background(explorer)
     yield address

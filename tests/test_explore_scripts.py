@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from .browser import chromium_paths
+from .needs import need
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 HAVE_CHROMIUM = chromium_paths() is not None
 
 
 @pytest.fixture(scope="module")
-def runs(explore_runs):
-    return explore_runs
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def run_script(name: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
@@ -47,8 +48,8 @@ def test_bench_explore_measures_decode_latency_and_page_load(runs, session_home,
         assert 0 < page["median_ready_ms"] <= page["median_settled_ms"]
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium and chromium-driver are not installed")
 def test_screenshot_script_writes_a_png_of_both_runs(runs, session_home, tmp_path):
+    need(HAVE_CHROMIUM, "chromium and chromium-driver are not installed (.ci/run installs them)")
     out = tmp_path / "explore.png"
     args = [str(runs["ae"]), str(runs["vae"]), "--out", str(out), "--classifier", "smoke"]
     proc = run_script("screenshot_explore.py", [*args, "--map-points", "100"], session_home)

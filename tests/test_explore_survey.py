@@ -31,11 +31,11 @@ NZ = 8
 
 
 @pytest.fixture(scope="module")
-def served(explore_runs, session_home):
+def served(tiny_runs, session_home):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAELAB_HOME", str(session_home))
         explorer = load_explorer(
-            [explore_runs["ae"], explore_runs["vae"]], classifier="smoke", map_points=100
+            [tiny_runs["ae"], tiny_runs["vae"]], classifier="smoke", map_points=100
         )
     server, url = start_background(explorer)
     yield Client(url)
@@ -342,13 +342,13 @@ FOLDER_CASES = {
 
 @pytest.mark.parametrize("damage", sorted(FOLDER_CASES))
 def test_a_damaged_study_or_run_is_refused_before_serving(
-    explore_runs, tmp_path, capsys, monkeypatch, damage
+    tiny_runs, tmp_path, capsys, monkeypatch, damage
 ):
     def never_serve(*args, **kwargs):
         raise AssertionError("a damaged folder reached the server")
 
     monkeypatch.setattr(explore_server, "serve", never_serve)
-    study = _study(explore_runs, tmp_path)
+    study = _study(tiny_runs, tmp_path)
     edit, needle = FOLDER_CASES[damage]
     edit(study)
     argv = ["explore", str(study), "--no-browser", "--port", "0", "--device", "cpu"]

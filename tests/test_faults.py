@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.bad_inputs import assert_one_line, idx_files, run_main, write_folder
 from vaelab import fsutil
+from vaelab.cli import main
 from vaelab.train.checkpoint import load_run_checkpoint
+from vaelab.train.runlog import read_metrics
 
 
 @pytest.fixture
@@ -146,7 +149,9 @@ def _vaelab(*args: str, **kw) -> subprocess.Popen:
     )
 
 
-def test_sigterm_mid_training_is_one_line_and_resumable(data, tmp_path):
+def test_sigterm_mid_training_is_one_line_and_resumable(data, tmp_path, capsys):
+    """SIGTERM saves at the step it came; resuming from there gives the weights and log of a
+    run that was never stopped."""
     run = tmp_path / "run"
     argv = _train_argv(data, run, epochs=10_000)
     proc = _vaelab(*argv[:], "--log-every", "1", stdout=subprocess.DEVNULL)
@@ -159,7 +164,21 @@ def test_sigterm_mid_training_is_one_line_and_resumable(data, tmp_path):
     assert_one_line(1, err, 1, "stopped by SIGTERM")
     # the checkpoint is the one written at the signal, not the last end-of-epoch one
     stopped_at = int(re.search(r"stopped by SIGTERM at epoch \d+, step (\d+)", err)[1])
-    assert load_run_checkpoint(run / "checkpoints" / "last.pt")["step"] == stopped_at
+    ckpt = load_run_checkpoint(run / "checkpoints" / "last.pt")
+    assert ckpt["step"] == stopped_at
+    epochs = str(ckpt["epoch"] + 2)  # the interrupted epoch and one more
+    assert main(["train", "--out", str(run), "--resume", "--epochs", epochs]) == 0
+    ref = tmp_path / "ref"
+    assert main([*_train_argv(data, ref)[:-1], epochs, "--log-every", "1"]) == 0
+    capsys.readouterr()
+    a, b = (load_run_checkpoint(d / "checkpoints" / "last.pt")["model"] for d in (ref, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    clock = ("images_per_s", "epoch_time_s")
+    logs = [
+        [{k: v for k, v in r.items() if k not in clock} for r in read_metrics(d / "metrics.jsonl")]
+        for d in (ref, run)
+    ]
+    assert logs[0] == logs[1] and len(logs[0]) > stopped_at
 
 
 def test_closed_pipe_is_quiet(data, tmp_path):
@@ -180,32 +199,12 @@ def test_closed_pipe_is_quiet(data, tmp_path):
     assert proc.stderr == "" and proc.returncode == 141
 
 
-def _smoke_study(out: Path) -> subprocess.Popen:
-    return _vaelab("study", "--preset", "smoke", "--out", str(out), stdout=subprocess.DEVNULL)
-
-
 @pytest.mark.slow
-def test_sigkill_at_several_points_of_a_study(tmp_path, mnist_arrays, session_home):
-    """SIGKILL mid-training, between stages and mid-evaluation; then the study completes."""
-    out = tmp_path / "s"
-    points = [
-        lambda: (out / "runs" / "ae" / "metrics.jsonl").is_file(),  # inside the first training
-        lambda: (out / "runs" / "ae" / "DONE").is_file(),  # trained, evaluation running
-        lambda: (out / "runs" / "vae_beta0" / "checkpoints" / "last.pt").is_file(),
-    ]
-    for ready in points:
-        proc = _smoke_study(out)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None and not ready():
-            time.sleep(0.02)
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        assert not (out / "study.json").exists()
-    final = _smoke_study(out)
-    _, err = final.communicate(timeout=900)
-    assert final.returncode == 0, err[-3000:]
-    assert "Traceback" not in err
+def test_sigkill_at_several_points_of_a_study(smoke_study):
+    """SIGKILL mid-training, between stages, mid-evaluation and in the β search (the session's
+    smoke study, tests/conftest.py); then the study completes."""
+    out = smoke_study.out
+    assert "Traceback" not in smoke_study.final_err
     study = json.loads((out / "study.json").read_text())
     assert study["search"]["chosen_beta"] > 0
     for ckpt in out.glob("runs/*/checkpoints/*.pt"):

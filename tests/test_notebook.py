@@ -11,8 +11,10 @@ import pytest
 
 import vaelab
 
-nbformat = pytest.importorskip("nbformat", reason="nbformat is in the dev extra")
-nbclient = pytest.importorskip("nbclient", reason="nbclient is in the dev extra")
+from .needs import need_module
+
+nbformat = need_module("nbformat", "nbformat is in the dev extra: pip install -e '.[dev]'")
+nbclient = need_module("nbclient", "nbclient is in the dev extra: pip install -e '.[dev]'")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "vae_study.ipynb"
 

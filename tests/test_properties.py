@@ -121,9 +121,23 @@ def test_toml_documents_load_or_refuse(tmp_path_factory, fields, table, junk):
     text = ("[train]\n" if table else "") + "\n".join(lines) + "\n"
     path.write_bytes(text.encode() + (junk if junk and junk[0] % 3 == 0 else b""))
     try:
-        TrainConfig.from_dict(load_toml(path), source=str(path)).validate()
+        cfg = TrainConfig.from_dict(load_toml(path), source=str(path)).validate()
     except ConfigError as e:
         assert "\n" not in str(e).strip()
+        return
+    # accepted: then no unknown field, and the config holds exactly what the document says
+    assert "extra" not in fields
+    for name, value in fields.items():
+        if value is not None:
+            got = getattr(cfg, name)
+            assert (list(got) if isinstance(got, tuple) else got) == _as_written(value), name
+
+
+def _as_written(v):
+    """The value `_toml_value(v)` writes: None dropped from lists, a table always empty."""
+    if isinstance(v, list):
+        return [x for x in v if x is not None]
+    return {} if isinstance(v, dict) else v
 
 
 # --------------------------------------------------------------------------- IDX files

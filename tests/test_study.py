@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
@@ -22,52 +17,14 @@ from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import next_decades, refinement
 from vaelab.tune.selection import select_beta
 
+from .needs import need
 from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
 
 
-def _study(out: Path, home: Path) -> subprocess.Popen:
-    env = {**os.environ, "VAELAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "vaelab", "study", "--preset", "smoke", "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory, mnist_arrays, session_home):
-    """A smoke study killed inside its β search (after two rung-0 trials were trained and
-    evaluated), then run again to completion."""
-    out = tmp_path_factory.mktemp("study") / "s"
-    proc = _study(out, session_home)
-    done = out / "runs" / "beta_1_r0" / "eval_selection.json"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if done.is_file():
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()[1][-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert not (out / "study.json").exists()
-    finished = ("ae", "vae_beta0", "vae_beta10", "beta_0.1_r0", "beta_1_r0")
-    stamps = {
-        p: p.stat().st_mtime_ns
-        for name in finished
-        for p in (out / "runs" / name).rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    }  # lock files record the pid
-
-    again = _study(out, session_home)
-    _, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err[-3000:]
-    for name in finished:
-        assert f"reusing {name} " in err
-    for p, ns in stamps.items():  # finished runs were not retrained or re-evaluated
-        assert p.stat().st_mtime_ns == ns, p
-    return out
+def study_dir(smoke_study):
+    """The session's smoke study, killed four times and then completed (tests/conftest.py)."""
+    return smoke_study.out
 
 
 def test_study_json_has_every_run_and_the_choice(study_dir):
@@ -168,8 +125,7 @@ def _chromium() -> str | None:
 
 def test_report_renders_in_headless_chromium(study_dir, tmp_path):
     exe = _chromium()
-    if exe is None:
-        pytest.skip("Chromium is not installed here (.ci/run installs Debian's `chromium`)")
+    need(exe, "Chromium is not installed here (.ci/run installs Debian's `chromium`)")
     flags = [
         exe,
         "--headless",

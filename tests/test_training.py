@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -21,6 +23,9 @@ from vaelab.losses import objective
 from vaelab.train import loop as training
 from vaelab.train.checkpoint import load_checkpoint
 from vaelab.train.loop import train
+from vaelab.train.runlog import MetricsLog
+
+from .needs import need_module
 
 TINY = dict(limit_train=256, limit_val=128, batch_size=32, log_every=4, channels=[8, 16, 16, 32])
 
@@ -75,10 +80,79 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, mnist_a
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
-    records = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").open()]
-    train_steps = [r["step"] for r in records if "train/loss" in r]
-    assert train_steps == sorted(set(train_steps))  # the resumed log has no repeats or gaps
-    assert [r["epoch"] for r in records if "val/loss" in r] == [1, 2]
+    # the resumed log holds the uninterrupted run's records, every value equal: no repeat, no gap
+    full, split = _logged(tmp_path / "full"), _logged(tmp_path / "split")
+    assert [r["step"] for r in full if "train/loss" in r] == [4, 8, 12, 16]
+    assert [r["epoch"] for r in full if "val/loss" in r] == [1, 2]
+    assert split == full
+    for run in ("full", "split"):
+        path = tmp_path / run / "metrics.csv"
+        assert path.read_bytes() == _csv_of(tmp_path / run / "metrics.jsonl"), run
+
+
+def _logged(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock values."""
+    clock = ("images_per_s", "epoch_time_s")
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").open()]
+    return [{k: v for k, v in r.items() if k not in clock} for r in records]
+
+
+def _csv_of(jsonl: Path) -> bytes:
+    """What metrics.csv must hold: every record of the JSONL, columns in order of first use."""
+    records = [json.loads(x) for x in jsonl.open()]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in records for k in r)))
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue().encode()
+
+
+def test_metrics_csv_mirrors_the_jsonl_through_new_columns_and_resumes(tmp_path):
+    """Appended epoch by epoch, the CSV equals the one written whole from the JSONL: when a
+    record brings a new column, after a resume truncates the log, and with non-finite values."""
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.log({"step": 2, "epoch": 1, "val/loss": 2.5})
+    log.sync()
+    for step in (3, 4):
+        log.log({"step": step, "epoch": 1 + step / 4, "train/loss": 1.0 / step})
+    log.log({"step": 4, "epoch": 2, "val/loss": 0.125})
+    log.sync()
+    log.log({"step": 6, "epoch": 3, "val/loss": float("nan")})
+    log.close()
+    assert (tmp_path / "metrics.csv").read_bytes() == _csv_of(tmp_path / "metrics.jsonl")
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 6
+    MetricsLog.truncate_after(tmp_path, 3)
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.log({"step": 4, "epoch": 2, "val/loss": 0.25})
+    log.sync()
+    log.log({"step": 5, "epoch": 2.5, "train/loss": 0.5, "train/kl": 0.0})
+    log.close()
+    assert (tmp_path / "metrics.csv").read_bytes() == _csv_of(tmp_path / "metrics.jsonl")
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 5
+
+
+def test_tensorboard_events_hold_the_logged_scalars(tmp_path, mnist_arrays):
+    """The TensorBoard writer (on when `tensorboard` is installed) records every namespaced
+    metric at its step, with the values of metrics.jsonl."""
+    need_module("tensorboard", "tensorboard is in the dev extra: pip install -e '.[dev]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(TrainConfig(model="vae", epochs=2, **TINY), tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").open()]
+    tags = {k for r in records for k in r if "/" in k}
+    assert tags == {f"{s}/{m}" for s in ("train", "val") for m in ("loss", "recon", "kl")} | {
+        "train/beta",
+        "train/lr",
+    }
+    assert set(events.Tags()["scalars"]) == tags
+    for tag in tags:
+        logged = [(r["step"], r[tag]) for r in records if tag in r]
+        stored = [(e.step, e.value) for e in events.Scalars(tag)]
+        assert [s for s, _ in stored] == [s for s, _ in logged], tag
+        for (_, a), (_, b) in zip(logged, stored, strict=True):
+            assert b == pytest.approx(a, rel=1e-6), tag  # stored as float32
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:

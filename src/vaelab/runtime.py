@@ -21,7 +21,6 @@ import torch
 from tqdm import tqdm
 
 from vaelab import __version__
-from vaelab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -64,22 +63,18 @@ def stream_seed(seed: int, stream: str, key: int = 0) -> int:
     return seed * s.scale + s.offset + key
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` → cuda, then mps, then cpu; an unavailable explicit device is a ConfigError."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"invalid config field 'device': {name} requested but CUDA is "
-            "unavailable; use --device cpu or auto"
-        )
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("invalid config field 'device': mps is unavailable; use --device cpu")
-    return torch.device(name)
+def resolve_device(name: str, flag: str = "--device") -> torch.device:
+    """The torch device of a checked name (`check_device`); `auto` is cuda, then mps, then cpu."""
+    from vaelab.train.preflight import check_device
+
+    check_device(name, flag)
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -137,9 +132,7 @@ def file_logger(name: str, path: Path, fmt: str = "%(asctime)s %(levelname)s %(m
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
+    close_logger(logger)
     fh = logging.FileHandler(path)
     fh.setFormatter(logging.Formatter(fmt))
     logger.addHandler(fh)

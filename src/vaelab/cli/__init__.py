@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -20,15 +19,14 @@ from vaelab.errors import UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-# (module, optional): each module defines `register(subparsers)`. Optional modules are plugged
-# in when present, so a new command is one row here and one module.
-COMMANDS: tuple[tuple[str, bool], ...] = (
-    ("vaelab.cli.data", False),
-    ("vaelab.cli.train", False),
-    ("vaelab.cli.evaluate", False),
-    ("vaelab.cli.study", False),
-    ("vaelab.cli.explore", True),
-    ("vaelab.cli.sweep", True),
+# Each module defines `register(subparsers)`: a new command is one row here and one module.
+COMMANDS = (
+    "vaelab.cli.data",
+    "vaelab.cli.train",
+    "vaelab.cli.evaluate",
+    "vaelab.cli.study",
+    "vaelab.cli.explore",
+    "vaelab.cli.sweep",
 )
 
 
@@ -57,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks (also: VAELAB_DEBUG=1)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module, optional in COMMANDS:
-        if optional and importlib.util.find_spec(module) is None:
-            continue
+    for module in COMMANDS:
         importlib.import_module(module).register(sub)
     return parser
 

@@ -42,16 +42,20 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _seed(value: int) -> None:
+def _check_device_seed_out(args: argparse.Namespace) -> None:
+    """--device and --seed, and --out when the command writes a file."""
     from vaelab.config import MAX_SEED
-    from vaelab.train.preflight import check_int_range
+    from vaelab.train.preflight import check_device, check_int_range, check_out_file
 
-    check_int_range("--seed", value, 0, MAX_SEED, "seeds are 32-bit")
+    check_device(args.device)
+    check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
+    if getattr(args, "out", None) is not None:
+        check_out_file(args.out)
 
 
-def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
-    """The run's validated config, after checking that the folder holds a checkpoint that loads
-    into the model its config describes (a few MB read on the CPU, before any real work)."""
+def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
+    """(model on the CPU, validated config) of the run, after checking that the folder holds a
+    checkpoint that loads into the model its config describes (a few MB, before any work)."""
     from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)
@@ -65,7 +69,7 @@ def _run_config(run_dir: str, checkpoint: str = "best") -> Any:
             f"{run_dir} has no checkpoints/{checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    return load_model(path, checkpoint, "cpu")[1]
+    return load_model(path, checkpoint, "cpu")
 
 
 def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
@@ -88,7 +92,7 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
 
 def _check_evaluate(args: argparse.Namespace) -> Any:
     from vaelab.evaluate.classifier import VARIANTS
-    from vaelab.train.preflight import check_device, check_int_range
+    from vaelab.train.preflight import check_int_range
 
     if args.split not in ("train", "val", "test"):
         raise ConfigError(f"invalid --split {args.split!r}: train, val or test")
@@ -96,8 +100,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
         raise ConfigError(f"invalid --checkpoint {args.checkpoint!r}: best or last")
     if args.classifier not in VARIANTS:
         raise ConfigError(f"invalid --classifier {args.classifier!r}: {' or '.join(VARIANTS)}")
-    check_device(args.device)
-    _seed(args.seed)
+    _check_device_seed_out(args)
     why = "more would run for hours on a CPU"
     check_int_range("--iw-samples", args.iw_samples, 1, MAX_IW_SAMPLES, why)
     check_int_range("--n-samples", args.n_samples, 1, MAX_PRIOR_SAMPLES, why)
@@ -119,7 +122,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
         )
     from vaelab.evaluate.run import DEFAULT_PAIRS
 
-    cfg = _run_config(args.run_dir, args.checkpoint)
+    cfg = _run_model(args.run_dir, args.checkpoint)[1]
     labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
     check_labels(cfg, labels, args.split, args.limit)
     return cfg
@@ -149,21 +152,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(run_dir: str, device: str):
-    from vaelab.train.checkpoint import load_model
-    from vaelab.train.preflight import resolve_device
-
-    dev = resolve_device(device)
-    model, cfg = load_model(run_dir, "best", dev)
-    return model, cfg, dev
-
-
 def _kind(model: Any, cfg: Any) -> str:
     return f"VAE β={cfg.beta:g}" if model.is_vae else "AE"
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_int_range
 
     check_int_range("-n", args.n, 1, MAX_SAMPLES, "a grid of more images is unreadable")
     check_int_range("--nrow", args.nrow, 1, MAX_GRID_SIDE, "wider grids are unreadable")
@@ -173,16 +167,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
             f"-n {args.n} with --nrow {args.nrow} makes {rows} rows (at most {MAX_GRID_SIDE} "
             "fit in one image); raise --nrow"
         )
-    check_device(args.device)
-    _seed(args.seed)
-    check_out_file(args.out)
-    _run_config(args.run_dir)
+    _check_device_seed_out(args)
+    model, cfg = _run_model(args.run_dir)
 
     from vaelab.evaluate.run import sample_prior
     from vaelab.report import figures
-    from vaelab.runtime import stream_seed
+    from vaelab.runtime import resolve_device, stream_seed
 
-    model, cfg, dev = _load(args.run_dir, args.device)
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
     figures.image_grid(args.out, images, title, nrow=min(args.nrow, args.n))
@@ -191,21 +184,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_device, check_int_range, check_out_file
+    from vaelab.train.preflight import check_int_range
 
     check_int_range("--pairs", args.pairs, 1, MAX_PAIRS, "more rows are unreadable")
     check_int_range("--steps", args.steps, 1, MAX_STEPS, "longer strips are unreadable")
     for flag, label in (("--from-label", args.from_label), ("--to-label", args.to_label)):
         check_int_range(flag, label, 0, 255, "IDX labels are bytes")
-    check_device(args.device)
-    _seed(args.seed)
-    check_out_file(args.out)
-    check_labels(_run_config(args.run_dir), [args.from_label, args.to_label])
+    _check_device_seed_out(args)
+    model, cfg = _run_model(args.run_dir)
+    check_labels(cfg, [args.from_label, args.to_label])
 
     from vaelab.evaluate.run import eval_data_for, interpolation_paths, pick_pairs
     from vaelab.report import figures
+    from vaelab.runtime import resolve_device
 
-    model, cfg, dev = _load(args.run_dir, args.device)
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised
     # Bernoulli runs: the same seeded binarisation draw).
     x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)

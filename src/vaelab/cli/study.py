@@ -136,17 +136,9 @@ def _check_study_data(cfg) -> None:
     """The data every stage needs, checked before the first of them: splits, sizes, memory and
     the interpolation labels of the evaluations."""
     from vaelab.cli.evaluate import check_labels
-    from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
     from vaelab.evaluate.run import DEFAULT_PAIRS
-    from vaelab.train import preflight as pf
+    from vaelab.train.preflight import check_data
 
     run = cfg.train_config("ae", 0.0, 1)
-    arrays = load_arrays(cfg.dataset, cfg.data_dir)
-    pf.check_splits(arrays, run, cfg.data_dir or cfg.dataset)
-    side = arrays[FILES[0]].shape[1]
-    pf.check_model_fits(
-        run, (1, side, side), len(split_arrays(arrays, "train")[0][: run.limit_train])
-    )
+    check_data(run)
     check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval_limit)

@@ -60,11 +60,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from vaelab.train.launch import check_nproc
 
         check_nproc(args.nproc, cfg)
-    check_training(cfg, out, args.resume)
-    if args.nproc is not None and args.nproc > 1:
+    if args.nproc is not None and args.nproc > 1:  # one process trains: `train` checks
         from vaelab.train.launch import launch
         from vaelab.train.rundir import read_done
 
+        check_training(cfg, out, args.resume)  # before any rank starts
         launch(args.nproc, rank_argv(args), out, cfg.threads)
         _report_done(out, read_done(out))
         return 0

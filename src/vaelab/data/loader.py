@@ -84,9 +84,7 @@ class TensorLoader:
             self.images = self.images.to(self.device)
 
     def __len__(self) -> int:
-        return self._stop(self.indices_per_rank()) // self.batch_size + (
-            self._stop(self.indices_per_rank()) % self.batch_size > 0
-        )
+        return -(-self._stop(self.indices_per_rank()) // self.batch_size)  # batches, rounded up
 
     def _stop(self, n: int) -> int:
         """How many of this rank's n indices are iterated (the rest: a dropped last batch)."""

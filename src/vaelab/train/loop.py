@@ -44,10 +44,10 @@ from vaelab.runtime import (
     stream_seed,
 )
 from vaelab.train import ddp as distributed
-from vaelab.train.checkpoint import load_run_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vaelab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.rundir import check_architecture, read_done, read_run_config
+from vaelab.train.rundir import read_done, read_run_config
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
@@ -114,46 +114,37 @@ class TrainState:
     best_val_loss: float = math.inf
 
 
+# The position and clocks of a TrainState, saved and restored under these names.
+POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
+
+
 def save_state(
     path: Path, state: TrainState, cfg: TrainConfig, image_shape: tuple[int, ...]
 ) -> None:
     """Write `state` atomically as a checkpoint dict (see vaelab.train.checkpoint)."""
-    save_checkpoint(
-        path,
-        {
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "config": cfg.to_dict(),
-            "image_shape": list(image_shape),
-            "epoch": state.epoch,
-            "batch": state.batch,
-            "step": state.step,
-            "elapsed_s": state.elapsed_s,
-            "images": state.images,
-            "best_val_loss": state.best_val_loss,
-            "rng": rng_state(),
-        },
-    )
+    weights = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict()}
+    run = {"config": cfg.to_dict(), "image_shape": list(image_shape)}
+    position = {name: getattr(state, name) for name in POSITION}
+    save_checkpoint(path, {**weights, **run, **position, "rng": rng_state()})
 
 
-def restore_state(path: Path, state: TrainState, cfg: TrainConfig, device: torch.device) -> None:
-    """Load a checkpoint of this run's model into `state` (weights, optimizer, position, RNGs)."""
-    ckpt = load_run_checkpoint(path, map_location=device)
-    check_architecture(ckpt["config"], cfg, path)
+def restore_state(ckpt: dict[str, Any], path: Path, state: TrainState, cfg: TrainConfig) -> None:
+    """Put checkpoint `ckpt` (read from `path` and checked against this run's config by
+    `check_resumable`) into `state`: weights, optimizer, position and RNGs."""
     try:
         state.model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
-        state.epoch, state.batch, state.step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
-        state.elapsed_s, state.best_val_loss = ckpt["elapsed_s"], ckpt["best_val_loss"]
+        # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
+        images = int(ckpt.get("images", ckpt["step"] * cfg.batch_size))
+        for name in POSITION:
+            setattr(state, name, images if name == "images" else ckpt[name])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise RunError(
             f"checkpoint {path} does not fit this run ({first}); delete the run directory to "
             "start again, or resume with the config it was written with"
         ) from None
-    # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
-    state.images = int(ckpt.get("images", state.step * cfg.batch_size))
 
 
 # --------------------------------------------------------------------------- steps
@@ -305,7 +296,8 @@ def train(
 
     Under torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
     cfg.validate()
-    check_training(cfg, out_dir, resume)  # paths, device, run folder, data, memory: before work
+    # paths, device, run folder, data, memory: before work; `last` is the checkpoint to resume
+    last = check_training(cfg, out_dir, resume)
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
     distributed.check_batch_split(cfg.batch_size, rank.world_size)
@@ -321,7 +313,8 @@ def train(
                 done = read_done(run_dir)
                 if done.get("epochs", 0) >= cfg.epochs:
                     return RunResult(run_dir, done)  # already finished: nothing to do
-            run = _open_run(cfg, run_dir, resume, rank, device)
+            run = _open_run(cfg, run_dir, rank, device)
+            _resume_or_start(run, resume, last)
             try:
                 result = _loop(run, tensorboard, on_epoch_end)
             finally:
@@ -354,10 +347,8 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     return _finish(run)
 
 
-def _open_run(
-    cfg: TrainConfig, run_dir: Path, resume: bool, rank: Rank, device: torch.device
-) -> _Run:
-    """Load the data, build model and optimizer, and restore the last checkpoint if resuming.
+def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device) -> _Run:
+    """Load the data, build model and optimizer: the state of a run that starts now.
 
     The order of random draws (seed, data, model init) is fixed so a seed gives the same run."""
     if cfg.threads:
@@ -368,6 +359,32 @@ def _open_run(
         else logging.getLogger(f"vaelab.run.rank{rank.rank}")
     )
     seed_everything(stream_seed(cfg.seed, "train_init"))
+    train_loader, val_loader = _loaders(cfg, rank, device)
+    _, c, h, w = train_loader.images.shape  # (N, C, H, W)
+    image_shape = (int(c), int(h), int(w))
+    model = build_model(cfg, image_shape)
+    model = distributed.prepare(model, rank, device).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
+    )
+    net = distributed.wrap(model, rank, device)
+    return _Run(
+        cfg=cfg,
+        run_dir=run_dir,
+        device=device,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        image_shape=image_shape,
+        state=TrainState(model, optimizer),
+        logger=logger,
+        autocast=_autocast(cfg, device),
+        rank=rank,
+        net=net,
+    )
+
+
+def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[TensorLoader, ...]:
+    """(train, val) loaders: the splits of the verified dataset, cut to the run's limits."""
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     x_train, y_train = (a[: cfg.limit_train] for a in split_arrays(arrays, "train"))
     x_val, y_val = (a[: cfg.limit_val] for a in split_arrays(arrays, "val"))
@@ -376,11 +393,10 @@ def _open_run(
             f"dataset {cfg.dataset} has an empty {'train' if len(x_train) == 0 else 'val'} split; "
             "check --data-dir and --limit-train/--limit-val"
         )
-    per_rank = cfg.batch_size // rank.world_size
     train_loader = TensorLoader(
         x_train,
         y_train,
-        per_rank,
+        cfg.batch_size // rank.world_size,
         shuffle=True,
         seed=stream_seed(cfg.seed, "train_order"),
         binarize=cfg.binarize,
@@ -399,30 +415,7 @@ def _open_run(
         binarize="static" if cfg.binarize != "none" else "none",
         device=device,
     )
-    _, c, h, w = x_train.shape  # (N, C, H, W)
-    image_shape = (int(c), int(h), int(w))
-    model = build_model(cfg, image_shape)
-    model = distributed.prepare(model, rank, device).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
-    )
-    state = TrainState(model, optimizer)
-    net = distributed.wrap(model, rank, device)
-    run = _Run(
-        cfg,
-        run_dir,
-        device,
-        train_loader,
-        val_loader,
-        image_shape,
-        state,
-        logger,
-        _autocast(cfg, device),
-        rank,
-        net,
-    )
-    _resume_or_start(run, resume)
-    return run
+    return train_loader, val_loader
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -438,17 +431,18 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _resume_or_start(run: _Run, resume: bool) -> None:
-    state, last = run.state, run.ckpt_dir / "last.pt"
-    if resume and last.exists():
-        restore_state(last, state, run.cfg, run.device)
+def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:
+    """Restore checkpoint `last` when resuming; rank 0 then (re)writes the run's records."""
+    state, path = run.state, run.ckpt_dir / "last.pt"
+    if last is not None:
+        restore_state(last, path, state, run.cfg)
     if not run.rank.is_main:
         return
-    if resume and last.exists():
+    if last is not None:
         MetricsLog.truncate_after(run.run_dir, state.step)
         run.logger.info(
             "resumed from %s at epoch %d batch %d (step %d)",
-            last,
+            path,
             state.epoch,
             state.batch,
             state.step,
@@ -464,6 +458,15 @@ def _resume_or_start(run: _Run, resume: bool) -> None:
 
 
 # --------------------------------------------------------------------------- the loop
+@dataclass
+class _Window:
+    """The training losses summed since the last log line (total, recon, kl), and its start."""
+
+    sums: torch.Tensor
+    steps: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+
 def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
     """Train from (state.epoch, state.batch) to the end of the epoch; returns (seconds, images).
 
@@ -474,9 +477,8 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
     check_every = 1 if run.device.type == "cpu" else cfg.log_every
     loader.set_epoch(state.epoch)
     state.model.train()
-    t_epoch, t_log, seen = time.perf_counter(), time.perf_counter(), 0
-    acc = torch.zeros(3, dtype=torch.float64, device=run.device)  # total, recon, kl
-    acc_n, first = 0, state.batch
+    t_epoch, seen, first = time.perf_counter(), 0, state.batch
+    window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device))
     bar = progress(
         enumerate(loader),
         total=len(loader),
@@ -493,27 +495,12 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
         parts = train_step(run.net, state.optimizer, x, beta, cfg, run.autocast)
         state.step, state.batch = state.step + 1, batch + 1
         seen += len(x) * run.rank.world_size  # images of the global batch
-        acc += torch.stack([parts.total, parts.recon, parts.kl]).double()
-        acc_n += 1
-        if state.step % check_every == 0 and not torch.isfinite(acc).all().item():
-            _raise_nonfinite(run, acc)
+        window.sums += torch.stack([parts.total, parts.recon, parts.kl]).double()
+        window.steps += 1
+        if state.step % check_every == 0 and not torch.isfinite(window.sums).all().item():
+            _raise_nonfinite(run, window.sums)
         if state.step % cfg.log_every == 0:
-            loss, recon, kl = (acc / acc_n).tolist()
-            now = time.perf_counter()
-            rec = {
-                "step": state.step,
-                "epoch": state.epoch + (batch + 1) / len(loader),
-                "train/loss": loss,
-                "train/recon": recon,
-                "train/kl": kl,
-                "train/beta": beta,
-                "train/lr": state.optimizer.param_groups[0]["lr"],
-                "images_per_s": acc_n * cfg.batch_size / max(now - t_log, 1e-9),
-            }
-            run.metrics.log(rec)
-            bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")  # type: ignore[attr-defined]
-            acc.zero_()
-            acc_n, t_log = 0, now
+            _log_window(run, window, beta, (batch + 1) / len(loader), bar)
         if distributed.any_rank(stop.signal is not None, run.rank, run.device):
             signum = stop.signal or signal.SIGINT  # a rank the signal did not reach
             _save_and_stop(run, signum, time.perf_counter() - t_epoch, seen)
@@ -522,6 +509,27 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
     state.images += seen
     state.epoch, state.batch = state.epoch + 1, 0
     return epoch_time, seen
+
+
+def _log_window(run: _Run, window: _Window, beta: float, done: float, bar: Any) -> None:
+    """Log the window's mean losses (`done`: the share of the epoch trained) and restart it."""
+    state = run.state
+    loss, recon, kl = (window.sums / window.steps).tolist()
+    now = time.perf_counter()
+    rec = {
+        "step": state.step,
+        "epoch": state.epoch + done,
+        "train/loss": loss,
+        "train/recon": recon,
+        "train/kl": kl,
+        "train/beta": beta,
+        "train/lr": state.optimizer.param_groups[0]["lr"],
+        "images_per_s": window.steps * run.cfg.batch_size / max(now - window.start, 1e-9),
+    }
+    run.metrics.log(rec)
+    bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")
+    window.sums.zero_()
+    window.steps, window.start = 0, now
 
 
 def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:

@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 MEMORY_SHARE = 0.8
 
 
-# True once training builds its loader with `min_last_batch=2` (a last batch of one image is
-# then skipped); until then such a split is refused here instead of crashing in BatchNorm.
-LOADER_DROPS_SINGLE_BATCH = True
-
-
 # --------------------------------------------------------------------------- paths
 def _nearest_existing(path: Path) -> Path:
     probe = path
@@ -55,13 +50,18 @@ def _check_writable_below(path: Path, flag: str) -> None:
         ) from None
 
 
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    """A folder that exists or can be created, and that we can write in."""
+def _check_out_path(path: str | Path, flag: str, kind: str, example: str) -> Path:
     if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; give a folder path (e.g. {flag} runs/x)")
+        raise ConfigError(f"{flag} is empty; give a {kind} path (e.g. {flag} {example})")
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    return p
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """A folder that exists or can be created, and that we can write in."""
+    p = _check_out_path(path, flag, "folder", "runs/x")
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
     _check_writable_below(p, flag)
@@ -70,11 +70,7 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
 
 def check_out_file(path: str | Path, flag: str = "--out") -> Path:
     """A file path (not a folder) whose folder exists or can be created and is writable."""
-    if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; give a file path (e.g. {flag} figure.png)")
-    p = Path(path)
-    if p.is_symlink() and not p.exists():
-        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    p = _check_out_path(path, flag, "file", "figure.png")
     if p.is_dir() or str(path).endswith(os.sep):
         raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
     _check_writable_below(p, flag)
@@ -205,11 +201,6 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
                 f"{origin}: {n} training image(s); BatchNorm needs batches of at least 2 "
                 "(add images, raise --limit-train or pass --no-norm)"
             )
-        if n % cfg.batch_size == 1 and not LOADER_DROPS_SINGLE_BATCH:
-            raise ConfigError(
-                f"{n} training images in batches of {cfg.batch_size} leave a last batch of one "
-                "image, which BatchNorm cannot train on; change --batch-size or --limit-train"
-            )
 
 
 # --------------------------------------------------------------------------- memory
@@ -274,20 +265,29 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 
 
 # --------------------------------------------------------------------------- all of it
-def check_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> None:
-    """Everything that can be checked before training starts: the output folder, the device,
-    the run folder's files when resuming, the dataset, and whether the model fits in memory."""
+def check_data(cfg: TrainConfig) -> None:
+    """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
     from vaelab.data import load_arrays
     from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
-    from vaelab.train.rundir import check_resumable
 
-    out = check_out_dir(out_dir)
-    check_device(cfg.device)
-    if resume:
-        check_resumable(out, cfg)
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
     n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
     side = arrays[FILES[0]].shape[1]
     check_model_fits(cfg, (1, side, side), n_train)
+
+
+def check_training(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False
+) -> dict[str, Any] | None:
+    """Everything that can be checked before training starts: the output folder, the device,
+    the run folder's files when resuming, the dataset, and whether the model fits in memory.
+    Returns the checkpoint a resumed run continues from (read once, here), or None."""
+    from vaelab.train.rundir import check_resumable
+
+    out = check_out_dir(out_dir)
+    check_device(cfg.device)
+    last = check_resumable(out, cfg) if resume else None
+    check_data(cfg)
+    return last

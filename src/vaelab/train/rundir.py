@@ -71,17 +71,20 @@ def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -
         )
 
 
-def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> None:
-    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent."""
+def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent.
+    Returns last.pt's contents (None when there is none yet), which the resumed run restores."""
     from vaelab.train.checkpoint import load_run_checkpoint
 
     run_dir = Path(run_dir)
     if (run_dir / "DONE").exists():
         read_done(run_dir)
     if not (run_dir / "config.json").exists():
-        return  # training refuses with "nothing to resume"
+        return None  # training refuses with "nothing to resume"
     saved = read_run_config(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
-    if last.exists():
-        ckpt = load_run_checkpoint(last)
-        check_architecture(ckpt["config"], saved, last)
+    if not last.exists():
+        return None
+    ckpt = load_run_checkpoint(last)
+    check_architecture(ckpt["config"], saved, last)
+    return ckpt

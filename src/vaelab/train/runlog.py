@@ -39,11 +39,28 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def _csv_text(records: list[dict[str, Any]], keys: list[str], header: bool = True) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    if header:
+        writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
+
+
 class MetricsLog:
+    """Appends records to metrics.jsonl as they come, and to the CSV mirror once per epoch.
+
+    The CSV's columns are every key in order of first appearance; it is written whole at the
+    first `sync` (so it matches a JSONL truncated on resume) and when a record brings a new
+    column, and otherwise grows by the epoch's rows alone."""
+
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self._file = open(self.jsonl, "a")  # noqa: SIM115 (closed in close())
+        self._keys: list[str] | None = None  # the CSV's columns, once it is written
+        self._pending: list[dict[str, Any]] = []  # records not yet in the CSV
         self._tb = None
         if tensorboard:
             try:  # optional extra: `pip install vaelab[tensorboard]`
@@ -63,24 +80,28 @@ class MetricsLog:
     def log(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        self._pending.append(record)
         if self._tb is not None:
             for key, value in record.items():
                 if "/" in key and isinstance(value, (int, float)):
                     self._tb.add_scalar(key, value, record.get("step", 0))
 
     def sync(self) -> None:
-        """fsync the log and rewrite the CSV mirror (called once per epoch)."""
+        """fsync the log and bring the CSV mirror up to date (called once per epoch)."""
         self._file.flush()
         os.fsync(self._file.fileno())
-        records = read_metrics(self.jsonl)
-        keys: list[str] = []
-        for r in records:
-            keys += [k for k in r if k not in keys]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(records)
-        atomic_write_text(self.csv, buf.getvalue())
+        rows, self._pending = self._pending, []
+        keys = self._keys
+        if keys is not None and all(k in keys for r in rows for k in r):
+            with open(self.csv, "a", encoding="utf-8", newline="") as f:
+                f.write(_csv_text(rows, keys, header=False))
+        else:  # the first sync, or a new column: the whole file from the log
+            records = read_metrics(self.jsonl)
+            keys = []
+            for r in records:
+                keys += [k for k in r if k not in keys]
+            atomic_write_text(self.csv, _csv_text(records, keys))
+            self._keys = keys
         if self._tb is not None:
             self._tb.flush()
 
