@@ -10,9 +10,16 @@ from pathlib import Path
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.report import faq
-from vaelab.report.citations import INTERP, METRICS, VAE_ONLY, probe, stage_time, train_value
+from vaelab.report.citations import (
+    INTERP,
+    METRICS,
+    VAE_ONLY,
+    probe,
+    run_label,
+    stage_time,
+    train_value,
+)
 from vaelab.report.render import Doc
-from vaelab.report.summary import run_label
 from vaelab.study.schema import StudyResult
 from vaelab.tune.selection import criterion_text
 

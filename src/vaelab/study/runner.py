@@ -96,19 +96,17 @@ def _stages(study: Study, search: BetaSearch, queue: SearchQueue) -> StudyResult
     with timed(study, "data", "data overview", plan):
         data, baselines = analysis.data_overview(c, arrays, study.n_train, fig_dir)
     with timed(study, "ae", "auto-encoder", plan):
-        ae = study.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
+        study.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
     with timed(study, "extremes", "VAE at β = 0 and β = 10", plan):
         for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
             study.ensure_run(name, c.train_config("vae", b, c.extreme_epochs), "extremes")
     with timed(study, "search", f"β search ({c.search})", plan):
         result = search.run(queue)
-        trials = {b: runs[result.trial_run(b)].eval for b in result.trials}
-        analysis.tradeoff_figures(trials, result.chosen_beta, ae.eval, fig_dir, c.latent_dim)
     with timed(study, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", []):
         tuned = _tuned(study, result)
         code_stats = analysis.code_stats(study, ["ae", tuned.name], device)
     with timed(study, "interpolation", "interpolations AE vs tuned VAE", []):
-        interp = analysis.interpolations(study, tuned.name, device, fig_dir)
+        interp = analysis.interpolations(runs, tuned.name)
     with timed(study, "representation", "representation usefulness", []):
         representation = {
             name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
