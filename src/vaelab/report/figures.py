@@ -31,21 +31,18 @@ def make_grid(
 ) -> np.ndarray:
     """Tile images (N, C, H, W) in [0, 1] into one (C, H', W') float array, `nrow` per row."""
     x = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
-    if x.ndim == 3:
-        x = x[:, None]
+    x = x[:, None] if x.ndim == 3 else x
     n, c, h, w = x.shape
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
-    grid = np.full(
-        (c, nrows * (h + padding) + padding, ncol * (w + padding) + padding),
-        pad_value,
-        dtype=np.float32,
+    # each cell: the image with padding above and left; empty cells at the end; then the
+    # padding below and right of the whole grid
+    cells = np.pad(
+        x, ((0, nrows * ncol - n), (0, 0), (padding, 0), (padding, 0)), constant_values=pad_value
     )
-    for i in range(n):
-        r, col = divmod(i, ncol)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top : top + h, left : left + w] = x[i]
-    return grid
+    grid = cells.reshape(nrows, ncol, c, h + padding, w + padding).transpose(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, nrows * (h + padding), ncol * (w + padding))
+    return np.pad(grid, ((0, 0), (0, padding), (0, padding)), constant_values=pad_value)
 
 
 def _save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -211,26 +208,6 @@ def xy_lines(
     return _save(fig, path)
 
 
-def scatter_labelled(
-    path: str | Path,
-    x: Sequence[float],
-    y: Sequence[float],
-    labels: Sequence[str],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-) -> Path:
-    """Points with text labels (e.g. a rate–distortion plane annotated with β)."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    ax.plot(x, y, "o-", ms=4)
-    for xi, yi, s in zip(x, y, labels, strict=True):
-        ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    _log_axis(ax, x)
-    ax.set_yscale("log")
-    return _save(fig, path)
-
-
 @dataclass
 class RateDistortion:
     """Points (rate, distortion) labelled by β, the chosen point, the AE's distortion, and the
@@ -271,6 +248,13 @@ def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
     ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
     ax.set_title("Rate–distortion across β", fontsize=10)
     ax.legend(fontsize=7)
+
+
+def rate_distortion(path: str | Path, rd: RateDistortion) -> Path:
+    """Rate against distortion across β, on its own (the summary panel shows it too)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    _rate_distortion(ax, rd)
+    return _save(fig, path)
 
 
 def summary_panel(

@@ -60,15 +60,7 @@ def beta_figures(fig_dir: Path, s: StudyResult) -> None:
     active units, probes when the trials had them), the chosen β marked."""
     betas = s.search.trials
     trials = [s.runs[s.search.trial_run(b)].eval for b in betas]
-    figures.scatter_labelled(
-        fig_dir / "rate_distortion.png",
-        [e[keys.TEST_KL] for e in trials],
-        [e[keys.TEST_SSE] for e in trials],
-        [f"β={b:g}" for b in betas],
-        "Rate–distortion across β (test set)",
-        "rate: KL per image (nats)",
-        "distortion: SSE per image",
-    )
+    figures.rate_distortion(fig_dir / "rate_distortion.png", _rate_distortion(s))
     for name, title, ylabel, series, hlines in _beta_plots(s, trials[0]):
         if any(k not in trials[0] for k in series.values()):
             continue  # trials with the selection evaluation have no probes
