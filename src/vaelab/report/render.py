@@ -13,6 +13,7 @@ import html
 import math
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from vaelab.study.schema import StudyResult, json_path, resolve
@@ -38,10 +39,11 @@ def _md_row(cells: list[str]) -> str:
 
 class Doc:
     """A list of blocks rendered to both Markdown and HTML; `study` (the study report) is what
-    `cite` reads numbers from."""
+    `cite` reads numbers from, `root` the folder the page is written to (figures are checked to
+    be there, under the relative paths the page uses)."""
 
-    def __init__(self, study: StudyResult | None = None) -> None:
-        self.study = study
+    def __init__(self, study: StudyResult | None = None, root: Path = Path()) -> None:
+        self.study, self.root = study, root
         self.data = study.to_dict() if study else {}  # what study.json holds: citations read it
         self.blocks: list[tuple[str, Any]] = []
 
@@ -68,6 +70,8 @@ class Doc:
         self.blocks.append(("table", (header, rows, list(classes) or [""] * len(rows))))
 
     def img(self, src: str, caption: str) -> None:
+        if not (self.root / src).is_file():
+            raise FileNotFoundError(f"report references missing figure {src}")
         self.blocks.append(("img", (src, caption)))
 
     def code(self, text: str, language: str = "") -> None:

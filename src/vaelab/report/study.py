@@ -27,21 +27,21 @@ __all__ = ["METRICS", "build", "fmt", "resolve", "write_report"]
 
 def build(root: Path, s: StudyResult) -> Doc:
     """The whole report, section by section (figures must already exist under root)."""
-    doc = Doc(s)
-    sections.summary(doc, root, s)
+    doc = Doc(s, root)
+    sections.summary(doc, s)
     answers.answers_section(doc, s)
     sections.reproduce_section(doc, s)
-    sections.data_section(doc, root, s)
+    sections.data_section(doc, s)
     for name, title in (
         ("ae", "2. Auto-encoder"),
         ("vae_beta0", "3a. VAE, β = 0"),
         ("vae_beta10", "3b. VAE, β = 10"),
     ):
-        sections.run_section(doc, root, s, name, title)
-    sections.search_section(doc, root, s)
+        sections.run_section(doc, s, name, title)
+    sections.search_section(doc, s)
     beta = s.search.chosen_beta
-    sections.run_section(doc, root, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
-    sections.interpolation_section(doc, root, s)
+    sections.run_section(doc, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
+    sections.interpolation_section(doc, s)
     sections.representation_section(doc, s)
     sections.all_runs_section(doc, s)
     faq.units_section(doc, s)

@@ -162,7 +162,7 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
     root.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     header, rows = trial_rows(study)
-    doc = Doc()
+    doc = Doc(root=root)
     doc.h(1, f"Sweep {study.study_name}")
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     summary = ", ".join(f"{c} {s.lower()}" for s, c in counts.items() if c)
