@@ -17,6 +17,7 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
 from vaelab.evaluate import classifier as clf
+from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
 from vaelab.evaluate.keys import eval_keys, key_requirement
 from vaelab.train.checkpoint import load_checkpoint
 from vaelab.train.loop import train
@@ -96,6 +97,14 @@ def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
     assert m["interp/lerp/realism_worst"] >= m["interp/lerp/realism_median"]
     assert all(f"interp/slerp/realism_step_{i}" in m for i in (1, 2, 3))
     assert set(m) == eval_keys(is_vae=True, latent_dim=64, steps=3)  # the published schema
+    # what the figures (and a study's report) are drawn from, stored once: the same paths and
+    # curves the interpolation metrics were measured on
+    a = EvalArrays.load(runs / "vae")
+    assert a.paths["lerp"].shape == (3 * 2, 3 + 2, 1, 28, 28) and a.samples.shape[0] == 64
+    assert np.median(a.realism["lerp"]) == pytest.approx(m["interp/lerp/realism_median"])
+    assert a.confidence["slerp"][:, 1:-1].mean() == pytest.approx(m["interp/slerp/mean_conf"])
+    assert a.realism["pixel"].shape == (6, 3) and a.traversals.shape[:2] == (6, 9)
+    assert a.kl_per_dim is not None and a.kl_per_dim[0] == a.kl_per_dim.max()
 
 
 def test_key_requirement_names_the_group_each_key_needs():
@@ -115,13 +124,13 @@ def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
     nothing else, no figures."""
     full = evaluate_run(runs / "vae", **FAST_EVAL)
     run = tmp_path / "vae"
-    shutil.copytree(runs / "vae", run, ignore=shutil.ignore_patterns("figures", "eval.json"))
+    shutil.copytree(runs / "vae", run, ignore=shutil.ignore_patterns("figures", "eval*"))
     m = evaluate_run(run, EvalConfig(groups=SELECTION_GROUPS, figures=False, **FAST_EVAL))
     for key in ("recon/classifier_accuracy", "samples/fd", "samples/class_entropy", "test/kl"):
         assert m[key] == pytest.approx(full[key], rel=1e-9), key
     assert m["eval/group/likelihood"] == m["eval/group/probes"] == m["eval/figures"] == 0.0
     assert not any(k.startswith(("probe/", "interp/", "test/iw", "test/elbo")) for k in m)
-    assert not (run / "figures").exists()
+    assert not (run / "figures").exists() and not (run / ARRAYS_FILE).exists()
     assert set(m) == eval_keys(is_vae=True, latent_dim=64, groups=SELECTION_GROUPS)
     with pytest.raises(ConfigError, match="groups"):
         evaluate_run(run, EvalConfig(groups=["samples", "fid"]))
@@ -138,6 +147,7 @@ def test_evaluate_ae_skips_posterior_metrics(runs):
             assert key in m, key
     for fig in figs:
         assert (runs / "ae" / "figures" / fig).is_file() == (fig != "kl_per_dim.png"), fig
+    assert EvalArrays.load(runs / "ae").kl_per_dim is None
 
 
 def test_reduced_classifier_trains_and_the_standard_one_reaches_99_percent(mnist_arrays):

@@ -5,7 +5,7 @@ import torch
 
 from vaelab import __version__
 from vaelab.cli import main
-from vaelab.report.images import make_grid
+from vaelab.report.figures import make_grid
 
 
 def test_make_grid_layout():

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import matplotlib.image as mpimg
 import pytest
@@ -117,6 +118,42 @@ def test_report_leads_with_the_summary_panel(study_dir):
         assert ("interp/lerp/realism_median" in r["eval"]) == (r["evaluation"] == "full")
     assert (study_dir / "figures" / "beta_precision_recall.png").is_file()
     assert "realism" in page.split("How do AE and VAE interpolations differ", 1)[1][:3000]
+
+
+RERENDER = """
+import sys
+sys.modules["torch"] = None  # any import of torch now fails: the report must not need it
+from pathlib import Path
+from vaelab.report.study import write_report
+from vaelab.study.schema import load_study
+root = Path(sys.argv[1])
+write_report(root, load_study(root / "study.json"))
+"""
+
+
+def test_report_rerenders_from_stored_files_without_torch(study_dir, tmp_path):
+    """The report is a function of study.json and what the evaluations stored: re-rendered with
+    torch unimportable it has the same text. A folder evaluated before evaluations stored their
+    arrays keeps its figures; one that lacks a figure too is refused in one line."""
+    copy = tmp_path / "s"
+    shutil.copytree(study_dir, copy)
+
+    def rerender() -> subprocess.CompletedProcess:
+        (copy / "report.md").unlink(missing_ok=True)
+        cmd = [sys.executable, "-c", RERENDER, str(copy)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    for arrays in (True, False):
+        if not arrays:
+            for npz in copy.glob("runs/*/eval_arrays.npz"):
+                npz.unlink()
+        r = rerender()
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert (copy / "report.md").read_text() == (study_dir / "report.md").read_text()
+    (copy / "figures" / "summary.png").unlink()
+    r = rerender()
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and "lacks figures/summary.png" in last and "re-run" in last, last
 
 
 def _chromium() -> str | None:

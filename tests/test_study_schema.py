@@ -239,3 +239,20 @@ def test_a_study_json_config_out_of_range_is_refused(field, value):
     message = str(err.value)
     assert "invalid study option" in message and field in message, message
     assert "re-run `vaelab study`" in message and "\n" not in message
+
+
+def test_the_report_imports_neither_torch_nor_a_checkpoint_loader():
+    """The report is drawn from stored files: importing any of its modules loads no torch."""
+    import subprocess
+    import sys
+
+    import vaelab.report
+
+    names = sorted(p.stem for p in Path(vaelab.report.__file__).parent.glob("*.py"))
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module('vaelab.report.' + name)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or 'checkpoint' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert len(names) >= 10 and out.stdout.strip() == "[]", out.stdout

@@ -178,7 +178,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model = model.to(dev)
     images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
-    figures.image_grid(args.out, images, title, nrow=min(args.nrow, args.n))
+    figures.image_grid(args.out, images.cpu().numpy(), title, nrow=min(args.nrow, args.n))
     print(f"wrote {args.out}")
     return 0
 
@@ -205,11 +205,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)
     pairs = pick_pairs(y, args.from_label, args.to_label, args.pairs, args.seed)
     paths = interpolation_paths(model, x, pairs, args.steps, args.mode)
-    labels = [f"{args.from_label}→{args.to_label} #{i + 1}" for i in range(len(paths))]
-    figures.interpolation_strips(
+    label = f"{args.from_label}→{args.to_label}"
+    rows = [(f"{label} #{i + 1}", p.cpu().numpy()) for i, p in enumerate(paths)]
+    figures.image_rows(
         args.out,
-        paths,
-        labels,
+        rows,
         f"{_kind(model, cfg)}: {args.mode} {args.from_label}→{args.to_label} "
         f"(start, {args.steps} codes, end), seed {args.seed}",
     )

@@ -1,9 +1,27 @@
-"""Evaluation: likelihood bounds, sample quality, representation probes, interpolation, figures."""
+"""Evaluation: likelihood bounds, sample quality, representation probes, interpolation, figures.
+
+Importing this package (or a torch-free module in it: keys, config, arrays) imports no torch;
+the names below load their modules on first use, as `vaelab` does (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from vaelab import callable_package
 from vaelab.evaluate.config import GROUPS, SELECTION_GROUPS, EvalConfig
-from vaelab.evaluate.data import EvalData, load_eval_data
-from vaelab.evaluate.run import eval_data_for, evaluate_run
+
+if TYPE_CHECKING:
+    from vaelab.evaluate.data import EvalData, load_eval_data
+    from vaelab.evaluate.run import eval_data_for, evaluate_run
+
+_LAZY = {
+    "EvalData": "vaelab.evaluate.data",
+    "load_eval_data": "vaelab.evaluate.data",
+    "eval_data_for": "vaelab.evaluate.run",
+    "evaluate_run": "vaelab.evaluate.run",
+}
 
 __all__ = [
     "GROUPS",
@@ -14,5 +32,12 @@ __all__ = [
     "evaluate_run",
     "load_eval_data",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vaelab.evaluate' has no attribute {name!r}")
+
 
 callable_package(__name__)

@@ -13,6 +13,8 @@ GROUPS = ("reconstruction", "likelihood", "samples", "probes", "interpolation")
 # What a β-selection trial needs (reconstruction accuracy, sample FD and class entropy), without
 # the IW-NLL, probes, interpolations or figures: EvalConfig(groups=SELECTION_GROUPS, figures=False).
 SELECTION_GROUPS = ("reconstruction", "samples")
+# The interpolation paths: in latent space (lerp, slerp) and the model-free pixel cross-fade.
+PATH_MODES = ("lerp", "slerp", "pixel")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate.config import EvalConfig
+from vaelab.evaluate.config import PATH_MODES, EvalConfig
 from vaelab.evaluate.data import EvalData
 from vaelab.evaluate.decode import batched, codes, sample_prior
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
@@ -28,8 +28,6 @@ from vaelab.evaluate.neighbours import kth_neighbour_distance
 from vaelab.evaluate.realism import real_nn_scale
 from vaelab.models import AutoEncoder
 from vaelab.runtime import stream_seed
-
-PATH_MODES = ("lerp", "slerp", "pixel")
 
 
 @dataclass(frozen=True)

@@ -1,115 +1,70 @@
-"""The figures of `vaelab evaluate` (RUN_DIR/figures/*.png), drawn from an EvalContext."""
+"""What the figures of `vaelab evaluate` show, computed from an EvalContext, stored once in
+RUN_DIR/eval_arrays.npz and drawn from there (vaelab.report.run_figures)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from vaelab.evaluate.context import EvalContext
+from vaelab.evaluate.arrays import EvalArrays
+from vaelab.evaluate.context import PATH_MODES, EvalContext
 from vaelab.evaluate.metrics import path_confidence, path_realism
-from vaelab.report import figures
-from vaelab.train.runlog import read_metrics
+from vaelab.report.run_figures import draw_run_figures
+
+TRAVERSAL_VALUES = np.linspace(-3, 3, 9)
+"""Offsets of the traversal columns, in standard deviations of μ."""
 
 
 def write_figures(ctx: EvalContext) -> None:
-    """Reconstructions, samples, training curves, interpolations and the latent space."""
-    fig_dir, kind, x = ctx.run_dir / "figures", ctx.kind, ctx.data.x
-    n_show = min(16, len(x))
-    figures.reconstructions(
-        fig_dir / "reconstructions.png",
-        x[:n_show],
-        ctx.recon[:n_show],
-        f"{kind}: first {n_show} {ctx.split} images (top) and reconstructions from μ (bottom)",
-    )
-    figures.image_grid(
-        fig_dir / "samples.png", ctx.samples[:64], f"{kind}: 64 samples decoded from z ~ N(0, I)"
-    )
-    records = read_metrics(ctx.run_dir / "metrics.jsonl")
-    if records:
-        figures.training_curves(fig_dir / "curves.png", records, f"{kind}: training curves")
-    _interpolation_figures(ctx)
-    _latent_figures(ctx)
+    """Store the evaluation's arrays, then draw the run's figures from them."""
+    arrays = eval_arrays(ctx)
+    arrays.save(ctx.run_dir)
+    draw_run_figures(ctx.run_dir, arrays)
 
 
-def _interpolation_figures(ctx: EvalContext) -> None:
-    fig_dir, kind, e = ctx.run_dir / "figures", ctx.kind, ctx.ecfg
-    for a, b in e.pairs:
-        rows = [
-            (f"{a}→{b} #{p.index + 1} {mode}", p.images)
-            for mode in ("lerp", "slerp")
-            for p in ctx.paths[mode]
-            if p.pair == (a, b)
-        ]
-        figures.interpolation_strips(
-            fig_dir / f"interp_{a}to{b}.png",
-            [r[1] for r in rows],
-            [r[0] for r in rows],
-            f"{kind}: interpolation {a}→{b} (start, {e.steps} decoded codes, end)",
-        )
-    figures.confidence_curves(
-        fig_dir / "interp_confidence.png",
-        {mode: path_confidence(ctx, mode) for mode in ("lerp", "slerp")},
-        f"{kind}: classifier confidence along paths (mean, min–max)",
-    )
-    names = {"lerp": "lerp", "slerp": "slerp", "pixel": "pixel cross-fade (baseline)"}
-    figures.path_curves(
-        fig_dir / "interp_realism.png",
-        {names[mode]: path_realism(ctx, mode) for mode in names},
-        f"{kind}: realism along paths (nearest-real distance ratio; lower = more real)",
-        "distance to nearest real / real-to-real median",
-        t=np.arange(1, e.steps + 1) / (e.steps + 1),
-        hline=(1.0, "held-out real images ≈ 1"),
-    )
+def _numpy(images: torch.Tensor) -> np.ndarray:
+    return images.detach().float().cpu().numpy()
 
 
-def _latent_figures(ctx: EvalContext) -> None:
-    """PCA map of the codes, per-dimension activity (and KL), traversals of the top dims."""
-    fig_dir, kind, y = ctx.run_dir / "figures", ctx.kind, ctx.data.y
+def eval_arrays(ctx: EvalContext) -> EvalArrays:
+    """Reconstructions, prior samples, interpolation paths with their curves, and the latent
+    space (see EvalArrays)."""
+    x, n_show, modes = ctx.data.x, min(16, len(ctx.data.x)), ("lerp", "slerp")
     mu, q = ctx.codes
-    mu_c = mu.double().cpu()
-    mu_c = mu_c - mu_c.mean(0)
-    _, s, v = torch.linalg.svd(mu_c, full_matrices=False)
-    xy = (mu_c @ v[:2].T).numpy()
-    explained = (s[:2] ** 2 / (s**2).sum()).tolist()
-    figures.latent_map(
-        fig_dir / "latent_map.png",
-        xy,
-        y.cpu().numpy(),
-        f"{kind}: test codes μ, PCA ({explained[0]:.0%} + {explained[1]:.0%} of variance)",
-    )
+    centred = mu.double().cpu() - mu.double().cpu().mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
     var = mu.double().var(0).cpu()
-    if q is not None:
-        score = q.kl_per_dim().double().mean(0).cpu()
-        order = torch.argsort(score, descending=True)
-        figures.bars(
-            fig_dir / "kl_per_dim.png",
-            score[order].numpy(),
-            f"{kind}: KL per latent dimension",
-            "KL (nats per image)",
-        )
-    else:
-        order = torch.argsort(var, descending=True)
-    figures.bars(
-        fig_dir / "activity.png",
-        var[order].numpy(),
-        f"{kind}: Cov_x(E[z_u|x]) per dimension (active if > 0.01)",
-        "variance of μ over test images",
-        threshold=1e-2,
+    kl = None if q is None else q.kl_per_dim().double().mean(0).cpu()
+    order = torch.argsort(var if kl is None else kl, descending=True)
+    return EvalArrays(
+        kind=ctx.kind,
+        split=ctx.split,
+        steps=ctx.ecfg.steps,
+        inputs=_numpy(x[:n_show]),
+        recon=_numpy(ctx.recon[:n_show]),
+        samples=_numpy(ctx.samples[:64]),
+        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]),
+        paths={m: np.stack([_numpy(p.images) for p in ctx.paths[m]]) for m in modes},
+        confidence={m: path_confidence(ctx, m) for m in modes},
+        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        codes_2d=(centred @ v[:2].T).numpy(),
+        labels=ctx.data.y.cpu().numpy(),
+        explained=(s[:2] ** 2 / (s**2).sum()).numpy(),
+        activity=var[order].numpy(),
+        kl_per_dim=None if kl is None else kl[order].numpy(),
+        dims=order.numpy(),
+        traversal_values=TRAVERSAL_VALUES,
+        traversals=_traversals(ctx, order[:6].tolist(), var),
     )
-    dims = order[:6].tolist()
-    base = mu.mean(0)
-    values = np.linspace(-3, 3, 9)
-    which = "informative (KL)" if q is not None else "variable"
+
+
+@torch.no_grad()
+def _traversals(ctx: EvalContext, dims: list[int], var: torch.Tensor) -> np.ndarray:
+    """(dims, values, C, H, W): the mean code moved along each dim by k standard deviations."""
+    base = ctx.codes[0].mean(0)
     rows = []
-    with torch.no_grad():
-        for d in dims:
-            z = base.repeat(len(values), 1)
-            z[:, d] = base[d] + torch.as_tensor(values, dtype=z.dtype) * var[d].sqrt().to(z)
-            rows.append(torch.sigmoid(ctx.model.decode(z)))
-    figures.traversals(
-        fig_dir / "traversals.png",
-        rows,
-        dims,
-        values,
-        f"{kind}: the 6 most {which} dims, mean code ± k·std",
-    )
+    for d in dims:
+        z = base.repeat(len(TRAVERSAL_VALUES), 1)
+        z[:, d] = base[d] + torch.as_tensor(TRAVERSAL_VALUES).to(z) * var[d].sqrt().to(z)
+        rows.append(_numpy(torch.sigmoid(ctx.model.decode(z))))
+    return np.stack(rows)

@@ -1,7 +1,8 @@
 """`vaelab evaluate`: every number and figure the study uses, for one trained run.
 
 Writes `RUN_DIR/eval.json` (a flat object of namespaced keys, every value a plain number; units
-in the README) and `RUN_DIR/figures/*.png`. The metrics come in groups (vaelab.evaluate.metrics)
+in the README), `RUN_DIR/figures/*.png` and what those are drawn from, `RUN_DIR/eval_arrays.npz`
+(vaelab.evaluate.arrays). The metrics come in groups (vaelab.evaluate.metrics)
 that a caller can request separately, e.g. a cheap β-selection evaluation:
 `evaluate_run(run_dir, EvalConfig(groups=SELECTION_GROUPS, figures=False, n_samples=2000))`.
 AE runs get the same metrics except those that need a posterior (ELBO, KL, active units, IW-NLL);

@@ -8,6 +8,7 @@ from __future__ import annotations
 from vaelab.evaluate import EvalConfig, keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.report.render import Doc
+from vaelab.study.schema import RunEntry
 
 # key -> (label, format): the one table for every place the report shows a run's metric.
 METRICS: dict[str, tuple[str, str]] = {
@@ -48,3 +49,8 @@ def probe(doc: Doc, run: str, key: str) -> str:
 def train_value(doc: Doc, run: str, key: str, spec: str) -> str:
     """A value of a run's training summary (vaelab.train.loop)."""
     return doc.cite(lambda s: s.runs[run].train[key], spec)
+
+
+def run_label(run: RunEntry) -> str:
+    """How the report names a run's model: `AE` or `VAE β=…`."""
+    return f"VAE β={run.beta:g}" if run.model == "vae" else "AE"

@@ -1,11 +1,14 @@
-"""Figures (PNG, matplotlib Agg): grids of digits with titles, curves with labelled axes.
+"""Every figure vaelab draws (PNG, matplotlib Agg): grids of digits with titles, curves with
+labelled axes, the study's summary panel and a sweep's plots.
 
-Each function takes plain arrays/tensors and a path, saves atomically and closes its figure.
+Each function takes numpy arrays or plain numbers and a path, saves atomically and closes its
+figure. Images are (N, C, H, W) or (N, H, W) arrays in [0, 1]. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,24 +18,45 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib import ticker
+from matplotlib.ticker import MaxNLocator
 
 from vaelab.fsutil import atomic_write_bytes
-from vaelab.report.images import make_grid
+
+Rows = Sequence[tuple[str, np.ndarray]]
+"""Labelled rows of images: (row label, images (n, C, H, W))."""
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def make_grid(
+    images: np.ndarray, nrow: int = 8, padding: int = 2, pad_value: float = 1.0
+) -> np.ndarray:
+    """Tile images (N, C, H, W) in [0, 1] into one (C, H', W') float array, `nrow` per row."""
+    x = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    x = x[:, None] if x.ndim == 3 else x
+    n, c, h, w = x.shape
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    # each cell: the image with padding above and left; empty cells at the end; then the
+    # padding below and right of the whole grid
+    cells = np.pad(
+        x, ((0, nrows * ncol - n), (0, 0), (padding, 0), (padding, 0)), constant_values=pad_value
+    )
+    grid = cells.reshape(nrows, ncol, c, h + padding, w + padding).transpose(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, nrows * (h + padding), ncol * (w + padding))
+    return np.pad(grid, ((0, 0), (0, padding), (0, padding)), constant_values=pad_value)
+
+
+def _save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _show_grid(ax: plt.Axes, images: torch.Tensor, nrow: int) -> None:
-    grid = make_grid(images, nrow=nrow, padding=2)
+def _show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = None) -> None:
+    grid = np.moveaxis(make_grid(images, nrow=nrow, padding=2), 0, -1)
     ax.imshow(
-        np.moveaxis(grid, 0, -1).squeeze(-1) if grid.shape[0] == 1 else np.moveaxis(grid, 0, -1),
+        grid.squeeze(-1) if grid.shape[-1] == 1 else grid,
         cmap="gray",
         vmin=0,
         vmax=1,
@@ -40,9 +64,11 @@ def _show_grid(ax: plt.Axes, images: torch.Tensor, nrow: int) -> None:
     )
     ax.set_xticks([])
     ax.set_yticks([])
+    if label is not None:
+        ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
 
 
-def image_grid(path: str | Path, images: torch.Tensor, title: str, nrow: int = 8) -> Path:
+def image_grid(path: str | Path, images: np.ndarray, title: str, nrow: int = 8) -> Path:
     rows = -(-len(images) // nrow)
     fig, ax = plt.subplots(figsize=(0.55 * nrow + 0.4, 0.55 * rows + 0.6))
     _show_grid(ax, images, nrow)
@@ -50,17 +76,17 @@ def image_grid(path: str | Path, images: torch.Tensor, title: str, nrow: int = 8
     return _save(fig, path)
 
 
-def reconstructions(
-    path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, title: str
-) -> Path:
-    """Inputs (top row) above their reconstructions (bottom row)."""
-    n = len(inputs)
-    fig, axes = plt.subplots(2, 1, figsize=(0.55 * n + 0.8, 1.9))
-    _show_grid(axes[0], inputs, n)
-    _show_grid(axes[1], outputs, n)
-    axes[0].set_ylabel("input", fontsize=9)
-    axes[1].set_ylabel("output", fontsize=9)
-    axes[0].set_title(title, fontsize=10)
+def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = None) -> Path:
+    """One labelled row of images per entry (e.g. interpolation paths, latent traversals)."""
+    n_cols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(0.6 * n_cols + 1.2, 0.75 * len(rows) + 0.6), squeeze=False
+    )
+    for ax, (label, images) in zip(axes[:, 0], rows, strict=True):
+        _show_grid(ax, images, n_cols, label)
+    if xlabel is not None:
+        axes[-1, 0].set_xlabel(xlabel, fontsize=7)
+    axes[0, 0].set_title(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -68,65 +94,21 @@ def training_curves(path: str | Path, records: list[dict], title: str) -> Path:
     """Per-iteration reconstruction and KL (log scale), with validation per epoch."""
     train = [r for r in records if "train/recon" in r]
     val = [r for r in records if "val/recon" in r]
-    has_kl = any(r.get("train/kl", 0) > 0 for r in train)
-    fig, axes = plt.subplots(
-        1, 2 if has_kl else 1, figsize=(10 if has_kl else 5.5, 3.4), squeeze=False
-    )
-    ax = axes[0, 0]
-    ax.plot(
-        [r["step"] for r in train],
-        [r["train/recon"] for r in train],
-        lw=0.8,
-        label="train (per logged step)",
-    )
-    ax.plot(
-        [r["step"] for r in val],
-        [r["val/recon"] for r in val],
-        "o-",
-        ms=3,
-        label="validation (per epoch)",
-    )
-    ax.set(
-        xlabel="iteration",
-        ylabel="reconstruction (nats / SSE per image)",
-        yscale="log",
-        title="reconstruction",
-    )
-    ax.legend(fontsize=8)
-    if has_kl:
-        ax = axes[0, 1]
-        ax.plot(
-            [r["step"] for r in train],
-            [max(r["train/kl"], 1e-8) for r in train],
-            lw=0.8,
-            label="train",
-        )
-        ax.plot(
-            [r["step"] for r in val],
-            [max(r["val/kl"], 1e-8) for r in val],
-            "o-",
-            ms=3,
-            label="validation",
-        )
-        ax.set(xlabel="iteration", ylabel="KL (nats per image)", yscale="log", title="KL")
+    parts = [("recon", "reconstruction", "reconstruction (nats / SSE per image)")]
+    if any(r.get("train/kl", 0) > 0 for r in train):
+        parts.append(("kl", "KL", "KL (nats per image)"))
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts) + 1, 3.4), squeeze=False)
+    for ax, (key, name, ylabel) in zip(axes[0], parts, strict=True):
+        for split, rs, style, label in (
+            ("train", train, "-", "train (per logged step)"),
+            ("val", val, "o-", "validation (per epoch)"),
+        ):
+            ys = [max(r[f"{split}/{key}"], 1e-8) for r in rs]
+            ax.plot([r["step"] for r in rs], ys, style, ms=3, lw=0.8, label=label)
+        ax.set(xlabel="iteration", ylabel=ylabel, yscale="log", title=name)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def interpolation_strips(
-    path: str | Path, strips: Sequence[torch.Tensor], labels: Sequence[str], title: str
-) -> Path:
-    """One row per path: start image, interpolated decodes, end image."""
-    n_rows, n_cols = len(strips), len(strips[0])
-    fig, axes = plt.subplots(
-        n_rows, 1, figsize=(0.6 * n_cols + 1.2, 0.75 * n_rows + 0.6), squeeze=False
-    )
-    for ax, strip, label in zip(axes[:, 0], strips, labels, strict=True):
-        _show_grid(ax, strip, n_cols)
-        ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
-    axes[0, 0].set_title(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -161,16 +143,11 @@ def path_curves(
 
 
 def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
-    """Classifier confidence (max softmax) along paths; curves: name -> (pairs, T) array."""
+    """Classifier confidence (max softmax) along paths; curves: name -> (paths, T) array."""
     return path_curves(path, curves, title, "classifier confidence", ylim=(0, 1.02))
 
 
-def latent_map(
-    path: str | Path,
-    xy: np.ndarray,
-    labels: np.ndarray,
-    title: str,
-) -> Path:
+def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str) -> Path:
     """Codes projected to 2-D (N, 2) as a scatter coloured by digit label."""
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
@@ -179,39 +156,20 @@ def latent_map(
     return _save(fig, path)
 
 
-def traversals(
-    path: str | Path,
-    rows: Sequence[torch.Tensor],
-    dims: Sequence[int],
-    values: np.ndarray,
-    title: str,
-) -> Path:
-    n_cols = len(rows[0])
-    fig, axes = plt.subplots(
-        len(rows), 1, figsize=(0.6 * n_cols + 1.2, 0.7 * len(rows) + 0.8), squeeze=False
-    )
-    for ax, row, d in zip(axes[:, 0], rows, dims, strict=True):
-        _show_grid(ax, row, n_cols)
-        ax.set_ylabel(f"z[{d}]", fontsize=8, rotation=0, ha="right", va="center")
-    axes[-1, 0].set_xlabel("value: " + "  ".join(f"{v:+.1f}" for v in values), fontsize=7)
-    axes[0, 0].set_title(title, fontsize=10)
-    return _save(fig, path)
-
-
 def bars(
     path: str | Path,
     values: np.ndarray,
     title: str,
     ylabel: str,
-    xlabel: str = "latent dimension (sorted)",
     threshold: float | None = None,
 ) -> Path:
+    """One bar per latent dimension (sorted), an optional threshold line."""
     fig, ax = plt.subplots(figsize=(6.5, 3.0))
     ax.bar(np.arange(len(values)), values, width=0.85)
     if threshold is not None:
         ax.axhline(threshold, color="red", lw=0.8, ls="--", label=f"threshold {threshold:g}")
         ax.legend(fontsize=8)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=title)
     return _save(fig, path)
 
 
@@ -229,49 +187,25 @@ def xy_lines(
     x: Sequence[float],
     series: dict[str, Sequence[float]],
     title: str,
-    xlabel: str,
     ylabel: str,
-    logx: bool = True,
-    logy: bool = False,
-    hline: tuple[float, str] | None = None,
-    mark: float | None = None,
+    *,
     hlines: Sequence[tuple[float, str]] = (),
+    mark: float | None = None,
+    logy: bool = False,
 ) -> Path:
-    """Metric(s) against a parameter (e.g. β), optional reference line(s) and marked choice."""
+    """Metric(s) against β (log axis), optional reference lines and the marked choice."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for name, ys in series.items():
         ax.plot(x, ys, "o-", ms=4, label=name)
-    refs = ([hline] if hline is not None else []) + list(hlines)
-    for (value, label), style in zip(refs, ("--", ":", "-."), strict=False):
+    for (value, label), style in zip(hlines, ("--", ":", "-."), strict=False):
         ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
     if mark is not None:
         ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    if logx:
-        _log_axis(ax, x)
+    ax.set(xlabel="β", ylabel=ylabel, title=title)
+    _log_axis(ax, x)
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def scatter_labelled(
-    path: str | Path,
-    x: Sequence[float],
-    y: Sequence[float],
-    labels: Sequence[str],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-) -> Path:
-    """Points with text labels (e.g. a rate–distortion plane annotated with β)."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    ax.plot(x, y, "o-", ms=4)
-    for xi, yi, s in zip(x, y, labels, strict=True):
-        ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    _log_axis(ax, x)
-    ax.set_yscale("log")
     return _save(fig, path)
 
 
@@ -322,10 +256,17 @@ def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
     ax.legend(fontsize=7)
 
 
+def rate_distortion(path: str | Path, rd: RateDistortion) -> Path:
+    """Rate against distortion across β, on its own (the summary panel shows it too)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    _rate_distortion(ax, rd)
+    return _save(fig, path)
+
+
 def summary_panel(
     path: str | Path,
-    samples: Sequence[tuple[str, torch.Tensor]],
-    strips: Sequence[tuple[str, Sequence[tuple[str, torch.Tensor]]]],
+    samples: Sequence[tuple[str, np.ndarray]],
+    strips: Sequence[tuple[str, Rows]],
     rd: RateDistortion,
     title: str,
 ) -> Path:
@@ -344,10 +285,71 @@ def summary_panel(
         sub = grid[1, i].subgridspec(len(rows), 1, hspace=0.06)
         for r, (label, images) in enumerate(rows):
             ax = fig.add_subplot(sub[r])
-            _show_grid(ax, images, len(images))
-            ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+            _show_grid(ax, images, len(images), label)
             if r == 0:
                 ax.set_title(name, fontsize=10)
     _rate_distortion(fig.add_subplot(grid[1, 2]), rd)
     fig.suptitle(title, fontsize=12)
     return _save(fig, path)
+
+
+# ---- a sweep's figures ------------------------------------------------------------------------
+@dataclass
+class ParamPanel:
+    """One parameter against an objective: a point per complete trial, labelled by its number.
+    Categorical values sit at positions 0, 1, … named by `ticks`; `log`: a log-scaled axis."""
+
+    name: str
+    x: Sequence[float]
+    y: Sequence[float]
+    numbers: Sequence[int]
+    ticks: Sequence[str] | None = None
+    log: bool = False
+
+
+def param_vs_objective(path: Path, panels: Sequence[ParamPanel], label: str) -> Path:
+    """One panel per parameter: the objective `label` of every complete trial against it."""
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, p in zip(axes.flat, panels, strict=False):
+        if p.ticks is not None:
+            ax.set_xticks(range(len(p.ticks)), list(p.ticks))
+        elif p.log:
+            ax.set_xscale("log")
+        ax.scatter(p.x, p.y, s=28, color="tab:blue")
+        for x, y, n in zip(p.x, p.y, p.numbers, strict=True):
+            ax.annotate(str(n), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(p.name)
+        ax.set_ylabel(label)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(f"{label} of each complete trial (labels: trial numbers)")
+    return _save(fig, path, dpi=100)
+
+
+def importance_bars(path: Path, importances: dict[str, float], label: str) -> Path:
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
+    ax.barh(names, [importances[n] for n in names], color="tab:orange")
+    ax.set_xlabel(f"importance for {label} (PED-ANOVA, sums to 1)")
+    ax.set_xlim(0, max(1.0, *importances.values()))
+    return _save(fig, path, dpi=100)
+
+
+def learning_curves(
+    path: Path, curves: Sequence[tuple[str, Sequence[int], Sequence[float], bool]], metric: str
+) -> Path:
+    """One line per trial: (label, epochs, values, pruned); pruned trials dashed."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = plt.get_cmap("tab10")
+    for i, (label, steps, values, pruned) in enumerate(curves):
+        style, marker = ("--", "x") if pruned else ("-", "o")
+        ax.plot(steps, values, style, marker=marker, color=colours(i % 10), alpha=0.85, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path, dpi=100)

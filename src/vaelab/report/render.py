@@ -1,10 +1,10 @@
-"""Rendering of the study report: a list of blocks (headings, paragraphs, tables, figures, code)
-written to Markdown and to self-contained HTML.
+"""The one renderer of vaelab's reports (the study's and a sweep's): a list of blocks
+(headings, paragraphs, tables, figures, code) written to Markdown and to self-contained HTML.
 
-Numbers in text are citations of study.json paths (`Doc.cite`, the path derived from the
-attributes read, vaelab.study.schema.json_path), rendered as plain text in Markdown and as
-`<span class="num" data-key=... data-fmt=...>` in HTML, so a test can check that each cited
-number equals the value in study.json.
+In the study report, numbers in text are citations of study.json paths (`Doc.cite`, the path
+derived from the attributes read, vaelab.study.schema.json_path), rendered as plain text in
+Markdown and as `<span class="num" data-key=... data-fmt=...>` in HTML, so a test can check that
+each cited number equals the value in study.json.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from vaelab.study.schema import StudyResult, json_path, resolve
@@ -26,17 +27,30 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-class Doc:
-    """A list of blocks rendered to both Markdown and HTML."""
+def _inline(escaped: str) -> str:
+    """`code` and **bold** of HTML-escaped text."""
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
 
-    def __init__(self, study: StudyResult) -> None:
-        self.study = study
-        self.data = study.to_dict()  # what study.json holds: citations render from it
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+class Doc:
+    """A list of blocks rendered to both Markdown and HTML; `study` (the study report) is what
+    `cite` reads numbers from, `root` the folder the page is written to (figures are checked to
+    be there, under the relative paths the page uses)."""
+
+    def __init__(self, study: StudyResult | None = None, root: Path = Path()) -> None:
+        self.study, self.root = study, root
+        self.data = study.to_dict() if study else {}  # what study.json holds: citations read it
         self.blocks: list[tuple[str, Any]] = []
 
     def cite(self, get: Callable[[StudyResult], object], spec: str = ".3g") -> str:
         """A number of the study for the text: `get` reads it by fields and items,
         e.g. `doc.cite(lambda s: s.baselines.prior_norm)`; rendered from study.json's content."""
+        assert self.study is not None, "only a study's Doc cites study.json"
         path = json_path(self.study, get)
         resolve(self.data, path)  # the path is in the file's content, or fail now
         return f"⟦{path}|{spec}⟧"
@@ -51,38 +65,33 @@ class Doc:
     def p(self, text: str) -> None:
         self.blocks.append(("p", text))
 
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", (header, rows)))
+    def table(self, header: list[str], rows: list[list[str]], classes: Sequence[str] = ()) -> None:
+        """`classes`: an HTML class per row (a sweep colours its trials by state)."""
+        self.blocks.append(("table", (header, rows, list(classes) or [""] * len(rows))))
 
     def img(self, src: str, caption: str) -> None:
+        if not (self.root / src).is_file():
+            raise FileNotFoundError(f"report references missing figure {src}")
         self.blocks.append(("img", (src, caption)))
 
-    def code(self, text: str) -> None:
-        self.blocks.append(("code", text))
+    def code(self, text: str, language: str = "") -> None:
+        self.blocks.append(("code", (text, language)))
 
     # ---- rendering ---------------------------------------------------------------------------
     def _text(self, text: str, as_html: bool) -> str:
-        def num(m: re.Match[str]) -> str:
-            value = fmt(resolve(self.data, m.group(1)), m.group(2))
-            if not as_html:
-                return value
-            return (
-                f'<span class="num" data-key="{html.escape(m.group(1))}" '
-                f'data-fmt="{html.escape(m.group(2))}">{html.escape(value)}</span>'
+        if not as_html:
+            return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), text)
+        parts = _TOKEN.split(text)  # text, path, spec, text, path, spec, …, text
+        out = [_inline(html.escape(parts[0]))]
+        for i in range(1, len(parts), 3):
+            key, spec = parts[i], parts[i + 1]
+            value = fmt(resolve(self.data, key), spec)
+            out.append(
+                f'<span class="num" data-key="{html.escape(key)}" '
+                f'data-fmt="{html.escape(spec)}">{html.escape(value)}</span>'
             )
-
-        if as_html:
-            parts = _TOKEN.split(text)
-            out = []
-            for i in range(0, len(parts), 3):
-                esc = html.escape(parts[i])
-                esc = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc)
-                esc = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", esc)
-                out.append(esc)
-                if i + 2 < len(parts):
-                    out.append(num(re.match(_TOKEN, f"⟦{parts[i + 1]}|{parts[i + 2]}⟧")))  # type: ignore[arg-type]
-            return "".join(out)
-        return _TOKEN.sub(num, text)
+            out.append(_inline(html.escape(parts[i + 2])))
+        return "".join(out)
 
     def markdown(self) -> str:
         out = []
@@ -92,18 +101,16 @@ class Doc:
             elif kind == "p":
                 out.append(self._text(b, False) + "\n")
             elif kind == "table":
-                header, rows = b
-                out.append("| " + " | ".join(header) + " |")
-                out.append("|" + "---|" * len(header))
-                out += ["| " + " | ".join(self._text(c, False) for c in r) + " |" for r in rows]
-                out.append("")
+                out += [_md_row(b[0]), "|" + "---|" * len(b[0])]
+                out += [_md_row([self._text(c, False) for c in r]) for r in b[1]] + [""]
             elif kind == "img":
                 out.append(f"![{b[1]}]({b[0]})\n\n*{self._text(b[1], False)}*\n")
             elif kind == "code":
-                out.append(f"```\n{b}\n```\n")
+                out.append(f"```{b[1]}\n{b[0]}\n```\n")
         return "\n".join(out)
 
-    def html(self, title: str) -> str:
+    def html(self, title: str, self_check: bool = True) -> str:
+        """The page; `self_check` adds the script that counts figures that failed to load."""
         body = []
         for kind, b in self.blocks:
             if kind == "h":
@@ -112,21 +119,26 @@ class Doc:
             elif kind == "p":
                 body.append(f"<p>{self._text(b, True)}</p>")
             elif kind == "table":
-                header, rows = b
-                th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                trs = "".join(
-                    "<tr>" + "".join(f"<td>{self._text(c, True)}</td>" for c in r) + "</tr>"
-                    for r in rows
-                )
-                body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
+                body.append(self._html_table(*b))
             elif kind == "img":
                 body.append(
                     f'<figure><img src="{html.escape(b[0])}" alt="{html.escape(b[1])}">'
                     f"<figcaption>{self._text(b[1], True)}</figcaption></figure>"
                 )
             elif kind == "code":
-                body.append(f"<pre>{html.escape(b)}</pre>")
-        return _HTML.format(title=html.escape(title), body="\n".join(body))
+                body.append(f"<pre>{html.escape(b[0])}</pre>")
+        script = _SELF_CHECK if self_check else ""
+        return _HTML.format(title=html.escape(title), body="\n".join(body), script=script)
+
+    def _html_table(self, header: list[str], rows: list[list[str]], classes: list[str]) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        trs = "".join(
+            (f'<tr class="{html.escape(c)}">' if c else "<tr>")
+            + "".join(f"<td>{self._text(cell, True)}</td>" for cell in r)
+            + "</tr>"
+            for r, c in zip(rows, classes, strict=True)
+        )
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
 _HTML = """<!doctype html>
@@ -138,28 +150,31 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 1em auto;
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+tr.PRUNED td {{ color: #a33; }} tr.FAIL td {{ color: #888; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ font-size: 0.85em; color: #555; }} h1 {{ font-size: 1.6em; margin: 0.3em 0; }}
 .num {{ font-weight: 600; }} pre {{ background: #f6f6f6; padding: 0.6em; overflow-x: auto; }}
 </style></head><body>
 {body}
-<script>
+{script}</body></html>
+"""
+
+_SELF_CHECK = """<script>
 // Offline self-check: count figures that failed to load (shown in the page and read by tests).
-window.addEventListener("load", () => {{
+window.addEventListener("load", () => {
   const imgs = [...document.images];
   const broken = imgs.filter((i) => !(i.complete && i.naturalWidth > 0));
   document.body.dataset.imagesTotal = imgs.length;
   document.body.dataset.brokenImages = broken.length;
-  broken.forEach((i) => {{ i.alt = "MISSING FIGURE: " + i.getAttribute("src"); }});
+  broken.forEach((i) => { i.alt = "MISSING FIGURE: " + i.getAttribute("src"); });
   // Where the first figure lands: a test checks it is the summary panel, on the first screen.
-  if (imgs.length) {{
+  if (imgs.length) {
     const r = imgs[0].getBoundingClientRect();
     document.body.dataset.firstImage = imgs[0].getAttribute("src");
     document.body.dataset.firstImageTop = Math.round(r.top);
     document.body.dataset.firstImageBottom = Math.round(r.bottom);
     document.body.dataset.viewport = window.innerWidth + "x" + window.innerHeight;
-  }}
-}});
+  }
+});
 </script>
-</body></html>
 """

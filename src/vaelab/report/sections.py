@@ -5,35 +5,40 @@ representation, and every run's metrics. Every number cites study.json (vaelab.r
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.report import faq
-from vaelab.report.citations import INTERP, METRICS, VAE_ONLY, probe, stage_time, train_value
+from vaelab.report.citations import (
+    INTERP,
+    METRICS,
+    VAE_ONLY,
+    probe,
+    run_label,
+    stage_time,
+    train_value,
+)
 from vaelab.report.render import Doc
-from vaelab.report.summary import run_label
 from vaelab.study.schema import StudyResult
 from vaelab.tune.selection import criterion_text
+
+SPLITS = ("train", "val", "test", "train+val")
+"""The order the data section lists splits in (that of vaelab.data.store.SPLITS): study.json stores
+them with sorted keys, and a re-rendered report must read as the first one did."""
+
+
+def _split_order(item: tuple[str, object]) -> int:
+    return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
 
 
 def _n_paths() -> int:
     return len(INTERP.pairs) * INTERP.n_pairs
 
 
-def _fig(doc: Doc, root: Path, rel: str, caption: str) -> None:
-    if not (root / rel).is_file():
-        raise FileNotFoundError(f"report references missing figure {rel}")
-    doc.img(rel, caption)
-
-
-def summary(doc: Doc, root: Path, s: StudyResult) -> None:
+def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
     doc.h(1, f"vaelab study: AE and β-VAE on {c.dataset} ({c.preset} preset)")
-    _fig(
-        doc,
-        root,
+    doc.img(
         "figures/summary.png",
         "Top: prior samples of the AE, the tuned VAE and the β = 10 VAE with their Fréchet "
         "distance, precision (are samples realistic?) and recall (are all kinds of digits "
@@ -91,7 +96,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
     )
 
 
-def data_section(doc: Doc, root: Path, s: StudyResult) -> None:
+def data_section(doc: Doc, s: StudyResult) -> None:
     c, splits = s.config, s.data.splits
     doc.h(2, "1. Data", "data")
     doc.table(
@@ -103,7 +108,7 @@ def data_section(doc: Doc, root: Path, s: StudyResult) -> None:
                 " ".join(map(str, v.label_counts)),
                 "–" if v.pixel_mean is None else f"{v.pixel_mean:.4f}",
             ]
-            for k, v in splits.items()
+            for k, v in sorted(splits.items(), key=_split_order)
         ],
     )
     doc.p(
@@ -111,20 +116,18 @@ def data_section(doc: Doc, root: Path, s: StudyResult) -> None:
         f"{c.limit_train or splits['train'].count} train images; evaluation uses the "
         f"first {c.eval_limit or splits['test'].count} test images."
     )
-    _fig(doc, root, "figures/data_strip.png", "The first 16 training images.")
+    doc.img("figures/data_strip.png", "The first 16 training images.")
 
 
-def run_section(
-    doc: Doc, root: Path, s: StudyResult, name: str, title: str, full: bool = False
-) -> None:
+def run_section(doc: Doc, s: StudyResult, name: str, title: str, full: bool = False) -> None:
     r = s.runs[name]
     doc.h(2, title, name)
     shown = [k for k in METRICS if (r.model == "vae" or k not in VAE_ONLY) and k in r.eval]
     doc.table(["metric", "value"], [[METRICS[k][0], doc.ev(name, k, METRICS[k][1])] for k in shown])
     d = r.dir
-    _fig(doc, root, f"{d}/figures/curves.png", "Training curves (per logged iteration).")
-    _fig(doc, root, f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
-    _fig(doc, root, f"{d}/figures/samples.png", "Decodes of z ~ N(0, I).")
+    doc.img(f"{d}/figures/curves.png", "Training curves (per logged iteration).")
+    doc.img(f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
+    doc.img(f"{d}/figures/samples.png", "Decodes of z ~ N(0, I).")
     if full:
         for f, cap in (
             ("latent_map.png", "Test codes μ, first two principal components."),
@@ -132,7 +135,7 @@ def run_section(
             ("kl_per_dim.png", "KL per latent dimension."),
             ("interp_confidence.png", "Classifier confidence along its own paths."),
         ):
-            _fig(doc, root, f"{d}/figures/{f}", cap)
+            doc.img(f"{d}/figures/{f}", cap)
 
 
 SEARCH_METRICS = [
@@ -152,7 +155,7 @@ SEARCH_METRICS = [
 ]
 
 
-def search_section(doc: Doc, root: Path, s: StudyResult) -> None:
+def search_section(doc: Doc, s: StudyResult) -> None:
     """Section 4: the criterion, the search rule, every trial, (halving) every later rung, how
     trials were evaluated, and the trade-off figures."""
     c, search = s.config, s.search
@@ -177,9 +180,9 @@ def search_section(doc: Doc, root: Path, s: StudyResult) -> None:
         ("figures/beta_active_units.png", "Active units vs β."),
         ("figures/beta_probe.png", "Linear-probe and 5-NN accuracy vs β."),
     ):
-        if rel.endswith("beta_probe.png") and not (root / rel).is_file():
+        if rel.endswith("beta_probe.png") and not (doc.root / rel).is_file():
             continue  # trials with the selection evaluation have no probes
-        _fig(doc, root, rel, cap)
+        doc.img(rel, cap)
 
 
 def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
@@ -205,7 +208,10 @@ def _rung_tables(doc: Doc, s: StudyResult) -> None:
             [f"rung {rung.rung} ({rung.epochs} epochs on {rung.limit_train} images): β"]
             + [METRICS[k][0] for k in cols[:2]]
             + ["recon accuracy"],
-            [[b] + [doc.ev(name, k, METRICS[k][1]) for k in cols] for b, name in rung.runs.items()],
+            [
+                [b] + [doc.ev(name, k, METRICS[k][1]) for k in cols]
+                for b, name in sorted(rung.runs.items(), key=lambda kv: float(kv[0]))
+            ],
         )
 
 
@@ -243,28 +249,22 @@ INTERP_COLUMNS = [
 ]
 
 
-def interpolation_section(doc: Doc, root: Path, s: StudyResult) -> None:
+def interpolation_section(doc: Doc, s: StudyResult) -> None:
     doc.h(2, "6. Interpolation: AE vs tuned VAE", "interpolation")
     for a, b in INTERP.pairs:
-        _fig(
-            doc,
-            root,
+        doc.img(
             f"figures/interp_compare_{a}to{b}.png",
             f"{a}→{b}: rows alternate AE and tuned VAE, lerp then slerp; the ends are the real "
             "test images.",
         )
     tuned = s.runs[s.tuned]
     for run, label in ((s.runs["ae"], "AE"), (tuned, "tuned " + run_label(tuned))):
-        _fig(
-            doc,
-            root,
+        doc.img(
             f"{run.dir}/figures/interp_realism.png",
             f"{label}: realism of the in-between images along lerp and slerp paths and along a "
             "pixel cross-fade of the same end images (1 ≈ a held-out real image).",
         )
-    _fig(
-        doc,
-        root,
+    doc.img(
         "figures/interp_confidence_compare.png",
         f"Classifier confidence along the paths (mean over {_n_paths()} paths, band = min–max).",
     )

@@ -5,20 +5,21 @@ answers the study's questions (vaelab.report.answers), then shows every stage
 (vaelab.report.sections). Each section and each question is one function; every number in the
 text cites a study.json path (see vaelab.report.render), and every judgement in the wording rests
 on a named threshold (vaelab.report.answers). The report reads study.json as a
-vaelab.study.schema.StudyResult and eval.json keys by their names in vaelab.evaluate.keys.
-Figures use relative paths: the report opens from any folder, with no network.
+vaelab.study.schema.StudyResult and eval.json keys by their names in vaelab.evaluate.keys; its
+figures are drawn from those and from what the evaluations stored (vaelab.report.study_figures),
+so re-rendering a study folder needs no model. Figures use relative paths: the report opens from
+any folder, with no network.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vaelab.evaluate import keys
 from vaelab.fsutil import atomic_write_text
-from vaelab.report import answers, faq, figures, sections
+from vaelab.report import answers, faq, sections
 from vaelab.report.citations import METRICS
 from vaelab.report.render import Doc, fmt
-from vaelab.report.summary import write_summary_panel
+from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult, resolve
 
 __all__ = ["METRICS", "build", "fmt", "resolve", "write_report"]
@@ -26,56 +27,30 @@ __all__ = ["METRICS", "build", "fmt", "resolve", "write_report"]
 
 def build(root: Path, s: StudyResult) -> Doc:
     """The whole report, section by section (figures must already exist under root)."""
-    doc = Doc(s)
-    sections.summary(doc, root, s)
+    doc = Doc(s, root)
+    sections.summary(doc, s)
     answers.answers_section(doc, s)
     sections.reproduce_section(doc, s)
-    sections.data_section(doc, root, s)
+    sections.data_section(doc, s)
     for name, title in (
         ("ae", "2. Auto-encoder"),
         ("vae_beta0", "3a. VAE, β = 0"),
         ("vae_beta10", "3b. VAE, β = 10"),
     ):
-        sections.run_section(doc, root, s, name, title)
-    sections.search_section(doc, root, s)
+        sections.run_section(doc, s, name, title)
+    sections.search_section(doc, s)
     beta = s.search.chosen_beta
-    sections.run_section(doc, root, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
-    sections.interpolation_section(doc, root, s)
+    sections.run_section(doc, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
+    sections.interpolation_section(doc, s)
     sections.representation_section(doc, s)
     sections.all_runs_section(doc, s)
     faq.units_section(doc, s)
     return doc
 
 
-# ---- writing ----------------------------------------------------------------------------------
-def precision_recall_figure(root: Path, s: StudyResult) -> Path:
-    """figures/beta_precision_recall.png from the β-search trials in study.json."""
-    betas = s.search.trials
-    trial = [s.runs[s.search.trial_run(b)].eval for b in betas]
-    floor = trial[0]  # the trials' own floor: precision/recall depend on the set size
-    return figures.xy_lines(
-        root / "figures" / "beta_precision_recall.png",
-        betas,
-        {
-            "precision (samples realistic)": [e[keys.SAMPLES_PRECISION] for e in trial],
-            "recall (real images covered)": [e[keys.SAMPLES_RECALL] for e in trial],
-        },
-        "Precision and recall of prior samples vs β",
-        "β",
-        "share (k-NN manifold, classifier features)",
-        hlines=[
-            (floor[keys.FLOOR_PRECISION], "floor precision: real train vs test"),
-            (floor[keys.FLOOR_RECALL], "floor recall"),
-        ],
-        mark=s.search.chosen_beta,
-    )
-
-
 def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
-    """Draw the report's own figures (summary panel, precision/recall vs β), then write
-    report.md and report.html."""
-    write_summary_panel(root, study)
-    precision_recall_figure(root, study)
+    """Draw the study's figures, then write report.md and report.html."""
+    write_study_figures(root, study)
     doc = build(root, study)
     title = f"vaelab study ({study.config.preset})"
     md = atomic_write_text(root / "report.md", doc.markdown())

@@ -1,10 +1,10 @@
 """`vaelab sweep report`: the trials as a table, the best trial, and figures, as markdown, an
-offline HTML page (relative image paths, no scripts) and a CSV, all in one folder."""
+offline HTML page (relative image paths, no scripts; vaelab.report.render) and a CSV, all in one
+folder."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from vaelab.errors import ConfigError
 from vaelab.fsutil import atomic_write_text
-from vaelab.report import sweep_plots as plots
+from vaelab.report import figures
+from vaelab.report.render import Doc
 from vaelab.tune.storage import default_storage_url, load_existing_study
 
 
@@ -156,134 +158,109 @@ def _slug(text: str) -> str:
 
 
 def write_report(study: optuna.Study, root: Path) -> ReportFiles:
+    """The report of `study` in `root`: report.md, report.html, trials.csv and the figures."""
     root.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     header, rows = trial_rows(study)
-    labels = _value_labels(study)
-    params = sorted({p for t in trials for p in t.params})
-    blocks: list[tuple[str, Any]] = []  # (kind, payload) rendered to markdown and HTML
+    doc = Doc(root=root)
+    doc.h(1, f"Sweep {study.study_name}")
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     summary = ", ".join(f"{c} {s.lower()}" for s, c in counts.items() if c)
-    blocks.append(("p", f"Study '{study.study_name}': {len(trials)} trials ({summary or 'none'})."))
-    blocks.append(("h", "Trials"))
-    blocks.append(("table", (header, rows)))
-    blocks.append(("h", "Best trial" if len(study.directions) == 1 else "Pareto front"))
-    best = _best(study)
-    if not best:
-        blocks.append(("p", "No complete trial yet."))
-    for t in best:
-        values = ", ".join(f"{lab} = {v:.6g}" for lab, v in zip(labels, t.values, strict=True))
-        blocks.append(
-            (
-                "p",
-                f"Trial {t.number}: {values}; params {t.params}; "
-                f"run {t.user_attrs.get('run_dir', '?')}",
-            )
-        )
-    figures: list[Path] = []
-    if params and any(t.state == TrialState.COMPLETE for t in trials):
-        blocks.append(("h", "Parameters against the objective"))
-        for i, lab in enumerate(labels):
-            f = plots.param_vs_objective(
-                root / f"params_vs_{_slug(lab)}.png", trials, params, i, lab
-            )
-            figures.append(f)
-            blocks.append(("img", (f.name, f"{lab} against each parameter")))
-    blocks.append(("h", "Parameter importance"))
-    for i, lab in enumerate(labels):
-        imp, why = _importance(study, trials, i)
-        if imp is None:
-            blocks.append(("p", f"{lab}: {why}."))
-            continue
-        f = plots.importance_bars(root / f"importance_{_slug(lab)}.png", imp, lab)
-        figures.append(f)
-        ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
-        blocks.append(("img", (f.name, f"{lab}: {why} ({ranked})")))
-    if any(t.intermediate_values for t in trials):
-        blocks.append(("h", "Learning curves"))
-        # the worker records what it reported: "-val/loss" where the study maximises
-        metric = next(
-            (t.user_attrs["pruner_metric"] for t in trials if "pruner_metric" in t.user_attrs),
-            "value",
-        )
-        sign = -1.0 if metric.startswith("-") else 1.0
-        metric = metric.removeprefix("-")
-        f = plots.learning_curves(root / "learning_curves.png", trials, metric, sign)
-        figures.append(f)
-        blocks.append(("img", (f.name, f"{metric} per epoch, as each trial reported it")))
+    doc.p(f"Study '{study.study_name}': {len(trials)} trials ({summary or 'none'}).")
+    doc.h(2, "Trials")
+    doc.table(header, rows, classes=[r[1] for r in rows])  # rows coloured by state
+    _best_section(doc, study)
+    drawn = _param_figures(doc, study, trials, root) + _importance_figures(doc, study, trials, root)
+    drawn += _learning_curves(doc, trials, root)
     definition = study.user_attrs.get("vaelab:definition")
     if definition:
-        blocks.append(("h", "Definition (search space, objectives, base config, evaluation)"))
-        blocks.append(("pre", json.dumps(definition, indent=2)))
-    title = f"Sweep {study.study_name}"
-    md = root / "report.md"
-    page = root / "report.html"
-    table_csv = root / "trials.csv"
-    atomic_write_text(md, _markdown(title, blocks))
-    atomic_write_text(page, _html(title, blocks))
+        doc.h(2, "Definition (search space, objectives, base config, evaluation)")
+        doc.code(json.dumps(definition, indent=2), "json")
+    md = atomic_write_text(root / "report.md", doc.markdown())
+    page = atomic_write_text(root / "report.html", doc.html(f"Sweep {study.study_name}", False))
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *rows])
-    atomic_write_text(table_csv, buf.getvalue())
-    return ReportFiles(md, page, table_csv, figures, text_table(header, rows))
+    table_csv = atomic_write_text(root / "trials.csv", buf.getvalue())
+    return ReportFiles(md, page, table_csv, drawn, text_table(header, rows))
 
 
-def _markdown(title: str, blocks: list[tuple[str, Any]]) -> str:
-    out = [f"# {title}", ""]
-    for kind, b in blocks:
-        if kind == "h":
-            out += [f"## {b}", ""]
-        elif kind == "p":
-            out += [b, ""]
-        elif kind == "img":
-            out += [f"![{b[1]}]({b[0]})", ""]
-        elif kind == "pre":
-            out += ["```json", b, "```", ""]
-        elif kind == "table":
-            header, rows = b
-            cell = lambda s: s.replace("|", "\\|")  # noqa: E731
-            out.append("| " + " | ".join(map(cell, header)) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
-            out.append("")
-    return "\n".join(out)
+def _best_section(doc: Doc, study: optuna.Study) -> None:
+    doc.h(2, "Best trial" if len(study.directions) == 1 else "Pareto front")
+    best = _best(study)
+    if not best:
+        doc.p("No complete trial yet.")
+    for t in best:
+        values = zip(_value_labels(study), t.values, strict=True)
+        doc.p(
+            f"Trial {t.number}: {', '.join(f'{lab} = {v:.6g}' for lab, v in values)}; "
+            f"params {t.params}; run {t.user_attrs.get('run_dir', '?')}"
+        )
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }}
-tr.PRUNED td {{ color: #a33; }} tr.FAIL td {{ color: #888; }}
-img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
-</style></head><body>
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
+def _param_figures(
+    doc: Doc, study: optuna.Study, trials: list[FrozenTrial], root: Path
+) -> list[Path]:
+    """Each objective against each parameter, one figure per objective."""
+    params = sorted({p for t in trials for p in t.params})
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not (params and done):
+        return []
+    doc.h(2, "Parameters against the objective")
+    drawn = []
+    for i, lab in enumerate(_value_labels(study)):
+        panels = [_panel(done, name, i) for name in params]
+        drawn.append(figures.param_vs_objective(root / f"params_vs_{_slug(lab)}.png", panels, lab))
+        doc.img(drawn[-1].name, f"{lab} against each parameter")
+    return drawn
 
 
-def _html(title: str, blocks: list[tuple[str, Any]]) -> str:
-    e = html.escape
-    body = []
-    for kind, b in blocks:
-        if kind == "h":
-            body.append(f"<h2>{e(b)}</h2>")
-        elif kind == "pre":
-            body.append(f"<pre>{e(b)}</pre>")
-        elif kind == "p":
-            body.append(f"<p>{e(b)}</p>")
-        elif kind == "img":
-            body.append(
-                f'<figure><img src="{e(b[0])}" alt="{e(b[1])}">'
-                f"<figcaption>{e(b[1])}</figcaption></figure>"
-            )
-        elif kind == "table":
-            header, rows = b
-            th = "".join(f"<th>{e(h)}</th>" for h in header)
-            trs = "".join(
-                f'<tr class="{e(r[1])}">' + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
-                for r in rows
-            )
-            body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
-    return _PAGE.format(title=e(title), body="\n".join(body))
+def _panel(done: list[FrozenTrial], name: str, index: int) -> figures.ParamPanel:
+    """Objective `index` of the complete trials against parameter `name`: categorical values
+    at evenly spaced positions, log-scaled ones on a log axis."""
+    have = [t for t in done if name in t.params]
+    dist = have[0].distributions[name] if have else None
+    x, ticks = [t.params[name] for t in have], None
+    if isinstance(dist, CategoricalDistribution):
+        x, ticks = [dist.choices.index(v) for v in x], [str(c) for c in dist.choices]
+    log = isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log
+    ys, numbers = [t.values[index] for t in have], [t.number for t in have]
+    return figures.ParamPanel(name, x, ys, numbers, ticks, log)
+
+
+def _importance_figures(
+    doc: Doc, study: optuna.Study, trials: list[FrozenTrial], root: Path
+) -> list[Path]:
+    doc.h(2, "Parameter importance")
+    drawn = []
+    for i, lab in enumerate(_value_labels(study)):
+        imp, why = _importance(study, trials, i)
+        if imp is None:
+            doc.p(f"{lab}: {why}.")
+            continue
+        drawn.append(figures.importance_bars(root / f"importance_{_slug(lab)}.png", imp, lab))
+        ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
+        doc.img(drawn[-1].name, f"{lab}: {why} ({ranked})")
+    return drawn
+
+
+def _learning_curves(doc: Doc, trials: list[FrozenTrial], root: Path) -> list[Path]:
+    """The per-epoch metric each trial reported to the pruner; pruned trials dashed."""
+    reported = [t for t in trials if t.intermediate_values]
+    if not reported:
+        return []
+    doc.h(2, "Learning curves")
+    # the worker records what it reported: "-val/loss" where the study maximises
+    metric = next(
+        (t.user_attrs["pruner_metric"] for t in trials if "pruner_metric" in t.user_attrs),
+        "value",
+    )
+    sign = -1.0 if metric.startswith("-") else 1.0  # undoes the negation of a maximised study
+    metric = metric.removeprefix("-")
+    curves = []
+    for t in reported:
+        pruned, steps = t.state == TrialState.PRUNED, sorted(t.intermediate_values)
+        values = [sign * t.intermediate_values[s] for s in steps]
+        curves.append((f"{t.number}{' pruned' if pruned else ''}", steps, values, pruned))
+    path = figures.learning_curves(root / "learning_curves.png", curves, metric)
+    doc.img(path.name, f"{metric} per epoch, as each trial reported it")
+    return [path]

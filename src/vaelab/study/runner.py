@@ -96,14 +96,12 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     with timed(book, "data", "data overview", plan):
         data, baselines = analysis.data_overview(c, arrays, book.n_train, fig_dir)
     with timed(book, "ae", "auto-encoder", plan):
-        ae = book.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
+        book.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
     with timed(book, "extremes", "VAE at β = 0 and β = 10", plan):
         for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
             book.ensure_run(name, c.train_config("vae", b, c.extreme_epochs), "extremes")
     with timed(book, "search", f"β search ({c.search})", plan):
         result = search.run(queue)
-        trials = {b: runs[result.trial_run(b)].eval for b in result.trials}
-        analysis.tradeoff_figures(trials, result.chosen_beta, ae.eval, fig_dir, c.latent_dim)
     tuned_name, tuned_cfg = _tuned(book, result)
     # the tuned run is not in `plan` (its β was unknown): announce its own work
     todo = [(tuned_name, tuned_cfg.epochs, book.n_train, "full")]
@@ -111,7 +109,7 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         tuned = book.ensure_run(tuned_name, tuned_cfg, "tuned")
         code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
     with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
-        interp = analysis.interpolations(book, tuned.name, device, fig_dir)
+        interp = analysis.interpolations(runs, tuned.name)
     with timed(book, "representation", "representation usefulness", []):
         representation = {
             name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}

@@ -1,0 +1,212 @@
+"""The study's own figures (STUDY_DIR/figures/*.png), drawn from study.json and from what the
+runs' evaluations stored (vaelab.evaluate.arrays): the β search's trade-offs, the AE-vs-tuned-VAE
+interpolations and the summary panel at the top of the report. The panel shows the first prior
+samples and the first interpolation path per label pair that the metrics in its titles were
+measured on.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from vaelab.errors import RunError
+from vaelab.evaluate import keys
+from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
+from vaelab.evaluate.keys import interp_key
+from vaelab.report import figures
+from vaelab.report.citations import INTERP, run_label
+from vaelab.report.run_figures import pair_paths
+from vaelab.study.schema import RunEntry, StudyResult
+
+SUMMARY_SAMPLES = 32  # 4 rows of 8 per model
+FROM_ARRAYS = [
+    "summary.png",
+    *(f"interp_compare_{a}to{b}.png" for a, b in INTERP.pairs),
+    "interp_confidence_compare.png",
+]
+"""The study figures drawn from the runs' stored arrays."""
+
+
+def write_study_figures(root: Path, s: StudyResult) -> None:
+    """Every figure under STUDY_DIR/figures except the data strip (the data stage draws it)."""
+    fig_dir = root / "figures"
+    beta_figures(fig_dir, s)
+    arrays = _stored_arrays(root, s)
+    if arrays is not None:
+        interpolation_figures(fig_dir, s, arrays)
+        summary_panel(fig_dir, s, arrays)
+
+
+def _stored_arrays(root: Path, s: StudyResult) -> dict[str, EvalArrays] | None:
+    """The stored arrays of the AE, the tuned VAE and the β = 10 VAE, by run name. A study
+    folder evaluated before evaluations stored them keeps the figures it has (None), or fails
+    naming the fix."""
+    dirs = {n: root / s.runs[n].dir for n in ("ae", s.tuned, "vae_beta10")}
+    if all((d / ARRAYS_FILE).is_file() for d in dirs.values()):
+        return {n: EvalArrays.load(d) for n, d in dirs.items()}
+    missing = [f for f in FROM_ARRAYS if not (root / "figures" / f).is_file()]
+    if missing:
+        raise RunError(
+            f"{root} lacks figures/{missing[0]} and its runs' evaluations stored no {ARRAYS_FILE} "
+            "(an older vaelab); delete runs/*/eval_full.json and re-run the same `vaelab "
+            "study` command to re-evaluate them"
+        )
+    return None
+
+
+def beta_figures(fig_dir: Path, s: StudyResult) -> None:
+    """The β-search trials' metrics against β (rate–distortion, FD, precision/recall, entropy,
+    active units, probes when the trials had them), the chosen β marked."""
+    betas = s.search.trials
+    trials = [s.runs[s.search.trial_run(b)].eval for b in betas]
+    figures.rate_distortion(fig_dir / "rate_distortion.png", _rate_distortion(s))
+    for name, title, ylabel, series, hlines in _beta_plots(s, trials[0]):
+        if any(k not in trials[0] for k in series.values()):
+            continue  # trials with the selection evaluation have no probes
+        figures.xy_lines(
+            fig_dir / name,
+            betas,
+            {label: [e[k] for e in trials] for label, k in series.items()},
+            title,
+            ylabel,
+            hlines=hlines,
+            mark=s.search.chosen_beta,
+            logy=name == "beta_fd.png",
+        )
+
+
+def _beta_plots(
+    s: StudyResult, first: dict[str, float]
+) -> list[tuple[str, str, str, dict[str, str], list[tuple[float, str]]]]:
+    """(file, title, y label, {line label: eval key}, reference lines) of each plot against β.
+    The precision/recall floors are the trials' own: both depend on the set size."""
+    ae = s.runs["ae"].eval
+    return [
+        (
+            "beta_fd.png",
+            "Fréchet distance to the test set vs β",
+            "Fréchet distance (classifier features)",
+            {"prior samples": keys.SAMPLES_FD, "reconstructions": keys.RECON_FD},
+            [(ae[keys.FLOOR_FD], "floor: real train vs test")],
+        ),
+        (
+            "beta_precision_recall.png",
+            "Precision and recall of prior samples vs β",
+            "share (k-NN manifold, classifier features)",
+            {
+                "precision (samples realistic)": keys.SAMPLES_PRECISION,
+                "recall (real images covered)": keys.SAMPLES_RECALL,
+            },
+            [
+                (first[keys.FLOOR_PRECISION], "floor precision: real train vs test"),
+                (first[keys.FLOOR_RECALL], "floor recall"),
+            ],
+        ),
+        (
+            "beta_entropy.png",
+            "Diversity and clarity of prior samples vs β",
+            "nats / probability",
+            {
+                "class entropy of samples": keys.SAMPLES_CLASS_ENTROPY,
+                "mean confidence on samples": keys.SAMPLES_CONFIDENCE,
+            },
+            [(math.log(10), "ln 10 (uniform over classes)")],
+        ),
+        (
+            "beta_active_units.png",
+            "Active latent units vs β (Burda et al. criterion)",
+            f"active units (of {s.config.latent_dim})",
+            {"active units": keys.TEST_ACTIVE_UNITS},
+            [],
+        ),
+        (
+            "beta_probe.png",
+            "Downstream accuracy of μ vs β",
+            "test accuracy",
+            {"linear probe": keys.PROBE_LINEAR, "5-NN": keys.PROBE_KNN},
+            [(ae[keys.PROBE_LINEAR], "AE linear probe")],
+        ),
+    ]
+
+
+def interpolation_figures(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) -> None:
+    """The AE's and the tuned VAE's paths side by side (lerp and slerp), and the classifier's
+    confidence along them."""
+    models = {"AE": arrays["ae"], run_label(s.runs[s.tuned]): arrays[s.tuned]}
+    steps = arrays["ae"].steps
+    for a, b in INTERP.pairs:
+        figures.image_rows(
+            fig_dir / f"interp_compare_{a}to{b}.png",
+            [
+                (f"{name} {mode} #{j + 1}", path)
+                for mode in ("lerp", "slerp")
+                for name, stored in models.items()
+                for j, path in enumerate(pair_paths(stored, (a, b), mode))
+            ],
+            f"{a}→{b}: AE vs tuned VAE, lerp and slerp (start, {steps} decoded codes, end)",
+        )
+    figures.confidence_curves(
+        fig_dir / "interp_confidence_compare.png",
+        {
+            f"{name} {mode}": stored.confidence[mode]
+            for mode in ("lerp", "slerp")
+            for name, stored in models.items()
+        },
+        "Classifier confidence along paths: AE vs tuned VAE",
+    )
+
+
+def _sample_title(name: str, run: RunEntry) -> str:
+    e = run.eval
+    return (
+        f"{name}: prior samples\nFD {e[keys.SAMPLES_FD]:.3g} · precision "
+        f"{e[keys.SAMPLES_PRECISION]:.2f} · recall {e[keys.SAMPLES_RECALL]:.2f}"
+    )
+
+
+def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) -> Path:
+    """figures/summary.png: prior samples of the AE, the tuned VAE and the β = 10 VAE; the first
+    lerp path per label pair of the AE and the tuned VAE; the rate–distortion curve."""
+    c, runs = s.config, s.runs
+    shown = [
+        ("ae", "AE"),
+        (s.tuned, f"tuned {run_label(runs[s.tuned])}"),
+        ("vae_beta10", run_label(runs["vae_beta10"])),
+    ]
+    samples = [
+        (_sample_title(label, runs[name]), arrays[name].samples[:SUMMARY_SAMPLES])
+        for name, label in shown
+    ]
+    strips = []
+    for name, label in shown[:2]:
+        rows = [(f"{a}→{b}", pair_paths(arrays[name], (a, b), "lerp")[0]) for a, b in INTERP.pairs]
+        realism = runs[name].eval[interp_key("lerp", "realism_median")]
+        strips.append((f"{label}: lerp paths, realism {realism:.2f}", rows))
+    return figures.summary_panel(
+        fig_dir / "summary.png",
+        samples,
+        strips,
+        _rate_distortion(s),
+        f"AE vs tuned VAE vs β = 10 on {c.dataset} ({c.preset} preset; realism: "
+        "1 ≈ a real image, higher = less real)",
+    )
+
+
+def _rate_distortion(s: StudyResult) -> figures.RateDistortion:
+    """The β search's rate–distortion curve with the chosen β and the AE's distortion."""
+    betas, chosen = s.search.trials, s.search.chosen_beta
+    trial = {b: s.runs[s.search.trial_run(b)].eval for b in betas}
+    tuned = s.runs[s.tuned].eval
+    return figures.RateDistortion(
+        rate=[trial[b][keys.TEST_KL] for b in betas],
+        distortion=[trial[b][keys.TEST_SSE] for b in betas],
+        labels=[f"β={b:g}" for b in betas],
+        chosen=(trial[chosen][keys.TEST_KL], trial[chosen][keys.TEST_SSE]),
+        chosen_beta=chosen,
+        ae_distortion=s.runs["ae"].eval[keys.TEST_SSE],
+        # the chosen β's final run, when it is not the trial itself (trained longer)
+        tuned=None
+        if s.search.trial_run(chosen) == s.tuned
+        else (tuned[keys.TEST_KL], tuned[keys.TEST_SSE]),
+    )
