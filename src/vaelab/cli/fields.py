@@ -19,8 +19,6 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
-from vaelab.schema import field_types
-
 
 def field_docs(cls: type) -> dict[str, str]:
     """Each field's docstring (the string literal right below it in the class body)."""
@@ -94,7 +92,7 @@ def add_dataclass_flags(
     parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()
 ) -> list[str]:
     """Add one flag per field of `cls`; returns the field names that got a flag."""
-    docs, hints, added = field_docs(cls), field_types(cls), []
+    docs, hints, added = field_docs(cls), typing.get_type_hints(cls), []
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue

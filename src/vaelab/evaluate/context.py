@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaelab.config import TrainConfig
+from vaelab.config import EvalConfig, TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate.config import EvalConfig
 from vaelab.evaluate.data import EvalData
 from vaelab.evaluate.decode import batched, codes, sample_prior
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs

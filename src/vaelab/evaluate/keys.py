@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from vaelab.evaluate.config import GROUPS
+from vaelab.config import GROUPS
 from vaelab.evaluate.context import PATH_MODES
 
 BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")

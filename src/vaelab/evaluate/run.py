@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from vaelab.config import TrainConfig
+from vaelab.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig, TrainConfig
 from vaelab.errors import RunError
-from vaelab.evaluate.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig
 from vaelab.evaluate.context import EvalContext
 from vaelab.evaluate.data import EvalData, load_eval_data
 from vaelab.evaluate.decode import sample_prior
@@ -62,9 +61,14 @@ METRIC_GROUPS: dict[str, Callable[[EvalContext], Metrics]] = {
 
 
 def evaluate_run(
-    run_dir: str | Path, ecfg: EvalConfig | None = None, **kw: Any
+    run_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    **kw: Any,
 ) -> dict[str, float]:
-    """Evaluate `run_dir` (see the module docstring); returns the eval.json contents."""
+    """Evaluate `run_dir` (see the module docstring); returns the eval.json contents. Progress
+    lines go to `log` (default: stderr) and to RUN_DIR/eval.log."""
     ecfg = (ecfg or EvalConfig(**kw)).validate()
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoints" / f"{ecfg.checkpoint}.pt").is_file():
@@ -72,7 +76,7 @@ def evaluate_run(
             f"{run_dir} has no checkpoints/{ecfg.checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    echo = ecfg.log or (lambda m: print(m, file=sys.stderr))
+    echo = log or (lambda m: print(m, file=sys.stderr))
     with open(run_dir / "eval.log", "a") as log_file:
 
         def say(msg: str) -> None:

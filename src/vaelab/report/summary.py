@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from vaelab.config import DEFAULT_PAIRS
 from vaelab.errors import RunError
 from vaelab.evaluate import keys, load_eval_data
-from vaelab.evaluate.config import DEFAULT_PAIRS
 from vaelab.evaluate.decode import sample_prior
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import interp_key

@@ -215,8 +215,7 @@ def _train_and_evaluate(
             f"is hopeless by the {spec.cfg.pruner.kind} pruner"
         )
     ecfg = spec.cfg.eval_config(cfg.device)
-    ecfg.log = lambda m: log.debug("trial %d: %s", trial.number, m)
-    metrics = evaluate_run(run_dir, ecfg)
+    metrics = evaluate_run(run_dir, ecfg, log=lambda m: log.debug("trial %d: %s", trial.number, m))
     missing = [o.key for o in spec.cfg.objectives if o.key not in metrics]
     if missing:
         raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")
