@@ -433,7 +433,10 @@ SWEEP_CASES = [
     ({"evaluation": {"split": "dev"}}, "'split': should be 'train', 'val' or 'test'"),
     ({"pruner": {"n_startup_trials": -1}}, "'pruner::n_startup_trials'"),
     ({"pruner": {"min_resource": 1.5}}, "'pruner::min_resource': should be an integer"),
-    ({"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "step": True}}}, "'step'"),
+    (
+        {"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "step": True}}},
+        "'space::beta::step': should be an integer or a number",
+    ),
     ({"space": {"beta": {"type": "categorical", "choices": [[1], 2]}}}, "'choices::0'"),
     ({"space": {"beta": "wide"}}, "'space::beta': should be an object"),
     ({"sweep": {"sampler": "grid"}}, "'sweep::sampler': should be 'tpe' or 'random'"),

@@ -226,7 +226,7 @@ def test_the_eval_keys_the_study_reads_are_written_by_the_evaluation():
             assert keys.interp_key(mode, f.name) in written, f.name
     assert keys.interp_key("lerp", "path_length_ratio") in written
     assert keys.interp_key("pixel", "realism_median") in written
-    assert keys.split_key("sse", "val") == "val/sse"
+    assert keys.key_of(keys.Reconstruction, "sse", "val") == "val/sse"
 
 
 @pytest.mark.parametrize(

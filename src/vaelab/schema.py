@@ -55,7 +55,8 @@ def read(
     # hold them, while strict Python mode would want the instances themselves.
     text = json.dumps(data, default=_json_value)
     try:
-        return _adapter(cls).validate_json(text)  # type: ignore[no-any-return]
+        adapter = _adapter(cls)  # type: ignore[arg-type]  # a class is hashable
+        return adapter.validate_json(text)  # type: ignore[no-any-return]
     except ValidationError as e:
         message = _message(e.errors(include_url=False), what, cls)
     prefix = f"{source}: " if source else ""

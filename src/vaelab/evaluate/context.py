@@ -23,12 +23,11 @@ from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.data import EvalData
 from vaelab.evaluate.decode import batched, codes, sample_prior
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.keys import PATH_MODES
 from vaelab.evaluate.neighbours import kth_neighbour_distance
 from vaelab.evaluate.realism import real_nn_scale
 from vaelab.models import AutoEncoder
 from vaelab.runtime import stream_seed
-
-PATH_MODES = ("lerp", "slerp", "pixel")
 
 
 @dataclass(frozen=True)

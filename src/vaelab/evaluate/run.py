@@ -25,8 +25,8 @@ from vaelab.evaluate.data import EvalData, load_eval_data
 from vaelab.evaluate.decode import sample_prior
 from vaelab.evaluate.figures import write_figures
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.keys import Group, to_keys
 from vaelab.evaluate.metrics import (
-    Metrics,
     interpolation_metrics,
     likelihood_metrics,
     probe_metrics,
@@ -51,7 +51,7 @@ __all__ = [
     "sample_prior",
 ]
 
-METRIC_GROUPS: dict[str, Callable[[EvalContext], Metrics]] = {
+METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
     "reconstruction": reconstruction_metrics,
     "likelihood": likelihood_metrics,
     "samples": sample_quality_metrics,
@@ -100,7 +100,7 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     for name in GROUPS:  # in a fixed order, whatever order the caller listed them in
         m[f"eval/group/{name}"] = float(name in ecfg.groups)
         if name in ecfg.groups:
-            m |= METRIC_GROUPS[name](ctx)
+            m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
     m["eval/figures"] = float(ecfg.figures)
     if ecfg.figures:
         write_figures(ctx)

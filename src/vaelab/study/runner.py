@@ -154,7 +154,7 @@ def _tuned(study: Study, search: SearchResult) -> RunEntry:
     return study.ensure_run(f"beta_{beta:g}_tuned", tcfg, "tuned")
 
 
-def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
+def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
     """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
     `placement`: where the β search's trials are queued and how many local processes train
     them (default: sqlite:///STUDY_DIR/search.db, this process alone)."""
@@ -166,8 +166,7 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
         study = Study(cfg)
         with study.logging_to(root / "study.log"):
             result = run(study, BetaSearch(study, placement))
-            content = result.to_dict()
-            atomic_write_json(root / "study.json", content)  # the report cites this file
+            atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
             write_report(root, result)
             study.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
-    return content
+    return result

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,9 +27,10 @@ import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import SETTINGS, UNHASHED, StudyConfig
 from vaelab.errors import ConfigError, RunError, VaelabError
 from vaelab.fsutil import json_sha256
-from vaelab.study.presets import StudyConfig
+from vaelab.schema import read
 from vaelab.train.loop import TrainingInterrupted
 from vaelab.tune.storage import (
     DEFINITION_ATTR,
@@ -49,17 +50,6 @@ POINT_ATTR = "vaelab:point"  # [β, rung]: set when queued, kept by retries
 RUN_ATTR = "vaelab:run"  # the study's run entry of a finished trial
 FINISHED_ATTR = "vaelab:search_finished"  # study attribute: workers may stop
 SETTINGS_ATTR = "vaelab:settings"  # study attribute: the unhashed settings workers need
-# StudyConfig fields that do not change a trial's result: where and how it runs.
-UNHASHED = (
-    "preset",
-    "out",
-    "device",
-    "data_dir",
-    "heartbeat_interval",
-    "grace_period",
-    "max_retry",
-)
-SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")
 # β and rung are fixed parameters, never sampled; the bounds only name their distributions.
 BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
 MAX_FAILURES_IN_A_ROW = 3
@@ -279,15 +269,13 @@ def join_search(
             f"study '{existing.study_name}' in {redact(url)} is not a vaelab β search; "
             "pass the --name the coordinator printed"
         )
-    known = {f.name for f in fields(StudyConfig)}
-    unknown = sorted(set(definition) - known)
-    if unknown:
-        raise ConfigError(
-            f"study '{existing.study_name}' was defined by another vaelab version (fields "
-            f"{', '.join(unknown)}); run the coordinator's vaelab version on this worker"
-        )
-    cfg = StudyConfig(
-        **definition, **settings, out=out, device=device, data_dir=data_dir
+    values = {**definition, **settings, "out": out, "device": device, "data_dir": data_dir}
+    cfg = read(
+        StudyConfig,
+        values,
+        source=f"study '{existing.study_name}' in {redact(url)}",
+        what="study option",
+        fix="it was defined by another vaelab version: run the coordinator's version here",
     ).validate()
     storage = open_storage(url, cfg)
     study = optuna.load_study(study_name=existing.study_name, storage=storage)

@@ -31,6 +31,7 @@ import dataclasses
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -297,7 +298,7 @@ def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
     return [dict(zip(names, c, strict=True)) for c in combos]
 
 
-def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: list[str]) -> None:
+def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: Sequence[str]) -> None:
     split = cfg.evaluation.get("split", "test")
     for o in cfg.objectives:
         need = key_requirement(o.key, split)
