@@ -437,8 +437,11 @@ SWEEP_CASES = [
         {"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "step": True}}},
         "'space::beta::step': should be an integer or a number",
     ),
-    ({"space": {"beta": {"type": "categorical", "choices": [[1], 2]}}}, "'choices::0'"),
-    ({"space": {"beta": "wide"}}, "'space::beta': should be an object"),
+    (
+        {"space": {"beta": {"type": "categorical", "choices": [[1], 2]}}},
+        "'space::beta::choices::0'",
+    ),
+    ({"space": {"beta": {"type": "float", "low": "0.1", "high": 1}}}, "'space::beta::low'"),
     ({"sweep": {"sampler": "grid"}}, "'sweep::sampler': should be 'tpe' or 'random'"),
     ({"sweep": {"trials": 2.5}}, "'sweep::trials': should be an integer"),
 ]
@@ -708,6 +711,19 @@ RUN_CASES = {
     "done-junk": (lambda r, w: (r / "DONE").write_text("garbage"), "DONE"),
     "done-list": (lambda r, w: (r / "DONE").write_text("[]"), "DONE"),
     "done-epochs-string": (lambda r, w: (r / "DONE").write_text('{"epochs": "1"}'), "DONE"),
+    "done-epochs-bool": (lambda r, w: (r / "DONE").write_text('{"epochs": true}'), "'epochs'"),
+    "done-epochs-negative": (lambda r, w: (r / "DONE").write_text('{"epochs": -1}'), "'epochs'"),
+    "done-no-epochs": (lambda r, w: (r / "DONE").write_text("{}"), "'epochs' is missing"),
+    "done-val-string": (
+        lambda r, w: (r / "DONE").write_text('{"epochs": 1, "val/loss": "low"}'),
+        "'val::val/loss'",
+    ),
+    "done-unknown": (
+        lambda r, w: (r / "DONE").write_text('{"epochs": 1, "colour": 1}'),
+        "unknown field(s) 'colour'",
+    ),
+    "config-seed-bool": (lambda r, w: _edit_config(r, seed=True), "'seed'"),
+    "config-seed-40-bit": (lambda r, w: _edit_config(r, seed=2**40), "'seed'"),
     "last-truncated": (
         lambda r, w: (r / "checkpoints/last.pt").write_bytes(
             (r / "checkpoints/last.pt").read_bytes()[:500]

@@ -115,7 +115,7 @@ class Study:
                 "this preset or delete that run directory"
             ) from None
         if not done_before:
-            self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
+            self.ips = result.summary.images_per_s_mean or self.ips
         metrics, fresh = self._evaluate(run_dir, evaluation)
         entry = RunEntry(
             name=name,
@@ -123,12 +123,12 @@ class Study:
             model=tcfg.model,
             beta=tcfg.beta,
             epochs=tcfg.epochs,
-            train_images=result.summary.get("steps", 0) * tcfg.batch_size,
+            train_images=result.summary.steps * tcfg.batch_size,
             dir=self.rel_dir(run_dir),
             run_dir=str(run_dir.resolve()),
             host=socket.gethostname(),
             evaluation=evaluation,
-            train=result.summary,
+            train=result.summary.to_dict(),
             eval=metrics,
             reused=done_before and fresh,
             config=tcfg.to_dict(),

@@ -208,7 +208,9 @@ def _train_and_evaluate(
     # resume: a retry (or a re-run after Ctrl-C) continues from the run's last checkpoint
     resume = (run_dir / "config.json").is_file()
     result = train(cfg, run_dir, resume=resume, tensorboard=False, on_epoch_end=on_epoch_end)
-    trial.set_user_attr("train/summary", {k: v for k, v in result.summary.items() if _num(v)})
+    trial.set_user_attr(
+        "train/summary", {k: v for k, v in result.summary.to_dict().items() if _num(v)}
+    )
     if pruned_at:
         raise optuna.TrialPruned(
             f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
