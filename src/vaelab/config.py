@@ -60,9 +60,7 @@ class TrainConfig:
     """Folder of IDX files: a source for mnist/fashion-mnist, or the data of dataset `idx`."""
     latent_dim: Positive = 64
     """Size of the embedding z (nz)."""
-    channels: Annotated[list[Positive], Len(4, 4)] = field(
-        default_factory=lambda: [32, 64, 128, 256]
-    )
+    channels: Channels = field(default_factory=lambda: [32, 64, 128, 256])
     """Output channels of the four encoder convolutions (the decoder mirrors them)."""
     norm: bool = True
     """BatchNorm after every hidden convolution, as in the reference architecture."""
@@ -277,9 +275,7 @@ class StudyConfig:
     trials rank β as 2,000-step runs do; without it they under-rate larger β, which learn
     slowly at first. The AE, β = 0/10 and tuned runs train at constant β, as the course does."""
     latent_dim: Positive = 64
-    channels: Annotated[list[Positive], Len(4, 4)] = field(
-        default_factory=lambda: [32, 64, 128, 256]
-    )
+    channels: Channels = field(default_factory=lambda: [32, 64, 128, 256])
     # --- β search -------------------------------------------------------------------------------
     search: Literal["grid", "halving"] = "grid"
     """`grid`: every β trains `trial_epochs` on the whole train split (the course). `halving`:
@@ -300,9 +296,9 @@ class StudyConfig:
     max_extensions: Count = 2
     refine: bool = True
     """Then try best·10^(−½) and best·10^(+½)."""
-    min_recon_accuracy: float = 0.9
+    min_recon_accuracy: Fraction = 0.9
     """Selection: the classifier must still recognise this share of reconstructions ..."""
-    min_class_entropy: float = 2.0
+    min_class_entropy: Annotated[float, Ge(0)] = 2.0
     """... and samples must cover the classes (entropy in nats; ln 10 ≈ 2.303 is uniform) ..."""
     # ... and among the β that pass both, the lowest sample Fréchet distance wins.
     # --- evaluation -----------------------------------------------------------------------------
@@ -323,7 +319,7 @@ class StudyConfig:
     n_samples: Positive = 10_000
     probe_train: Positive | None = None
     classifier: Literal["standard", "smoke"] = "standard"
-    # --- the β search's trial queue (an Optuna study; see vaelab.study.queue) ---------------
+    # --- the β search's trial queue (an Optuna study; see vaelab.tune.search_queue) ------
     heartbeat_interval: Interval_s = field(default=10, metadata=SETTING)
     """Seconds between a running β-search trial's heartbeats in the study storage."""
     grace_period: Interval_s = field(default=60, metadata=SETTING)
