@@ -159,8 +159,12 @@ def test_lock_and_overwrite_refusals(tmp_path, mnist_arrays):
     with pytest.raises(ConfigError, match="different config"):
         train(TrainConfig(epochs=1, **{**TINY, "lr": 0.5}), run, resume=True)
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
-    # resuming a finished run with the same epochs is a no-op that returns its summary
-    assert train(TrainConfig(epochs=1, **TINY), run, resume=True).summary.epochs == 1
+    # resuming a finished run with the same epochs is a no-op that returns its summary, DONE's
+    # content read back as a TrainSummary (the last validation under `val`)
+    summary = train(TrainConfig(epochs=1, **TINY), run, resume=True).summary
+    done = json.loads((run / "DONE").read_text())
+    assert summary.epochs == 1 and summary.to_dict() == done
+    assert set(summary.val) == {"val/loss", "val/recon", "val/kl"} <= set(done)
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
 
 
