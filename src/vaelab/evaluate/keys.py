@@ -20,11 +20,14 @@ PATH_MODES = ("lerp", "slerp", "pixel")
 BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
 
 
-def key(template: str, *, vae: bool = False, count: str = "", first: int = 0) -> dict[str, Any]:
+def key(
+    template: str, *, vae: bool = False, decoded: bool = False, count: str = "", first: int = 0
+) -> dict[str, Any]:
     """A metric field's metadata: its eval.json key (`{split}`, `{mode}` and, for a list, `{i}`
-    filled in); `vae`: written for VAE runs only; `count`: a list's length is eval_keys' argument
-    of that name, its items numbered from `first`."""
-    return {"key": template, "vae": vae, "count": count, "first": first}
+    filled in); `vae`: written for VAE runs only; `decoded`: for decoded paths only (not the
+    pixel cross-fade); `count`: a list's length is eval_keys' argument of that name, its items
+    numbered from `first`."""
+    return {"key": template, "vae": vae, "decoded": decoded, "count": count, "first": first}
 
 
 @dataclass
@@ -101,8 +104,12 @@ class PathMeasures:
     realism_step: list[float] = field(
         metadata=key("interp/{mode}/realism_step_{i}", count="steps", first=1)
     )
-    path_length_ratio: float | None = field(metadata=key("interp/{mode}/path_length_ratio"))
-    max_step_fraction: float | None = field(metadata=key("interp/{mode}/max_step_fraction"))
+    path_length_ratio: float | None = field(
+        metadata=key("interp/{mode}/path_length_ratio", decoded=True)
+    )
+    max_step_fraction: float | None = field(
+        metadata=key("interp/{mode}/max_step_fraction", decoded=True)
+    )
 
 
 Group = Reconstruction | Likelihood | SampleQuality | Probes | dict[str, PathMeasures]
@@ -154,8 +161,7 @@ def eval_keys(
         for mode in PATH_MODES if name == "interpolation" else ("",):
             for f in dataclasses.fields(GROUP_TYPES[name]):
                 meta = f.metadata
-                decoded_only = f.name in ("path_length_ratio", "max_step_fraction")
-                if (meta["vae"] and not is_vae) or (decoded_only and mode == "pixel"):
+                if (meta["vae"] and not is_vae) or (meta["decoded"] and mode == "pixel"):
                     continue
                 n = counts.get(meta["count"], 1)
                 numbers = range(meta["first"], meta["first"] + n) if meta["count"] else [0]
