@@ -6,8 +6,9 @@ from the annotations: `bool` gives `--x/--no-x`, `Literal[...]` lists its values
 takes comma-separated values, `X | None` defaults to unset. Every flag defaults to None ("not
 given"), so a TOML file or a saved config can supply the value instead.
 
-Weighed against tyro (a dataclass-to-CLI library): `vaelab train --help` took 1.9 s with tyro
-against 0.1 s with this module, and tyro's errors are multi-line boxes where vaelab's are one line.
+Weighed against tyro (a dataclass-to-CLI library): `vaelab train --help` cost 0.27 s of CPU with
+tyro against 0.11 s with this module, and tyro's errors are multi-line boxes where vaelab's are
+one line naming the flag.
 """
 
 from __future__ import annotations
