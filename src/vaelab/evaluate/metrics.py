@@ -203,12 +203,8 @@ def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
             realism_p90=float(np.quantile(real, 0.9)),
             realism_worst=float(real.max(1).mean()),
             realism_step=[float(v) for v in np.median(real, 0)],
-            path_length_ratio=float(np.mean([s["path_length_ratio"] for s in smooth]))
-            if smooth
-            else None,
-            max_step_fraction=float(np.mean([s["max_step_fraction"] for s in smooth]))
-            if smooth
-            else None,
+            path_length_ratio=_mean(smooth, "path_length_ratio"),
+            max_step_fraction=_mean(smooth, "max_step_fraction"),
         )
     ctx.say(
         f"{ctx.run_dir.name}: lerp realism median {m['lerp'].realism_median:.2f} "
@@ -216,3 +212,8 @@ def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
         f"{m['lerp'].min_conf:.3f}"
     )
     return m
+
+
+def _mean(rows: list[dict[str, float]], key: str) -> float | None:
+    """The mean of `key` over `rows` (None without rows)."""
+    return float(np.mean([r[key] for r in rows])) if rows else None
