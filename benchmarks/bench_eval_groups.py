@@ -35,7 +35,7 @@ def _evaluate(run_dir: Path, **kw: object) -> float:
         copy = Path(tmp) / run_dir.name
         shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("figures", "eval*"))
         t0 = time.perf_counter()
-        evaluate_run(copy, EvalConfig(log=lambda m: None, **kw))  # type: ignore[arg-type]
+        evaluate_run(copy, EvalConfig(**kw), log=lambda m: None)  # type: ignore[arg-type]
         return time.perf_counter() - t0
 
 

@@ -32,6 +32,7 @@ from tests.bad_inputs import (
     run_main,
     write_folder,
 )
+from tests.sweep_helpers import smoke, to_toml
 from vaelab.data.idx import encode_idx
 from vaelab.data.sources import FILES
 
@@ -104,10 +105,10 @@ FLAG_CASES = [
     ("flags", "lr-inf", [*TRAIN, "--lr", "inf"], 2, "'lr'"),
     ("flags", "latent-zero", [*TRAIN, "--latent-dim", "0"], 2, "'latent_dim'"),
     ("flags", "latent-huge", [*TRAIN, "--latent-dim", BIG], 2, "does not fit"),
-    ("flags", "channels-three", [*TRAIN, "--channels", "1,2,3"], 2, "'channels'"),
-    ("flags", "channels-five", [*TRAIN, "--channels", "1,2,3,4,5"], 2, "'channels'"),
+    ("flags", "channels-three", [*TRAIN, "--channels", "1,2,3"], 2, "'channels"),
+    ("flags", "channels-five", [*TRAIN, "--channels", "1,2,3,4,5"], 2, "'channels"),
     ("flags", "channels-words", [*TRAIN, "--channels", "a,b,c,d"], 2, "expected an integer"),
-    ("flags", "channels-zero", [*TRAIN, "--channels", "0,1,1,1"], 2, "'channels'"),
+    ("flags", "channels-zero", [*TRAIN, "--channels", "0,1,1,1"], 2, "'channels"),
     ("flags", "channels-empty", [*TRAIN, "--channels", ""], 2, "expected an integer"),
     ("flags", "channels-huge", [*TRAIN, "--channels", "99999,99999,99999,99999"], 2, "fit"),
     ("flags", "batch-zero", [*TRAIN, "--batch-size", "0"], 2, "'batch_size'"),
@@ -278,8 +279,23 @@ FLAG_CASES = [
         "study-heartbeat",
         ["study", "--heartbeat-interval", "0", "--out", "{never}"],
         2,
-        "'heartbeat_interval': must be >= 1",
+        "'heartbeat_interval': should be greater than or equal to 1",
     ),
+    (
+        "flags",
+        "study-heartbeat-timestamp",
+        ["study", "--heartbeat-interval", str(10**10), "--out", "{never}"],
+        2,
+        "'heartbeat_interval': should be less than or equal to 86400",
+    ),
+    (
+        "flags",
+        "study-grace-timestamp",
+        ["study", "--grace-period", str(10**10), "--out", "{never}"],
+        2,
+        "'grace_period'",
+    ),
+    ("flags", "study-seed-40-bit", ["study", "--seed", str(2**40), "--out", "{never}"], 2, "seed"),
     (
         "flags",
         "study-grace",
@@ -330,11 +346,11 @@ TOML_CASES = [
     ("string-as-int", 'epochs = "10"', "'epochs'"),
     ("float-as-int", "epochs = 1.5", "'epochs'"),
     ("bool-as-int", "latent_dim = true", "'latent_dim'"),
-    ("string-as-list", 'channels = "32,64,128,256"', "'channels'"),
-    ("short-list", "channels = [32, 64, 128]", "'channels'"),
-    ("bool-in-list", "channels = [32, 64, 128, true]", "'channels'"),
-    ("float-in-list", "channels = [32, 64, 128, 2.5]", "'channels'"),
-    ("table-as-list", "channels = {a = 1}", "'channels'"),
+    ("string-as-list", 'channels = "32,64,128,256"', "'channels"),
+    ("short-list", "channels = [32, 64, 128]", "'channels"),
+    ("bool-in-list", "channels = [32, 64, 128, true]", "'channels"),
+    ("float-in-list", "channels = [32, 64, 128, 2.5]", "'channels"),
+    ("table-as-list", "channels = {a = 1}", "'channels"),
     ("number-as-string", "model = 1", "'model'"),
     ("word-as-float", 'lr = "fast"', "'lr'"),
     ("number-as-device", "device = 0", "'device'"),
@@ -344,8 +360,18 @@ TOML_CASES = [
     ("beta-nan", "beta = nan", "'beta'"),
     ("lr-neg-inf", "lr = -inf", "'lr'"),
     ("train-not-table", "train = 5", "table"),
-    ("unknown-field", "betta = 2", "unknown config field(s) betta"),
-    ("nested-table", "[train.extra]\nx = 1", "unknown config field(s) extra"),
+    ("unknown-field", "betta = 2", "unknown config field(s) 'betta'; valid: "),
+    ("nested-table", "[train.extra]\nx = 1", "unknown config field(s) 'extra'"),
+    ("seed-40-bit", f"seed = {2**40}", "'seed': should be less than or equal to 4294967295"),
+    ("seed-bool", "seed = true", "'seed': should be an integer, got True"),
+    ("norm-list", "norm = [true]", "'norm': should be true or false"),
+    ("dataset-date", "dataset = 1979-05-27", "'dataset'"),
+    ("data-dir-date", "data_dir = 1979-05-27", "'data_dir': should be a string"),
+    ("channels-nested", "channels = [[32], 64, 128, 256]", "'channels::0'"),
+    ("adam-beta-one", "adam_beta2 = 1.0", "'adam_beta2': should be less than 1"),
+    ("min-lr-ratio-big", "min_lr_ratio = 1.5", "'min_lr_ratio'"),
+    ("threads-bool", "threads = true", "'threads'"),
+    ("limit-val-string", 'limit_val = "all"', "'limit_val'"),
     ("syntax", "beta = = 2", "not valid TOML"),
     ("limit-zero", "limit_train = 0", "'limit_train'"),
     ("threads-many", "threads = 100000", "'threads'"),
@@ -382,6 +408,79 @@ def test_toml_not_utf8_or_binary(world, tmp_path, capsys):
         cfg.write_bytes(raw)
         rc, _, err = run_main(fill([*TRAIN, "--config", str(cfg)], world, tmp_path), capsys)
         assert_one_line(rc, err, 2, str(cfg))
+
+
+# --------------------------------------------------------------------------- sweep TOML files
+# (the smoke sweep with one table changed; each is refused before any trial or storage exists)
+SWEEP_CASES = [
+    # strict types: a bool is never a number, a string never a bool (each refused before a trial)
+    ({"sweep": {"seed": True}}, "'sweep::seed': should be an integer, got True"),
+    ({"sweep": {"max_retry": True}}, "'sweep::max_retry': should be an integer"),
+    ({"pruner": {"n_warmup_steps": True}}, "'pruner::n_warmup_steps': should be an integer"),
+    (
+        {"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "log": "false"}}},
+        "'space::beta::log': should be true or false",
+    ),
+    (
+        {"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "log": [True]}}},
+        "'space::beta::log'",
+    ),
+    ({"space": {"beta": {"type": "float", "low": True, "high": 1}}}, "'space::beta::low'"),
+    ({"space": {"beta": {"type": "grid", "values": [0.1, [1]]}}}, "'space::beta::values::1'"),
+    ({"space": {"beta": {"type": "grid", "values": [1], "choices": [2]}}}, "not both"),
+    # ranges where the library downstream has one: numpy seeds, heartbeats added to timestamps
+    ({"sweep": {"seed": -1}}, "'sweep::seed': should be greater than or equal to 0"),
+    ({"sweep": {"seed": 2**40}}, "'sweep::seed': should be less than or equal to 4294967295"),
+    ({"sweep": {"heartbeat_interval": 10**10}}, "'sweep::heartbeat_interval'"),
+    ({"sweep": {"grace_period": 10**10}}, "'sweep::grace_period'"),
+    ({"sweep": {"name": ""}}, "non-empty"),
+    ({"sweep": {"name": 5}}, "'sweep::name': should be a string"),
+    ({"evaluation": {"device": "cpu"}}, "[evaluation] device"),
+    ({"evaluation": {"figures": "no"}}, "'figures': should be true or false"),
+    ({"pruner": {"reduction_factor": 1}}, "'pruner::reduction_factor'"),
+    ({"objective": []}, "[objective]: missing"),
+    ({"objective": {"key": 5}}, "'objective::0::key': should be a string"),
+    ({"train": {"epochs": True}}, "'epochs': should be an integer"),
+    ({"train": {"seed": -1}}, "'seed': should be greater than or equal to 0"),
+    ({"train": {"norm": "false"}}, "'norm': should be true or false"),
+    ({"evaluation": {"iw_samples": True}}, "'iw_samples': should be an integer"),
+    ({"evaluation": {"seed": 2**40}}, "'seed': should be less than or equal to 4294967295"),
+    ({"evaluation": {"split": "dev"}}, "'split': should be 'train', 'val' or 'test'"),
+    ({"pruner": {"n_startup_trials": -1}}, "'pruner::n_startup_trials'"),
+    ({"pruner": {"min_resource": 1.5}}, "'pruner::min_resource': should be an integer"),
+    (
+        {"space": {"beta": {"type": "float", "low": 0.1, "high": 1, "step": True}}},
+        "'space::beta::step': should be an integer or a number",
+    ),
+    (
+        {"space": {"beta": {"type": "categorical", "choices": [[1], 2]}}},
+        "'space::beta::choices::0'",
+    ),
+    ({"space": {"beta": {"type": "float", "low": "0.1", "high": 1}}}, "'space::beta::low'"),
+    ({"sweep": {"sampler": "grid"}}, "'sweep::sampler': should be 'tpe' or 'random'"),
+    ({"sweep": {"trials": 2.5}}, "'sweep::trials': should be an integer"),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), SWEEP_CASES, ids=[n for _, n in SWEEP_CASES])
+def test_sweep_toml_mistakes(tmp_path, capsys, change, needle):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(to_toml(smoke(**change)))
+    rc, _, err = run_main(
+        ["sweep", "run", "--config", str(cfg), "--out", str(tmp_path / "o")], capsys
+    )
+    assert_one_line(rc, err, 2, needle)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("raw", [b"[sweep]\nname = '\xff'\n", b"\x00\x01", b"[sweep\n"])
+def test_sweep_toml_not_utf8_or_not_toml(tmp_path, capsys, raw):
+    cfg = tmp_path / "s.toml"
+    cfg.write_bytes(raw)
+    rc, _, err = run_main(
+        ["sweep", "run", "--config", str(cfg), "--out", str(tmp_path / "o")], capsys
+    )
+    assert_one_line(rc, err, 2, str(cfg))
 
 
 # --------------------------------------------------------------------------- data folders
@@ -627,6 +726,19 @@ RUN_CASES = {
     "done-junk": (lambda r, w: (r / "DONE").write_text("garbage"), "DONE"),
     "done-list": (lambda r, w: (r / "DONE").write_text("[]"), "DONE"),
     "done-epochs-string": (lambda r, w: (r / "DONE").write_text('{"epochs": "1"}'), "DONE"),
+    "done-epochs-bool": (lambda r, w: (r / "DONE").write_text('{"epochs": true}'), "'epochs'"),
+    "done-epochs-negative": (lambda r, w: (r / "DONE").write_text('{"epochs": -1}'), "'epochs'"),
+    "done-no-epochs": (lambda r, w: (r / "DONE").write_text("{}"), "'epochs' is missing"),
+    "done-val-string": (
+        lambda r, w: (r / "DONE").write_text('{"epochs": 1, "val/loss": "low"}'),
+        "'val::val/loss'",
+    ),
+    "done-unknown": (
+        lambda r, w: (r / "DONE").write_text('{"epochs": 1, "colour": 1}'),
+        "unknown field(s) 'colour'",
+    ),
+    "config-seed-bool": (lambda r, w: _edit_config(r, seed=True), "'seed'"),
+    "config-seed-40-bit": (lambda r, w: _edit_config(r, seed=2**40), "'seed'"),
     "last-truncated": (
         lambda r, w: (r / "checkpoints/last.pt").write_bytes(
             (r / "checkpoints/last.pt").read_bytes()[:500]

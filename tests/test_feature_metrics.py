@@ -12,6 +12,7 @@ from vaelab.data.store import split_arrays
 from vaelab.evaluate import EvalConfig, load_eval_data
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.context import EvalContext
+from vaelab.evaluate.keys import to_keys
 from vaelab.evaluate.metrics import reconstruction_metrics, sample_quality_metrics
 from vaelab.evaluate.neighbours import kth_neighbour_distance, nearest_distance
 from vaelab.evaluate.precision_recall import precision_recall
@@ -142,7 +143,7 @@ def test_decodes_of_real_codes_score_like_real_images(mnist_arrays, tmp_path):
     ctx = EvalContext(
         tmp_path, IdentityCodec(), TrainConfig(), ecfg, data, torch.device("cpu"), lambda m: None
     )
-    m = reconstruction_metrics(ctx)
+    m = to_keys(reconstruction_metrics(ctx), "test")  # as eval.json holds them
     assert m["recon/realism_median"] == pytest.approx(1.0, abs=1e-3)
     assert m["recon/precision"] == m["recon/recall"] == 1.0
     assert abs(m["recon/fd"]) < 1e-3 and m["test/sse"] < 1e-6
@@ -173,9 +174,10 @@ def test_samples_that_are_real_images_score_like_the_floor(mnist_arrays, tmp_pat
     def metrics(images: np.ndarray) -> dict[str, float]:
         model = BankCodec(torch.from_numpy(images).float() / 255.0)
         cpu = torch.device("cpu")
-        return sample_quality_metrics(
+        group = sample_quality_metrics(
             EvalContext(tmp_path, model, TrainConfig(), ecfg, data, cpu, lambda m: None)
         )
+        return to_keys(group, "test")
 
     m = metrics(x_tr[:1000])  # the first 1000 train images: the floor's images
     assert m["samples/fd"] == pytest.approx(m["floor/fd_train_vs_test"], abs=1e-3)

@@ -153,7 +153,7 @@ def test_to_dict_has_the_pinned_keys_and_round_trips():
             "a list",
         ),
         (lambda d: d.update(runs=[]), "runs", "should be an object"),
-        (lambda d: d["baselines"].update(extra=1.0), "baselines::extra", "is unknown"),
+        (lambda d: d["baselines"].update(extra=1.0), "baselines::extra", "unknown field(s)"),
         # values in range and names that name runs, not only types
         (lambda d: d["runs"]["ae"].update(model="gan"), "runs::ae::model", "should be"),
         (lambda d: d["search"].update(method="random"), "search::method", "should be"),
@@ -226,19 +226,23 @@ def test_the_eval_keys_the_study_reads_are_written_by_the_evaluation():
             assert keys.interp_key(mode, f.name) in written, f.name
     assert keys.interp_key("lerp", "path_length_ratio") in written
     assert keys.interp_key("pixel", "realism_median") in written
-    assert keys.split_key("sse", "val") == "val/sse"
+    assert keys.key_of(keys.Reconstruction, "sse", "val") == "val/sse"
 
 
-@pytest.mark.parametrize(("field", "value"), [("seed", -1), ("decades", []), ("batch_size", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seed", -1), ("decades", []), ("batch_size", 0), ("grace_period", 10), ("lr", 20.0)],
+)
 def test_a_study_json_config_out_of_range_is_refused(field, value):
-    """Types alone are not enough: the config read back goes through StudyConfig.validate."""
+    """Types alone are not enough: ranges and the checks that relate fields (StudyConfig.validate,
+    TrainConfig.validate) apply to the config read back."""
     data = json.loads(json.dumps(_study().to_dict()))
     data["config"][field] = value
     with pytest.raises(RunError) as err:
         StudyResult.from_dict(data)
     message = str(err.value)
-    assert "invalid study option" in message and field in message, message
-    assert "re-run `vaelab study`" in message and "\n" not in message
+    assert "invalid " in message and f"{field}'" in message, message
+    assert "re-run `vaelab study`" in message and "\n" not in message, message
 
 
 def test_the_report_imports_neither_torch_nor_a_checkpoint_loader():

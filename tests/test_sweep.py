@@ -18,7 +18,7 @@ from vaelab.config import available_cores
 from vaelab.evaluate.keys import eval_keys
 from vaelab.report.sweep import report
 from vaelab.tune.sweep import run_sweep
-from vaelab.tune.sweep_parse import parse_sweep
+from vaelab.tune.sweep_config import parse_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,7 @@ from vaelab.errors import ConfigError
 from vaelab.report.sweep import write_report
 from vaelab.tune.samplers import make_sampler
 from vaelab.tune.sweep import resolve_trials
-from vaelab.tune.sweep_config import SweepConfig
-from vaelab.tune.sweep_parse import load_sweep, parse_sweep
+from vaelab.tune.sweep_config import SweepConfig, load_sweep, parse_sweep
 
 
 def test_smoke_example_parses():
@@ -30,11 +29,14 @@ def test_smoke_example_parses():
 
 BAD = [
     ({"space": {}}, "no parameters"),
-    ({"space": {"beta": {"type": "loguniform", "low": 0.1, "high": 1}}}, "not one of float"),
+    (
+        {"space": {"beta": {"type": "loguniform", "low": 0.1, "high": 1}}},
+        "should be 'float', 'int'",
+    ),
     ({"space": {"beta": {"type": "float", "low": 0, "high": 1, "log": True}}}, "log scale"),
     ({"space": {"beta": {"type": "float", "low": 2, "high": 1}}}, "low < high"),
     ({"space": {"latent_dim": {"type": "int", "low": 0, "high": 8}}}, "latent_dim"),
-    ({"space": {"sizes": {"type": "int", "low": 1, "high": 8}}}, "unknown config field"),
+    ({"space": {"sizes": {"type": "int", "low": 1, "high": 8}}}, "unknown config field(s) 'sizes'"),
     ({"space": {"beta": {"type": "grid", "values": []}}}, "non-empty list"),
     (
         {
@@ -44,12 +46,12 @@ BAD = [
         "only for VAE",
     ),
     ({"objective": {"key": "test/elbow", "direction": "maximize"}}, "not an eval.json key"),
-    ({"objective": {"key": "samples/fd", "direction": "up"}}, "minimize or maximize"),
+    ({"objective": {"key": "samples/fd", "direction": "up"}}, "'minimize' or 'maximize'"),
     ({"train": {"epochs": 0}}, "epochs"),
     ({"train": {"beta": 1.0}}, "also set in [train]"),
     ({"evaluation": {"iw_samples": 0}}, "iw_samples"),
-    ({"evaluation": {"colour": "red"}}, "unknown key(s) colour"),
-    ({"evaluation": {"groups": ["samples", "vibes"]}}, "a list from reconstruction"),
+    ({"evaluation": {"colour": "red"}}, "unknown key(s) 'colour'"),
+    ({"evaluation": {"groups": ["samples", "vibes"]}}, "'groups::1': should be 'reconstruction'"),
     (
         {
             "objective": {"key": "probe/knn_acc", "direction": "maximize"},
@@ -64,11 +66,11 @@ BAD = [
         },
         "needs the 'likelihood' group",
     ),
-    ({"pruner": {"kind": "asha"}}, "not one of none, median"),
-    ({"pruner": {"metric": "test/elbo"}}, "not one of val/loss"),
+    ({"pruner": {"kind": "asha"}}, "should be 'none', 'median'"),
+    ({"pruner": {"metric": "test/elbo"}}, "should be 'val/loss'"),
     ({"pruner": {"kind": "hyperband", "min_resource": 1}}, "no rung"),
     ({"sweep": {"grace_period": 1, "heartbeat_interval": 2}}, "must exceed"),
-    ({"sweep": {"trials": 0}}, "integer >= 1"),
+    ({"sweep": {"trials": 0}}, "'sweep::trials': should be greater than or equal to 1"),
     (
         {
             "objective": [
@@ -90,16 +92,19 @@ def test_invalid_sweeps_are_one_line_config_errors(tmp_path, capsys, change, mes
     code = main(["sweep", "run", "--config", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("vaelab: error: invalid sweep config") and "\n" not in err, err
+    assert err.startswith("vaelab: error: ") and "sweep config" in err and "\n" not in err, err
     assert not (tmp_path / "out").exists()  # refused before anything was created
 
 
 def test_unknown_table_and_bad_toml(tmp_path):
-    with pytest.raises(ConfigError, match="unknown table"):
+    with pytest.raises(ConfigError, match=r"unknown sweep config key\(s\) 'trainer'"):
         parse_sweep({**smoke(), "trainer": {}})
     (tmp_path / "x.toml").write_text("[train\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_sweep(tmp_path / "x.toml")
+    (tmp_path / "y.toml").write_bytes(b"[sweep]\nname = '\xff'\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_sweep(tmp_path / "y.toml")
 
 
 def test_trial_count_comes_from_flag_config_or_grid():

@@ -41,7 +41,7 @@ def test_quality_gate_reconstruction_falls_markedly(tmp_path, mnist_arrays):
     result = train(cfg, tmp_path / "ae")
     records = [json.loads(line) for line in (tmp_path / "ae" / "metrics.jsonl").open()]
     first_logged = records[0]["train/recon"]
-    final = result.summary["val/recon"]
+    final = result.summary.val["val/recon"]
     # An untrained decoder (≈0.5 grey) scores ~150-200 SSE; predicting the mean digit ~52.
     assert final < 0.35 * first_logged, (first_logged, final)
     assert final < 45.0, final
@@ -233,8 +233,12 @@ def test_lock_and_overwrite_refusals(tmp_path, mnist_arrays):
     with pytest.raises(ConfigError, match="different config"):
         train(TrainConfig(epochs=1, **{**TINY, "lr": 0.5}), run, resume=True)
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
-    # resuming a finished run with the same epochs is a no-op that returns its summary
-    assert train(TrainConfig(epochs=1, **TINY), run, resume=True).summary["epochs"] == 1
+    # resuming a finished run with the same epochs is a no-op that returns its summary, DONE's
+    # content read back as a TrainSummary (the last validation under `val`)
+    summary = train(TrainConfig(epochs=1, **TINY), run, resume=True).summary
+    done = json.loads((run / "DONE").read_text())
+    assert summary.epochs == 1 and summary.to_dict() == done
+    assert set(summary.val) == {"val/loss", "val/recon", "val/kl"} <= set(done)
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
 
 
@@ -263,7 +267,7 @@ def test_toml_config_and_unknown_field(tmp_path, capsys):
     bad = tmp_path / "b.toml"
     bad.write_text("betta = 2\n")
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
-    assert "unknown config field(s) betta" in capsys.readouterr().err
+    assert "unknown config field(s) 'betta'" in capsys.readouterr().err
     from vaelab.cli import build_parser
     from vaelab.cli.train import config_from_args
 
@@ -304,4 +308,4 @@ def test_bernoulli_dynamic_binarisation_trains(tmp_path, mnist_arrays):
     result = train(cfg, run)
     first = json.loads((run / "metrics.jsonl").open().readline())["train/recon"]
     # BCE of a coin per pixel is 784·ln 2 ≈ 543 nats; a working model is far below.
-    assert 0 < result.summary["val/recon"] < min(0.6 * first, 400), (first, result.summary)
+    assert 0 < result.summary.val["val/recon"] < min(0.6 * first, 400), (first, result.summary)

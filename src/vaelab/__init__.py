@@ -104,8 +104,8 @@ def evaluate(
     return evaluate_run(run_dir, config, **options)
 
 
-def study(config: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
-    """Run (or finish) the whole study -> study.json's content; `placement` says where the β
+def study(config: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
+    """Run (or finish) the whole study -> what study.json holds; `placement` says where the β
     search's trials are queued and how many local processes train them (see
     `vaelab.study.run_study`)."""
     from vaelab.study import run_study

@@ -31,8 +31,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     placement = SearchPlacement(args.storage, args.name, args.workers, args.threads)
     result = run_study(cfg, placement)
     print(
-        f"chosen β = {result['search']['chosen_beta']:g}; report: {args.out}/report.html "
-        f"({result['wall_time_s'] / 60:.1f} min)"
+        f"chosen β = {result.search.chosen_beta:g}; report: {args.out}/report.html "
+        f"({result.wall_time_s / 60:.1f} min)"
     )
     return 0
 

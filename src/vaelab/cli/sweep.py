@@ -7,7 +7,7 @@ import argparse
 
 def cmd_run(args: argparse.Namespace) -> int:
     from vaelab.tune.sweep import run_sweep
-    from vaelab.tune.sweep_parse import load_sweep
+    from vaelab.tune.sweep_config import load_sweep
 
     cfg = load_sweep(args.config, name=args.name)
     result = run_sweep(

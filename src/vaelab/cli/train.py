@@ -12,11 +12,14 @@ import argparse
 import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaelab.cli.fields import add_dataclass_flags, given_values, to_flags
 from vaelab.config import TrainConfig, load_toml
 from vaelab.errors import RunError
+
+if TYPE_CHECKING:
+    from vaelab.train.rundir import TrainSummary
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
@@ -85,10 +88,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_done(out: Path, s: dict[str, Any]) -> None:
+def _report_done(out: Path, s: TrainSummary) -> None:
+    v, nan = s.val, float("nan")
     print(
-        f"done: {out} ({s.get('epochs')} epochs, val/loss {s.get('val/loss', float('nan')):.3f}, "
-        f"val/recon {s.get('val/recon', float('nan')):.3f}, val/kl {s.get('val/kl', 0.0):.3f})"
+        f"done: {out} ({s.epochs} epochs, val/loss {v.get('val/loss', nan):.3f}, "
+        f"val/recon {v.get('val/recon', nan):.3f}, val/kl {v.get('val/kl', 0.0):.3f})"
     )
 
 

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from vaelab import callable_package
-from vaelab.evaluate.config import GROUPS, SELECTION_GROUPS, EvalConfig
+from vaelab.config import GROUPS, SELECTION_GROUPS, EvalConfig
 
 if TYPE_CHECKING:
     from vaelab.evaluate.data import EvalData, load_eval_data

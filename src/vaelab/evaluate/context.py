@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaelab.config import TrainConfig
+from vaelab.config import EvalConfig, TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate.config import PATH_MODES, EvalConfig
 from vaelab.evaluate.data import EvalData
 from vaelab.evaluate.decode import batched, codes, sample_prior
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.keys import PATH_MODES
 from vaelab.evaluate.neighbours import kth_neighbour_distance
 from vaelab.evaluate.realism import real_nn_scale
 from vaelab.models import AutoEncoder

@@ -1,54 +1,147 @@
-"""Every key an evaluation writes into eval.json, per metric group: the schema that consumers
-(the study, sweeps checking an objective before their first trial) read instead of keeping their
-own lists. tests/test_evaluate.py checks it against real eval.json files of an AE and a VAE, for
-all groups and for the selection groups.
+"""eval.json's schema: each metric group's result as a dataclass whose fields carry their
+eval.json keys, turned into keys in one place (`to_keys`). Consumers (the study, its report,
+sweeps checking an objective before their first trial) read key names from here instead of
+keeping their own lists. tests/test_evaluate.py checks `eval_keys` against real eval.json files
+of an AE and a VAE, for all groups and for the selection groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from vaelab.evaluate.config import GROUPS, PATH_MODES
+from vaelab.config import GROUPS
 
+PATH_MODES = ("lerp", "slerp", "pixel")
+"""Interpolation paths: linear and spherical in code space; `pixel` is the cross-fade baseline."""
 BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
-REALISM = ("realism_median", "realism_p90", "realism_worst")
 
 
-def _reconstruction(split: str, is_vae: bool, latent_dim: int) -> set[str]:
-    keys = {f"{split}/{k}" for k in ("sse", "mse", "bce")}
-    keys |= {"classifier/test_accuracy", "recon/classifier_accuracy", "recon/fd"}
-    keys |= {"recon/precision", "recon/recall", "recon/realism_median", "recon/realism_p90"}
-    if is_vae:
-        keys |= {f"{split}/kl", f"{split}/active_units"}
-        keys |= {f"{split}/kl_dim_{i:02d}" for i in range(latent_dim)}
-    return keys
+def key(
+    template: str, *, vae: bool = False, decoded: bool = False, count: str = "", first: int = 0
+) -> dict[str, Any]:
+    """A metric field's metadata: its eval.json key (`{split}`, `{mode}` and, for a list, `{i}`
+    filled in); `vae`: written for VAE runs only; `decoded`: for decoded paths only (not the
+    pixel cross-fade); `count`: a list's length is eval_keys' argument of that name, its items
+    numbered from `first`."""
+    return {"key": template, "vae": vae, "decoded": decoded, "count": count, "first": first}
 
 
-def _likelihood(split: str, is_vae: bool) -> set[str]:
-    if not is_vae:
-        return set()
-    names = ("elbo", "iw_nll", "iw_bits_per_dim", "iw_k", "iw_n_images", "iw_time_s")
-    return {f"{split}/{k}" for k in (*names, "neg_elbo_same_images")}
+@dataclass
+class Reconstruction:
+    """Distortion and rate of the code, and what the classifier makes of reconstructions."""
+
+    sse: float = field(metadata=key("{split}/sse"))
+    mse: float = field(metadata=key("{split}/mse"))
+    bce: float = field(metadata=key("{split}/bce"))
+    kl: float | None = field(metadata=key("{split}/kl", vae=True))
+    kl_dim: list[float] | None = field(
+        metadata=key("{split}/kl_dim_{i:02d}", vae=True, count="latent_dim")
+    )
+    active_units: int | None = field(metadata=key("{split}/active_units", vae=True))
+    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
+    accuracy: float = field(metadata=key("recon/classifier_accuracy"))
+    fd: float = field(metadata=key("recon/fd"))
+    precision: float = field(metadata=key("recon/precision"))
+    recall: float = field(metadata=key("recon/recall"))
+    realism_median: float = field(metadata=key("recon/realism_median"))
+    realism_p90: float = field(metadata=key("recon/realism_p90"))
 
 
-def _samples(classes: int) -> set[str]:
-    keys = {"classifier/test_accuracy", "samples/fd", "floor/fd_train_vs_test"}
-    keys |= {"samples/precision", "samples/recall", "floor/precision", "floor/recall"}
-    keys |= {"samples/pr_n", "samples/pr_k", "samples/class_entropy", "samples/confidence"}
-    keys |= {"real/confidence"} | {f"samples/class_frac_{c}" for c in range(classes)}
-    return keys
+@dataclass
+class Likelihood:
+    """ELBO and importance-weighted NLL (VAE only)."""
+
+    elbo: float = field(metadata=key("{split}/elbo", vae=True))
+    iw_nll: float = field(metadata=key("{split}/iw_nll", vae=True))
+    iw_bits_per_dim: float = field(metadata=key("{split}/iw_bits_per_dim", vae=True))
+    iw_k: int = field(metadata=key("{split}/iw_k", vae=True))
+    iw_n_images: int = field(metadata=key("{split}/iw_n_images", vae=True))
+    iw_time_s: float = field(metadata=key("{split}/iw_time_s", vae=True))
+    neg_elbo_same_images: float = field(metadata=key("{split}/neg_elbo_same_images", vae=True))
 
 
-def _interpolation(steps: int) -> set[str]:
-    keys = set()
-    for mode in PATH_MODES:
-        pre = f"interp/{mode}/"
-        keys |= {pre + k for k in ("mean_conf", "min_conf", *REALISM)}
-        keys |= {f"{pre}realism_step_{i}" for i in range(1, steps + 1)}
-        if mode != "pixel":
-            keys |= {pre + "path_length_ratio", pre + "max_step_fraction"}
-    return keys
+@dataclass
+class SampleQuality:
+    """Prior samples against the real images, and real train images against them (the floor)."""
+
+    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
+    fd: float = field(metadata=key("samples/fd"))
+    floor_fd: float = field(metadata=key("floor/fd_train_vs_test"))
+    precision: float = field(metadata=key("samples/precision"))
+    recall: float = field(metadata=key("samples/recall"))
+    floor_precision: float = field(metadata=key("floor/precision"))
+    floor_recall: float = field(metadata=key("floor/recall"))
+    pr_n: int = field(metadata=key("samples/pr_n"))
+    pr_k: int = field(metadata=key("samples/pr_k"))
+    class_entropy: float = field(metadata=key("samples/class_entropy"))
+    confidence: float = field(metadata=key("samples/confidence"))
+    real_confidence: float = field(metadata=key("real/confidence"))
+    class_frac: list[float] = field(metadata=key("samples/class_frac_{i}", count="classes"))
+
+
+@dataclass
+class Probes:
+    """Linear and k-NN accuracy of labels read from the codes."""
+
+    linear_acc: float = field(metadata=key("probe/linear_acc"))
+    knn_acc: float = field(metadata=key("probe/knn_acc"))
+    n_train: int = field(metadata=key("probe/n_train"))
+
+
+@dataclass
+class PathMeasures:
+    """Interpolation along one kind of path; smoothness for decoded paths only."""
+
+    mean_conf: float = field(metadata=key("interp/{mode}/mean_conf"))
+    min_conf: float = field(metadata=key("interp/{mode}/min_conf"))
+    realism_median: float = field(metadata=key("interp/{mode}/realism_median"))
+    realism_p90: float = field(metadata=key("interp/{mode}/realism_p90"))
+    realism_worst: float = field(metadata=key("interp/{mode}/realism_worst"))
+    realism_step: list[float] = field(
+        metadata=key("interp/{mode}/realism_step_{i}", count="steps", first=1)
+    )
+    path_length_ratio: float | None = field(
+        metadata=key("interp/{mode}/path_length_ratio", decoded=True)
+    )
+    max_step_fraction: float | None = field(
+        metadata=key("interp/{mode}/max_step_fraction", decoded=True)
+    )
+
+
+Group = Reconstruction | Likelihood | SampleQuality | Probes | dict[str, PathMeasures]
+"""A metric group's result; interpolation's by path mode."""
+
+
+def to_keys(group: Group | None, split: str) -> dict[str, float]:
+    """The eval.json keys and values of a group's result (None: the group wrote nothing)."""
+    if isinstance(group, dict):
+        return {k: v for mode, g in group.items() for k, v in _keys(g, split, mode).items()}
+    return _keys(group, split, "") if group is not None else {}
+
+
+def _keys(group: Any, split: str, mode: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for f in dataclasses.fields(group):
+        value, meta = getattr(group, f.name), f.metadata
+        if isinstance(value, list):
+            for i, v in enumerate(value, meta["first"]):
+                out[meta["key"].format(split=split, mode=mode, i=i)] = v
+        elif value is not None:
+            out[meta["key"].format(split=split, mode=mode)] = value
+    return out
+
+
+GROUP_TYPES: dict[str, type] = {
+    "reconstruction": Reconstruction,
+    "likelihood": Likelihood,
+    "samples": SampleQuality,
+    "probes": Probes,
+    "interpolation": PathMeasures,
+}
 
 
 def eval_keys(
@@ -62,17 +155,17 @@ def eval_keys(
 ) -> set[str]:
     """The keys of eval.json for a run (VAE or AE with `latent_dim` codes) evaluated on `split`
     with these metric groups, `steps` interpolation steps and a `classes`-way classifier."""
+    counts = {"latent_dim": latent_dim, "steps": steps, "classes": classes}
     keys = set(BOOKKEEPING) | {f"eval/group/{g}" for g in GROUPS}
-    if "reconstruction" in groups:
-        keys |= _reconstruction(split, is_vae, latent_dim)
-    if "likelihood" in groups:
-        keys |= _likelihood(split, is_vae)
-    if "samples" in groups:
-        keys |= _samples(classes)
-    if "probes" in groups:
-        keys |= {"probe/linear_acc", "probe/knn_acc", "probe/n_train"}
-    if "interpolation" in groups:
-        keys |= _interpolation(steps)
+    for name in groups:
+        for mode in PATH_MODES if name == "interpolation" else ("",):
+            for f in dataclasses.fields(GROUP_TYPES[name]):
+                meta = f.metadata
+                if (meta["vae"] and not is_vae) or (meta["decoded"] and mode == "pixel"):
+                    continue
+                n = counts.get(meta["count"], 1)
+                numbers = range(meta["first"], meta["first"] + n) if meta["count"] else [0]
+                keys |= {meta["key"].format(split=split, mode=mode, i=i) for i in numbers}
     return keys
 
 
@@ -102,41 +195,40 @@ def key_requirement(key: str, split: str = "test") -> str | None:
 
 
 # ---- single keys that consumers read by name (the study runner and its report) ----------------
-# tests/test_study_schema.py checks that each is one of eval_keys(...), so a key renamed in the
-# evaluation fails there, not in a sentence of the report.
-def split_key(name: str, split: str = "test") -> str:
-    """The key of a per-split measure: split_key("sse") == "test/sse"."""
-    return f"{split}/{name}"
+def key_of(group: type, name: str, split: str = "test", mode: str = "") -> str:
+    """The eval.json key of field `name` of a group: key_of(Reconstruction, "sse") == "test/sse"."""
+    meta = {f.name: f.metadata for f in dataclasses.fields(group)}[name]
+    return str(meta["key"]).format(split=split, mode=mode)
 
 
 def interp_key(mode: str, name: str) -> str:
     """The key of an interpolation measure: interp_key("lerp", "min_conf") ==
     "interp/lerp/min_conf"; `mode` is one of PATH_MODES."""
-    return f"interp/{mode}/{name}"
+    return key_of(PathMeasures, name, mode=mode)
 
 
-TEST_SSE = split_key("sse")
-TEST_MSE = split_key("mse")
-TEST_KL = split_key("kl")
-TEST_ELBO = split_key("elbo")
-TEST_IW_NLL = split_key("iw_nll")
-TEST_NEG_ELBO_SAME_IMAGES = split_key("neg_elbo_same_images")
-TEST_ACTIVE_UNITS = split_key("active_units")
-RECON_FD = "recon/fd"
-RECON_ACCURACY = "recon/classifier_accuracy"
-RECON_REALISM_MEDIAN = "recon/realism_median"
-SAMPLES_FD = "samples/fd"
-SAMPLES_PRECISION = "samples/precision"
-SAMPLES_RECALL = "samples/recall"
-SAMPLES_PR_K = "samples/pr_k"
-SAMPLES_PR_N = "samples/pr_n"
-SAMPLES_CLASS_ENTROPY = "samples/class_entropy"
-SAMPLES_CONFIDENCE = "samples/confidence"
-REAL_CONFIDENCE = "real/confidence"
-FLOOR_FD = "floor/fd_train_vs_test"
-FLOOR_PRECISION = "floor/precision"
-FLOOR_RECALL = "floor/recall"
-PROBE_LINEAR = "probe/linear_acc"
-PROBE_KNN = "probe/knn_acc"
-PROBE_N_TRAIN = "probe/n_train"
+TEST_SSE = key_of(Reconstruction, "sse")
+TEST_MSE = key_of(Reconstruction, "mse")
+TEST_KL = key_of(Reconstruction, "kl")
+TEST_ACTIVE_UNITS = key_of(Reconstruction, "active_units")
+TEST_ELBO = key_of(Likelihood, "elbo")
+TEST_IW_NLL = key_of(Likelihood, "iw_nll")
+TEST_NEG_ELBO_SAME_IMAGES = key_of(Likelihood, "neg_elbo_same_images")
+RECON_FD = key_of(Reconstruction, "fd")
+RECON_ACCURACY = key_of(Reconstruction, "accuracy")
+RECON_REALISM_MEDIAN = key_of(Reconstruction, "realism_median")
+SAMPLES_FD = key_of(SampleQuality, "fd")
+SAMPLES_PRECISION = key_of(SampleQuality, "precision")
+SAMPLES_RECALL = key_of(SampleQuality, "recall")
+SAMPLES_PR_K = key_of(SampleQuality, "pr_k")
+SAMPLES_PR_N = key_of(SampleQuality, "pr_n")
+SAMPLES_CLASS_ENTROPY = key_of(SampleQuality, "class_entropy")
+SAMPLES_CONFIDENCE = key_of(SampleQuality, "confidence")
+REAL_CONFIDENCE = key_of(SampleQuality, "real_confidence")
+FLOOR_FD = key_of(SampleQuality, "floor_fd")
+FLOOR_PRECISION = key_of(SampleQuality, "floor_precision")
+FLOOR_RECALL = key_of(SampleQuality, "floor_recall")
+PROBE_LINEAR = key_of(Probes, "linear_acc")
+PROBE_KNN = key_of(Probes, "knn_acc")
+PROBE_N_TRAIN = key_of(Probes, "n_train")
 EVAL_TIME = "eval/time_s"

@@ -1,5 +1,5 @@
-"""The metric groups of `vaelab evaluate`: each a function of an EvalContext returning a dict of
-namespaced eval.json keys (units in the README's key table).
+"""The metric groups of `vaelab evaluate`: each a function of an EvalContext returning its
+dataclass (vaelab.evaluate.keys, which names the eval.json keys; units in the README's table).
 
 reconstruction: distortion and rate of the code, and what the classifier makes of reconstructions;
 likelihood:     ELBO and importance-weighted NLL (VAE only);
@@ -16,11 +16,19 @@ import time
 import numpy as np
 import torch
 
-from vaelab.evaluate.context import PATH_MODES, EvalContext
+from vaelab.evaluate.context import EvalContext
 from vaelab.evaluate.decode import batched
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
 from vaelab.evaluate.frechet import frechet_distance_features
 from vaelab.evaluate.interpolation import path_smoothness
+from vaelab.evaluate.keys import (
+    PATH_MODES,
+    Likelihood,
+    PathMeasures,
+    Probes,
+    Reconstruction,
+    SampleQuality,
+)
 from vaelab.evaluate.precision_recall import precision_recall_radii
 from vaelab.evaluate.probes import knn_accuracy, linear_probe_accuracy
 from vaelab.evaluate.realism import realism_ratio
@@ -28,48 +36,50 @@ from vaelab.losses import bce, neg_log_likelihood, sse
 from vaelab.models import is_vae
 from vaelab.runtime import stream_seed
 
-Metrics = dict[str, float]
 
-
-def reconstruction_metrics(ctx: EvalContext) -> Metrics:
-    x, logits, split = ctx.data.x, ctx.recon_logits, ctx.split
-    m: Metrics = {f"{split}/sse": float(sse(logits, x).double().mean())}
-    m[f"{split}/mse"] = m[f"{split}/sse"] / x[0].numel()
-    m[f"{split}/bce"] = float(bce(logits, x).double().mean())
+def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
+    x, logits = ctx.data.x, ctx.recon_logits
+    sse_ = float(sse(logits, x).double().mean())
     mu, q = ctx.codes
-    if q is not None:
-        # The rate of the same codes whose decodes give the SSE: KL(q(z|x) ‖ N(0, I)) per image.
-        kl_dim = q.kl_per_dim().double().mean(0)
-        m[f"{split}/kl"] = float(kl_dim.sum())
-        m |= {f"{split}/kl_dim_{i:02d}": v for i, v in enumerate(kl_dim.tolist())}
-        m[f"{split}/active_units"] = active_units(mu)[0]
+    kl_dim = None if q is None else q.kl_per_dim().double().mean(0)
     feats, probs = ctx.classify(ctx.recon)
     real_feats = ctx.real[0]
-    m["classifier/test_accuracy"] = ctx.classifier[1]["test_accuracy"]
-    m["recon/classifier_accuracy"] = float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean())
-    m["recon/fd"] = frechet_distance_features(feats, real_feats)
     n = ctx.pr_size
-    m["recon/precision"], m["recon/recall"] = precision_recall_radii(
+    precision, recall = precision_recall_radii(
         real_feats[:n], feats[:n], ctx.real_radii, ctx.ecfg.pr_k
     )
     # Realism of decodes of real codes, each matched against the real images except its own
     # original: the level the same model's interpolations can be read against.
     own = np.arange(len(feats))[:, None]
     realism = realism_ratio(feats, real_feats, ctx.real_nn_scale, exclude=own)
-    m["recon/realism_median"] = float(np.median(realism))
-    m["recon/realism_p90"] = float(np.quantile(realism, 0.9))
+    m = Reconstruction(
+        sse=sse_,
+        mse=sse_ / x[0].numel(),
+        bce=float(bce(logits, x).double().mean()),
+        # The rate of the same codes whose decodes give the SSE: KL(q(z|x) ‖ N(0, I)) per image.
+        kl=None if kl_dim is None else float(kl_dim.sum()),
+        kl_dim=None if kl_dim is None else kl_dim.tolist(),
+        active_units=None if q is None else active_units(mu)[0],
+        classifier_accuracy=ctx.classifier[1]["test_accuracy"],
+        accuracy=float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean()),
+        fd=frechet_distance_features(feats, real_feats),
+        precision=precision,
+        recall=recall,
+        realism_median=float(np.median(realism)),
+        realism_p90=float(np.quantile(realism, 0.9)),
+    )
     ctx.say(
-        f"{ctx.run_dir.name}: reconstruction SSE {m[f'{split}/sse']:.3f} per image, "
-        f"classifier accuracy {m['recon/classifier_accuracy']:.3f}"
+        f"{ctx.run_dir.name}: reconstruction SSE {m.sse:.3f} per image, "
+        f"classifier accuracy {m.accuracy:.3f}"
     )
     return m
 
 
-def likelihood_metrics(ctx: EvalContext) -> Metrics:
-    """ELBO and IW-NLL of the likelihood copy of the images (VAE only: {} for an AE)."""
-    model, cfg, e, split = ctx.model, ctx.cfg, ctx.ecfg, ctx.split
+def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
+    """ELBO and IW-NLL of the likelihood copy of the images (VAE only: None for an AE)."""
+    model, cfg, e = ctx.model, ctx.cfg, ctx.ecfg
     if not is_vae(model):
-        return {}
+        return None
 
     def log_lik(xb: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return -neg_log_likelihood(model.decode(z), xb, cfg.likelihood, cfg.sigma2)
@@ -78,7 +88,6 @@ def likelihood_metrics(ctx: EvalContext) -> Metrics:
     g = torch.Generator(device=ctx.device).manual_seed(stream_seed(e.seed, "eval_likelihood"))
     parts = batched(lambda b: elbo(model.posterior, log_lik, b, generator=g), x_lik, 500)
     el = torch.cat([p[0] for p in parts])
-    m: Metrics = {f"{split}/elbo": float(el.mean())}
     x_iw = x_lik[: e.iw_limit]
     t0 = time.perf_counter()
     ctx.say(f"{ctx.run_dir.name}: IW-NLL with K={e.iw_samples} on {len(x_iw)} images")
@@ -95,49 +104,55 @@ def likelihood_metrics(ctx: EvalContext) -> Metrics:
         )
     )
     d = x_lik[0].numel()
-    m[f"{split}/iw_nll"] = float(-lp.mean())
-    m[f"{split}/iw_bits_per_dim"] = m[f"{split}/iw_nll"] / (d * math.log(2)) + (
-        8.0 if cfg.likelihood == "gaussian" else 0.0  # dequantised 8-bit data: see the README
+    iw_nll = float(-lp.mean())
+    return Likelihood(
+        elbo=float(el.mean()),
+        iw_nll=iw_nll,
+        iw_bits_per_dim=iw_nll / (d * math.log(2))
+        + (8.0 if cfg.likelihood == "gaussian" else 0.0),  # dequantised 8-bit data: see README
+        iw_k=e.iw_samples,
+        iw_n_images=len(x_iw),
+        iw_time_s=time.perf_counter() - t0,
+        neg_elbo_same_images=float(-el[: len(x_iw)].mean()),
     )
-    m[f"{split}/iw_k"] = e.iw_samples
-    m[f"{split}/iw_n_images"] = len(x_iw)
-    m[f"{split}/iw_time_s"] = time.perf_counter() - t0
-    m[f"{split}/neg_elbo_same_images"] = float(-el[: len(x_iw)].mean())
-    return m
 
 
-def sample_quality_metrics(ctx: EvalContext) -> Metrics:
+def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
     """Prior samples against the real images, in the reference classifier's features, with the
     same measures between real train and real images as the floor."""
     real_feats, real_probs = ctx.real
     feats, probs = ctx.classify(ctx.samples)
     floor_feats = ctx.floor[0]
     n, k = ctx.pr_size, ctx.ecfg.pr_k
-    m: Metrics = {"classifier/test_accuracy": ctx.classifier[1]["test_accuracy"]}
-    m["samples/fd"] = frechet_distance_features(feats, real_feats)
-    m["floor/fd_train_vs_test"] = frechet_distance_features(floor_feats, real_feats)
-    m["samples/precision"], m["samples/recall"] = precision_recall_radii(
-        real_feats[:n], feats[:n], ctx.real_radii, k
-    )
-    m["floor/precision"], m["floor/recall"] = precision_recall_radii(
+    precision, recall = precision_recall_radii(real_feats[:n], feats[:n], ctx.real_radii, k)
+    floor_precision, floor_recall = precision_recall_radii(
         real_feats[:n], floor_feats[:n], ctx.real_radii, k
     )
-    m["samples/pr_n"], m["samples/pr_k"] = n, k
     hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
     nz_hist = hist[hist > 0]
-    m["samples/class_entropy"] = float(-(nz_hist * np.log(nz_hist)).sum()) + 0.0  # no -0.0
-    m["samples/confidence"] = float(probs.max(1).mean())
-    m["real/confidence"] = float(real_probs.max(1).mean())
-    m |= {f"samples/class_frac_{c}": v for c, v in enumerate(hist.tolist())}
+    m = SampleQuality(
+        classifier_accuracy=ctx.classifier[1]["test_accuracy"],
+        fd=frechet_distance_features(feats, real_feats),
+        floor_fd=frechet_distance_features(floor_feats, real_feats),
+        precision=precision,
+        recall=recall,
+        floor_precision=floor_precision,
+        floor_recall=floor_recall,
+        pr_n=n,
+        pr_k=k,
+        class_entropy=float(-(nz_hist * np.log(nz_hist)).sum()) + 0.0,  # no -0.0
+        confidence=float(probs.max(1).mean()),
+        real_confidence=float(real_probs.max(1).mean()),
+        class_frac=hist.tolist(),
+    )
     ctx.say(
-        f"{ctx.run_dir.name}: sample FD {m['samples/fd']:.2f} (floor "
-        f"{m['floor/fd_train_vs_test']:.2f}), precision {m['samples/precision']:.3f}, recall "
-        f"{m['samples/recall']:.3f}, class entropy {m['samples/class_entropy']:.3f}"
+        f"{ctx.run_dir.name}: sample FD {m.fd:.2f} (floor {m.floor_fd:.2f}), precision "
+        f"{m.precision:.3f}, recall {m.recall:.3f}, class entropy {m.class_entropy:.3f}"
     )
     return m
 
 
-def probe_metrics(ctx: EvalContext) -> Metrics:
+def probe_metrics(ctx: EvalContext) -> Probes:
     """How well labels can be read from the codes: probes fit on train codes, scored on μ."""
     x_tr8, y_tr = ctx.train_images
     limit = ctx.ecfg.probe_train
@@ -145,15 +160,12 @@ def probe_metrics(ctx: EvalContext) -> Metrics:
     z_tr = torch.cat(batched(ctx.model.encode, x_ptr)).cpu()
     y_tr_t = torch.from_numpy(y_tr[:limit])
     mu, y = ctx.codes[0].cpu(), ctx.data.y.cpu()
-    m: Metrics = {
-        "probe/linear_acc": linear_probe_accuracy(z_tr, y_tr_t, mu, y),
-        "probe/knn_acc": knn_accuracy(z_tr, y_tr_t, mu, y, k=5),
-        "probe/n_train": len(z_tr),
-    }
-    ctx.say(
-        f"{ctx.run_dir.name}: linear probe {m['probe/linear_acc']:.4f}, "
-        f"5-NN {m['probe/knn_acc']:.4f}"
+    m = Probes(
+        linear_acc=linear_probe_accuracy(z_tr, y_tr_t, mu, y),
+        knn_acc=knn_accuracy(z_tr, y_tr_t, mu, y, k=5),
+        n_train=len(z_tr),
     )
+    ctx.say(f"{ctx.run_dir.name}: linear probe {m.linear_acc:.4f}, 5-NN {m.knn_acc:.4f}")
     return m
 
 
@@ -175,28 +187,33 @@ def path_realism(ctx: EvalContext, mode: str) -> np.ndarray:
     return np.stack(rows)
 
 
-def interpolation_metrics(ctx: EvalContext) -> Metrics:
+def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
     """Per mode (lerp, slerp; `pixel` = the cross-fade baseline): confidence, realism and, for
     decoded paths, smoothness. Interior points only: the ends are the real images."""
-    m: Metrics = {}
+    m = {}
     for mode in PATH_MODES:
         conf = path_confidence(ctx, mode)[:, 1:-1]
         real = path_realism(ctx, mode)
-        pre = f"interp/{mode}/"
-        m[pre + "mean_conf"] = float(conf.mean())
-        m[pre + "min_conf"] = float(conf.min(1).mean())
-        m[pre + "realism_median"] = float(np.median(real))
-        m[pre + "realism_p90"] = float(np.quantile(real, 0.9))
-        m[pre + "realism_worst"] = float(real.max(1).mean())
-        m |= {f"{pre}realism_step_{i + 1}": float(v) for i, v in enumerate(np.median(real, 0))}
-        if mode == "pixel":
-            continue  # a straight fade: its smoothness is 1 and 1/(steps + 1) by construction
-        smooth = [path_smoothness(p.images) for p in ctx.paths[mode]]
-        for key in ("path_length_ratio", "max_step_fraction"):
-            m[pre + key] = float(np.mean([s[key] for s in smooth]))
+        # a straight pixel fade: its smoothness is 1 and 1/(steps + 1) by construction
+        smooth = [path_smoothness(p.images) for p in ctx.paths[mode]] if mode != "pixel" else []
+        m[mode] = PathMeasures(
+            mean_conf=float(conf.mean()),
+            min_conf=float(conf.min(1).mean()),
+            realism_median=float(np.median(real)),
+            realism_p90=float(np.quantile(real, 0.9)),
+            realism_worst=float(real.max(1).mean()),
+            realism_step=[float(v) for v in np.median(real, 0)],
+            path_length_ratio=_mean(smooth, "path_length_ratio"),
+            max_step_fraction=_mean(smooth, "max_step_fraction"),
+        )
     ctx.say(
-        f"{ctx.run_dir.name}: lerp realism median {m['interp/lerp/realism_median']:.2f} "
-        f"(pixel cross-fade {m['interp/pixel/realism_median']:.2f}), lowest confidence "
-        f"{m['interp/lerp/min_conf']:.3f}"
+        f"{ctx.run_dir.name}: lerp realism median {m['lerp'].realism_median:.2f} "
+        f"(pixel cross-fade {m['pixel'].realism_median:.2f}), lowest confidence "
+        f"{m['lerp'].min_conf:.3f}"
     )
     return m
+
+
+def _mean(rows: list[dict[str, float]], key: str) -> float | None:
+    """The mean of `key` over `rows` (None without rows)."""
+    return float(np.mean([r[key] for r in rows])) if rows else None

@@ -19,16 +19,15 @@ from typing import Any
 
 import torch
 
-from vaelab.config import TrainConfig
+from vaelab.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig, TrainConfig
 from vaelab.errors import RunError
-from vaelab.evaluate.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig
 from vaelab.evaluate.context import EvalContext
 from vaelab.evaluate.data import EvalData, load_eval_data
 from vaelab.evaluate.decode import sample_prior
 from vaelab.evaluate.figures import write_figures
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.keys import Group, to_keys
 from vaelab.evaluate.metrics import (
-    Metrics,
     interpolation_metrics,
     likelihood_metrics,
     probe_metrics,
@@ -53,7 +52,7 @@ __all__ = [
     "sample_prior",
 ]
 
-METRIC_GROUPS: dict[str, Callable[[EvalContext], Metrics]] = {
+METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
     "reconstruction": reconstruction_metrics,
     "likelihood": likelihood_metrics,
     "samples": sample_quality_metrics,
@@ -63,9 +62,14 @@ METRIC_GROUPS: dict[str, Callable[[EvalContext], Metrics]] = {
 
 
 def evaluate_run(
-    run_dir: str | Path, ecfg: EvalConfig | None = None, **kw: Any
+    run_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    **kw: Any,
 ) -> dict[str, float]:
-    """Evaluate `run_dir` (see the module docstring); returns the eval.json contents."""
+    """Evaluate `run_dir` (see the module docstring); returns the eval.json contents. Progress
+    lines go to `log` (default: stderr) and to RUN_DIR/eval.log."""
     ecfg = (ecfg or EvalConfig(**kw)).validate()
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoints" / f"{ecfg.checkpoint}.pt").is_file():
@@ -73,7 +77,7 @@ def evaluate_run(
             f"{run_dir} has no checkpoints/{ecfg.checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    echo = ecfg.log or (lambda m: print(m, file=sys.stderr))
+    echo = log or (lambda m: print(m, file=sys.stderr))
     with open(run_dir / "eval.log", "a") as log_file:
 
         def say(msg: str) -> None:
@@ -97,7 +101,7 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     for name in GROUPS:  # in a fixed order, whatever order the caller listed them in
         m[f"eval/group/{name}"] = float(name in ecfg.groups)
         if name in ecfg.groups:
-            m |= METRIC_GROUPS[name](ctx)
+            m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
     m["eval/figures"] = float(ecfg.figures)
     if ecfg.figures:
         write_figures(ctx)

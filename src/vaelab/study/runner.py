@@ -154,7 +154,7 @@ def _tuned(book: RunBook, search: SearchResult) -> tuple[str, TrainConfig]:
     return f"beta_{beta:g}_tuned", c.train_config("vae", beta, c.tuned_epochs)
 
 
-def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dict[str, Any]:
+def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
     """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
     `placement`: where the β search's trials are queued and how many local processes train
     them (default: sqlite:///STUDY_DIR/search.db, this process alone)."""
@@ -167,8 +167,7 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> dic
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".lock", blocking=False), book.log.to_file(root / "study.log"):
         result = run(book, search, queue)
-        content = result.to_dict()
-        atomic_write_json(root / "study.json", content)  # the report cites this file
+        atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
         write_report(root, result)
         book.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
-    return content
+    return result

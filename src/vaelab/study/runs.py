@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError
-from vaelab.evaluate import SELECTION_GROUPS, EvalConfig, evaluate_run, keys
+from vaelab.evaluate import evaluate_run, keys
 from vaelab.fsutil import atomic_write_json
 from vaelab.study.presets import StudyConfig
 from vaelab.study.schema import Evaluation, RunEntry, Stage
@@ -60,29 +60,6 @@ class RunBook:
         train_s = sum(e * n / self.ips for _, e, n, _ in todo)
         return train_s + sum(self.eval_s[k] for *_, k in todo)
 
-    def eval_config(self, kind: str) -> EvalConfig:
-        """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
-        accuracy and rate/distortion, sample FD and class entropy) on fewer images/samples."""
-        c = self.cfg
-        common = dict(
-            iw_samples=c.iw_samples,
-            iw_limit=c.iw_limit,
-            probe_train=c.probe_train,
-            classifier=c.classifier,
-            seed=c.seed,
-            device=c.device,
-            log=lambda m: self.say(f"    {m}"),
-        )
-        if kind == "selection":
-            return EvalConfig(
-                groups=list(SELECTION_GROUPS),
-                figures=False,
-                limit=c.selection_limit,
-                n_samples=c.selection_samples,
-                **common,  # type: ignore[arg-type]
-            )
-        return EvalConfig(limit=c.eval_limit, n_samples=c.n_samples, **common)  # type: ignore[arg-type]
-
     def ensure_run(
         self,
         name: str,
@@ -118,7 +95,7 @@ class RunBook:
                 "this preset or delete that run directory"
             ) from None
         if not done_before:
-            self.ips = float(result.summary.get("images_per_s_mean", self.ips)) or self.ips
+            self.ips = result.summary.images_per_s_mean or self.ips
         metrics, fresh = self._evaluate(run_dir, evaluation)
         entry = RunEntry(
             name=name,
@@ -126,12 +103,12 @@ class RunBook:
             model=tcfg.model,
             beta=tcfg.beta,
             epochs=tcfg.epochs,
-            train_images=result.summary.get("steps", 0) * tcfg.batch_size,
+            train_images=result.summary.steps * tcfg.batch_size,
             dir=self.rel_dir(run_dir),
             run_dir=str(run_dir.resolve()),
             host=socket.gethostname(),
             evaluation=evaluation,
-            train=result.summary,
+            train=result.summary.to_dict(),
             eval=metrics,
             reused=done_before and fresh,
             config=tcfg.to_dict(),
@@ -142,9 +119,8 @@ class RunBook:
     def _evaluate(self, run_dir: Path, kind: str) -> tuple[dict[str, float], bool]:
         """Evaluate `run_dir` (`full` or `selection`), reusing a stored evaluation with the same
         options made after the run finished. Returns (metrics, reused)."""
-        ecfg = self.eval_config(kind)
-        key = {k: v for k, v in vars(ecfg).items() if k != "log"}
-        key = json.loads(json.dumps(key))  # tuples → lists, as stored
+        ecfg = self.cfg.eval_config(kind)  # type: ignore[arg-type]
+        key = json.loads(json.dumps(vars(ecfg)))  # tuples → lists, as stored
         stored_path = run_dir / f"eval_{kind}.json"
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             stored = json.loads(stored_path.read_text())
@@ -153,7 +129,7 @@ class RunBook:
                 and stored_path.stat().st_mtime >= (run_dir / "DONE").stat().st_mtime
             ):
                 return stored["metrics"], True
-        metrics = evaluate_run(run_dir, ecfg)
+        metrics = evaluate_run(run_dir, ecfg, log=lambda m: self.say(f"    {m}"))
         atomic_write_json(stored_path, {"options": key, "metrics": metrics})
         self.eval_s[kind] = metrics[keys.EVAL_TIME]
         return metrics, False

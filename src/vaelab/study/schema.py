@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
+from vaelab.config import StudyConfig
 from vaelab.errors import ConfigError, RunError
 from vaelab.evaluate.keys import interp_key
-from vaelab.schema import describe, field_types, matches
-from vaelab.study.presets import StudyConfig
+from vaelab.schema import RECORD, read
 
 SEP = "::"
 """Separates the parts of a study.json path: `runs::ae::eval::test/sse`."""
@@ -70,6 +69,8 @@ class SplitInfo:
 class DataInfo:
     """The dataset (vaelab.data.info): per-split counts and checksums, and where it came from."""
 
+    __pydantic_config__: ClassVar = RECORD
+
     dataset: str
     splits: dict[str, SplitInfo]
     source: str | None
@@ -88,6 +89,8 @@ class Baselines:
 class RunEntry:
     """One training run of the study with its evaluation."""
 
+    __pydantic_config__: ClassVar = RECORD
+
     name: str
     stage: Stage
     model: Literal["ae", "vae"]
@@ -104,8 +107,8 @@ class RunEntry:
     evaluation: Evaluation
     train: dict[str, Any]
     """The training summary (vaelab.train.loop)."""
-    eval: dict[str, float]
-    """eval.json metrics; keys as in vaelab.evaluate.keys."""
+    eval: dict[str, int | float]
+    """eval.json metrics; keys as in vaelab.evaluate.keys (counts stay integers)."""
     reused: bool
     """Trained and evaluated in an earlier session."""
     config: dict[str, Any]
@@ -194,6 +197,8 @@ class ClassifierInfo:
 @dataclass
 class StudyResult:
     """Everything study.json holds."""
+
+    __pydantic_config__: ClassVar = RECORD  # for the nested records too
 
     config: StudyConfig
     env: Environment
@@ -308,53 +313,7 @@ def to_json(value: Any) -> Any:
     return value
 
 
-class _Invalid(Exception):
-    """A field that does not match its annotation: the message names it, `parse` adds the fix."""
-
-
 def parse(cls: type[T], data: Any, source: str = "study.json", fix: str = REBUILD) -> T:
-    """Build dataclass `cls` from JSON content, checking each field against its annotation; a
+    """Build dataclass `cls` from JSON content with the strict reader (vaelab.schema); a
     mismatch is one RunError line naming the field, then `fix`."""
-    try:
-        return cast(T, _parse(cls, data, (), source))
-    except _Invalid as e:
-        raise RunError(f"{e}; {fix}") from None
-
-
-def _fail(source: str, parts: tuple[str, ...], problem: str) -> _Invalid:
-    where = f"field '{SEP.join(parts)}'" if parts else "the top level"
-    return _Invalid(f"{source}: {where} {problem}")
-
-
-def _parse(hint: Any, value: Any, parts: tuple[str, ...], source: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _parse_dataclass(cast(type, hint), value, parts, source)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _fail(source, parts, f"should be an object, not {type(value).__name__}")
-        return {k: _parse(args[1], v, (*parts, k), source) for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise _fail(source, parts, f"should be a list, not {type(value).__name__}")
-        return [_parse(args[0], v, (*parts, str(i)), source) for i, v in enumerate(value)]
-    if not matches(value, hint):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise _fail(source, parts, f"should be {describe(hint)}, not {shown}")
-    return value
-
-
-def _parse_dataclass(cls: type, value: Any, parts: tuple[str, ...], source: str) -> Any:
-    if not isinstance(value, dict):
-        raise _fail(source, parts, f"should be an object, not {type(value).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - set(fields))
-    if unknown:
-        raise _fail(source, (*parts, unknown[0]), "is unknown (written by another vaelab version?)")
-    hints, kwargs = field_types(cls), {}
-    for name, f in fields.items():
-        if name in value:
-            kwargs[name] = _parse(hints[name], value[name], (*parts, name), source)
-        elif not f.metadata.get("omit_none"):
-            raise _fail(source, (*parts, name), "is missing")
-    return cls(**kwargs)
+    return read(cls, data, source=source, error=RunError, fix=fix)

@@ -12,17 +12,16 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from optuna.trial import FrozenTrial
 
-from vaelab.config import TrainConfig
-from vaelab.errors import ConfigError
+from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
 from vaelab.fsutil import json_sha256
-from vaelab.study.presets import StudyConfig
+from vaelab.schema import read
 from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.tune import halving
@@ -39,18 +38,6 @@ from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials
 from vaelab.tune.selection import halving_rule_text, select_beta
 from vaelab.tune.storage import default_storage_url
 
-# StudyConfig fields that do not change a trial's result: where and how it runs.
-UNHASHED = (
-    "preset",
-    "out",
-    "device",
-    "data_dir",
-    "heartbeat_interval",
-    "grace_period",
-    "max_retry",
-)
-SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")  # workers need these
-
 
 def definition(cfg: StudyConfig, name: str | None = None) -> SearchDefinition:
     """Every StudyConfig field that changes a trial's result (the trial schedules, the
@@ -65,13 +52,13 @@ def worker_config(
 ) -> StudyConfig:
     """A worker's StudyConfig: the coordinator's definition and settings from the storage, with
     this machine's folders and device."""
-    unknown = sorted(set(stored) - {f.name for f in fields(StudyConfig)})
-    if unknown:
-        raise ConfigError(
-            f"this β search was defined by another vaelab version (fields {', '.join(unknown)});"
-            " run the coordinator's vaelab version on this worker"
-        )
-    return StudyConfig(**stored, out=out, device=device, data_dir=data_dir).validate()
+    return read(
+        StudyConfig,
+        {**stored, "out": out, "device": device, "data_dir": data_dir},
+        source="this β search's definition in its storage",
+        what="study option",
+        fix="it was defined by another vaelab version: run the coordinator's version here",
+    ).validate()
 
 
 @dataclass

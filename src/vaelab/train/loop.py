@@ -13,6 +13,7 @@ Reading order: `train` → `_open_run` (data, model, state, resume) → for each
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -47,7 +48,7 @@ from vaelab.train import ddp as distributed
 from vaelab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.rundir import read_done, read_run_config
+from vaelab.train.rundir import TrainSummary, read_done, read_run_config
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
@@ -66,7 +67,7 @@ class TrainingInterrupted(RunError):
 @dataclass
 class RunResult:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: TrainSummary
 
 
 # --------------------------------------------------------------------------- schedules
@@ -269,7 +270,7 @@ class _Run:
     net: torch.nn.Module
     """What the training step calls: the model, or DDP around it under torchrun."""
     metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: TrainSummary | None = None
 
     @property
     def ckpt_dir(self) -> Path:
@@ -311,7 +312,7 @@ def train(
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
             if resume and extending:
                 done = read_done(run_dir)
-                if done.get("epochs", 0) >= cfg.epochs:
+                if done.epochs >= cfg.epochs:
                     return RunResult(run_dir, done)  # already finished: nothing to do
             run = _open_run(cfg, run_dir, rank, device)
             _resume_or_start(run, resume, last)
@@ -339,7 +340,8 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
                 record = _end_epoch(run, val, epoch_time, seen)
                 if on_epoch_end is not None and on_epoch_end(state.epoch, record):
                     run.logger.info("stopped by the caller after epoch %d", state.epoch)
-                    summary = {**run.summary, "stopped_at_epoch": state.epoch}
+                    assert run.summary is not None  # _end_epoch set it
+                    summary = dataclasses.replace(run.summary, stopped_at_epoch=state.epoch)
                     return RunResult(run.run_dir, summary)
     finally:
         with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
@@ -591,39 +593,33 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
         state.best_val_loss = val["val/loss"]
         run.save("best")
     run.save("last")
-    run.summary = {**val, **_totals(state)}
+    run.summary = _summary(state, val)
     return rec
 
 
-def _totals(state: TrainState) -> dict[str, Any]:
-    return {
-        "epochs": state.epoch,
-        "steps": state.step,
-        "train_time_s": state.elapsed_s,
-        "best_val_loss": state.best_val_loss,
-        # The whole run's throughput (every epoch, resumed parts included), not the last epoch's.
-        "images_per_s_mean": state.images / max(state.elapsed_s, 1e-9),
-    }
+def _summary(state: TrainState, val: dict[str, float]) -> TrainSummary:
+    return TrainSummary(
+        epochs=state.epoch,
+        steps=state.step,
+        train_time_s=state.elapsed_s,
+        best_val_loss=state.best_val_loss,
+        images_per_s_mean=state.images / max(state.elapsed_s, 1e-9),
+        val=dict(val),
+    )
 
 
 def _finish(run: _Run) -> RunResult:
     """Write DONE with the final summary."""
     cfg, state = run.cfg, run.state
     summary = run.summary
-    if not summary:  # resumed after the last epoch's checkpoint, before DONE was written
+    if summary is None:  # resumed after the last epoch's checkpoint, before DONE was written
         val_records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
         last_val = val_records[-1] if val_records else {}
-        summary = {**{k: v for k, v in last_val.items() if k.startswith("val/")}}
-        summary.update(_totals(state))
-    summary.update(
-        {
-            "run_dir": str(run.run_dir),
-            "model": cfg.model,
-            "beta": cfg.beta,
-            "device": str(run.device),
-        }
+        summary = _summary(state, {k: v for k, v in last_val.items() if k.startswith("val/")})
+    summary = dataclasses.replace(
+        summary, run_dir=str(run.run_dir), model=cfg.model, beta=cfg.beta, device=str(run.device)
     )
     if run.rank.is_main:
-        atomic_write_json(run.run_dir / "DONE", summary)
-    run.logger.info("done %s", json.dumps(summary))
+        atomic_write_json(run.run_dir / "DONE", summary.to_dict())
+    run.logger.info("done %s", json.dumps(summary.to_dict()))
     return RunResult(run.run_dir, summary)

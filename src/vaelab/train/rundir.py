@@ -7,11 +7,14 @@ config.json, DONE and the checkpoints are schema-checked where they are read; a 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from vaelab.config import TrainConfig
+from vaelab.config import Count, TrainConfig
 from vaelab.errors import ConfigError, RunError
+from vaelab.schema import RECORD, read
 
 # Fields that fix the shape of the weights: a checkpoint must agree with its run on all of them.
 ARCHITECTURE = ("model", "latent_dim", "channels", "norm")
@@ -46,15 +49,44 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise RunError(f"{path}: {e}; {fix}") from None
 
 
-def read_done(run_dir: str | Path) -> dict[str, Any]:
-    """The DONE summary; its `epochs` must be a non-negative integer."""
+@dataclass
+class TrainSummary:
+    """What training reports: DONE's content and `RunResult.summary`. DONE holds the `val`
+    metrics (the last validation: val/loss, val/recon, val/kl) at its top level."""
+
+    __pydantic_config__: ClassVar = RECORD
+
+    epochs: Count
+    steps: Count = 0
+    train_time_s: float = 0.0
+    best_val_loss: float = math.inf
+    images_per_s_mean: float = 0.0
+    """The whole run's throughput (every epoch, resumed parts included)."""
+    val: dict[str, float] = field(default_factory=dict)
+    run_dir: str | None = None
+    model: str | None = None
+    beta: float | None = None
+    device: str | None = None
+    stopped_at_epoch: int | None = None
+    """Set when the caller's `on_epoch_end` stopped training (never in DONE)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """DONE's content."""
+        rest = {k: v for k, v in vars(self).items() if k != "val" and v is not None}
+        return {**self.val, **rest}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "DONE", fix: str = "") -> TrainSummary:
+        val = {k: v for k, v in data.items() if k.startswith("val/")}
+        rest = {k: v for k, v in data.items() if not k.startswith("val/")}
+        return read(cls, {**rest, "val": val}, source=source, error=RunError, fix=fix)
+
+
+def read_done(run_dir: str | Path) -> TrainSummary:
+    """The DONE summary, read strictly."""
     path = Path(run_dir) / "DONE"
     fix = f"delete {path} to mark the run unfinished, then resume it"
-    done = read_json_object(path, fix)
-    epochs = done.get("epochs")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
-        raise RunError(f"{path}: 'epochs' is {epochs!r}, not a count; {fix}")
-    return done
+    return TrainSummary.from_dict(read_json_object(path, fix), str(path), fix)
 
 
 def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -> None:

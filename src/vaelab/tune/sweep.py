@@ -222,15 +222,17 @@ class SweepJob:
         # resume: a retry (or a re-run after Ctrl-C) continues from the run's last checkpoint
         resume = (run_dir / "config.json").is_file()
         result = train(cfg, run_dir, resume=resume, tensorboard=False, on_epoch_end=on_epoch_end)
-        trial.set_user_attr("train/summary", {k: v for k, v in result.summary.items() if _num(v)})
+        summary = result.summary.to_dict()
+        trial.set_user_attr("train/summary", {k: v for k, v in summary.items() if _num(v)})
         if pruned_at:
             raise optuna.TrialPruned(
                 f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
                 f"is hopeless by the {sweep.pruner.kind} pruner"
             )
         ecfg = sweep.eval_config(cfg.device)
-        ecfg.log = lambda m: self.log.debug(f"trial {trial.number}: {m}")
-        metrics = evaluate_run(run_dir, ecfg)
+        metrics = evaluate_run(
+            run_dir, ecfg, log=lambda m: self.log.debug(f"trial {trial.number}: {m}")
+        )
         missing = [o.key for o in sweep.objectives if o.key not in metrics]
         if missing:
             raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")

@@ -1,5 +1,5 @@
-"""A sweep's typed `SweepConfig`, and its validation before the first trial. The TOML file
-(read by `vaelab.tune.sweep_parse`):
+"""A sweep's typed `SweepConfig`: its TOML file, read by the strict reader, and its
+validation before the first trial. The file:
 
     [sweep]                       # optional: name, trials, sampler, seed, heartbeat
     name = "beta"
@@ -15,7 +15,7 @@
     [[objective]]                 # one or several (multi-objective); any eval.json key
     key = "test/elbo"
     direction = "maximize"
-    [evaluation]                  # a subset of EvalConfig
+    [evaluation]                  # EvalConfig fields (device: the trial's)
     limit = 128
     [pruner]
     kind = "median"               # none | median | successive_halving | hyperband
@@ -31,37 +31,33 @@ import dataclasses
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
-from vaelab.config import TrainConfig
+from annotated_types import Ge, Len
+
+from vaelab.config import (
+    CONFIG,
+    Count,
+    EvalConfig,
+    Interval_s,
+    Positive,
+    Seed,
+    TrainConfig,
+    read_toml,
+)
 from vaelab.errors import ConfigError
 from vaelab.evaluate.keys import key_requirement
 from vaelab.fsutil import json_sha256
+from vaelab.schema import check, read
 from vaelab.tune.storage import Direction
 
-if TYPE_CHECKING:
-    from vaelab.evaluate import EvalConfig
-
 ParamType = Literal["float", "int", "categorical", "grid"]
-PrunerKind = Literal["none", "median", "successive_halving", "hyperband"]
-
-# EvalConfig fields a sweep may set; `device` follows the trial's TrainConfig.device.
-EVAL_FIELDS = (
-    "split",
-    "iw_samples",
-    "limit",
-    "iw_limit",
-    "n_samples",
-    "probe_train",
-    "n_pairs",
-    "steps",
-    "seed",
-    "checkpoint",
-    "classifier",
-    "figures",
-    "groups",
-)
+PRUNER_METRICS = ("val/loss", "val/recon", "val/kl")
+Choice = bool | int | float | str
+"""What a categorical or grid parameter may take: the values Optuna stores."""
 
 
 def config_error(where: str, why: str) -> ConfigError:
@@ -69,26 +65,21 @@ def config_error(where: str, why: str) -> ConfigError:
     return ConfigError(f"invalid sweep config {where}: {why}")
 
 
-def check_keys(table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise config_error(
-            where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(allowed)}"
-        )
-
-
 @dataclass
 class ParamSpec:
-    """One searched TrainConfig field."""
+    """One searched TrainConfig field (a [space.NAME] table)."""
 
-    name: str
     type: ParamType
-    low: float | int | None = None
-    high: float | int | None = None
+    low: int | float | None = None
+    high: int | float | None = None
     log: bool = False
-    step: float | int | None = None
-    choices: list[Any] = field(default_factory=list)
+    step: int | float | None = None
+    choices: list[Choice] = field(default_factory=list)
     """Values of a `categorical` (sampled) or `grid` (each tried in turn) parameter."""
+    values: list[Choice] | None = None
+    """Another name of `choices` (it reads better for grids); folded into it when read."""
+    name: str = ""
+    """The TrainConfig field: the table's name in the file."""
 
 
 @dataclass
@@ -98,47 +89,71 @@ class Objective:
     direction: Direction = "minimize"
 
 
-PRUNER_METRICS = ("val/loss", "val/recon", "val/kl")
-
-
 @dataclass
 class PrunerConfig:
-    kind: PrunerKind = "none"
-    metric: str = "val/loss"
+    kind: Literal["none", "median", "successive_halving", "hyperband"] = "none"
+    metric: Literal["val/loss", "val/recon", "val/kl"] = "val/loss"
     """Per-epoch validation metric reported to the pruner (lower is better). In a β sweep
     `val/recon` compares trials fairly: val/loss weighs the KL by each trial's own β."""
-    n_startup_trials: int = 2
+    n_startup_trials: Count = 2
     """median: trials that finish before any pruning."""
-    n_warmup_steps: int = 0
+    n_warmup_steps: Count = 0
     """median: epochs of each trial never pruned."""
-    min_resource: int = 1
+    min_resource: Positive = 1
     """successive_halving / hyperband: epochs before the first rung."""
-    reduction_factor: int = 3
+    reduction_factor: Annotated[int, Ge(2)] = 3
     """successive_halving / hyperband: keep the best 1/factor at each rung."""
 
 
 @dataclass
-class SweepConfig:
-    name: str
+class SweepHead:
+    """The [sweep] table."""
+
+    __pydantic_config__: ClassVar = CONFIG
+
+    name: str | None = None
     """Study name in the storage (default: the TOML file's stem)."""
+    trials: Positive | None = None
+    """Finished (complete or pruned) trials wanted; `--trials` overrides it."""
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: Seed | None = None
+    """Sampler seed: trial n draws with seed + n, so workers and re-runs never propose the same
+    trials, and a one-worker sweep proposes the same ones every time."""
+    heartbeat_interval: Interval_s = 10
+    """Seconds between a running trial's heartbeats in the storage."""
+    grace_period: Interval_s = 60
+    """Seconds without a heartbeat after which a trial is failed and retried."""
+    max_retry: Count = 3
+    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
+
+
+@dataclass
+class SweepFile:
+    """The file's tables, as written."""
+
+    __pydantic_config__: ClassVar = CONFIG
+
+    objective: Annotated[list[Objective], Len(1)]
+    sweep: SweepHead = field(default_factory=SweepHead)
+    train: dict[str, Any] = field(default_factory=dict)
+    """Base TrainConfig fields; each trial overrides the searched ones."""
+    space: dict[str, ParamSpec] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+
+
+@dataclass(kw_only=True)
+class SweepConfig(SweepHead):
+    """A sweep: the [sweep] settings, and the tables read into their types."""
+
+    name: str
     train: dict[str, Any]
     """Base TrainConfig fields; each trial overrides the searched ones."""
     space: list[ParamSpec]
-    objectives: list[Objective]
+    objectives: Annotated[list[Objective], Len(1)]
     evaluation: dict[str, Any] = field(default_factory=dict)
+    """EvalConfig fields (`figures` defaults to false; `device` follows the trial's)."""
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
-    trials: int | None = None
-    """Finished (complete or pruned) trials wanted; `--trials` overrides it."""
-    sampler: Literal["tpe", "random"] = "tpe"
-    seed: int | None = None
-    """Sampler seed: trial n draws with seed + n, so workers and re-runs never propose the same
-    trials, and a one-worker sweep proposes the same ones every time."""
-    heartbeat_interval: int = 10
-    """Seconds between a running trial's heartbeats in the storage."""
-    grace_period: int = 60
-    """Seconds without a heartbeat after which a trial is failed and retried."""
-    max_retry: int = 3
-    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -154,8 +169,9 @@ class SweepConfig:
 
     def definition(self) -> dict[str, Any]:
         """What fixes the meaning of a trial's result: parts a study must never change."""
+        space = [{k: v for k, v in vars(p).items() if k != "values"} for p in self.space]
         return {
-            "space": [dataclasses.asdict(p) for p in self.space],
+            "space": [{"name": p.pop("name"), **p} for p in space],
             "objectives": [dataclasses.asdict(o) for o in self.objectives],
             "train": self.train,
             "evaluation": self.evaluation,
@@ -168,21 +184,56 @@ class SweepConfig:
         return TrainConfig.from_dict({**self.train, **params}, source="sweep trial").validate()
 
     def eval_config(self, device: str) -> EvalConfig:
-        from vaelab.evaluate import EvalConfig  # imports torch: only when a trial needs it
-
         values = {"figures": False, **self.evaluation, "device": device}
-        if "groups" in values:
-            values["groups"] = tuple(values["groups"])
-        return EvalConfig(**values).validate()
+        return read(EvalConfig, values, source="invalid sweep config [evaluation]", what="key")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+# ---------------------------------------------------------------------------- reading
+def load_sweep(path: str | Path, name: str | None = None) -> SweepConfig:
+    """Read and fully validate a sweep TOML file (format: this module's docstring); `name`
+    overrides its [sweep] name."""
+    return parse_sweep(read_toml(path, "sweep config"), default_name=Path(path).stem, name=name)
+
+
+def parse_sweep(
+    data: dict[str, Any], *, default_name: str = "sweep", name: str | None = None
+) -> SweepConfig:
+    if "objective" not in data:
+        raise config_error(
+            "[objective]",
+            'missing; add e.g. [[objective]] key = "test/elbo" direction = "maximize"',
+        )
+    if isinstance(data["objective"], dict):  # one [objective] table
+        data = {**data, "objective": [data["objective"]]}
+    f = read(SweepFile, data, what="sweep config key")
+    space = []
+    for key, p in f.space.items():
+        if p.values is not None:
+            if p.choices:
+                raise config_error(f"[space.{key}]", "give `choices` or `values`, not both")
+            p.choices, p.values = p.values, None
+        space.append(dataclasses.replace(p, name=key))
+    head = {k: v for k, v in vars(f.sweep).items() if k != "name"}
+    cfg = SweepConfig(
+        name=name or (default_name if f.sweep.name is None else f.sweep.name),
+        train=f.train,
+        space=space,
+        objectives=f.objective,
+        evaluation=f.evaluation,
+        pruner=f.pruner,
+        **head,
+    )
+    return validate(cfg)
+
+
 # ---------------------------------------------------------------------------- validation
 def validate(cfg: SweepConfig) -> SweepConfig:
     """Check every part, including one trial config per grid corner, before any work starts."""
-    if not isinstance(cfg.name, str) or not cfg.name.strip():
+    cfg = check(cfg, what="sweep config key")  # types and ranges, for one built in Python
+    if not cfg.name.strip():
         raise config_error("[sweep] name", "must be a non-empty string")
     if not cfg.space:
         raise config_error(
@@ -194,65 +245,28 @@ def validate(cfg: SweepConfig) -> SweepConfig:
             raise config_error(
                 f"[space.{p.name}]", f"'{p.name}' is also set in [train]; keep it in one place"
             )
-    for name in ("trials", "heartbeat_interval", "grace_period"):
-        v = getattr(cfg, name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise config_error(f"[sweep] {name}", f"must be an integer >= 1, got {v!r}")
     if cfg.grace_period <= cfg.heartbeat_interval:
         raise config_error(
             "[sweep] grace_period", "must exceed heartbeat_interval (a few intervals)"
         )
-    if not isinstance(cfg.max_retry, int) or cfg.max_retry < 0:
-        raise config_error("[sweep] max_retry", f"must be an integer >= 0, got {cfg.max_retry!r}")
-    if cfg.sampler not in ("tpe", "random"):
-        raise config_error("[sweep] sampler", f"{cfg.sampler!r} is not one of tpe, random")
-    if cfg.seed is not None and not isinstance(cfg.seed, int):
-        raise config_error("[sweep] seed", f"must be an integer, got {cfg.seed!r}")
-    groups = _check_evaluation(cfg)
+    if "device" in cfg.evaluation:
+        raise config_error("[evaluation] device", "trials evaluate on [train] device; remove it")
+    groups = cfg.eval_config("cpu").groups
     _check_pruner(cfg)
     for corner in _corners(cfg.space):  # every combination of extreme values must be valid
         try:
             train_cfg = cfg.trial_config(corner)
-        except (ConfigError, TypeError) as e:
+        except ConfigError as e:
             raise config_error(f"[train]/[space] at {corner}", str(e)) from None
         _check_objectives(cfg, train_cfg, groups)
     return cfg
 
 
-def _check_evaluation(cfg: SweepConfig) -> tuple[str, ...]:
-    """Check [evaluation]; returns the metric groups it computes."""
-    from vaelab.evaluate.run import GROUPS
-
-    check_keys(cfg.evaluation, "[evaluation]", EVAL_FIELDS)
-    groups = cfg.evaluation.get("groups", GROUPS)
-    if not isinstance(groups, (list, tuple)) or not set(groups) <= set(GROUPS):
-        raise config_error("[evaluation] groups", f"{groups!r}: a list from {', '.join(GROUPS)}")
-    try:
-        ecfg = cfg.eval_config("cpu")
-    except (ConfigError, TypeError) as e:
-        raise config_error("[evaluation]", str(e)) from None
-    if ecfg.classifier not in ("standard", "smoke"):
-        raise config_error(
-            "[evaluation] classifier", f"{ecfg.classifier!r} is not standard or smoke"
-        )
-    if ecfg.split not in ("train", "val", "test"):
-        raise config_error("[evaluation] split", f"{ecfg.split!r} is not train, val or test")
-    return tuple(groups)
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_param(p: ParamSpec) -> None:
     where = f"[space.{p.name}]"
     if p.type in ("categorical", "grid"):
-        if not isinstance(p.choices, list) or not p.choices:
+        if not p.choices:
             raise config_error(where, f"a {p.type} parameter needs a non-empty list `choices`")
-        if any(not isinstance(c, (bool, int, float, str)) for c in p.choices):
-            raise config_error(
-                where, "choices must be numbers, strings or booleans (Optuna stores these)"
-            )
         if len({json.dumps(c) for c in p.choices}) != len(p.choices):
             raise config_error(where, f"duplicate choices in {p.choices}")
         if p.low is not None or p.high is not None or p.log or p.step is not None:
@@ -260,14 +274,14 @@ def _check_param(p: ParamSpec) -> None:
         return
     if p.choices:
         raise config_error(where, f"a {p.type} parameter takes low/high, not choices")
-    if not (_num(p.low) and _num(p.high)) or not p.low < p.high:  # type: ignore[operator]
+    if p.low is None or p.high is None or not p.low < p.high:
         raise config_error(where, f"needs numbers low < high, got low={p.low!r} high={p.high!r}")
     if p.type == "int" and not (isinstance(p.low, int) and isinstance(p.high, int)):
         raise config_error(where, "an int parameter needs integer low and high")
-    if p.log and p.low <= 0:  # type: ignore[operator]
+    if p.log and p.low <= 0:
         raise config_error(where, f"log scale needs low > 0, got {p.low!r}")
     if p.step is not None:
-        if not _num(p.step) or p.step <= 0:
+        if p.step <= 0:
             raise config_error(where, f"step must be a number > 0, got {p.step!r}")
         if p.log:
             raise config_error(where, "step and log = true cannot be combined (Optuna refuses it)")
@@ -284,20 +298,16 @@ def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
     return [dict(zip(names, c, strict=True)) for c in combos]
 
 
-def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: tuple[str, ...]) -> None:
+def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: Sequence[str]) -> None:
     split = cfg.evaluation.get("split", "test")
     for o in cfg.objectives:
-        if o.direction not in ("minimize", "maximize"):
-            raise config_error(
-                f"[objective] {o.key}", f"direction {o.direction!r}: minimize or maximize"
-            )
-        need = key_requirement(o.key, split) if isinstance(o.key, str) else None
+        need = key_requirement(o.key, split)
+        group = (need or "").removeprefix("vae").removeprefix("+")
         if need is None:
             hint = f"'{o.key}' is not an eval.json key of split '{split}'"
         elif need.startswith("vae") and train_cfg.model != "vae":
             hint = f"'{o.key}' exists only for VAE runs, and model={train_cfg.model!r} here"
-        elif need.removeprefix("vae").removeprefix("+") not in ("", *groups):
-            group = need.removeprefix("vae").removeprefix("+")
+        elif group not in ("", *groups):
             hint = f"'{o.key}' needs the '{group}' group in [evaluation] groups"
         else:
             continue
@@ -308,23 +318,6 @@ def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: tuple[st
 
 def _check_pruner(cfg: SweepConfig) -> None:
     p = cfg.pruner
-    if p.kind not in ("none", "median", "successive_halving", "hyperband"):
-        raise config_error(
-            "[pruner] kind",
-            f"{p.kind!r} is not one of none, median, successive_halving, hyperband",
-        )
-    for name in ("n_startup_trials", "n_warmup_steps"):
-        v = getattr(p, name)
-        if not isinstance(v, int) or v < 0:
-            raise config_error(f"[pruner] {name}", f"must be an integer >= 0, got {v!r}")
-    for name, lo in (("min_resource", 1), ("reduction_factor", 2)):
-        v = getattr(p, name)
-        if not isinstance(v, int) or v < lo:
-            raise config_error(f"[pruner] {name}", f"must be an integer >= {lo}, got {v!r}")
-    if p.metric not in PRUNER_METRICS:
-        raise config_error(
-            "[pruner] metric", f"{p.metric!r} is not one of {', '.join(PRUNER_METRICS)}"
-        )
     epochs = cfg.train.get("epochs", TrainConfig().epochs)
     searched = {s.name for s in cfg.space}
     rungs = p.kind in ("successive_halving", "hyperband") and "epochs" not in searched
