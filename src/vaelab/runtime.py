@@ -21,6 +21,8 @@ import torch
 from tqdm import tqdm
 
 from vaelab import __version__
+from vaelab.config import DEVICE_PATTERN
+from vaelab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,29 @@ def stream_seed(seed: int, stream: str, key: int = 0) -> int:
     return seed * s.scale + s.offset + key
 
 
+def check_device(name: str, flag: str = "--device") -> None:
+    """Syntax and availability of a device name, without allocating anything on it."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if name in ("auto", "cpu"):
+        return
+    import torch
+
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"invalid {flag} {name}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"invalid {flag} mps: MPS is unavailable here; use cpu or auto")
+
+
 def resolve_device(name: str, flag: str = "--device") -> torch.device:
     """The torch device of a checked name (`check_device`); `auto` is cuda, then mps, then cpu."""
-    from vaelab.train.preflight import check_device
-
     check_device(name, flag)
     if name != "auto":
         return torch.device(name)

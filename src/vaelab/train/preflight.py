@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaelab.config import DEVICE_PATTERN, TrainConfig, available_cores
+from vaelab.config import TrainConfig, available_cores
 from vaelab.errors import ConfigError, DataError
+from vaelab.runtime import check_device
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,35 +79,6 @@ def check_out_file(path: str | Path, flag: str = "--out") -> Path:
 
 
 # --------------------------------------------------------------------------- devices
-def check_device(name: str, flag: str = "--device") -> None:
-    """Syntax and availability of a device name, without allocating anything on it."""
-    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
-        raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    if name in ("auto", "cpu"):
-        return
-    import torch
-
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"invalid {flag} {name}: this machine has {torch.cuda.device_count()} CUDA "
-                f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})"
-            )
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"invalid {flag} mps: MPS is unavailable here; use cpu or auto")
-
-
-def resolve_device(name: str) -> torch.device:
-    """`check_device`, then the torch device (auto: cuda, then mps, then cpu)."""
-    check_device(name)
-    from vaelab.runtime import resolve_device as resolve
-
-    return resolve(name)
-
-
 def check_processes(flag: str, n: int, threads: int | None) -> None:
     """`n` local processes (`--nproc`, `--workers`) of `threads` torch threads each (None: the
     cores are shared out, one at least) must fit this machine's cores.
