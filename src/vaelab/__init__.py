@@ -70,10 +70,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vaelab' has no attribute {name!r}")
+def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], Any]:
+    """A PEP 562 module `__getattr__` for `package`: `name` is imported from the module
+    `table[name]` on first access, so importing the package itself stays light."""
+
+    def __getattr__(name: str) -> Any:
+        if name in table:
+            return getattr(importlib.import_module(table[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def train(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from vaelab import callable_package
+from vaelab import callable_package, lazy_attributes
 from vaelab.config import GROUPS, SELECTION_GROUPS, EvalConfig
 
 if TYPE_CHECKING:
@@ -34,10 +34,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vaelab.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 callable_package(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vaelab import callable_package
+from vaelab import callable_package, lazy_attributes
 from vaelab.study.presets import PRESETS, StudyConfig, make_config
 from vaelab.study.schema import StudyResult, load_study
 
@@ -18,12 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["PRESETS", "StudyConfig", "StudyResult", "load_study", "make_config", "run_study"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "run_study":
-        from vaelab.study.runner import run_study
-
-        return run_study
-    raise AttributeError(f"module 'vaelab.study' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"run_study": "vaelab.study.runner"})
 
 
 callable_package(__name__)
