@@ -6,8 +6,7 @@ the names below load their modules on first use, as `vaelab` does (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vaelab import callable_package, lazy_attributes
 from vaelab.config import GROUPS, SELECTION_GROUPS, EvalConfig

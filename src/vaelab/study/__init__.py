@@ -6,7 +6,7 @@ loads the stages on first use (PEP 562).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vaelab import callable_package, lazy_attributes
 from vaelab.study.presets import PRESETS, StudyConfig, make_config
