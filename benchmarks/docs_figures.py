@@ -65,11 +65,16 @@ def caption(version: str, date: str, machine: str, command: str) -> str:
 def study_caption(study_dir: Path) -> str:
     """The study's own provenance, from study.json: who wrote it, when, where and how."""
     path = study_dir / "study.json"
-    env = json.loads(path.read_text())["env"]
+    study = json.loads(path.read_text())
+    env = study["env"]
     date = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC).date().isoformat()
     hardware = env.get("gpu") or f"{env['cpu_count']}-core {env['processor'] or 'CPU'} CPU"
     argv = env["argv"]
-    command = "vaelab " + " ".join(argv[argv.index("study") :] if "study" in argv else argv[1:])
+    if "study" in argv:
+        command = "vaelab " + " ".join(argv[argv.index("study") :])
+    else:  # run through the Python API (e.g. the notebook): the equivalent command
+        config = study["config"]
+        command = f"vaelab study --preset {config['preset']} --out {study_dir.name}"
     return caption(env["vaelab"], date, f"{hardware}, {env['platform'].split('-')[0]}", command)
 
 
