@@ -260,3 +260,26 @@ def test_the_report_imports_neither_torch_nor_a_checkpoint_loader():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(names) >= 10 and out.stdout.strip() == "[]", out.stdout
+
+
+def test_trial_table_marks_first_rung_eligibility_not_the_deciding_rungs():
+    """The β table shows first-rung numbers, so its '(eligible)' marks follow them: a β whose own
+    first-rung evaluation meets both thresholds is marked even when the deciding rung (what
+    `search.eligible` records) held other β."""
+    from vaelab.report.sections import _trial_rows
+
+    s = _study()
+    passing = {
+        **s.runs["beta_1_r0"].eval,
+        keys.RECON_ACCURACY: 1.0,
+        keys.SAMPLES_CLASS_ENTROPY: 2.3,
+    }
+    runs = {**s.runs, "beta_1_r0": dataclasses.replace(s.runs["beta_1_r0"], eval=passing)}
+    s = dataclasses.replace(s, runs=runs)
+    assert s.search.eligible == [3.0]  # the deciding rung's record
+    marks = [row[0] for row in _trial_rows(Doc(s), s)]
+    assert marks == ["1 (eligible)", "3 (chosen)"]
+    failing = {**passing, keys.RECON_ACCURACY: 0.0}
+    runs["beta_1_r0"] = dataclasses.replace(runs["beta_1_r0"], eval=failing)
+    s = dataclasses.replace(s, runs=runs)
+    assert [row[0] for row in _trial_rows(Doc(s), s)] == ["1", "3 (chosen)"]

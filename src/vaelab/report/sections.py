@@ -19,6 +19,7 @@ from vaelab.report.citations import (
 )
 from vaelab.report.render import Doc
 from vaelab.study.schema import StudyResult
+from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
 from vaelab.tune.selection import criterion_text
 
 SPLITS = ("train", "val", "test", "train+val")
@@ -186,14 +187,18 @@ def search_section(doc: Doc, s: StudyResult) -> None:
 
 
 def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
-    search, rows = s.search, []
+    """The first rung's trials. Their marks describe that rung's numbers: a β is eligible here
+    when its own first-rung evaluation meets both thresholds (`search.eligible` is the rung that
+    decided, which in a halving search can hold fewer β than this table)."""
+    search, c, rows = s.search, s.config, []
     for b in search.trials:
         name = search.trial_run(b)
         ev = s.runs[name].eval
+        eligible = selection_loss(ev, c.min_recon_accuracy, c.min_class_entropy)
         mark = (
             " (chosen)"
             if b == search.chosen_beta
-            else (" (eligible)" if b in search.eligible else "")
+            else (" (eligible)" if eligible < INELIGIBLE_PENALTY else "")
         )
         cells = [doc.ev(name, k, METRICS[k][1]) if k in ev else "–" for k in SEARCH_METRICS]
         rows.append([f"{b:g}{mark}", *cells])  # "–": not part of this run's evaluation
