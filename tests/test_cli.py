@@ -157,3 +157,21 @@ def test_public_api_is_lazy_and_every_name_resolves():
     assert vaelab.make_config is make_config
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         vaelab.nope  # noqa: B018
+
+
+def test_public_functions_stay_callable_after_their_packages_are_imported():
+    """`vaelab.train/evaluate/study` are also package names; importing a package binds it over
+    the function (in 0.2 a second `vaelab.study(cfg)` failed), so the packages forward calls."""
+    import inspect
+
+    import vaelab
+    import vaelab.evaluate.keys
+    import vaelab.study.presets
+    import vaelab.train.loop
+
+    for name in ("train", "evaluate", "study"):
+        entry = getattr(vaelab, name)
+        assert callable(entry), name
+        assert inspect.signature(entry) == inspect.signature(vaelab._FUNCTIONS[name]), name
+    with pytest.raises(TypeError):
+        vaelab.study()  # forwarded: the function's own argument check
