@@ -54,10 +54,16 @@ class TrainConfig:
     """Decoder variance of the Gaussian likelihood; ½ makes SSE + KL the −ELBO up to (D/2)·log π."""
     binarize: Literal["none", "static", "dynamic"] = "none"
     """Pixel binarisation of the training data (`dynamic`: a new Bernoulli draw every epoch)."""
-    dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
-    """`mnist`, `fashion-mnist` or `idx` (with `data_dir`)."""
+    dataset: Literal["mnist", "fashion-mnist", "idx", "folder"] = "mnist"
+    """`mnist`, `fashion-mnist`, `idx` or `folder` (pictures; both with `data_dir`)."""
     data_dir: str | None = None
-    """Folder of IDX files: a source for mnist/fashion-mnist, or the data of dataset `idx`."""
+    """Folder of IDX files (a source for mnist/fashion-mnist, or the data of dataset `idx`) or
+    of pictures (dataset `folder`)."""
+    image_size: Literal[28, 32, 64] | None = None
+    """Dataset `folder`: resize the shorter side to this and centre-crop (None: the pictures'
+    own size, when they share one of 28, 32, 64)."""
+    color: Literal["grey", "rgb"] | None = None
+    """Dataset `folder`: pictures as grey or RGB (None: RGB when any picture has colour)."""
     latent_dim: Positive = 64
     """Size of the embedding z (nz)."""
     channels: Channels = field(default_factory=lambda: [32, 64, 128, 256])
@@ -109,8 +115,10 @@ class TrainConfig:
 
         if self.data_dir is not None and not self.data_dir.strip():
             raise bad("data_dir", "is empty; give a folder or leave it unset")
-        if self.dataset == "idx" and not self.data_dir:
-            raise bad("data_dir", "dataset 'idx' needs --data-dir DIR")
+        if self.dataset in ("idx", "folder") and not self.data_dir:
+            raise bad("data_dir", f"dataset '{self.dataset}' needs --data-dir DIR")
+        if self.dataset != "folder" and (self.image_size or self.color):
+            raise bad("image_size" if self.image_size else "color", "applies to --dataset folder")
         if self.norm and self.batch_size < 2:
             raise bad(
                 "batch_size",
@@ -251,8 +259,10 @@ class StudyConfig:
     __pydantic_config__: ClassVar = CONFIG
 
     preset: Literal["default", "course", "smoke"] = field(default="default", metadata=SETTING)
-    dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
+    dataset: Literal["mnist", "fashion-mnist", "idx", "folder"] = "mnist"
     data_dir: str | None = field(default=None, metadata=WHERE)
+    image_size: Literal[28, 32, 64] | None = None
+    color: Literal["grey", "rgb"] | None = None
     out: str = field(default="study", metadata=WHERE)
     device: str = field(default="auto", metadata=WHERE)
     seed: Seed = 0

@@ -79,7 +79,9 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
     from vaelab.data import load_arrays
     from vaelab.data.store import split_arrays
 
-    y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir), split)[1][:limit]
+    y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color), split)[1][
+        :limit
+    ]
     present = set(np.unique(y).tolist())
     missing = sorted(set(labels) - present)
     if missing:

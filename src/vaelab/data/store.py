@@ -14,20 +14,29 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vaelab.data import sources
+from vaelab.data import folder, sources
 from vaelab.data.idx import decode_idx
 from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable
 from vaelab.errors import ConfigError, DataError
-from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
+from vaelab.fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_lock,
+    json_sha256,
+    sha256_bytes,
+)
 
 SPLITS = ("train", "val", "test", "train+val")
-DATASETS = ("mnist", "fashion-mnist", "idx")
+DATASETS = ("mnist", "fashion-mnist", "idx", "folder")
+UNLABELLED = -1
+"""The label `split_arrays` gives the images of an unlabelled (flat) folder."""
 VAL_SIZE = 10_000
 
 
@@ -66,10 +75,21 @@ def _custom_key(data_dir: Path) -> str:
     return f"idx-{digest[:12]}"
 
 
-def resolve_spec(dataset: str, data_dir: str | Path | None = None) -> DatasetSpec:
-    """The spec of a dataset name; `idx` (a user folder) has no pinned checksums."""
+def resolve_spec(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
+) -> DatasetSpec:
+    """The spec of a dataset name; `idx` and `folder` (user data) have no pinned checksums;
+    a picture folder's cache is named by its path and import settings."""
     if dataset in sources.SPECS:
         return sources.SPECS[dataset]
+    if dataset == "folder":
+        if data_dir is None:
+            raise DataError("dataset 'folder' needs --data-dir DIR holding your pictures")
+        key = json_sha256([str(Path(data_dir).resolve()), image_size, color])
+        return DatasetSpec(name=f"folder-{key[:12]}")
     if dataset == "idx":
         if data_dir is None:
             raise DataError("dataset 'idx' needs --data-dir DIR holding the four IDX files")
@@ -135,7 +155,7 @@ def _validate_consistency(spec: DatasetSpec, files: dict[str, bytes], origin: st
             )
 
 
-def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
+def _store(spec: DatasetSpec, files: dict[str, bytes], source: str, **extra: Any) -> None:
     root = cache_dir(spec)
     for name in FILES:
         atomic_write_bytes(root / name, files[name])
@@ -146,6 +166,7 @@ def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
             "source": source,
             "fetched_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "files": {n: {"sha256": sha256_bytes(files[n]), "bytes": len(files[n])} for n in FILES},
+            **extra,
         },
     )
 
@@ -208,19 +229,24 @@ def fetch(
     *,
     force: bool = False,
     log: Any = None,
+    image_size: int | None = None,
+    color: str | None = None,
 ) -> dict[str, Any]:
     """Make sure the dataset is in the verified cache; return its manifest.
 
     Idempotent: a verified cache is reused unless `force`. Each source is verified before its
     bytes are stored; a failing source is skipped with its reason, and when all fail the error
-    lists every attempt and how to fix it.
+    lists every attempt and how to fix it. A picture folder (`folder`, with `image_size` and
+    `color`) is imported again whenever its listing (paths, sizes, mtimes) changed.
     """
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
-    spec = resolve_spec(dataset, data_dir)
+    spec = resolve_spec(dataset, data_dir, image_size, color)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
     try:
+        if dataset == "folder":
+            return _import_locked(spec, data_dir, force, say, image_size, color)  # type: ignore[arg-type]
         return _fetch_locked(dataset, spec, data_dir, force, say)
     except OSError as e:
         home = vaelab_home()
@@ -230,6 +256,23 @@ def fetch(
             f"cannot write the dataset cache {cache_dir(spec)} ({e.strerror}); free space or "
             "make it writable, or set VAELAB_HOME to a writable folder"
         ) from None
+
+
+def _import_locked(
+    spec: DatasetSpec, data_dir: Path, force: bool, say: Any, size: int | None, color: str | None
+) -> dict[str, Any]:
+    with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
+        status = check_cache(spec)
+        listing, skipped = folder.scan(data_dir)
+        if status.ok and not force and status.manifest["folder"]["listing"] == listing:  # type: ignore[index]
+            return status.manifest  # type: ignore[return-value]
+        if status.manifest is not None:
+            say(f"{data_dir} changed since its import (or its cache is damaged): importing again")
+        files, meta = folder.import_folder(
+            data_dir, listing, skipped, image_size=size, color=color, say=say
+        )
+        _store(spec, files, f"folder {data_dir}", folder=meta)
+        return check_cache(spec).manifest  # type: ignore[return-value]
 
 
 def _fetch_locked(
@@ -293,22 +336,30 @@ def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
 _VERIFIED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
 
-def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The four verified arrays, fetching first when the cache is missing or damaged.
+def load_arrays(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
+) -> dict[str, np.ndarray]:
+    """The four verified arrays, fetching first when the cache is missing or damaged (a
+    picture folder: also when it changed since its import; `image_size`, `color`: its import
+    settings).
 
     The bytes that are parsed are the bytes that were hashed: nothing that changed on disk
     after verification can slip in. Verified arrays are kept for the life of the process
     (callers must not modify them), so a study's evaluations hash the files once.
     """
-    spec = resolve_spec(dataset, data_dir)
+    spec = resolve_spec(dataset, data_dir, image_size, color)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
     key = (str(vaelab_home()), spec.name)
     if key in _VERIFIED:
         return _VERIFIED[key]
-    raws = _read_verified(spec)
+    raws = None if dataset == "folder" else _read_verified(spec)
     if raws is None:
-        fetch(dataset, data_dir)
+        say = _stderr if dataset == "folder" else None  # a folder's import report
+        fetch(dataset, data_dir, image_size=image_size, color=color, log=say)
         raws = _read_verified(spec)
     if raws is None:
         raise DataError(
@@ -320,8 +371,13 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
     return arrays
 
 
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split.
+    """Images (N, C, H, W) uint8 and labels (N,) int64 of one split (`UNLABELLED` for the
+    images of a flat folder, which stores no labels).
 
     `train` is the official train set minus its last 10,000 images, which form `val`.
     """
@@ -336,7 +392,8 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
             x, y = x[: len(x) - n_val], y[: len(y) - n_val]
         elif split == "val":
             x, y = x[len(x) - n_val :], y[len(y) - n_val :]
-    return x[:, None, :, :], y.astype(np.int64)
+    y = y.astype(np.int64) if len(y) == len(x) else np.full(len(x), UNLABELLED)
+    return (x[:, None] if x.ndim == 3 else x), y
 
 
 def load_split(
@@ -345,14 +402,21 @@ def load_split(
     return split_arrays(load_arrays(dataset, data_dir), split)
 
 
-def info(dataset: str, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Per-split count, label counts, pixel mean (x/255) and sha256; plus the source."""
-    spec = resolve_spec(dataset, data_dir)
-    arrays = load_arrays(dataset, data_dir)
+def info(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
+) -> dict[str, Any]:
+    """Per-split count, label counts (none for a flat folder), pixel mean (x/255) and sha256;
+    plus the source."""
+    spec = resolve_spec(dataset, data_dir, image_size, color)
+    arrays = load_arrays(dataset, data_dir, image_size, color)
     manifest = check_cache(spec).manifest or {}
     splits = {}
     for split in SPLITS:
         x, y = split_arrays(arrays, split)
+        y = y[y != UNLABELLED]
         n_classes = max(10, int(y.max()) + 1) if len(y) else 10
         splits[split] = {
             "count": len(x),
@@ -362,7 +426,7 @@ def info(dataset: str, data_dir: str | Path | None = None) -> dict[str, Any]:
             "sha256": sha256_bytes(np.ascontiguousarray(x).tobytes() + y.tobytes()),
         }
     return {
-        "dataset": dataset if dataset != "idx" else spec.name,
+        "dataset": dataset if dataset not in ("idx", "folder") else spec.name,
         "splits": splits,
         "source": manifest.get("source"),
         "cache": str(cache_dir(spec)),

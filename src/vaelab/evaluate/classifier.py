@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.data import TensorLoader, load_arrays
-from vaelab.data.store import resolve_spec, split_arrays, vaelab_home
-from vaelab.errors import RunError
+from vaelab.data.store import UNLABELLED, resolve_spec, split_arrays, vaelab_home
+from vaelab.errors import DataError, RunError
 from vaelab.fsutil import file_lock, sha256_bytes
 from vaelab.runtime import progress, stream_seed
 from vaelab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -104,6 +104,8 @@ def train_classifier(
 def reference_classifier(
     dataset: str,
     data_dir: str | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
     *,
     variant: str = "standard",
     device: torch.device | str = "cpu",
@@ -112,11 +114,16 @@ def reference_classifier(
     """The cached classifier for `dataset` (trained on first use); returns (model, metadata)."""
     if variant not in VARIANTS:
         raise ValueError(f"classifier variant must be one of {', '.join(VARIANTS)}")
-    key = resolve_spec(dataset, data_dir).name
+    key = resolve_spec(dataset, data_dir, image_size, color).name
     path = _path(key, variant)
-    arrays = load_arrays(dataset, data_dir)
+    arrays = load_arrays(dataset, data_dir, image_size, color)
     limit, epochs = VARIANTS[variant]
     x_tr, y_tr = split_arrays(arrays, "train")
+    if (y_tr == UNLABELLED).any():
+        raise DataError(
+            f"{data_dir} is a flat folder without labels: the reference classifier and the "
+            "metrics built on it need class sub-folders (evaluate with --groups likelihood)"
+        )
     x_tr, y_tr = x_tr[:limit], y_tr[:limit]
     x_te, y_te = split_arrays(arrays, "test")
     data_sha = sha256_bytes(x_tr.tobytes() + y_tr.tobytes())

@@ -88,6 +88,8 @@ class EvalContext:
         return clf.reference_classifier(
             self.cfg.dataset,
             self.cfg.data_dir,
+            self.cfg.image_size,
+            self.cfg.color,
             variant=self.ecfg.classifier,
             device=self.device,
             log=self.say,
@@ -120,7 +122,10 @@ class EvalContext:
     @cached_property
     def train_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The train split (uint8 images, labels): floor images and probe training codes."""
-        return split_arrays(load_arrays(self.cfg.dataset, self.cfg.data_dir), "train")
+        return split_arrays(
+            load_arrays(self.cfg.dataset, self.cfg.data_dir, self.cfg.image_size, self.cfg.color),
+            "train",
+        )
 
     @cached_property
     def floor(self) -> tuple[np.ndarray, np.ndarray]:

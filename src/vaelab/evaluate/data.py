@@ -25,6 +25,8 @@ def load_eval_data(
     split: str = "test",
     *,
     data_dir: str | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
     limit: int | None = None,
     likelihood: str = "gaussian",
     binarize: str = "none",
@@ -38,7 +40,7 @@ def load_eval_data(
     trained on binarised pixels, reconstruct it too); Gaussian runs a uniformly dequantised copy
     ((byte + u)/256), so the density is of continuous data. Unpacks as `x, x_lik, y = ...`.
     """
-    x8, y = split_arrays(load_arrays(dataset, data_dir), split)
+    x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), split)
     x8, y = x8[:limit], y[:limit]
     device = torch.device(device)
     x = torch.from_numpy(x8).to(device).float() / 255.0

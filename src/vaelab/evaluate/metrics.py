@@ -16,6 +16,8 @@ import time
 import numpy as np
 import torch
 
+from vaelab.data.store import UNLABELLED
+from vaelab.errors import DataError
 from vaelab.evaluate.context import EvalContext
 from vaelab.evaluate.decode import batched
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
@@ -155,6 +157,10 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
 def probe_metrics(ctx: EvalContext) -> Probes:
     """How well labels can be read from the codes: probes fit on train codes, scored on μ."""
     x_tr8, y_tr = ctx.train_images
+    if (y_tr == UNLABELLED).any():
+        raise DataError(
+            f"{ctx.cfg.data_dir} has no labels (a flat folder): probes need class sub-folders"
+        )
     limit = ctx.ecfg.probe_train
     x_ptr = torch.from_numpy(x_tr8[:limit]).to(ctx.device).float() / 255.0
     z_tr = torch.cat(batched(ctx.model.encode, x_ptr)).cpu()

@@ -124,6 +124,8 @@ def eval_data_for(
         cfg.dataset,
         split,
         data_dir=cfg.data_dir,
+        image_size=cfg.image_size,
+        color=cfg.color,
         limit=limit,
         likelihood=cfg.likelihood,
         binarize=cfg.binarize,

@@ -244,14 +244,14 @@ def load_explorer(
         )
     dev = resolve_device(device)
     loaded = [load_model(d, "best", dev) for d in run_dirs]  # checked against their run folders
-    datasets = {(cfg.dataset, cfg.data_dir) for _, cfg in loaded}
+    datasets = {(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color) for _, cfg in loaded}
     if len(datasets) > 1:
-        found = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p in datasets))
+        found = ", ".join(sorted(f"{d}" + (f" ({p})" if p else "") for d, p, *_ in datasets))
         raise ConfigError(
             f"the runs use different datasets ({found}); explore runs of one dataset together"
         )
-    dataset, data_dir = datasets.pop()
-    x8, y = split_arrays(load_arrays(dataset, data_dir), "test")
+    dataset, data_dir, image_size, color = datasets.pop()
+    x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), "test")
     x = torch.from_numpy(x8[:map_points]).to(dev).float() / 255.0  # (N, C, H, W)
     runs = []
     for d, name, (model, cfg) in zip(run_dirs, _display_names(run_dirs), loaded, strict=True):
@@ -259,6 +259,6 @@ def load_explorer(
             log(f"loading {d}")
         runs.append(_map_run(d, name, model, cfg, x, sliders))
     model, meta = clf.reference_classifier(
-        dataset, data_dir, variant=classifier, device=dev, log=log
+        dataset, data_dir, image_size, color, variant=classifier, device=dev, log=log
     )
     return Explorer(runs, x, torch.from_numpy(y[:map_points]), model, meta, dev)

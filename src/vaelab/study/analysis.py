@@ -47,14 +47,19 @@ def data_overview(
     mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
     baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
     return parse(
-        DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info", "a bug in vaelab"
+        DataInfo,
+        data_info(c.dataset, c.data_dir, c.image_size, c.color),
+        "the dataset's info",
+        "a bug in vaelab",
     ), baselines
 
 
 def classifier_info(cfg: StudyConfig, device: torch.device) -> ClassifierInfo:
     """The reference classifier every run's sample metrics use."""
     c = cfg
-    meta = clf.reference_classifier(c.dataset, c.data_dir, variant=c.classifier, device=device)
+    meta = clf.reference_classifier(
+        c.dataset, c.data_dir, c.image_size, c.color, variant=c.classifier, device=device
+    )
     return ClassifierInfo(
         variant=meta[1]["variant"],
         test_accuracy=meta[1]["test_accuracy"],
@@ -71,7 +76,14 @@ def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[s
     cfg = study.cfg
     c = cfg  # the test images every run is evaluated on, in [0, 1]:
     x = load_eval_data(
-        c.dataset, "test", data_dir=c.data_dir, limit=c.eval_limit, seed=c.seed, device=device
+        c.dataset,
+        "test",
+        data_dir=c.data_dir,
+        image_size=c.image_size,
+        color=c.color,
+        limit=c.eval_limit,
+        seed=c.seed,
+        device=device,
     ).x
     out = {}
     for name in names:

@@ -88,7 +88,7 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     t0 = time.perf_counter()
     device = resolve_device(c.device)
     fig_dir = book.root / "figures"
-    arrays = load_arrays(c.dataset, c.data_dir)
+    arrays = load_arrays(c.dataset, c.data_dir, c.image_size, c.color)
     x_tr, _ = split_arrays(arrays, "train")
     book.n_train = min(len(x_tr), c.limit_train or len(x_tr))
     plan = pending(book)

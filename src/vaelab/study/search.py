@@ -44,6 +44,9 @@ def definition(cfg: StudyConfig, name: str | None = None) -> SearchDefinition:
     evaluation, the thresholds, dataset and seed); the study name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
     parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
+    for k in ("image_size", "color"):  # unset: the hash of every earlier definition is kept
+        if parts[k] is None:
+            del parts[k]
     return SearchDefinition(name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts)
 
 

@@ -387,7 +387,7 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
 
 def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[TensorLoader, ...]:
     """(train, val) loaders: the splits of the verified dataset, cut to the run's limits."""
-    arrays = load_arrays(cfg.dataset, cfg.data_dir)
+    arrays = load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color)
     x_train, y_train = (a[: cfg.limit_train] for a in split_arrays(arrays, "train"))
     x_val, y_val = (a[: cfg.limit_val] for a in split_arrays(arrays, "val"))
     if len(x_train) == 0 or len(x_val) == 0:

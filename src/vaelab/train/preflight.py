@@ -240,14 +240,13 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 def check_data(cfg: TrainConfig) -> None:
     """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
     from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
 
-    arrays = load_arrays(cfg.dataset, cfg.data_dir)
+    arrays = load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
-    n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
-    side = arrays[FILES[0]].shape[1]
-    check_model_fits(cfg, (1, side, side), n_train)
+    x_train = split_arrays(arrays, "train")[0]
+    c, h, w = x_train.shape[1:]
+    check_model_fits(cfg, (c, h, w), len(x_train[: cfg.limit_train]))
 
 
 def check_training(

@@ -1,0 +1,215 @@
+"""Folders of pictures as a dataset (`--dataset folder --data-dir DIR`).
+
+Layouts: class sub-folders (the ImageFolder convention: sorted folder names are the labels) or a
+flat folder (unlabelled), either one optionally under `train/` + `test/`; without them a seeded
+1 in 7 of the pictures is the test split. PNG, JPEG, WebP, BMP and GIF (first frame) are decoded
+by Pillow in parallel processes into uint8 arrays (N, C, H, W). The result is returned as the four
+IDX files of the MNIST family (4-d images), so the cache in `store` verifies, stores and loads it
+like any other dataset; the manifest adds the file listing that tells when the folder changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaelab.data.idx import encode_idx
+from vaelab.data.sources import FILES
+from vaelab.errors import DataError
+
+SIZES = (28, 32, 64)
+PICTURES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+TEST_EVERY = 7  # without train/ + test/: 1 in 7 pictures is the test split (MNIST's 10k in 70k)
+SPLIT_SEED = 0
+Listing = list[list[Any]]  # [relative path, bytes, mtime_ns] per picture, sorted
+
+
+def _walk(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
+    """Every file under `root`, following folder links once (a link loop is skipped)."""
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(
+        root,
+        followlinks=True,
+        onerror=lambda e: skipped.append((str(e.filename), f"unreadable folder ({e.strerror})")),
+    ):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            skipped.append((top, "folder link loop"))
+            dirs.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        yield from (Path(top) / f for f in sorted(files))
+
+
+def scan(root: str | Path) -> tuple[Listing, list[tuple[str, str]]]:
+    """(the pictures under `root` with size and mtime, the other files with why they are
+    skipped); a missing or picture-less folder is a one-line `DataError`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root}: no such folder; give the folder of your pictures")
+    listing: Listing = []
+    skipped: list[tuple[str, str]] = []
+    for path in _walk(root, skipped):
+        rel = str(path.relative_to(root))
+        if path.suffix.lower() not in PICTURES:
+            skipped.append((rel, f"not a picture ({path.suffix or 'no extension'})"))
+            continue
+        try:
+            st = path.stat()
+        except OSError as e:
+            skipped.append((rel, f"unreadable ({e.strerror})"))
+            continue
+        listing.append([rel, st.st_size, st.st_mtime_ns])
+    if not listing:
+        why = f" ({len(skipped)} other files)" if skipped else ""
+        raise DataError(
+            f"{root} holds no pictures{why}; vaelab reads {', '.join(sorted(PICTURES))} "
+            "in class sub-folders or a flat folder"
+        )
+    return listing, skipped
+
+
+def _to_array(path: str, size: int | None, color: str | None) -> np.ndarray | str:
+    """One picture as uint8 (H, W) grey or (H, W, 3) RGB, or the reason it cannot be read.
+    16-bit grey keeps its top byte; transparency is composited onto black (the background of
+    the MNIST family); `color` None keeps grey pictures grey."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as opened:
+            opened.seek(0)  # a GIF's first frame
+            opened.load()
+            im: Image.Image = opened
+            if im.mode.startswith("I"):  # 16/32-bit integer grey
+                im = Image.fromarray((np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                rgba = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), rgba)
+            im = im.convert("L" if color == "grey" else "RGB")
+            if size is not None:  # shorter side to `size`, then the centre square
+                im = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
+            a = np.asarray(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        what = "unreadable" if isinstance(e, PermissionError) else "corrupt or not a picture"
+        return f"{what} ({str(e)[:60]})"
+    if color is None and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+        return a[..., 0].copy()
+    return a
+
+
+def _decode_all(
+    root: Path, listing: Listing, size: int | None, color: str | None
+) -> list[np.ndarray | str]:
+    paths = [str(root / rel) for rel, _, _ in listing]
+    args = (paths, [size] * len(paths), [color] * len(paths))
+    workers = len(os.sched_getaffinity(0))
+    if len(paths) < 500 or workers < 2:  # a process pool costs more than it saves
+        return list(map(_to_array, *args))
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_to_array, *args, chunksize=256))
+
+
+def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarray:
+    """(N, C, H, W): grey pictures repeat to RGB when any is colour; sizes must agree."""
+    shapes = Counter(p.shape[:2] for p in pictures)
+    if size is None and (
+        len(shapes) > 1 or next(iter(shapes))[0] not in SIZES or len(set(next(iter(shapes)))) > 1
+    ):
+        found = ", ".join(f"{h}x{w} ({n})" for (h, w), n in shapes.most_common(4))
+        raise DataError(
+            f"{root}: pictures are {found}, not one size of {'/'.join(map(str, SIZES))}; "
+            "pass --image-size 28, 32 or 64 (shorter side resized, centre cropped)"
+        )
+    rgb = any(p.ndim == 3 for p in pictures)
+    out = [np.repeat(p[..., None], 3, 2) if rgb and p.ndim == 2 else p for p in pictures]
+    x = np.stack(out)  # (N, H, W) or (N, H, W, 3)
+    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()
+
+
+def import_folder(
+    root: str | Path,
+    listing: Listing,
+    skipped: list[tuple[str, str]],
+    *,
+    image_size: int | None = None,
+    color: str | None = None,
+    say: Callable[[str], None] = lambda msg: None,
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Decode the listed pictures; (the four IDX files, the manifest's `folder` entry).
+
+    Labels: the first folder below the root (below `train/`/`test/` when split), sorted; a flat
+    folder is unlabelled and stores empty label arrays."""
+    root = Path(root)
+    say(f"importing {len(listing)} pictures from {root} (once; cached)")
+    decoded = _decode_all(root, listing, image_size, color)
+    kept = [
+        (entry[0], a) for entry, a in zip(listing, decoded, strict=True) if not isinstance(a, str)
+    ]
+    skipped = skipped + [
+        (e[0], a) for e, a in zip(listing, decoded, strict=True) if isinstance(a, str)
+    ]
+    if not kept:
+        raise DataError(f"{root}: none of {len(listing)} pictures could be read: {skipped[0][1]}")
+    parts = [Path(rel).parts for rel, _ in kept]
+    split = {p[0] for p in parts} == {"train", "test"}
+    parts = [p[1:] if split else p for p in parts]
+    labelled = all(len(p) > 1 for p in parts)
+    if not labelled and any(len(p) > 1 for p in parts):
+        raise DataError(
+            f"{root}: pictures both in sub-folders and at the top; use class sub-folders only "
+            "(labelled) or a flat folder (unlabelled)"
+        )
+    classes = sorted({p[0] for p in parts}) if labelled else []
+    if len(classes) > 256:
+        raise DataError(f"{root}: {len(classes)} class folders; vaelab handles at most 256")
+    x = _stack([a for _, a in kept], image_size, root)
+    y = np.array([classes.index(p[0]) for p in parts] if labelled else [0] * len(x), np.uint8)
+    rng = np.random.default_rng(SPLIT_SEED)
+    if split:
+        is_test = np.array([rel.split(os.sep)[0] == "test" for rel, _ in kept])
+        train, test = (
+            rng.permutation(np.flatnonzero(~is_test)),
+            rng.permutation(np.flatnonzero(is_test)),
+        )
+        say(f"splits: train/ {len(train)}, test/ {len(test)} pictures")
+    else:
+        perm = rng.permutation(len(x))
+        test, train = perm[: len(x) // TEST_EVERY], perm[len(x) // TEST_EVERY :]
+        say(
+            f"no train/ + test/ folders: a seeded 1 in {TEST_EVERY} ({len(test)}) of the "
+            f"{len(x)} pictures is the test split, {len(train)} train"
+        )
+    reasons = Counter(why.split(" (")[0] for _, why in skipped)
+    if skipped:
+        say(
+            f"skipped {len(skipped)} files: "
+            + "; ".join(f"{n} {r}" for r, n in reasons.items())
+            + f" (first: {skipped[0][0]}: {skipped[0][1]})"
+        )
+    small = [c for c, n in Counter(p[0] for p in parts).items() if n < 2] if labelled else []
+    if small:
+        say(f"note: class folder(s) {', '.join(small)} hold a single picture")
+    no_labels = np.zeros(0, np.uint8)
+    files = {
+        FILES[0]: encode_idx(x[train]),
+        FILES[1]: encode_idx(y[train] if labelled else no_labels),
+        FILES[2]: encode_idx(x[test]),
+        FILES[3]: encode_idx(y[test] if labelled else no_labels),
+    }
+    settings = {"image_size": image_size, "color": color}
+    meta = {
+        "root": str(root.resolve()),
+        "settings": settings,
+        "classes": classes,
+        "labelled": labelled,
+        "listing": listing,
+        "skipped": skipped,
+    }
+    return files, meta
