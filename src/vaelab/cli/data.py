@@ -27,8 +27,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from vaelab.data import store
 
     check_data_args(args)
-    manifest = store.fetch(args.dataset, args.data_dir, force=args.force, log=_log)
-    spec = store.resolve_spec(args.dataset, args.data_dir)
+    options = {"image_size": args.image_size, "color": args.color}
+    manifest = store.fetch(args.dataset, args.data_dir, force=args.force, log=_log, **options)
+    spec = store.resolve_spec(args.dataset, args.data_dir, **options)
     print(f"{args.dataset}: verified in {store.cache_dir(spec)} (source: {manifest['source']})")
     return 0
 
@@ -37,7 +38,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from vaelab.data import store
 
     check_data_args(args)
-    spec = store.resolve_spec(args.dataset, args.data_dir)
+    spec = store.resolve_spec(args.dataset, args.data_dir, args.image_size, args.color)
     if args.data_dir is not None:
         store.check_named_folder(args.dataset, args.data_dir)
     status = store.check_cache(spec)
@@ -56,7 +57,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from vaelab.data import store
 
     check_data_args(args)
-    result = store.info(args.dataset, args.data_dir)
+    result = store.info(args.dataset, args.data_dir, args.image_size, args.color)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -70,14 +71,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_folder_args(p: argparse.ArgumentParser) -> None:
+    """--image-size and --color: how a picture folder (--dataset folder) is imported."""
+    p.add_argument(
+        "--image-size",
+        type=int,
+        choices=(28, 32, 64),
+        default=None,
+        help=(
+            "--dataset folder: resize the shorter side and centre-crop (default: the pictures' own "
+            "size when they share one of 28, 32, 64)"
+        ),
+    )
+    p.add_argument(
+        "--color",
+        choices=("grey", "rgb"),
+        default=None,
+        help=("--dataset folder: grey or rgb (default: rgb when any picture has colour)"),
+    )
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or idx (default mnist)")
+    p.add_argument(
+        "--dataset", default="mnist", help="mnist, fashion-mnist, idx or folder (default mnist)"
+    )
     p.add_argument(
         "--data-dir",
         default=None,
         help="folder with train-/t10k- images/labels IDX files (.gz or not); for mnist and "
-        "fashion-mnist it must hold exactly that dataset (checked by sha256)",
+        "fashion-mnist it must hold exactly that dataset (checked by sha256); for folder: "
+        "pictures in class sub-folders or flat, optionally under train/ and test/",
     )
+    add_folder_args(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -21,6 +21,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         args.preset,
         dataset=args.dataset,
         data_dir=args.data_dir,
+        image_size=args.image_size,
+        color=args.color,
         out=args.out,
         device=args.device,
         seed=args.seed,
@@ -87,6 +89,8 @@ def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from vaelab.cli.data import add_folder_args
+
     p = sub.add_parser("study", help="the whole AE / β-VAE study, with its report")
     p.add_argument(
         "--preset",
@@ -96,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=None)
+    add_folder_args(p)
     p.add_argument("--out", default="study", help="study directory (default ./study)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
