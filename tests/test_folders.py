@@ -96,7 +96,7 @@ def test_flat_folder_is_unlabelled_and_label_users_say_so(tmp_path: Path) -> Non
     assert (y == store.UNLABELLED).all() and len(y) == len(x)
     from vaelab.evaluate.classifier import reference_classifier
 
-    with pytest.raises(DataError, match="without labels.*need class sub-folders") as e:
+    with pytest.raises(DataError, match=r"without labels.*need class sub-folders") as e:
         reference_classifier("folder", str(tmp_path / "flat"))
     assert "\n" not in str(e.value)
 
@@ -181,6 +181,7 @@ def test_mixed_modes_become_rgb_and_sizes_fit(tmp_path: Path) -> None:
     assert len(greyish) == 1  # the grey picture, repeated into three equal channels
 
 
+@pytest.mark.slow
 def test_many_tiny_files(tmp_path: Path) -> None:
     """100,000 one-pixel pictures: listed, decoded in parallel, refused in one line (their size
     is none of 28, 32, 64), without running out of anything."""
