@@ -77,12 +77,17 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
     import numpy as np
 
     from vaelab.data import load_arrays
-    from vaelab.data.store import split_arrays
+    from vaelab.data.store import UNLABELLED, split_arrays
 
     y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color), split)[1][
         :limit
     ]
     present = set(np.unique(y).tolist())
+    if UNLABELLED in present:
+        raise ConfigError(
+            f"{cfg.data_dir} is a flat folder without labels: evaluate's classifier metrics, "
+            "probes and label pairs need class sub-folders (one per class)"
+        )
     missing = sorted(set(labels) - present)
     if missing:
         where = f"the first {limit} {split} images" if limit else f"the {split} split"

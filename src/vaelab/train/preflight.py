@@ -141,23 +141,23 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
 
     shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
     for name, shape in shapes.items():
-        if len(shape) != 3:
+        if len(shape) not in (3, 4):  # 4-d: (N, C, H, W), as picture folders are stored
             raise DataError(f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W")
-        if shape[1] != shape[2]:
+        if shape[-2] != shape[-1]:
             raise DataError(
-                f"{origin}: {name} holds {shape[1]}x{shape[2]} images; the encoder needs "
+                f"{origin}: {name} holds {shape[-2]}x{shape[-1]} images; the encoder needs "
                 "square images (crop or pad them)"
             )
     (tr, te) = shapes.values()
     if tr[1:] != te[1:]:
         raise DataError(
-            f"{origin}: train images are {tr[1]}x{tr[2]} but test images {te[1]}x{te[2]}; "
+            f"{origin}: train images are {tr[-2]}x{tr[-1]} but test images {te[-2]}x{te[-1]}; "
             "both splits must have the same size"
         )
     smallest = min_image_size()
-    if tr[1] < smallest:
+    if tr[-1] < smallest:
         raise DataError(
-            f"{origin}: {tr[1]}x{tr[1]} images are too small for the encoder (its four "
+            f"{origin}: {tr[-1]}x{tr[-1]} images are too small for the encoder (its four "
             f"convolutions need at least {smallest}x{smallest}); upscale or pad them"
         )
     for split in ("train", "val", "test"):
