@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_folder
 import bench_loader
 import bench_recipe
 import bench_train
@@ -15,3 +16,4 @@ if __name__ == "__main__":
     bench_loader.run()
     bench_train.run()
     bench_recipe.run()
+    bench_folder.run()
