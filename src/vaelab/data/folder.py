@@ -119,9 +119,7 @@ def _decode_all(
 def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarray:
     """(N, C, H, W): grey pictures repeat to RGB when any is colour; sizes must agree."""
     shapes = Counter(p.shape[:2] for p in pictures)
-    if size is None and (
-        len(shapes) > 1 or next(iter(shapes))[0] not in SIZES or len(set(next(iter(shapes)))) > 1
-    ):
+    if size is None and list(shapes) not in ([(s, s)] for s in SIZES):
         found = ", ".join(f"{h}x{w} ({n})" for (h, w), n in shapes.most_common(4))
         raise DataError(
             f"{root}: pictures are {found}, not one size of {'/'.join(map(str, SIZES))}; "
