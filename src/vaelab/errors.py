@@ -25,3 +25,9 @@ class DataError(VaelabError):
 
 class RunError(VaelabError):
     """A run directory in a state that forbids the requested action (locked, finished, ...)."""
+
+
+class TrainingInterrupted(RunError):
+    """Training stopped by a signal; its last checkpoint resumes it."""
+
+    exit_code = 130

@@ -9,9 +9,11 @@ import logging
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,17 @@ def close_logger(logger: logging.Logger) -> None:
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
+
+
+@contextlib.contextmanager
+def signal_handlers(signals: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for `signals` while the block runs, then the old ones; a no-op off the main
+    thread, where Python allows no signal handler."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,13 +1,11 @@
 """The training engine: one plain loop, resumable to the step, that never loses finished work.
 
-`train(config, out_dir)` writes into the run directory:
-  config.json (fully resolved), env.json, train.log, metrics.jsonl + metrics.csv,
-  checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/best.pt (best
-  validation loss), and DONE (the final summary) when training completes.
+A run directory holds config.json (fully resolved), env.json, train.log, metrics.jsonl + .csv,
+checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/best.pt (best
+validation loss), and DONE (the final summary) once training completes.
 
-Reading order: `train` → `_open_run` (data, model, state, resume) → for each epoch `_train_epoch`
-(steps, logging, the one finiteness check, stop requests) → `_validate` → `_end_epoch`
-(checkpoints, summary, the caller's `on_epoch_end`) → `_finish` (DONE).
+Reading order: `train` → `_open_run` → `_resume_or_start` → per epoch `_train_epoch` (steps, logs,
+the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → `_finish` (DONE).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import logging
 import math
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +28,7 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.store import split_arrays
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError, RunError, TrainingInterrupted
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
@@ -42,13 +39,20 @@ from vaelab.runtime import (
     progress,
     resolve_device,
     seed_everything,
+    signal_handlers,
     stream_seed,
 )
 from vaelab.train import ddp as distributed
-from vaelab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
+from vaelab.train.checkpoint import (
+    TrainSummary,
+    read_done,
+    read_run_config,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.rundir import TrainSummary, read_done, read_run_config
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
@@ -58,10 +62,6 @@ EpochCallback = Callable[[int, dict[str, float]], bool]
 """`on_epoch_end(epoch, record) -> stop`: called after each epoch's validation (epoch 1-based,
 record holds `val/loss`, `val/recon`, `val/kl`, `epoch_time_s`, ...); True stops the run there,
 resumable, without DONE (sweeps use it to prune)."""
-
-
-class TrainingInterrupted(RunError):
-    exit_code = 130
 
 
 @dataclass
@@ -81,12 +81,9 @@ def kl_weight(cfg: TrainConfig, step: int) -> float:
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimisation step `step` (0-based) of a `total_steps` run.
-
-    `cosine`: linear warm-up to `lr` over `warmup_steps`, then half a cosine down to
-    `lr·min_lr_ratio` at the last step. A short high-LR schedule that anneals to ~0 reaches a
-    given reconstruction error in far fewer epochs than the course's constant 1e-3.
-    """
+    """The learning rate of step `step` (0-based) of `total_steps`. `cosine`: linear warm-up to
+    `lr` over `warmup_steps`, then half a cosine down to `lr·min_lr_ratio` at the last step (a
+    short high-LR schedule annealed to ~0 beats the course's constant 1e-3 in epochs)."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
     if step < cfg.warmup_steps:
@@ -100,10 +97,7 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 # --------------------------------------------------------------------------- state
 @dataclass
 class TrainState:
-    """Everything a checkpoint restores: weights, optimizer, position and clocks.
-
-    `epoch` and `batch` name the next batch to train (batch 0 of `epoch` after a whole epoch).
-    """
+    """What a checkpoint restores; `epoch` and `batch` name the next batch to train."""
 
     model: AutoEncoder
     optimizer: torch.optim.Optimizer
@@ -119,19 +113,8 @@ class TrainState:
 POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
 
 
-def save_state(
-    path: Path, state: TrainState, cfg: TrainConfig, image_shape: tuple[int, ...]
-) -> None:
-    """Write `state` atomically as a checkpoint dict (see vaelab.train.checkpoint)."""
-    weights = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict()}
-    run = {"config": cfg.to_dict(), "image_shape": list(image_shape)}
-    position = {name: getattr(state, name) for name in POSITION}
-    save_checkpoint(path, {**weights, **run, **position, "rng": rng_state()})
-
-
 def restore_state(ckpt: dict[str, Any], path: Path, state: TrainState, cfg: TrainConfig) -> None:
-    """Put checkpoint `ckpt` (read from `path` and checked against this run's config by
-    `check_resumable`) into `state`: weights, optimizer, position and RNGs."""
+    """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into `state`."""
     try:
         state.model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
@@ -157,8 +140,8 @@ def train_step(
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
 ) -> LossParts:
-    """One optimisation step on batch x (B, C, H, W); returns the detached loss parts.
-    `model` is the AutoEncoder or, in distributed training, its DDP wrapper."""
+    """One optimisation step on batch x (B, C, H, W) of `model` (or its DDP wrapper); returns
+    the detached loss parts."""
     with autocast:
         out = model(x)
     parts = objective(out, x, beta, cfg.likelihood, cfg.sigma2)
@@ -172,10 +155,8 @@ def train_step(
 def validation_loss(
     model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig, seed: int
 ) -> dict[str, float]:
-    """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split.
-
-    The posterior noise comes from a forked RNG, so validating never shifts the training stream.
-    """
+    """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split;
+    the noise comes from a forked RNG, so validating never shifts the training stream."""
     was_training = model.training
     model.eval()
     beta = cfg.beta if cfg.model == "vae" else 0.0
@@ -230,27 +211,15 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves and stops. A second
+    """SIGINT/SIGTERM set `signal`; the loop finishes its step, saves and stops. A second
     SIGINT aborts at once (the last checkpoint still stands)."""
 
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, Any] = {}
+    signal: int | None = None
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def handler(self, signum: int, frame: Any) -> None:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 @dataclass
@@ -276,13 +245,17 @@ class _Run:
     def ckpt_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.epochs * len(self.train_loader)
-
     def save(self, name: str) -> None:
-        if self.rank.is_main:  # one writer; every rank holds the same weights
-            save_state(self.ckpt_dir / f"{name}.pt", self.state, self.cfg, self.image_shape)
+        """Write checkpoints/NAME.pt atomically (see vaelab.train.checkpoint)."""
+        if not self.rank.is_main:  # one writer; every rank holds the same weights
+            return
+        state = self.state
+        weights = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict()}
+        run = {"config": self.cfg.to_dict(), "image_shape": list(self.image_shape)}
+        position = {name: getattr(state, name) for name in POSITION}
+        save_checkpoint(
+            self.ckpt_dir / f"{name}.pt", {**weights, **run, **position, "rng": rng_state()}
+        )
 
 
 def train(
@@ -293,9 +266,8 @@ def train(
     tensorboard: bool = True,
     on_epoch_end: EpochCallback | None = None,
 ) -> RunResult:
-    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary.
-
-    Under torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
+    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary. Under
+    torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
     cfg.validate()
     # paths, device, run folder, data, memory: before work; `last` is the checkpoint to resume
     last = check_training(cfg, out_dir, resume)
@@ -332,11 +304,13 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     cfg, state = run.cfg, run.state
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
+    stop = _StopFlag()
     try:
-        with _StopFlag() as stop:
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), stop.handler):
             while state.epoch < cfg.epochs:
                 epoch_time, seen = _train_epoch(run, stop)
-                val = _validate(run)
+                val_seed = stream_seed(cfg.seed, "val_noise")
+                val = validation_loss(state.model, run.val_loader, cfg, seed=val_seed)
                 record = _end_epoch(run, val, epoch_time, seen)
                 if on_epoch_end is not None and on_epoch_end(state.epoch, record):
                     run.logger.info("stopped by the caller after epoch %d", state.epoch)
@@ -350,9 +324,8 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
 
 
 def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device) -> _Run:
-    """Load the data, build model and optimizer: the state of a run that starts now.
-
-    The order of random draws (seed, data, model init) is fixed so a seed gives the same run."""
+    """Load the data, build model and optimizer. The order of random draws (seed, data, model
+    init) is fixed so a seed gives the same run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     logger = (
@@ -442,13 +415,8 @@ def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> No
         return
     if last is not None:
         MetricsLog.truncate_after(run.run_dir, state.step)
-        run.logger.info(
-            "resumed from %s at epoch %d batch %d (step %d)",
-            path,
-            state.epoch,
-            state.batch,
-            state.step,
-        )
+        at = (state.epoch, state.batch, state.step)
+        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", path, *at)
     elif resume:
         MetricsLog.truncate_after(run.run_dir, 0)  # crashed before the first checkpoint
     with contextlib.suppress(FileNotFoundError):
@@ -470,11 +438,9 @@ class _Window:
 
 
 def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
-    """Train from (state.epoch, state.batch) to the end of the epoch; returns (seconds, images).
-
-    Training metrics are averaged over `log_every` steps. The one finiteness check looks at that
-    running sum: every step on CPU (cheap), every `log_every` steps on GPUs (a sync per step
-    would stall them)."""
+    """Train from (state.epoch, state.batch) to the epoch's end; returns (seconds, images).
+    The one finiteness check looks at the running sum of the `log_every`-step window: every step
+    on CPU (cheap), every `log_every` steps on GPUs (a sync per step would stall them)."""
     cfg, state, loader = run.cfg, run.state, run.train_loader
     check_every = 1 if run.device.type == "cpu" else cfg.log_every
     loader.set_epoch(state.epoch)
@@ -492,7 +458,7 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
             continue  # replay the position after a mid-epoch resume
         if cfg.lr_schedule != "constant":
             for group in state.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, state.step, run.total_steps)
+                group["lr"] = learning_rate(cfg, state.step, cfg.epochs * len(loader))
         beta = kl_weight(cfg, state.step)
         parts = train_step(run.net, state.optimizer, x, beta, cfg, run.autocast)
         state.step, state.batch = state.step + 1, batch + 1
@@ -535,12 +501,8 @@ def _log_window(run: _Run, window: _Window, beta: float, done: float, bar: Any) 
 
 
 def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
-    bad = [
-        n
-        for n, v in zip(("loss", "recon", "kl"), acc.tolist(), strict=True)
-        if not math.isfinite(v)
-    ]
-    term = next((t for t in ("recon", "kl") if t in bad), "loss")
+    _, recon, kl = acc.tolist()
+    term = "recon" if not math.isfinite(recon) else "kl" if not math.isfinite(kl) else "loss"
     last = run.ckpt_dir / "last.pt"
     kept = (
         f"{last} from the last good epoch is intact"
@@ -564,11 +526,6 @@ def _save_and_stop(run: _Run, signum: int, epoch_s: float, seen: int) -> None:
         f"saved to {run.ckpt_dir / 'last.pt'}; resume with: vaelab train "
         f"--out {run.run_dir} --resume"
     )
-
-
-def _validate(run: _Run) -> dict[str, float]:
-    seed = stream_seed(run.cfg.seed, "val_noise")
-    return validation_loss(run.state.model, run.val_loader, run.cfg, seed=seed)
 
 
 def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -> dict[str, Any]:

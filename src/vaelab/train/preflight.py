@@ -256,7 +256,7 @@ def check_training(
     """Everything that can be checked before training starts: the output folder, the device,
     the run folder's files when resuming, the dataset, and whether the model fits in memory.
     Returns the checkpoint a resumed run continues from (read once, here), or None."""
-    from vaelab.train.rundir import check_resumable
+    from vaelab.train.checkpoint import check_resumable
 
     out = check_out_dir(out_dir)
     check_device(cfg.device)
