@@ -89,6 +89,8 @@ class CacheStatus:
     ok: bool
     problems: list[str]
     manifest: dict[str, Any] | None
+    files: dict[str, bytes] | None = None
+    """The bytes that were hashed, when all verified: parse these, not a second read."""
 
 
 def check_cache(spec: DatasetSpec) -> CacheStatus:
@@ -102,10 +104,9 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
         recorded = {n: manifest["files"][n]["sha256"] for n in FILES}
     except (OSError, ValueError, KeyError, TypeError):
         return CacheStatus(False, [f"{manifest_path}: damaged manifest"], None)
-    problems = []
+    problems, files = [], {}
     for name in FILES:
         path = root / name
-        want = spec.sha256.get(name, recorded[name])
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
@@ -115,9 +116,11 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
                 f"{path}: truncated or resized ({size} bytes, expected "
                 f"{manifest['files'][name]['bytes']})"
             )
-        elif sha256_bytes(path.read_bytes()) != want:
+            continue
+        files[name] = path.read_bytes()
+        if sha256_bytes(files[name]) != spec.sha256.get(name, recorded[name]):
             problems.append(f"{path}: sha256 mismatch (corrupted)")
-    return CacheStatus(not problems, problems, manifest)
+    return CacheStatus(not problems, problems, manifest, None if problems else files)
 
 
 def _validate_consistency(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
@@ -274,42 +277,23 @@ _FETCH_ADVICE = {
 }
 
 
-def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
-    """The cached files' bytes if every one matches its checksum, else None."""
-    root = cache_dir(spec)
-    try:
-        manifest = json.loads((root / "manifest.json").read_text())
-        out = {}
-        for name in FILES:
-            raw = (root / name).read_bytes()
-            if sha256_bytes(raw) != spec.sha256.get(name, manifest["files"][name]["sha256"]):
-                return None
-            out[name] = raw
-        return out
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 _VERIFIED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
 
 def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The four verified arrays, fetching first when the cache is missing or damaged.
-
-    The bytes that are parsed are the bytes that were hashed: nothing that changed on disk
-    after verification can slip in. Verified arrays are kept for the life of the process
-    (callers must not modify them), so a study's evaluations hash the files once.
-    """
+    """The four verified arrays, fetching first when the cache is missing or damaged. The bytes
+    parsed are the bytes hashed, and the arrays are kept for the life of the process (callers
+    must not modify them), so a study's evaluations hash the files once."""
     spec = resolve_spec(dataset, data_dir)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
     key = (str(vaelab_home()), spec.name)
     if key in _VERIFIED:
         return _VERIFIED[key]
-    raws = _read_verified(spec)
+    raws = check_cache(spec).files
     if raws is None:
         fetch(dataset, data_dir)
-        raws = _read_verified(spec)
+        raws = check_cache(spec).files
     if raws is None:
         raise DataError(
             f"{cache_dir(spec)}: cache fails verification right after fetching; "

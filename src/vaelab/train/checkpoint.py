@@ -23,7 +23,7 @@ import torch
 
 from vaelab import __version__
 from vaelab.config import Count, TrainConfig
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError, RunError, first_line
 from vaelab.fsutil import atomic_write_bytes
 from vaelab.schema import RECORD, read
 
@@ -136,9 +136,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except MemoryError:
         raise
     except Exception as e:  # torch.load fails in many ways on damaged bytes (struct.error, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
-            f"checkpoint {path} is damaged or truncated ({first[:120]}); {_damage_advice(path)}"
+            f"checkpoint {path} is damaged or truncated ({first_line(e)}); {_damage_advice(path)}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         raise RunError(f"checkpoint {path} is not a vaelab v{FORMAT_VERSION} checkpoint")
@@ -174,9 +173,9 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
         model = build_model(cfg, tuple(ckpt["image_shape"]))
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:120]
         raise RunError(
-            f"checkpoint {path}: weights do not fit its config ({first}); {_damage_advice(path)}"
+            f"checkpoint {path}: weights do not fit its config ({first_line(e)}); "
+            f"{_damage_advice(path)}"
         ) from None
     return model.to(device).eval(), cfg
 
