@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 
 os.environ["VAELAB_MIRRORS"] = "none"  # no public mirror is ever contacted from the tests
 # The user's own cache, read-only: tests that check artefacts `make study` builds look here.

@@ -33,8 +33,7 @@ from tests.bad_inputs import (
     write_folder,
 )
 from tests.sweep_helpers import smoke, to_toml
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 
 NO_CUDA = not torch.cuda.is_available()
 BIG = str(10**12)

