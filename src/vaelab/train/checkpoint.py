@@ -21,6 +21,7 @@ from vaelab import __version__
 from vaelab.config import Count, TrainConfig
 from vaelab.errors import ConfigError, RunError, first_line
 from vaelab.fsutil import atomic_write_bytes
+from vaelab.models import build_model
 from vaelab.schema import RECORD, read
 
 FORMAT_VERSION = 1
@@ -142,8 +143,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
     """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`; it must describe
     the model of the run's config.json (when present) and its weights fit its own config."""
-    from vaelab.models import build_model
-
     path = Path(run_dir) / "checkpoints" / f"{which}.pt"
     ckpt = load_run_checkpoint(path, map_location=device)
     try:
