@@ -277,7 +277,7 @@ def train(
         with lock or contextlib.nullcontext():
             extending = _check_run_dir(cfg, run_dir, resume)
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
-            if resume and extending:
+            if extending:  # only ever with --resume
                 done = read_done(run_dir)
                 if done.epochs >= cfg.epochs:
                     return RunResult(run_dir, done)  # already finished: nothing to do
