@@ -1,18 +1,14 @@
-"""The reference classifier behind sample-quality metrics: a LeNet-like CNN per dataset.
-
-Trained once on the dataset's `train` split, cached and versioned in
-`$VAELAB_HOME/classifiers/<dataset>-lenet-v<N>.pt` together with its measured test accuracy and the
-sha256 of the data it saw; reused by every evaluation. Its 128-d penultimate activations are the
-features of the Fréchet distance, its softmax gives class histograms and confidence.
-Classifier-feature Fréchet distances are comparable only with each other (not with Inception FID):
-reports always show the real-train-vs-real-test floor next to them.
+"""The reference classifier behind sample-quality metrics: a LeNet-like CNN per dataset, trained
+once on its `train` split and cached in `$VAELAB_HOME/classifiers/` with its test accuracy and the
+sha256 of its data. Its 128-d penultimate activations are the features of the Fréchet distance
+(comparable only with each other, hence the real-vs-real floor in reports), its softmax the class
+histograms and confidence.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,11 +48,6 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.features(x)))
-
-
-def _path(dataset_key: str, variant: str) -> Path:
-    suffix = "" if variant == "standard" else f"-{variant}"
-    return vaelab_home() / "classifiers" / f"{dataset_key}-lenet-v{VERSION}{suffix}.pt"
 
 
 @torch.no_grad()
@@ -113,7 +104,8 @@ def reference_classifier(
     if variant not in VARIANTS:
         raise ValueError(f"classifier variant must be one of {', '.join(VARIANTS)}")
     key = resolve_spec(dataset, data_dir).name
-    path = _path(key, variant)
+    suffix = "" if variant == "standard" else f"-{variant}"
+    path = vaelab_home() / "classifiers" / f"{key}-lenet-v{VERSION}{suffix}.pt"
     arrays = load_arrays(dataset, data_dir)
     limit, epochs = VARIANTS[variant]
     x_tr, y_tr = split_arrays(arrays, "train")
