@@ -75,14 +75,10 @@ def precision_recall(
     chunk: int = CHUNK,
     real_radii: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """(precision, recall) of fake (M, d) against real (N, d) features, Kynkäänniemi et al. 2019.
-
-    Each set's manifold is the union of balls around its points, radius the distance to the k-th
-    nearest neighbour in the same set (boundary inside, as in the paper's code). Precision: share
-    of fake points inside the real manifold (fidelity); recall: share of real points inside the
-    fake one (coverage). The radii shrink as a set grows: compare equal-sized sets. `real_radii`:
-    the real set's radii, precomputed to reuse across fake sets. (torch-fidelity and piq need
-    torchvision, prdc a full distance matrix: hence this chunked version.)"""
+    """(precision, recall) of fake (M, d) against real (N, d) features (Kynkäänniemi et al. 2019):
+    the share of fake points in the real k-NN manifold (fidelity) and of real points in the fake
+    one (coverage), ball boundaries inside. Radii shrink as a set grows: compare equal-sized sets.
+    `real_radii`: the real set's, precomputed to reuse across fake sets."""
     real, fake = np.asarray(real), np.asarray(fake)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature sets must be (N, d) with the same d: {real.shape}, {fake.shape}")
@@ -108,11 +104,9 @@ def realism_ratio(
     exclude: np.ndarray | None = None,
     chunk: int = CHUNK,
 ) -> np.ndarray:
-    """How much each query (Q, d) looks like a real image: its nearest-real distance divided by
-    `scale` (default real_nn_scale). A held-out real image scores about 1, an image off the data
-    (an overlay of two digits, a smudge) above 1, however confidently a classifier names it.
-    exclude: (Q, E) real rows a query may not match, e.g. a path's two end images, so that a
-    decode copying an end image scores ≈ 1 rather than 0."""
+    """Nearest-real distance of each query (Q, d) over `scale` (default real_nn_scale): ≈ 1 for a
+    held-out real image, above 1 off the data (an overlay of two digits), however confidently a
+    classifier names it. exclude: (Q, E) real rows a query may not match (a path's two ends)."""
     scale = real_nn_scale(real, chunk) if scale is None else scale
     if scale <= 0:
         raise ValueError("real features have duplicate nearest neighbours only: scale is 0")

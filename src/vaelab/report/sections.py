@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vaelab.data.store import SPLITS
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.fsutil import atomic_write_text
@@ -27,12 +28,9 @@ from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
 from vaelab.tune.selection import criterion_text
 
-SPLITS = ("train", "val", "test", "train+val")
-"""The order the data section lists splits in (that of vaelab.data.store.SPLITS): study.json stores
-them with sorted keys, and a re-rendered report must read as the first one did."""
-
 
 def _split_order(item: tuple[str, object]) -> int:
+    """vaelab.data.store's order: study.json sorts its keys, a re-render must read as the first."""
     return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
 
 
