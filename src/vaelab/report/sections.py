@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaelab.data.store import SPLITS
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.fsutil import atomic_write_text
@@ -28,9 +27,12 @@ from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
 from vaelab.tune.selection import criterion_text
 
+SPLITS = ("train", "val", "test", "train+val")
+"""vaelab.data.store.SPLITS, whose package imports torch: study.json sorts its keys, and a
+re-rendered report must list splits as the first one did."""
+
 
 def _split_order(item: tuple[str, object]) -> int:
-    """vaelab.data.store's order: study.json sorts its keys, a re-render must read as the first."""
     return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
 
 
