@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +49,11 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.features(x)))
+
+
+def _path(dataset_key: str, variant: str) -> Path:
+    suffix = "" if variant == "standard" else f"-{variant}"
+    return vaelab_home() / "classifiers" / f"{dataset_key}-lenet-v{VERSION}{suffix}.pt"
 
 
 @torch.no_grad()
@@ -104,8 +110,7 @@ def reference_classifier(
     if variant not in VARIANTS:
         raise ValueError(f"classifier variant must be one of {', '.join(VARIANTS)}")
     key = resolve_spec(dataset, data_dir).name
-    suffix = "" if variant == "standard" else f"-{variant}"
-    path = vaelab_home() / "classifiers" / f"{key}-lenet-v{VERSION}{suffix}.pt"
+    path = _path(key, variant)
     arrays = load_arrays(dataset, data_dir)
     limit, epochs = VARIANTS[variant]
     x_tr, y_tr = split_arrays(arrays, "train")
