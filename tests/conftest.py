@@ -23,6 +23,19 @@ os.environ["VAELAB_MIRRORS"] = "none"  # no public mirror is ever contacted from
 USER_HOME = Path(os.environ.get("VAELAB_HOME") or Path.home() / ".cache" / "vaelab")
 
 
+# Session fixtures that build something expensive (a study, trained runs, a PostgreSQL server):
+# under pytest-xdist (`make test` runs two workers) every test that uses one goes to the same
+# worker, so each is built once per `make test`, not once per worker.
+SHARED_FIXTURES = ("smoke_study", "tiny_runs", "postgres_url")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if used:
+            item.add_marker(pytest.mark.xdist_group(used[0]))
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vaelab_home")
