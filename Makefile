@@ -46,7 +46,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 test: lint
-	$(PY) -m pytest -q -n auto --dist loadgroup
+	$(PY) -m pytest -q
 
 data: $(RUN_STAMP)
 	$(PY) -m vaelab data fetch --dataset mnist
