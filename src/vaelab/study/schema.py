@@ -299,7 +299,10 @@ def resolve(data: dict[str, Any], path: str) -> Any:
 
 # ---- conversion -------------------------------------------------------------------------------
 def to_json(value: Any) -> Any:
-    """Dataclasses (nested in dicts and lists) as plain JSON values, fields under their names."""
+    """Dataclasses (nested in dicts and lists) as plain JSON values, fields under their names;
+    a StudyConfig as its flat record."""
+    if isinstance(value, StudyConfig):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_json(getattr(value, f.name))

@@ -21,7 +21,6 @@ from optuna.trial import FrozenTrial
 
 from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
 from vaelab.fsutil import json_sha256
-from vaelab.schema import read
 from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.tune import halving
@@ -52,11 +51,9 @@ def worker_config(
 ) -> StudyConfig:
     """A worker's StudyConfig: the coordinator's definition and settings from the storage, with
     this machine's folders and device."""
-    return read(
-        StudyConfig,
+    return StudyConfig.from_options(
         {**stored, "out": out, "device": device, "data_dir": data_dir},
         source="this β search's definition in its storage",
-        what="study option",
         fix="it was defined by another vaelab version: run the coordinator's version here",
     ).validate()
 
@@ -106,10 +103,11 @@ class BetaSearch:
         """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
         c = self.cfg
         if c.search == "grid":
-            tcfg = c.train_config("vae", beta, c.trial_epochs, trial=True)
+            tcfg = c.run_config("vae", beta, c.trial_epochs, trial=True)
             return beta_name(beta), tcfg, c.trial_evaluation
         r = self.plan()[rung]
-        tcfg = c.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+        limit_train = r.limit_train or c.train.limit_train
+        tcfg = c.run_config("vae", beta, r.epochs, trial=True, limit_train=limit_train)
         return beta_name(beta, rung), tcfg, "selection"
 
     def trial_dir(self, beta: float, rung: int) -> Path:

@@ -61,6 +61,6 @@ def local_worker_args(
     with cores / K torch threads each (as `vaelab sweep --workers` shares them)."""
     url, threads = queue.storage.url, placement.threads_each()  # with its password
     return [
-        WorkerArgs(url, queue.name, cfg.out, cfg.device, cfg.data_dir, threads, i)
+        WorkerArgs(url, queue.name, cfg.out, cfg.train.device, cfg.train.data_dir, threads, i)
         for i in range(1, placement.workers)
     ]
