@@ -387,7 +387,7 @@ OPTIONS = {
         "max_extensions refine min_recon_accuracy min_class_entropy trial_evaluation "
         "selection_limit selection_samples eval.limit eval.iw_samples eval.iw_limit "
         "eval.n_samples eval.probe_train eval.classifier heartbeat_interval grace_period max_retry"
-    ).split()
+    ).split()  # noqa: SIM905 (a table to read, not a list to scan)
 }
 SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")
 """Options β-search workers read from the storage, beside the definition."""
