@@ -379,7 +379,7 @@ class StudyConfig:
 # name is the field's own, but `eval_limit` (eval.limit).
 OPTIONS = {
     ("eval_limit" if path == "eval.limit" else path.rpartition(".")[2]): path
-    for path in (
+    for path in (  # noqa: SIM905 (a table to read, not a list to scan)
         "preset train.dataset train.data_dir out train.device train.seed train.limit_train "
         "train.limit_val ae_epochs extreme_epochs trial_epochs train.batch_size train.lr "
         "train.lr_schedule train.warmup_steps trial_kl_warmup_steps train.latent_dim "
@@ -387,7 +387,7 @@ OPTIONS = {
         "max_extensions refine min_recon_accuracy min_class_entropy trial_evaluation "
         "selection_limit selection_samples eval.limit eval.iw_samples eval.iw_limit "
         "eval.n_samples eval.probe_train eval.classifier heartbeat_interval grace_period max_retry"
-    ).split()  # noqa: SIM905 (a table to read, not a list to scan)
+    ).split()
 }
 SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")
 """Options β-search workers read from the storage, beside the definition."""
