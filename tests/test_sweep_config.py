@@ -13,8 +13,7 @@ from tests.sweep_helpers import SMOKE, smoke, write
 from vaelab.cli import main
 from vaelab.errors import ConfigError
 from vaelab.report.sweep import write_report
-from vaelab.tune.samplers import make_sampler
-from vaelab.tune.sweep import resolve_trials
+from vaelab.tune.sweep import make_sampler, resolve_trials
 from vaelab.tune.sweep_config import SweepConfig, load_sweep, parse_sweep
 
 

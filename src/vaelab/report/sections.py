@@ -19,8 +19,7 @@ from vaelab.report.citations import (
 )
 from vaelab.report.render import Doc
 from vaelab.study.schema import StudyResult
-from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
-from vaelab.tune.selection import criterion_text
+from vaelab.tune.halving import INELIGIBLE_PENALTY, criterion_text, selection_loss
 
 SPLITS = ("train", "val", "test", "train+val")
 """The order the data section lists splits in (that of vaelab.data.store.SPLITS): study.json stores

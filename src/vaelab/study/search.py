@@ -33,8 +33,8 @@ from vaelab.tune.beta_search import (
     evaluate_batch,
     open_search,
 )
+from vaelab.tune.halving import halving_rule_text, select_beta
 from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials
-from vaelab.tune.selection import halving_rule_text, select_beta
 from vaelab.tune.storage import default_storage_url
 
 
