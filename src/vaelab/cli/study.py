@@ -38,7 +38,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from vaelab.study.worker import WorkerArgs, run_worker
+    from vaelab.study.search import WorkerArgs, run_worker
     from vaelab.train import preflight as pf
 
     pf.check_device(args.device)

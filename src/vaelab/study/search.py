@@ -3,7 +3,7 @@
 vaelab.tune.halving and recorded as the study's `SearchResult`.
 
 `BetaSearch` is the `Trainer` every process hands the job loop: the coordinator (`vaelab study`)
-and each worker (`vaelab study worker`, `--workers K`).
+and each worker (`run_worker`: `vaelab study worker`, `--workers K`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 from optuna.trial import FrozenTrial
 
@@ -29,33 +30,22 @@ from vaelab.tune.beta_search import (
     SEARCH_DB,
     BetaQueue,
     Point,
-    SearchDefinition,
     evaluate_batch,
+    join_search,
     open_search,
+    work,
 )
 from vaelab.tune.halving import halving_rule_text, select_beta
-from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials
+from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials, worker_tag
 from vaelab.tune.storage import default_storage_url
 
 
-def definition(cfg: StudyConfig, name: str | None = None) -> SearchDefinition:
-    """Every StudyConfig field that changes a trial's result (the trial schedules, the
-    evaluation, the thresholds, dataset and seed); the study name defaults to
+def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(study name, every option that changes a trial's result: the trial schedules, the
+    evaluation, the thresholds, dataset and seed); the name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
     parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
-    return SearchDefinition(name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts)
-
-
-def worker_config(
-    stored: dict[str, Any], out: str, device: str, data_dir: str | None
-) -> StudyConfig:
-    """A worker's StudyConfig: the coordinator's definition and settings from the storage, with
-    this machine's folders and device."""
-    return StudyConfig.from_options(
-        {**stored, "out": out, "device": device, "data_dir": data_dir},
-        source="this β search's definition in its storage",
-        fix="it was defined by another vaelab version: run the coordinator's version here",
-    ).validate()
+    return name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts
 
 
 @dataclass
@@ -152,7 +142,7 @@ class BetaSearch:
         the study folder is made, so a refused storage or study creates nothing."""
         url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
         settings = {k: getattr(self.cfg, k) for k in SETTINGS}
-        return open_search(url, self.cfg, definition(self.cfg, self.placement.name), settings)
+        return open_search(url, self.cfg, *definition(self.cfg, self.placement.name), settings)
 
     def start(self, queue: BetaQueue) -> None:
         """This host's dead trials of an earlier, killed run are queued again at once; local
@@ -161,8 +151,6 @@ class BetaSearch:
         if lost:
             self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
         if self.placement.workers > 1:
-            from vaelab.study.worker import local_worker_args, run_worker
-
             specs = local_worker_args(queue, self.cfg, self.placement)
             self.local_workers = LocalWorkers(run_worker, specs, first=1)
 
@@ -283,3 +271,63 @@ class BetaSearch:
             f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
             f"on {images} images; β {betas}): {what}"
         )
+
+
+# ---- workers -----------------------------------------------------------------------------------
+@dataclass
+class WorkerArgs:
+    """`vaelab study worker`: join a β search on any machine and train its queued trials into
+    OUT/runs/beta_<β>_r<rung>/; the study's definition comes from the storage, not from flags."""
+
+    storage: str
+    """The study storage URL (with its password: workers connect with it)."""
+    name: str | None
+    """The study's name (None: the storage's only study)."""
+    out: str
+    """Directory of this worker's runs (runs/<name>/) and log (logs/)."""
+    device: str = "auto"
+    data_dir: str | None = None
+    threads: int | None = None
+    """torch threads (None: PyTorch's default, all cores)."""
+    index: int = 0
+
+
+def run_worker(args: WorkerArgs) -> int:
+    """Work on the β search until the coordinator marks it finished (waiting while trials may
+    still be queued); returns how many trials ran here."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
+
+    def build(stored: dict[str, Any]) -> StudyConfig:
+        """The coordinator's definition and settings, with this machine's folders and device."""
+        here = {"out": args.out, "device": args.device, "data_dir": args.data_dir}
+        return StudyConfig.from_options(
+            {**stored, **here},
+            source="this β search's definition in its storage",
+            fix="it was defined by another vaelab version: run the coordinator's version here",
+        ).validate()
+
+    queue, cfg = join_search(args.storage, args.name, build)
+    book = RunBook(cfg)
+    tag = worker_tag()
+    book.log.prefix = f"[worker {args.index} {tag}] "
+    with book.log.to_file(Path(args.out) / "logs" / f"worker-{tag}.log"):
+        threads = torch.get_num_threads()
+        book.say(f"joined β search '{queue.name}' in {queue.url} (torch threads {threads})")
+        ran = work(queue, BetaSearch(book))
+        book.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
+    return ran
+
+
+def local_worker_args(
+    queue: BetaQueue, cfg: StudyConfig, placement: SearchPlacement
+) -> list[WorkerArgs]:
+    """`vaelab study --workers K`: K - 1 workers beside the coordinator, in the study folder,
+    with cores / K torch threads each (as `vaelab sweep --workers` shares them)."""
+    url, threads = queue.storage.url, placement.threads_each()  # with its password
+    c = cfg.train
+    return [
+        WorkerArgs(url, queue.name, cfg.out, c.device, c.data_dir, threads, i)
+        for i in range(1, placement.workers)
+    ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -22,11 +22,9 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError
-from vaelab.fsutil import json_sha256
 from vaelab.tune import jobs
 from vaelab.tune.storage import (
     DEFINITION_ATTR,
-    Direction,
     HeartbeatSettings,
     ask_lock,
     load_existing_study,
@@ -60,22 +58,6 @@ class Trainer(Protocol):
         ...
 
     def say(self, msg: str) -> None: ...
-
-
-@dataclass
-class SearchDefinition:
-    """The β search's definition for `open_study`: the study's settings that change a trial's
-    result, one hash each, so a refusal names the settings that differ."""
-
-    name: str
-    parts: dict[str, Any]
-    directions: list[Direction] = field(default_factory=lambda: ["minimize"])
-
-    def definition(self) -> dict[str, Any]:
-        return self.parts
-
-    def definition_hashes(self) -> dict[str, str]:
-        return {k: json_sha256(v)[:16] for k, v in self.parts.items()}
 
 
 class BetaQueue(jobs.Queue):
@@ -163,13 +145,18 @@ class BetaJob:
 
 
 def open_search(
-    url: str, cfg: HeartbeatSettings, definition: SearchDefinition, settings: dict[str, Any]
+    url: str,
+    cfg: HeartbeatSettings,
+    name: str,
+    definition: dict[str, Any],
+    settings: dict[str, Any],
 ) -> BetaQueue:
     """The coordinator's queue: create the study or continue the one of that name, refusing
-    one with another definition. `settings`: what workers need besides the definition."""
+    one with another definition (one hash per setting, so a refusal names the settings that
+    differ). `settings`: what workers need besides the definition."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
     storage = open_storage(url, cfg)
-    study = open_study(storage, definition)
+    study = open_study(storage, name, definition, ["minimize"])
     study.set_user_attr(SETTINGS_ATTR, settings)
     return _queue(study, storage, cfg)
 

@@ -1,7 +1,5 @@
 """Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
-(PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
-(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.tune.beta_search`):
-both describe themselves through the small protocols below."""
+(PostgreSQL) to share it between machines; a study opens only with its own definition."""
 
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.errors import ConfigError, RunError
-from vaelab.fsutil import file_lock
+from vaelab.fsutil import file_lock, json_sha256
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
@@ -35,23 +33,6 @@ class HeartbeatSettings(Protocol):
     """Seconds without a heartbeat after which a trial is failed and retried."""
     max_retry: int
     """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
-
-
-class StudyDefinition(Protocol):
-    """What makes two studies of one name the same study (a sweep, the study's β search)."""
-
-    # read-only: a frozen view (SweepConfig.directions is a property) satisfies it too
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def directions(self) -> Sequence[Direction]: ...
-
-    def definition(self) -> dict[str, Any]: ...
-
-    def definition_hashes(self) -> dict[str, str]:
-        """A hash per named part; a stored study whose parts differ is refused, naming them."""
-        ...
 
 
 def silence_optuna_notices() -> None:
@@ -212,11 +193,17 @@ def _advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None
             con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
 
 
+def definition_hashes(definition: dict[str, Any]) -> dict[str, str]:
+    """A hash per named part: a stored study whose parts differ is refused, naming them."""
+    return {part: json_sha256(value)[:16] for part, value in definition.items()}
+
+
 def open_study(
     storage: RDBStorage,
-    cfg: StudyDefinition,
-    sampler: optuna.samplers.BaseSampler | None = None,
-    pruner: optuna.pruners.BasePruner | None = None,
+    name: str,
+    definition: dict[str, Any],
+    directions: Sequence[Direction],
+    **kw: Any,
 ) -> optuna.Study:
     """Create the study or join the existing one of that name, refusing a different definition.
 
@@ -225,27 +212,22 @@ def open_study(
     definition is never mixed into.
     """
     study = optuna.create_study(
-        storage=storage,
-        study_name=cfg.name,
-        directions=cfg.directions,
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
+        storage=storage, study_name=name, directions=directions, load_if_exists=True, **kw
     )
-    hashes = cfg.definition_hashes()
+    hashes = definition_hashes(definition)
     stored = study.user_attrs.get(HASHES_ATTR)
     if stored is None:
-        study.set_user_attr(DEFINITION_ATTR, cfg.definition())
+        study.set_user_attr(DEFINITION_ATTR, definition)
         study.set_user_attr(HASHES_ATTR, hashes)
     elif stored != hashes:
         parts = [p for p in hashes if stored.get(p) != hashes[p]]
         raise ConfigError(
-            f"study '{cfg.name}' in {redact(storage.url)} was created with a different "
+            f"study '{name}' in {redact(storage.url)} was created with a different "
             f"{' and '.join(parts)}; run the original config again to continue it, or pass "
             "--name NEW to start another study"
         )
-    elif [d.name.lower() for d in study.directions] != list(cfg.directions):
-        raise ConfigError(f"study '{cfg.name}' has other objective directions; use --name NEW")
+    elif [d.name.lower() for d in study.directions] != list(directions):
+        raise ConfigError(f"study '{name}' has other objective directions; use --name NEW")
     return study
 
 

@@ -220,7 +220,7 @@ def run_sweep(
     out = Path(out_dir).resolve()
     url = storage or default_storage_url(out)
     # Open the study first: a refused storage or study (other space) stops before any work.
-    study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
+    study = _open_study(open_storage(url, cfg), cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
@@ -233,6 +233,13 @@ def run_sweep(
     except TrainingInterrupted:
         raise SweepInterrupted(INTERRUPTED) from None
     return summarise(study, redact(url))
+
+
+def _open_study(storage: Any, cfg: SweepConfig) -> optuna.Study:
+    sampler, pruner = make_sampler(cfg), make_pruner(cfg)
+    return open_study(
+        storage, cfg.name, cfg.definition(), cfg.directions, sampler=sampler, pruner=pruner
+    )
 
 
 def _run_processes(specs: list[WorkerSpec]) -> None:
@@ -264,7 +271,7 @@ def work(spec: WorkerSpec) -> int:
     tag = jobs.worker_tag()
     log = jobs.Log(f"[worker {spec.index} {tag}] ")
     storage = open_storage(spec.storage_url, spec.cfg)
-    study = open_study(storage, spec.cfg, make_sampler(spec.cfg), make_pruner(spec.cfg))
+    study = _open_study(storage, spec.cfg)
     queue = jobs.Queue(study, storage, spec.cfg, poll_s=min(spec.cfg.heartbeat_interval, 5))
     name, n = spec.cfg.name, spec.trials
     with log.to_file(spec.out_dir / "logs" / f"worker-{tag}.log"):

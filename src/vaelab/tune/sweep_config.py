@@ -50,7 +50,6 @@ from vaelab.config import (
 )
 from vaelab.errors import ConfigError
 from vaelab.evaluate.keys import key_requirement
-from vaelab.fsutil import json_sha256
 from vaelab.schema import check, read
 from vaelab.tune.storage import Direction
 
@@ -176,9 +175,6 @@ class SweepConfig(SweepHead):
             "train": self.train,
             "evaluation": self.evaluation,
         }
-
-    def definition_hashes(self) -> dict[str, str]:
-        return {part: json_sha256(v)[:16] for part, v in self.definition().items()}
 
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.train, **params}, source="sweep trial").validate()
