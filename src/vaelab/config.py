@@ -1,10 +1,7 @@
 """Typed, validated configuration: `TrainConfig` (a training run), `EvalConfig` (an evaluation)
-and `StudyConfig` (the study, whose runs and evaluations are built from its fields).
-
-The CLI and TOML files only fill these in; ranges are written into the annotations and checked,
-with the types, by the strict reader (vaelab.schema); `validate()` adds the checks that relate
-fields, with one line naming the field and the fix. Each run saves its fully resolved config as
-`config.json` next to its results.
+and `StudyConfig` (the study, composing the two). The CLI and TOML files only fill these in;
+ranges are in the annotations, checked with the types by the strict reader (vaelab.schema), and
+`validate()` adds the checks that relate fields. Each run saves its config as `config.json`.
 """
 
 from __future__ import annotations
@@ -103,8 +100,8 @@ class TrainConfig:
     """torch intra-op threads, at most the cores available; None keeps PyTorch's default."""
 
     def validate(self) -> TrainConfig:
-        """Check types, ranges and how fields relate; raise `ConfigError` naming the field, the
-        reason and the fix. Numbers are stored as the file would read them back (floats)."""
+        """Check types, ranges and how fields relate (one `ConfigError` line naming the field and
+        the fix); numbers are stored as the file would read them back (floats)."""
         vars(self).update(vars(check(self, what="config field")))
 
         def bad(name: str, why: str) -> ConfigError:
@@ -184,8 +181,7 @@ DEFAULT_PAIRS = ((5, 8), (4, 8), (1, 7))
 # The metric groups, in the order they run; each is one function in vaelab.evaluate.metrics.
 Group = Literal["reconstruction", "likelihood", "samples", "probes", "interpolation"]
 GROUPS: tuple[Group, ...] = ("reconstruction", "likelihood", "samples", "probes", "interpolation")
-# What a β-selection trial needs (reconstruction accuracy, sample FD and class entropy), without
-# the IW-NLL, probes, interpolations or figures: EvalConfig(groups=SELECTION_GROUPS, figures=False).
+# What a β-selection trial needs: reconstruction accuracy, sample FD and class entropy.
 SELECTION_GROUPS: tuple[Group, ...] = ("reconstruction", "samples")
 
 
@@ -259,14 +255,11 @@ class StudyConfig:
     trial_epochs: Positive = 20
     """Epochs of each β-search trial."""
     trial_kl_warmup_steps: Count = 0
-    """β ramps from 0 over this many steps in each β-search trial. Measured: with it, 195-step
-    trials rank β as 2,000-step runs do; without it they under-rate larger β, which learn
-    slowly at first. The AE, β = 0/10 and tuned runs train at constant β, as the course does."""
+    """β ramps from 0 over this many steps in each β-search trial only: measured, 195-step trials
+    then rank β as 2,000-step runs do (without it they under-rate larger β, slow starters)."""
     search: Literal["grid", "halving"] = "grid"
-    """`grid`: every β trains `trial_epochs` on the whole train split (the course). `halving`:
-    successive halving: rung 0 trains every β `trial_epochs` on `trial_limit_train` images, rung r
-    η^r times as many epochs for the best ⌊n/η⌋ β of rung r−1, and the last rung trains the chosen
-    β `tuned_epochs` on the whole train split."""
+    """`grid`: every β trains `trial_epochs` on the whole train split (the course); `halving`:
+    successive halving (vaelab.tune.halving), the chosen β then trains `tuned_epochs`."""
     trial_limit_train: Annotated[int, Ge(2)] | None = None
     """Training images of each rung-0 trial (halving; None: `limit_train`)."""
     halving_eta: Annotated[int, Ge(2)] = 3
@@ -292,14 +285,13 @@ class StudyConfig:
     selection_limit: Annotated[int, Ge(2)] = 2000
     """Test images of a trial's selection evaluation."""
     selection_samples: Annotated[int, Ge(2)] = 2000
-    """Prior samples of a trial's selection evaluation (FD is biased by sample count: trials are
-    compared with each other only, at equal count)."""
+    """Prior samples of a trial's selection evaluation (FD depends on the count: trials are
+    compared with each other only)."""
     heartbeat_interval: Interval_s = 10
     """Seconds between a running β-search trial's heartbeats in the study storage."""
     grace_period: Interval_s = 60
     """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
-    failed and queued again (it resumes from its checkpoint where its run directory is
-    reachable)."""
+    failed and queued again."""
     max_retry: Count = 3
     """Retries of a trial whose worker died or was interrupted."""
 

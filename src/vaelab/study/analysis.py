@@ -1,7 +1,5 @@
-"""What the study measures across runs, beyond each run's own evaluation: the data overview and
-baselines, where the models' codes lie against the prior, the AE-vs-tuned-VAE interpolation
-measures, and the reference classifier's record. (The report draws the figures across runs.)
-"""
+"""What the study measures across runs: the data overview and baselines, where the codes lie
+against the prior, the AE-vs-tuned-VAE interpolation measures, the reference classifier."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""`vaelab study`: the course study as separate resumable runs inside STUDY_DIR, stage by stage.
-
-Layout: STUDY_DIR/runs/<name>/ (one training run each: ae, vae_beta0, vae_beta10, beta_<β>),
-STUDY_DIR/figures/ (study-level figures), study.json, report.md, report.html, study.log.
-A finished run is reused, an unfinished one resumed (vaelab.study.runs); re-running the command
-after a crash finishes the study without redoing finished work.
-
-The stages, in order: data overview, AE, VAE at β = 0 and 10, β search (vaelab.study.search),
-tuned VAE, interpolations and representation (vaelab.study.analysis); then study.json and the
-report (vaelab.report.study).
+"""`vaelab study`: the course study as resumable runs in STUDY_DIR/runs/<name>/, stage by stage
+(data overview, AE, VAE at β = 0 and 10, β search, tuned VAE, interpolations, representation),
+then study.json and the report; re-running it after a crash finishes without redoing work.
 """
 
 from __future__ import annotations
@@ -27,11 +20,7 @@ from vaelab.runtime import environment, resolve_device
 from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
-from vaelab.study.schema import (
-    Environment,
-    SearchResult,
-    StudyResult,
-)
+from vaelab.study.schema import Environment, SearchResult, StudyResult
 from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.tune import halving
 from vaelab.tune.beta_search import BetaQueue

@@ -1,17 +1,11 @@
 """The study's β-search stage: trials (β, rung) queued in an Optuna study
-(vaelab.tune.beta_search), trained as study runs here and in any workers, decided by
-vaelab.tune.halving and recorded as the study's `SearchResult`.
-
-`BetaSearch` is the `Trainer` every process hands the job loop: the coordinator (`vaelab study`)
-and each worker (`run_worker`: `vaelab study worker`, `--workers K`).
-"""
+(vaelab.tune.beta_search), trained as study runs by the coordinator and any workers
+(`run_worker`), decided by vaelab.tune.halving and recorded as the study's `SearchResult`."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +18,7 @@ from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
 from vaelab.fsutil import json_sha256
 from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
+from vaelab.train.preflight import threads_per_process
 from vaelab.tune import halving
 from vaelab.tune.beta_search import (
     RUN_ATTR,
@@ -59,14 +54,8 @@ class SearchPlacement:
     workers: int = 1
     """Processes on this machine working on the search, the coordinator included."""
     threads: int | None = None
-    """torch threads of each of them during the search (None: cores / workers)."""
-
-    def threads_each(self) -> int | None:
-        """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
-        --workers` shares them); None: one process, PyTorch's default."""
-        from vaelab.train.preflight import threads_per_process
-
-        return threads_per_process(self.workers, self.threads)
+    """torch threads of each of them during the search (None: cores / workers, as `vaelab
+    sweep --workers` shares them; one process: PyTorch's default)."""
 
 
 class BetaSearch:
@@ -150,8 +139,11 @@ class BetaSearch:
         lost = requeue_dead_local_trials(queue)
         if lost:
             self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
-        if self.placement.workers > 1:
-            specs = local_worker_args(queue, self.cfg, self.placement)
+        p, c = self.placement, self.cfg
+        if p.workers > 1:  # in the study folder, the storage URL with its password
+            threads = threads_per_process(p.workers, p.threads)
+            url, where = queue.storage.url, (c.out, c.train.device, c.train.data_dir)
+            specs = [WorkerArgs(url, queue.name, *where, threads, i) for i in range(1, p.workers)]
             self.local_workers = LocalWorkers(run_worker, specs, first=1)
 
     def run(self, queue: BetaQueue) -> SearchResult:
@@ -216,40 +208,31 @@ class BetaSearch:
         )
 
     def _decide(self, queue: BetaQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
-        """run_search, then the search is marked finished and the local workers stop."""
-        c = self.cfg
+        """run_search (this process with cores / workers torch threads, unless --threads says
+        otherwise), then the search is marked finished and the local workers stop."""
+        c, before = self.cfg, torch.get_num_threads()
         try:
-            with self._search_threads():
-                outcome = halving.run_search(
-                    c.decades,
-                    evaluate,
-                    eta=c.halving_eta,
-                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
-                    max_extensions=c.max_extensions,
-                    refine=c.refine,
-                )
+            threads = threads_per_process(self.placement.workers, self.placement.threads)
+            torch.set_num_threads(threads or before)
+            outcome = halving.run_search(
+                c.decades,
+                evaluate,
+                eta=c.halving_eta,
+                n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                max_extensions=c.max_extensions,
+                refine=c.refine,
+            )
             queue.mark_finished()  # workers anywhere stop when the queue is empty
         except BaseException:
             self.stop_workers()
             raise
+        finally:
+            torch.set_num_threads(before)
         bad = self.local_workers.join() if self.local_workers is not None else []
         if bad:
             codes = ", ".join(map(str, bad))
             self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
         return outcome
-
-    @contextmanager
-    def _search_threads(self) -> Iterator[None]:
-        """torch threads of this process while it trains β-search trials beside local
-        workers: cores / workers unless --threads says otherwise."""
-        threads = self.placement.threads_each()
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
     def stop_workers(self) -> None:
         """Stop the local workers (the search was interrupted or failed)."""
@@ -318,16 +301,3 @@ def run_worker(args: WorkerArgs) -> int:
         ran = work(queue, BetaSearch(book))
         book.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
     return ran
-
-
-def local_worker_args(
-    queue: BetaQueue, cfg: StudyConfig, placement: SearchPlacement
-) -> list[WorkerArgs]:
-    """`vaelab study --workers K`: K - 1 workers beside the coordinator, in the study folder,
-    with cores / K torch threads each (as `vaelab sweep --workers` shares them)."""
-    url, threads = queue.storage.url, placement.threads_each()  # with its password
-    c = cfg.train
-    return [
-        WorkerArgs(url, queue.name, cfg.out, c.device, c.data_dir, threads, i)
-        for i in range(1, placement.workers)
-    ]

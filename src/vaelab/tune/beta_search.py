@@ -1,14 +1,8 @@
-"""The β search's trials as an Optuna study: the work queue and the record.
-
-Every trial (β, rung) is one Optuna trial with β and rung as fixed parameters; its value is the
-trial's selection loss (`halving.selection_loss`), its user attributes hold the study's run entry
-(train summary, selection-evaluation metrics), run folder, host, pid and wall time, so the
-coordinator (`vaelab study`) needs no access to the trial's files. The coordinator queues a batch
-(`BetaQueue.submit`), works on queued trials like any worker until the batch is complete, then
-decides (`halving.promote`); workers (`vaelab study worker`, or `--workers K`) run queued trials
-until the coordinator marks the search finished. Trials run in the one job loop
-(`vaelab.tune.jobs`); what trains them is the study's, handed in as a `Trainer`.
-"""
+"""The β search's trials as an Optuna study, the work queue and the record: each trial (β, rung)
+has β and rung as fixed parameters, its selection loss as value and the study's run entry (and
+host, pid, wall time) as user attributes, so the coordinator needs no access to its files.
+The coordinator queues a batch and works on it like any worker until it is complete; workers
+run queued trials until the coordinator marks the search finished."""
 
 from __future__ import annotations
 
@@ -46,16 +40,15 @@ C = TypeVar("C", bound=HeartbeatSettings)
 
 
 class Trainer(Protocol):
-    """What trains a trial: the study's β search (`vaelab.study.search.BetaSearch`), in the
-    coordinator and in every worker."""
+    """What trains a trial (`vaelab.study.search.BetaSearch`): `trial_dir` is where this process
+    trains (β, rung) unless a retry resumes elsewhere; `search_trial` trains and evaluates it in
+    `run_dir` and returns (its run entry, its selection loss)."""
 
-    def trial_dir(self, beta: float, rung: int) -> Path:
-        """Where this process trains trial (β, rung) unless a retry resumes elsewhere."""
-        ...
+    def trial_dir(self, beta: float, rung: int) -> Path: ...
 
-    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
-        """Train and evaluate the trial in `run_dir`; (its run entry, its selection loss)."""
-        ...
+    def search_trial(
+        self, beta: float, rung: int, run_dir: Path
+    ) -> tuple[dict[str, Any], float]: ...
 
     def say(self, msg: str) -> None: ...
 
@@ -107,9 +100,8 @@ class BetaQueue(jobs.Queue):
 
 @dataclass
 class BetaJob:
-    """β-search trials for the job loop: only queued trials are taken (a coordinator queued
-    them); a worker stops once the search is marked finished, the coordinator when its batch is
-    complete."""
+    """β-search trials for the job loop: only queued ones are taken; a worker stops once the
+    search is marked finished, the coordinator when its batch is complete."""
 
     trainer: Trainer
     queue: BetaQueue
@@ -162,8 +154,7 @@ def open_search(
 
 
 def _queue(study: optuna.Study, storage: Any, cfg: HeartbeatSettings) -> BetaQueue:
-    # A short poll: a batch waits this long after its last trial, and rung-0 trials of a small
-    # preset take seconds. A poll is one small query (and the ask lock).
+    # A short poll (one small query): a batch waits this long after its last trial.
     return BetaQueue(study, storage, cfg, poll_s=min(float(cfg.heartbeat_interval), 0.5))
 
 
@@ -190,8 +181,7 @@ def evaluate_batch(
     queue: BetaQueue, points: list[Point], trainer: Trainer
 ) -> dict[Point, FrozenTrial]:
     """The coordinator's side of one batch: queue what is missing, work on queued trials until
-    every point is complete, return each point's complete trial. A point whose trials all failed
-    (no retry left) stops the study with the trial's error; so does a failure here."""
+    every point is complete; a point whose trials all failed stops the study with its error."""
 
     def complete() -> bool:
         done, failed = queue.status(points)

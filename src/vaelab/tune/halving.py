@@ -1,15 +1,10 @@
 """Successive halving for the β search: every candidate gets a short budget, and only those that
-can still win get more.
+can still win get more; the decisions are those of Optuna's `SuccessiveHalvingPruner` (checked
+by tests/test_halving.py). Then the criterion that chooses β, as the report states it.
 
-The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
-reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
-*selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
-Optuna trials (`vaelab.tune.beta_search`), so several workers can train one batch at once.
-
-Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
-scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it
-ranks after every eligible β (FDs are far below the penalty) and, when nothing is eligible, the
-ranking falls back to FD alone, as `select_beta` does.
+Selection loss (lower is better): an eligible β scores its sample Fréchet distance, an
+ineligible one FD + `INELIGIBLE_PENALTY`, so it ranks after every eligible β and, when none is
+eligible, the ranking falls back to FD alone.
 """
 
 from __future__ import annotations
@@ -94,8 +89,7 @@ def _best(losses: dict[float, float]) -> float:
 
 
 Evaluate = Callable[[list[float], int], dict[float, float]]
-"""`evaluate(betas, rung)`: train and evaluate every β at that rung's budget (in any order, in
-parallel if it can) and return each one's selection loss."""
+"""`evaluate(betas, rung)`: each β's selection loss at that rung's budget."""
 
 
 def run_search(
@@ -107,18 +101,12 @@ def run_search(
     max_extensions: int,
     refine: bool,
 ) -> SearchOutcome:
-    """The β search as a pure driver: `evaluate(betas, rung)` trains and evaluates a batch of β
-    at that rung's budget and returns their selection losses. Every β known at one point goes in
-    one batch (the decades; each extension; the refinement pair; each rung's promoted set), so
-    a caller with several workers runs a batch in parallel; the decisions depend only on the
-    losses, never on the order the trials finished in.
-
-    Rung 0 takes the decades, extended by a decade while the best β sits on an edge (at most
-    `max_extensions` times), then the best decade's half-decade neighbours. Each later rung takes
-    `promote(previous rung, eta)`; the chosen β is the one promoted into the last rung (n_rungs=1:
-    the best of rung 0, a plain grid search). The last rung itself, the chosen β's full-budget
-    run, is the caller's: the choice is made before it.
-    """
+    """The β search as a pure driver over batches (every β known at one point: the decades,
+    each extension, the refinement pair, each rung's promoted set), so workers run a batch in
+    parallel and the decisions depend only on the losses. Rung 0: the decades, extended while
+    the best sits on an edge, then its half-decade neighbours; rung r: `promote(rung r-1)`. The
+    chosen β is the one promoted into the last rung (n_rungs=1: the best of rung 0, a grid
+    search), whose full-budget run is the caller's."""
     losses: dict[float, float] = {}
 
     def run(betas: list[float]) -> None:

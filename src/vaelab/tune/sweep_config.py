@@ -1,29 +1,6 @@
-"""A sweep's typed `SweepConfig`: its TOML file, read by the strict reader, and its
-validation before the first trial. The file:
-
-    [sweep]                       # optional: name, trials, sampler, seed, heartbeat
-    name = "beta"
-    trials = 8
-    [train]                       # base TrainConfig: any field
-    model = "vae"
-    epochs = 1
-    [space.beta]                  # one table per searched TrainConfig field
-    type = "float"                # float | int | categorical | grid
-    low = 0.01
-    high = 10.0
-    log = true
-    [[objective]]                 # one or several (multi-objective); any eval.json key
-    key = "test/elbo"
-    direction = "maximize"
-    [evaluation]                  # EvalConfig fields (device: the trial's)
-    limit = 128
-    [pruner]
-    kind = "median"               # none | median | successive_halving | hyperband
-
-`grid` parameters are tried value by value: every trial takes the least-tried point of the
-product of all grid parameters, so N trials cover an n-point grid N/n times each (a pure grid with
-no `trials` runs it once); the other parameters are sampled.
-"""
+"""A sweep's typed `SweepConfig`: its TOML file (tables [sweep], [train], [space.FIELD],
+[[objective]], [evaluation], [pruner]; docs/sweeps.md), read by the strict reader, and its
+validation before the first trial."""
 
 from __future__ import annotations
 
@@ -189,8 +166,7 @@ class SweepConfig(SweepHead):
 
 # ---------------------------------------------------------------------------- reading
 def load_sweep(path: str | Path, name: str | None = None) -> SweepConfig:
-    """Read and fully validate a sweep TOML file (format: this module's docstring); `name`
-    overrides its [sweep] name."""
+    """Read and fully validate a sweep TOML file; `name` overrides its [sweep] name."""
     return parse_sweep(read_toml(path, "sweep config"), default_name=Path(path).stem, name=name)
 
 
