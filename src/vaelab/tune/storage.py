@@ -74,9 +74,8 @@ come in short bursts; a lock held longer is another program's."""
 
 
 def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
-    """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
-    seconds is failed by the next worker that asks for a trial, and re-queued with its
-    parameters (up to `max_retry` times)."""
+    """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
+    the next worker that asks for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
     with storage_errors(url):
@@ -205,12 +204,8 @@ def open_study(
     directions: Sequence[Direction],
     **kw: Any,
 ) -> optuna.Study:
-    """Create the study or join the existing one of that name, refusing a different definition.
-
-    The definition (a sweep's space, objectives, base config, evaluation; the β search's trial
-    settings) is stored in the study's user attributes; a study of that name with another
-    definition is never mixed into.
-    """
+    """Create the study or join the one of that name, refusing another definition (a sweep's
+    space, objectives, base config, evaluation; the β search's trial settings)."""
     study = optuna.create_study(
         storage=storage, study_name=name, directions=directions, load_if_exists=True, **kw
     )
@@ -254,12 +249,9 @@ def load_existing_study(url: str, name: str | None) -> optuna.Study:
 
 @contextlib.contextmanager
 def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialise "count the trials, then ask for one" among all workers of a study, so a study
-    of N trials gets N trials, not N plus one per worker that asked at the same moment.
-
-    SQLite: a file lock beside the database (its workers share one machine).
-    PostgreSQL: an advisory lock (`_advisory_lock`).
-    """
+    """Serialise "count the trials, then ask for one" among a study's workers, so a study of N
+    trials gets N: a file lock beside a SQLite database (its workers share one machine), an
+    advisory lock on PostgreSQL."""
     url = storage.url
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
@@ -309,9 +301,8 @@ def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[N
 def requeue(
     study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
 ) -> FrozenTrial:
-    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again like a dead
-    worker's, with its parameters, so the next worker resumes it instead of abandoning it.
-    Returns the failed trial."""
+    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again with its
+    parameters, like a dead worker's, so the next worker resumes it; returns the failed trial."""
     number = trial if isinstance(trial, int) else trial.number
     tid = trial_id(storage, study.study_name, number)
     storage.set_trial_user_attr(tid, "error", why)

@@ -1,11 +1,6 @@
-"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials;
-the Optuna sampler and pruner a `SweepConfig` asks for.
-
-A worker asks the study for a trial, trains and evaluates it as a normal run folder and tells the
-result, until the study has its trials; any number of workers, on any machines, may work on one
-storage. The trials run in the one job loop (`vaelab.tune.jobs`); `SweepJob` is what a sweep
-trial is.
-"""
+"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials; any
+number of workers on any machines may work on one storage. `SweepJob` is what a sweep trial is
+to the job loop (vaelab.tune.jobs); the sampler and pruner are built from the `SweepConfig`."""
 
 from __future__ import annotations
 
@@ -204,13 +199,9 @@ def run_sweep(
     workers: int = 1,
     threads: int | None = None,
 ) -> SweepResult:
-    """Run (or continue, or join) the sweep until its study has `trials` finished trials.
-
-    Run folders go to OUT/trials/<number>/, worker logs to OUT/logs/. `storage` defaults to
-    sqlite:///OUT/sweep.db; with a shared database URL, this call on several machines (each with
-    its own OUT) works on one study. `workers` local processes share the cores evenly unless
-    `threads` (torch threads per worker) says otherwise.
-    """
+    """Run (or continue, or join) the sweep until its study has `trials` finished trials: runs in
+    OUT/trials/<number>/, worker logs in OUT/logs/, the study in `storage` (default
+    sqlite:///OUT/sweep.db); `workers` local processes share the cores unless `threads` says."""
     if name:
         cfg.name = name
     validate(cfg)  # a SweepConfig built in Python gets the checks a TOML file gets
