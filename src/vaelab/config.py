@@ -328,7 +328,20 @@ class StudyConfig:
 
     def validate(self) -> StudyConfig:
         """Check types, ranges and how fields relate, the runs' TrainConfig checks included."""
-        vars(self).update(vars(StudyConfig.from_options(self.to_dict())))
+        checked = StudyConfig.from_options(self.to_dict())
+        # what the flat record cannot hold would be lost in study.json and the β search's hash
+        lost = [
+            f"{part}.{name}"
+            for part in ("train", "eval")
+            for name, value in vars(getattr(self, part)).items()
+            if value != getattr(getattr(checked, part), name)
+        ]
+        if lost:
+            raise ConfigError(
+                f"invalid study option(s) {', '.join(lost)}: not study options (OPTIONS); "
+                "leave them at the study's defaults"
+            )
+        vars(self).update(vars(checked))
         if self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"invalid study option 'grace_period': {self.grace_period!r} s must exceed "

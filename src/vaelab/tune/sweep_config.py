@@ -31,7 +31,6 @@ from vaelab.schema import check, read
 from vaelab.tune.storage import Direction
 
 ParamType = Literal["float", "int", "categorical", "grid"]
-PRUNER_METRICS = ("val/loss", "val/recon", "val/kl")
 Choice = bool | int | float | str
 """What a categorical or grid parameter may take: the values Optuna stores."""
 
