@@ -238,7 +238,20 @@ storage adds it to a timestamp)."""
 
 
 @dataclass
-class StudyConfig:
+class Heartbeats:
+    """How the workers of an Optuna study (a sweep, the study's β search) watch each other."""
+
+    heartbeat_interval: Interval_s = 10
+    """Seconds between a running trial's heartbeats in the storage."""
+    grace_period: Interval_s = 60
+    """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
+    failed and queued again."""
+    max_retry: Count = 3
+    """Retries of a trial whose worker died or was interrupted."""
+
+
+@dataclass
+class StudyConfig(Heartbeats):
     """A study: the TrainConfig and EvalConfig its runs share, each stage's budget and the β
     search. Its record (flags, presets, study.json, the β search's definition) is the flat
     `OPTIONS`; train/eval fields outside it keep the defaults below."""
@@ -287,13 +300,6 @@ class StudyConfig:
     selection_samples: Annotated[int, Ge(2)] = 2000
     """Prior samples of a trial's selection evaluation (FD depends on the count: trials are
     compared with each other only)."""
-    heartbeat_interval: Interval_s = 10
-    """Seconds between a running β-search trial's heartbeats in the study storage."""
-    grace_period: Interval_s = 60
-    """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
-    failed and queued again."""
-    max_retry: Count = 3
-    """Retries of a trial whose worker died or was interrupted."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
@@ -316,11 +322,8 @@ class StudyConfig:
             parts[owner][attr] = value
         d = cls()
         train, evaluate = parts.pop("train"), parts.pop("eval")
-        return cls(
-            dataclasses.replace(d.train, **train),
-            dataclasses.replace(d.eval, **evaluate),
-            **parts[""],
-        )
+        train_cfg = dataclasses.replace(d.train, **train)
+        return cls(train=train_cfg, eval=dataclasses.replace(d.eval, **evaluate), **parts[""])
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record: `OPTIONS`' names and values."""

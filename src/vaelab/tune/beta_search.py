@@ -15,11 +15,11 @@ from typing import Any, Protocol, TypeVar
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import ConfigError, RunError
 from vaelab.tune import jobs
 from vaelab.tune.storage import (
     DEFINITION_ATTR,
-    HeartbeatSettings,
     ask_lock,
     load_existing_study,
     open_storage,
@@ -36,7 +36,7 @@ SETTINGS_ATTR = "vaelab:settings"  # study attribute: the unhashed settings work
 BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
 
 Point = tuple[float, int]  # (β, rung)
-C = TypeVar("C", bound=HeartbeatSettings)
+C = TypeVar("C", bound=Heartbeats)
 
 
 class Trainer(Protocol):
@@ -138,7 +138,7 @@ class BetaJob:
 
 def open_search(
     url: str,
-    cfg: HeartbeatSettings,
+    cfg: Heartbeats,
     name: str,
     definition: dict[str, Any],
     settings: dict[str, Any],
@@ -153,7 +153,7 @@ def open_search(
     return _queue(study, storage, cfg)
 
 
-def _queue(study: optuna.Study, storage: Any, cfg: HeartbeatSettings) -> BetaQueue:
+def _queue(study: optuna.Study, storage: Any, cfg: Heartbeats) -> BetaQueue:
     # A short poll (one small query): a batch waits this long after its last trial.
     return BetaQueue(study, storage, cfg, poll_s=min(float(cfg.heartbeat_interval), 0.5))
 

@@ -21,9 +21,10 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import RunError, VaelabError
 from vaelab.train.loop import TrainingInterrupted
-from vaelab.tune.storage import HeartbeatSettings, ask_lock, heartbeat, redact, requeue, trial_id
+from vaelab.tune.storage import ask_lock, heartbeat, redact, requeue, trial_id
 
 MAX_FAILURES_IN_A_ROW = 3
 Verdict = Literal["ask", "wait", "done"]
@@ -36,7 +37,7 @@ class Queue:
 
     study: optuna.Study
     storage: RDBStorage
-    settings: HeartbeatSettings
+    settings: Heartbeats
     poll_s: float
     """Seconds between looks at the queue while there is nothing to take."""
 

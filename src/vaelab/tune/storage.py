@@ -11,28 +11,20 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import file_lock, json_sha256
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
 Direction = Literal["minimize", "maximize"]
-
-
-class HeartbeatSettings(Protocol):
-    heartbeat_interval: int
-    """Seconds between a running trial's heartbeats in the storage."""
-    grace_period: int
-    """Seconds without a heartbeat after which a trial is failed and retried."""
-    max_retry: int
-    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
 
 
 def silence_optuna_notices() -> None:
@@ -73,7 +65,7 @@ SQLITE_BUSY_S = 60.0
 come in short bursts; a lock held longer is another program's."""
 
 
-def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
+def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
     """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
     the next worker that asks for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()

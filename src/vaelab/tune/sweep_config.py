@@ -19,7 +19,7 @@ from vaelab.config import (
     CONFIG,
     Count,
     EvalConfig,
-    Interval_s,
+    Heartbeats,
     Positive,
     Seed,
     TrainConfig,
@@ -81,7 +81,7 @@ class PrunerConfig:
 
 
 @dataclass
-class SweepHead:
+class SweepHead(Heartbeats):
     """The [sweep] table."""
 
     __pydantic_config__: ClassVar = CONFIG
@@ -94,12 +94,6 @@ class SweepHead:
     seed: Seed | None = None
     """Sampler seed: trial n draws with seed + n, so workers and re-runs never propose the same
     trials, and a one-worker sweep proposes the same ones every time."""
-    heartbeat_interval: Interval_s = 10
-    """Seconds between a running trial's heartbeats in the storage."""
-    grace_period: Interval_s = 60
-    """Seconds without a heartbeat after which a trial is failed and retried."""
-    max_retry: Count = 3
-    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
 
 
 @dataclass
