@@ -375,19 +375,11 @@ def _num(v: Any) -> bool:
 
 def summarise(study: optuna.Study, storage: str) -> SweepResult:
     counts = Counter(t.state for t in study.get_trials(deepcopy=False))
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    best_trials = (
-        ([study.best_trial] if len(study.directions) == 1 else study.best_trials)
-        if complete
-        else []
-    )
+    top: list[FrozenTrial] = []
+    if counts[TrialState.COMPLETE]:
+        top = [study.best_trial] if len(study.directions) == 1 else study.best_trials
     best = [
-        {
-            "number": t.number,
-            "values": t.values,
-            "params": t.params,
-            "run_dir": t.user_attrs.get("run_dir"),
-        }
-        for t in best_trials
+        dict(number=t.number, values=t.values, params=t.params, run_dir=t.user_attrs.get("run_dir"))
+        for t in top
     ]
     return SweepResult(study.study_name, storage, {s.name: c for s, c in counts.items()}, best)
