@@ -12,8 +12,7 @@ from PIL import Image
 
 from tests.needs import need
 from vaelab.data import folder, sources, store
-from vaelab.data.idx import decode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, decode_idx
 from vaelab.errors import DataError
 
 

@@ -40,7 +40,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from vaelab.study.worker import WorkerArgs, run_worker
+    from vaelab.study.search import WorkerArgs, run_worker
     from vaelab.train import preflight as pf
 
     pf.check_device(args.device)
@@ -141,9 +141,9 @@ def _check_study_data(cfg) -> None:
     """The data every stage needs, checked before the first of them: splits, sizes, memory and
     the interpolation labels of the evaluations."""
     from vaelab.cli.evaluate import check_labels
-    from vaelab.evaluate.run import DEFAULT_PAIRS
+    from vaelab.config import DEFAULT_PAIRS
     from vaelab.train.preflight import check_data
 
-    run = cfg.train_config("ae", 0.0, 1)
+    run = cfg.run_config("ae", 0.0, 1)
     check_data(run)
-    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval_limit)
+    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval.limit)

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 from vaelab.errors import DataError
 
 SIZES = (28, 32, 64)

@@ -1,13 +1,17 @@
-"""The study report's sections, one function each, in the order the report shows them: the
-summary, how to reproduce, the data, one section per run, the β search, the interpolations, the
-representation, and every run's metrics. Every number cites study.json (vaelab.report.render).
+"""The study report (report.md, report.html) from study.json: one function per section, `build`
+puts them in order with the answers to the study's questions (vaelab.report.answers). Every number
+cites study.json (vaelab.report.render); figures are drawn from stored results
+(vaelab.report.study_figures), so re-rendering a study folder needs no model.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
-from vaelab.report import faq
+from vaelab.fsutil import atomic_write_text
+from vaelab.report import answers, faq
 from vaelab.report.citations import (
     INTERP,
     METRICS,
@@ -18,13 +22,13 @@ from vaelab.report.citations import (
     train_value,
 )
 from vaelab.report.render import Doc
+from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
-from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
-from vaelab.tune.selection import criterion_text
+from vaelab.tune.halving import INELIGIBLE_PENALTY, criterion_text, selection_loss
 
 SPLITS = ("train", "val", "test", "train+val")
-"""The order the data section lists splits in (that of vaelab.data.store.SPLITS): study.json stores
-them with sorted keys, and a re-rendered report must read as the first one did."""
+"""vaelab.data.store.SPLITS, whose package imports torch: study.json sorts its keys, and a
+re-rendered report must list splits as the first one did."""
 
 
 def _split_order(item: tuple[str, object]) -> int:
@@ -38,7 +42,7 @@ def _n_paths() -> int:
 def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
-    doc.h(1, f"vaelab study: AE and β-VAE on {c.dataset} ({c.preset} preset)")
+    doc.h(1, f"vaelab study: AE and β-VAE on {c.train.dataset} ({c.preset} preset)")
     doc.img(
         "figures/summary.png",
         "Top: prior samples of the AE, the tuned VAE and the β = 10 VAE with their Fréchet "
@@ -65,7 +69,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
     doc.h(2, "How to reproduce", "reproduce")
     doc.code(
         f"make study            # or: vaelab study --preset {c.preset} --dataset "
-        f"{c.dataset} --out {c.out}"
+        f"{c.train.dataset} --out {c.out}"
     )
     doc.table(
         ["item", "value"],
@@ -78,7 +82,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
                 f"{env.device} ({env.gpu or env.processor}, "
                 f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
             ],
-            ["seed", f"{c.seed} (every run; evaluation seed {c.seed})"],
+            ["seed", f"{c.train.seed} (every run; evaluation seed {c.train.seed})"],
             [
                 "reference classifier",
                 f"{s.classifier.variant}, test accuracy "
@@ -114,8 +118,8 @@ def data_section(doc: Doc, s: StudyResult) -> None:
     )
     doc.p(
         f"Source: {s.data.source}. Training runs use "
-        f"{c.limit_train or splits['train'].count} train images; evaluation uses the "
-        f"first {c.eval_limit or splits['test'].count} test images."
+        f"{c.train.limit_train or splits['train'].count} train images; evaluation uses the "
+        f"first {c.eval.limit or splits['test'].count} test images."
     )
     doc.img("figures/data_strip.png", "The first 16 training images.")
 
@@ -230,10 +234,10 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"images, FD, precision/recall and class entropy of {c.selection_samples} prior "
         "samples; FD grows and the k-NN measures change as the sample count shrinks, so "
         f"trial values compare with each other only); {', '.join(full)} got the full one "
-        f"({c.n_samples} prior samples, IW-NLL with K = {c.iw_samples}, probes, "
+        f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, probes, "
         "interpolations, all figures). "
         "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
-        f"importance-weighted with K = {c.iw_samples} on {c.iw_limit or 'all'} test "
+        f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
         f"with k = {doc.ev(first, keys.SAMPLES_PR_K, 'g')} nearest neighbours on "
@@ -346,3 +350,36 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
     )
+
+
+def build(root: Path, s: StudyResult) -> Doc:
+    """The whole report, section by section (figures must already exist under root)."""
+    doc = Doc(s, root)
+    summary(doc, s)
+    answers.answers_section(doc, s)
+    reproduce_section(doc, s)
+    data_section(doc, s)
+    for name, title in (
+        ("ae", "2. Auto-encoder"),
+        ("vae_beta0", "3a. VAE, β = 0"),
+        ("vae_beta10", "3b. VAE, β = 10"),
+    ):
+        run_section(doc, s, name, title)
+    search_section(doc, s)
+    beta = s.search.chosen_beta
+    run_section(doc, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
+    interpolation_section(doc, s)
+    representation_section(doc, s)
+    all_runs_section(doc, s)
+    faq.units_section(doc, s)
+    return doc
+
+
+def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
+    """Draw the study's figures, then write report.md and report.html."""
+    write_study_figures(root, study)
+    doc = build(root, study)
+    title = f"vaelab study ({study.config.preset})"
+    md = atomic_write_text(root / "report.md", doc.markdown())
+    page = atomic_write_text(root / "report.html", doc.html(title))
+    return md, page
