@@ -54,10 +54,11 @@ class TrainConfig:
     """Decoder variance of the Gaussian likelihood; ½ makes SSE + KL the −ELBO up to (D/2)·log π."""
     binarize: Literal["none", "static", "dynamic"] = "none"
     """Pixel binarisation of the training data (`dynamic`: a new Bernoulli draw every epoch)."""
-    dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
-    """`mnist`, `fashion-mnist` or `idx` (with `data_dir`)."""
+    dataset: Literal["mnist", "fashion-mnist", "idx", "arrays"] = "mnist"
+    """`mnist`, `fashion-mnist`, `idx` (with `data_dir`) or `arrays` (data.register_arrays)."""
     data_dir: str | None = None
-    """Folder of IDX files: a source for mnist/fashion-mnist, or the data of dataset `idx`."""
+    """Folder of IDX files: a source for mnist/fashion-mnist, or the data of dataset `idx`
+    (`arrays`: the name the arrays were registered under)."""
     latent_dim: Positive = 64
     """Size of the embedding z (nz)."""
     channels: Channels = field(default_factory=lambda: [32, 64, 128, 256])
@@ -251,7 +252,7 @@ class StudyConfig:
     __pydantic_config__: ClassVar = CONFIG
 
     preset: Literal["default", "course", "smoke"] = field(default="default", metadata=SETTING)
-    dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
+    dataset: Literal["mnist", "fashion-mnist", "idx", "arrays"] = "mnist"
     data_dir: str | None = field(default=None, metadata=WHERE)
     out: str = field(default="study", metadata=WHERE)
     device: str = field(default="auto", metadata=WHERE)

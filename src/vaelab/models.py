@@ -4,9 +4,10 @@ Kingma & Welling 2014).
 
 Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0) take 28×28 (and
 32×32) to 1×1, then a linear layer to the embedding; images of 64 pixels and more get one more
-k4 s2 p1 block in front and a last layer twice as wide (…/256/512), so 64×64 also ends at 1×1. The decoder mirrors it with transposed convolutions;
-`output_padding` is derived from the encoder's sizes so 28×28, 32×32 and other sizes round-trip.
-Decoders return *logits*: the likelihood decides what an image is (sigmoid mean or Bernoulli).
+k4 s2 p1 block in front and a last layer twice as wide (…/256/512), so 64×64 also ends at 1×1.
+The decoder mirrors it with transposed convolutions; `output_padding` is derived from the
+encoder's sizes so 28×28, 32×32, 64×64 and other sizes round-trip. Decoders return *logits*: the
+likelihood decides what an image is (sigmoid mean or Bernoulli).
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
 """Data layer: MNIST-family datasets obtained, verified and cached; fast tensor-resident batches."""
 
 from vaelab.data.loader import ImageDataset, TensorLoader
-from vaelab.data.store import DATASETS, SPLITS, fetch, info, load_arrays, load_split
+from vaelab.data.store import (
+    DATASETS,
+    SPLITS,
+    fetch,
+    info,
+    load_arrays,
+    load_split,
+    register_arrays,
+)
 
 __all__ = [
     "DATASETS",
@@ -12,4 +20,5 @@ __all__ = [
     "info",
     "load_arrays",
     "load_split",
+    "register_arrays",
 ]

@@ -27,7 +27,7 @@ from vaelab.errors import ConfigError, DataError
 from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
 
 SPLITS = ("train", "val", "test", "train+val")
-DATASETS = ("mnist", "fashion-mnist", "idx")
+DATASETS = ("mnist", "fashion-mnist", "idx", "arrays")
 VAL_SIZE = 10_000
 
 
@@ -66,10 +66,40 @@ def _custom_key(data_dir: Path) -> str:
     return f"idx-{digest[:12]}"
 
 
+UNLABELLED = -1
+"""The label of an image that has none: a split whose labels are all this is unlabelled."""
+_REGISTERED: dict[str, dict[str, np.ndarray]] = {}
+
+
+def register_arrays(
+    name: str,
+    train: np.ndarray,
+    test: np.ndarray,
+    train_labels: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
+) -> None:
+    """Make uint8 images (N, C, H, W), labelled or not, this process's dataset `arrays` with
+    data_dir `name` (`--dataset arrays --data-dir NAME`); `val` is cut from `train` as usual."""
+    for x in (train, test):
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise DataError(f"register_arrays({name!r}): images must be uint8 (N, C, H, W)")
+    labels = [
+        np.full(len(x), UNLABELLED) if y is None else y
+        for x, y in ((train, train_labels), (test, test_labels))
+    ]
+    _REGISTERED[name] = dict(zip(FILES, (train, labels[0], test, labels[1]), strict=True))
+
+
 def resolve_spec(dataset: str, data_dir: str | Path | None = None) -> DatasetSpec:
     """The spec of a dataset name; `idx` (a user folder) has no pinned checksums."""
     if dataset in sources.SPECS:
         return sources.SPECS[dataset]
+    if dataset == "arrays":
+        if str(data_dir) not in _REGISTERED:
+            raise DataError(f"no arrays registered as {data_dir!r}; call register_arrays first")
+        arrays = _REGISTERED[str(data_dir)]
+        digest = sha256_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values()))
+        return DatasetSpec(name=f"arrays-{digest[:12]}")
     if dataset == "idx":
         if data_dir is None:
             raise DataError("dataset 'idx' needs --data-dir DIR holding the four IDX files")
@@ -300,6 +330,9 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
     after verification can slip in. Verified arrays are kept for the life of the process
     (callers must not modify them), so a study's evaluations hash the files once.
     """
+    if dataset == "arrays":
+        resolve_spec(dataset, data_dir)  # refuses an unregistered name
+        return _REGISTERED[str(data_dir)]
     spec = resolve_spec(dataset, data_dir)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
@@ -321,7 +354,7 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split.
+    """Images (N, C, H, W) uint8 and labels (N,) int64 (UNLABELLED: none) of one split.
 
     `train` is the official train set minus its last 10,000 images, which form `val`.
     """
@@ -336,7 +369,7 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
             x, y = x[: len(x) - n_val], y[: len(y) - n_val]
         elif split == "val":
             x, y = x[len(x) - n_val :], y[len(y) - n_val :]
-    return x[:, None, :, :], y.astype(np.int64)
+    return (x[:, None, :, :] if x.ndim == 3 else x), y.astype(np.int64)
 
 
 def load_split(

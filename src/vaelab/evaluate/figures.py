@@ -30,6 +30,8 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
     """Reconstructions, prior samples, interpolation paths with their curves, and the latent
     space (see EvalArrays)."""
     x, n_show, modes = ctx.data.x, min(16, len(ctx.data.x)), ("lerp", "slerp")
+    # unlabelled data has no paths (they are chosen by label): empty arrays of the usual shapes
+    has_paths, t = bool(ctx.paths["lerp"]), ctx.ecfg.steps
     mu, q = ctx.codes
     centred = mu.double().cpu() - mu.double().cpu().mean(0)
     _, s, v = torch.linalg.svd(centred, full_matrices=False)
@@ -43,10 +45,17 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
         inputs=_numpy(x[:n_show]),
         recon=_numpy(ctx.recon[:n_show]),
         samples=_numpy(ctx.samples[:64]),
-        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]),
-        paths={m: np.stack([_numpy(p.images) for p in ctx.paths[m]]) for m in modes},
-        confidence={m: path_confidence(ctx, m) for m in modes},
-        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]).reshape(-1, 2),
+        paths={
+            m: np.stack([_numpy(p.images) for p in ctx.paths[m]])
+            if has_paths
+            else np.zeros((0, t + 2, *x.shape[1:]))
+            for m in modes
+        },
+        confidence={
+            m: path_confidence(ctx, m) if has_paths else np.zeros((0, t + 2)) for m in modes
+        },
+        realism={m: path_realism(ctx, m) if has_paths else np.zeros((0, t)) for m in PATH_MODES},
         codes_2d=(centred @ v[:2].T).numpy(),
         labels=ctx.data.y.cpu().numpy(),
         explained=(s[:2] ** 2 / (s**2).sum()).numpy(),

@@ -21,13 +21,27 @@ BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
 
 
 def key(
-    template: str, *, vae: bool = False, decoded: bool = False, count: str = "", first: int = 0
+    template: str,
+    *,
+    vae: bool = False,
+    decoded: bool = False,
+    count: str = "",
+    first: int = 0,
+    labels: bool = False,
 ) -> dict[str, Any]:
     """A metric field's metadata: its eval.json key (`{split}`, `{mode}` and, for a list, `{i}`
     filled in); `vae`: written for VAE runs only; `decoded`: for decoded paths only (not the
     pixel cross-fade); `count`: a list's length is eval_keys' argument of that name, its items
-    numbered from `first`."""
-    return {"key": template, "vae": vae, "decoded": decoded, "count": count, "first": first}
+    numbered from `first`; `labels`: needs labelled data (without, `skipped/<key>` = 1 instead,
+    `{i}` written as `*`)."""
+    return {
+        "key": template,
+        "vae": vae,
+        "decoded": decoded,
+        "count": count,
+        "first": first,
+        "labels": labels,
+    }
 
 
 @dataclass
@@ -42,8 +56,8 @@ class Reconstruction:
         metadata=key("{split}/kl_dim_{i:02d}", vae=True, count="latent_dim")
     )
     active_units: int | None = field(metadata=key("{split}/active_units", vae=True))
-    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
-    accuracy: float = field(metadata=key("recon/classifier_accuracy"))
+    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
+    accuracy: float | None = field(metadata=key("recon/classifier_accuracy", labels=True))
     fd: float = field(metadata=key("recon/fd"))
     precision: float = field(metadata=key("recon/precision"))
     recall: float = field(metadata=key("recon/recall"))
@@ -68,7 +82,7 @@ class Likelihood:
 class SampleQuality:
     """Prior samples against the real images, and real train images against them (the floor)."""
 
-    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
+    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
     fd: float = field(metadata=key("samples/fd"))
     floor_fd: float = field(metadata=key("floor/fd_train_vs_test"))
     precision: float = field(metadata=key("samples/precision"))
@@ -77,10 +91,12 @@ class SampleQuality:
     floor_recall: float = field(metadata=key("floor/recall"))
     pr_n: int = field(metadata=key("samples/pr_n"))
     pr_k: int = field(metadata=key("samples/pr_k"))
-    class_entropy: float = field(metadata=key("samples/class_entropy"))
-    confidence: float = field(metadata=key("samples/confidence"))
-    real_confidence: float = field(metadata=key("real/confidence"))
-    class_frac: list[float] = field(metadata=key("samples/class_frac_{i}", count="classes"))
+    class_entropy: float | None = field(metadata=key("samples/class_entropy", labels=True))
+    confidence: float | None = field(metadata=key("samples/confidence", labels=True))
+    real_confidence: float | None = field(metadata=key("real/confidence", labels=True))
+    class_frac: list[float] | None = field(
+        metadata=key("samples/class_frac_{i}", count="classes", labels=True)
+    )
 
 
 @dataclass
@@ -132,6 +148,8 @@ def _keys(group: Any, split: str, mode: str) -> dict[str, float]:
                 out[meta["key"].format(split=split, mode=mode, i=i)] = v
         elif value is not None:
             out[meta["key"].format(split=split, mode=mode)] = value
+        elif meta["labels"]:
+            out["skipped/" + meta["key"].format(split=split, mode=mode, i="*")] = 1.0
     return out
 
 

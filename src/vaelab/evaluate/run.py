@@ -60,6 +60,12 @@ METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
     "interpolation": interpolation_metrics,
 }
 
+# Groups that cannot run without labels, and why (unlabelled data: eval.json's `skipped/<group>`).
+NEED_LABELS = {
+    "probes": "probes predict labels from codes",
+    "interpolation": "paths join images of two chosen labels and are scored by class confidence",
+}
+
 
 def evaluate_run(
     run_dir: str | Path,
@@ -100,7 +106,10 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     m: dict[str, float] = {"eval/n_images": len(data.x), "eval/seed": ecfg.seed}
     for name in GROUPS:  # in a fixed order, whatever order the caller listed them in
         m[f"eval/group/{name}"] = float(name in ecfg.groups)
-        if name in ecfg.groups:
+        if name in ecfg.groups and name in NEED_LABELS and not ctx.labelled:
+            m[f"skipped/{name}"] = 1.0
+            say(f"{run_dir.name}: skipped {name}: {NEED_LABELS[name]}, and these images have none")
+        elif name in ecfg.groups:
             m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
     m["eval/figures"] = float(ecfg.figures)
     if ecfg.figures:
