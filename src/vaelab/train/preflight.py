@@ -141,23 +141,25 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
 
     shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
     for name, shape in shapes.items():
-        if len(shape) != 3:
-            raise DataError(f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W")
-        if shape[1] != shape[2]:
+        if len(shape) not in (3, 4):
             raise DataError(
-                f"{origin}: {name} holds {shape[1]}x{shape[2]} images; the encoder needs "
+                f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W (or N x C x H x W)"
+            )
+        if shape[-2] != shape[-1]:
+            raise DataError(
+                f"{origin}: {name} holds {shape[-2]}x{shape[-1]} images; the encoder needs "
                 "square images (crop or pad them)"
             )
     (tr, te) = shapes.values()
     if tr[1:] != te[1:]:
         raise DataError(
-            f"{origin}: train images are {tr[1]}x{tr[2]} but test images {te[1]}x{te[2]}; "
+            f"{origin}: train images are {tr[1:]} but test images {te[1:]}; "
             "both splits must have the same size"
         )
     smallest = min_image_size()
-    if tr[1] < smallest:
+    if tr[-1] < smallest:
         raise DataError(
-            f"{origin}: {tr[1]}x{tr[1]} images are too small for the encoder (its four "
+            f"{origin}: {tr[-1]}x{tr[-1]} images are too small for the encoder (its four "
             f"convolutions need at least {smallest}x{smallest}); upscale or pad them"
         )
     for split in ("train", "val", "test"):
@@ -240,14 +242,13 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 def check_data(cfg: TrainConfig) -> None:
     """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
     from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
     from vaelab.data.store import split_arrays
 
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
-    n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
-    side = arrays[FILES[0]].shape[1]
-    check_model_fits(cfg, (1, side, side), n_train)
+    x_train = split_arrays(arrays, "train")[0][: cfg.limit_train]  # (N, C, H, W)
+    c, h, w = x_train.shape[1:]
+    check_model_fits(cfg, (c, h, w), len(x_train))
 
 
 def check_training(
