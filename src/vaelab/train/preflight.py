@@ -143,7 +143,7 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
     for name, shape in shapes.items():
         if len(shape) not in (3, 4):
             raise DataError(
-                f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W (or N x C x H x W)"
+                f"{origin}: {name} holds {len(shape)}-d data; images are (N, [C,] H, W)"
             )
         if shape[-2] != shape[-1]:
             raise DataError(
