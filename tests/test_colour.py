@@ -88,3 +88,14 @@ def test_unlabelled_64_blobs_get_label_free_metrics_and_say_what_was_skipped(
     assert m["skipped/samples/class_entropy"] == m["skipped/recon/classifier_accuracy"] == 1.0
     assert "classifier/test_accuracy" not in m and "samples/class_frac_0" not in m
     assert (tmp_path / "blobs" / "figures" / "reconstructions.png").is_file()
+
+
+def test_report_names_the_data_it_is_about() -> None:
+    from vaelab.report.render import phrase
+
+    text = "unlike real digits, about 1 for a real digit, not digit-like, handwritten digits"
+    assert phrase(text, "mnist") == text  # MNIST's report text is unchanged
+    assert phrase(text, "fashion-mnist") == (
+        "unlike real clothes, about 1 for a real garment, not garment-like, clothes"
+    )
+    assert phrase("a digit is named", "arrays-0123") == "an image is named"

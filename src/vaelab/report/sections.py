@@ -232,7 +232,7 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"trial values compare with each other only); {', '.join(full)} got the full one "
         f"({c.n_samples} prior samples, IW-NLL with K = {c.iw_samples}, probes, "
         "interpolations, all figures). "
-        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"Units: SSE per image{_summed_over(s)}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
         f"importance-weighted with K = {c.iw_samples} on {c.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
@@ -346,3 +346,9 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
     )
+
+
+def _summed_over(s: StudyResult) -> str:
+    """How many values an image's SSE sums, said when they are not MNIST's 1×28×28."""
+    shape = s.data.splits["train"].shape
+    return "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"
