@@ -161,10 +161,20 @@ def search_section(doc: Doc, s: StudyResult) -> None:
     trials were evaluated, and the trade-off figures."""
     c, search = s.config, s.search
     doc.h(2, "4. β search", "search")
+    labelled = not any(k.startswith("skipped/") for r in s.runs.values() for k in r.eval)
+    criterion = criterion_text(c.min_recon_accuracy, c.min_class_entropy, labelled)
     doc.p(
-        f"Selection criterion: {criterion_text(c.min_recon_accuracy, c.min_class_entropy)}"
-        f". Search: {'; '.join(search.log)}. Result: {search.reason}."
+        f"Selection criterion: {criterion}. Search: {'; '.join(search.log)}. "
+        f"Result: {search.reason}."
     )
+    if not labelled:
+        doc.p(
+            "Without labels this report cannot give the reference classifier's accuracy, the "
+            "classifier's readings of reconstructions and samples (accuracy, class entropy, "
+            "confidence), the probes' accuracies or interpolations between chosen classes; "
+            "eval.json marks each as `skipped/…`. Fréchet distance, precision/recall and "
+            "realism use the label-free features."
+        )
     if search.method == "halving":
         doc.p(f"Search rule: {search.rule}.")
     doc.table(["β"] + [METRICS[k][0] for k in SEARCH_METRICS], _trial_rows(doc, s))

@@ -31,6 +31,8 @@ def selection_loss(
     fd = metrics[keys.SAMPLES_FD]
     if not math.isfinite(fd):
         return math.inf
+    if keys.RECON_ACCURACY not in metrics:  # unlabelled data: no class readings to check
+        return fd
     eligible = (
         metrics[keys.RECON_ACCURACY] >= min_recon_accuracy
         and metrics[keys.SAMPLES_CLASS_ENTROPY] >= min_class_entropy
