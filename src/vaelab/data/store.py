@@ -389,7 +389,7 @@ def info(dataset: str, data_dir: str | Path | None = None) -> dict[str, Any]:
         n_classes = max(10, int(y.max()) + 1) if len(y) else 10
         splits[split] = {
             "count": len(x),
-            "label_counts": np.bincount(y, minlength=n_classes).tolist(),
+            "label_counts": np.bincount(y[y >= 0], minlength=n_classes).tolist(),
             "pixel_mean": float(x.mean(dtype=np.float64) / 255.0) if len(x) else None,
             "shape": list(x.shape[1:]),
             "sha256": sha256_bytes(np.ascontiguousarray(x).tobytes() + y.tobytes()),
