@@ -32,10 +32,12 @@ def load_images(
     split: str = "test",
     limit: int | None = None,
     data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, C, H, W) in [0, 1], labels (N,)) of a split (train, val or test), the first
-    `limit` when given."""
-    x, y = load_split(dataset, split, data_dir)
+    `limit` when given (`image_size`, `color`: a picture folder's, as in the run's config)."""
+    x, y = load_split(dataset, split, data_dir, image_size, color)
     x, y = x[:limit], y[:limit]
     return torch.from_numpy(x).float() / 255.0, torch.from_numpy(y).long()
 

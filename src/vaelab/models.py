@@ -2,9 +2,11 @@
 passes through them: codes, decoded images, prior samples.
 
 Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0, widths 32/64/128/256,
-BatchNorm (optional) and LeakyReLU(0.2)) take 28×28 to 1×1, then a linear layer to the code. The
-decoder mirrors it; `output_padding` is derived from the encoder's sizes so any image size
-round-trips. Decoders return *logits*: the likelihood decides what an image is.
+BatchNorm (optional) and LeakyReLU(0.2)) take 28×28 and 32×32 to 1×1, then a linear layer to the
+code; images of 64 pixels and more get one more k4 s2 p1 block in front and a last layer twice as
+wide (…/256/512), so 64×64 also ends at 1×1. The decoder mirrors it; `output_padding` is derived
+from the encoder's sizes so any image size round-trips. Decoders return *logits*: the likelihood
+decides what an image is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from vaelab.distributions import DiagonalGaussian
 
 # (kernel, stride, padding) of the four encoder convolutions, reference architecture.
 _LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
+
+
+def layers_for(image_size: int, channels: list[int]) -> tuple[tuple, list[int]]:
+    """The encoder's (kernel, stride, padding) per layer and its widths for this image size:
+    the reference stack below 64 pixels; from 64 one more stride-2 block and a last layer
+    twice as wide (a 4-width list gains that fifth width)."""
+    if image_size < 64:
+        return _LAYERS, channels
+    widths = channels if len(channels) == len(_LAYERS) + 1 else [*channels, 2 * channels[-1]]
+    return ((4, 2, 1), *_LAYERS), widths
 
 
 @dataclass
@@ -48,7 +60,8 @@ class ConvEncoder(nn.Module):
         blocks: list[nn.Module] = []
         c_in, size = image_channels, image_size
         self.sizes = [size]
-        for i, ((k, s, p), c_out) in enumerate(zip(_LAYERS, channels, strict=True)):
+        self.layers, channels = layers_for(image_size, channels)
+        for i, ((k, s, p), c_out) in enumerate(zip(self.layers, channels, strict=True)):
             blocks.append(nn.Conv2d(c_in, c_out, k, s, p))
             if norm and i > 0:  # the reference leaves the first convolution un-normalised
                 blocks.append(nn.BatchNorm2d(c_out))
@@ -78,6 +91,7 @@ class ConvDecoder(nn.Module):
         norm: bool = True,
     ) -> None:
         super().__init__()
+        layers, channels = layers_for(sizes[0], channels)
         c_in, self.top, self.start = channels[-1], channels[-1], sizes[-1]
         self.from_latent = nn.Linear(latent_dim, c_in * self.start * self.start)
         self.input_act = nn.Sequential(
@@ -85,11 +99,11 @@ class ConvDecoder(nn.Module):
         )
         blocks: list[nn.Module] = []
         outs = [*reversed(channels[:-1]), image_channels]  # 128, 64, 32, C
-        for i, (k, s, p) in enumerate(reversed(_LAYERS)):
+        for i, (k, s, p) in enumerate(reversed(layers)):
             size_in, size_out = sizes[-1 - i], sizes[-2 - i]
             pad_out = size_out - ((size_in - 1) * s - 2 * p + k)
             blocks.append(nn.ConvTranspose2d(c_in, outs[i], k, s, p, output_padding=pad_out))
-            if i < len(_LAYERS) - 1:
+            if i < len(layers) - 1:
                 if norm:
                     blocks.append(nn.BatchNorm2d(outs[i]))
                 blocks.append(nn.LeakyReLU(0.2))

@@ -72,8 +72,12 @@ def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
     return load_model(path, checkpoint, "cpu")
 
 
-def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | None = None):
-    """Every label must occur among the images used (the run's dataset, loaded and verified)."""
+def check_labels(
+    cfg: Any, labels: list[int], split: str = "test", limit: int | None = None, paths: bool = False
+):
+    """Every label must occur among the images used (the run's dataset, loaded and verified).
+    Unlabelled images pass (evaluate and study skip the label pairs' paths) unless `paths`: the
+    command draws nothing but those paths."""
     import numpy as np
 
     from vaelab.data import load_arrays
@@ -83,10 +87,12 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
         :limit
     ]
     present = set(np.unique(y).tolist())
+    if UNLABELLED in present and not paths:
+        return
     if UNLABELLED in present:
         raise ConfigError(
-            f"{cfg.data_dir} is a flat folder without labels: evaluate's classifier metrics, "
-            "probes and label pairs need class sub-folders (one per class)"
+            f"{cfg.data_dir} is a flat folder without labels: interpolate joins images of two "
+            "chosen labels; sort the pictures into class sub-folders (one per class)"
         )
     missing = sorted(set(labels) - present)
     if missing:
@@ -199,7 +205,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         check_int_range(flag, label, 0, 255, "IDX labels are bytes")
     _check_device_seed_out(args)
     model, cfg = _run_model(args.run_dir)
-    check_labels(cfg, [args.from_label, args.to_label])
+    check_labels(cfg, [args.from_label, args.to_label], paths=True)
 
     from vaelab.evaluate.context import eval_data_for
     from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs

@@ -363,9 +363,15 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
 
 
 def load_split(
-    dataset: str, split: str, data_dir: str | Path | None = None
+    dataset: str,
+    split: str,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    return split_arrays(load_arrays(dataset, data_dir), split)
+    """One split of a dataset (`image_size`, `color`: a picture folder's import settings, as the
+    run's config names them)."""
+    return split_arrays(load_arrays(dataset, data_dir, image_size, color), split)
 
 
 def info(

@@ -3,6 +3,12 @@ once on its `train` split and cached in `$VAELAB_HOME/classifiers/` with its tes
 sha256 of its data. Its 128-d penultimate activations are the features of the Fréchet distance
 (comparable only with each other, hence the real-vs-real floor in reports), its softmax the class
 histograms and confidence.
+
+Data without labels gets the same network trained label-free (`label_free=True`, cached as
+`…-ae.pt`): its last layer predicts the image's C·H·W pixels (BCE, dropout on the features as a
+denoiser), and its 128-d penultimate activations are the features instead. On MNIST and
+Fashion-MNIST with the labels hidden, its Fréchet distances rank β the way the classifier's do
+(benchmarks/bench_label_free.py).
 """
 
 from __future__ import annotations
@@ -74,12 +80,14 @@ def train_classifier(
     seed: int = 0,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    label_free: bool = False,
 ) -> LeNet:
-    """Adam with a cosine-decayed learning rate; ~99.2 % MNIST test accuracy at 4 epochs."""
+    """Adam with a cosine-decayed learning rate; ~99.2 % MNIST test accuracy at 4 epochs.
+    `label_free`: trained to reproduce the image's pixels instead of its label (y unused)."""
     device = torch.device(device)
     seed = stream_seed(seed, "classifier")
     torch.manual_seed(seed)
-    classes = max(10, int(y.max()) + 1)
+    classes = x[0].size if label_free else max(10, int(y.max()) + 1)
     model = LeNet(x.shape[1], x.shape[2], classes).to(device)
     loader = TensorLoader(x, y, batch_size, shuffle=True, seed=seed, device=device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -88,7 +96,10 @@ def train_classifier(
         model.train()
         loader.set_epoch(epoch)
         for xb, yb in progress(loader, desc=f"classifier epoch {epoch + 1}/{epochs}"):
-            loss = F.cross_entropy(model(xb), yb)
+            if label_free:
+                loss = F.binary_cross_entropy_with_logits(model(xb), xb.flatten(1))
+            else:
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -107,16 +118,18 @@ def reference_classifier(
     variant: str = "standard",
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    label_free: bool = False,
 ) -> tuple[LeNet, dict]:
-    """The cached classifier for `dataset` (trained on first use); returns (model, metadata)."""
+    """The cached classifier for `dataset` (trained on first use); returns (model, metadata).
+    `label_free`: the pixel-predicting network instead (metadata: test_accuracy None)."""
     if variant not in VARIANTS:
         raise ValueError(f"classifier variant must be one of {', '.join(VARIANTS)}")
     key = resolve_spec(dataset, data_dir, image_size, color).name
-    path = _path(key, variant)
+    path = _path(key + ("-ae" if label_free else ""), variant)
     arrays = load_arrays(dataset, data_dir, image_size, color)
     limit, epochs = VARIANTS[variant]
     x_tr, y_tr = split_arrays(arrays, "train")
-    if (y_tr == UNLABELLED).any():
+    if not label_free and (y_tr == UNLABELLED).any():
         raise DataError(
             f"{data_dir} is a flat folder without labels: the reference classifier and the "
             "metrics built on it need class sub-folders (evaluate with --groups likelihood)"
@@ -139,7 +152,9 @@ def reference_classifier(
         if log:
             log(f"training the {variant} reference classifier for {key} (once; cached in {path})")
         t0 = time.perf_counter()
-        model = train_classifier(x_tr, y_tr, epochs=epochs, device=device, log=log)
+        model = train_classifier(
+            x_tr, y_tr, epochs=epochs, device=device, log=log, label_free=label_free
+        )
         meta = {
             "dataset": key,
             "version": VERSION,
@@ -147,12 +162,14 @@ def reference_classifier(
             "epochs": epochs,
             "train_images": len(x_tr),
             "classes": model.fc2.out_features,
-            "test_accuracy": accuracy(model, x_te, y_te, torch.device(device)),
+            "test_accuracy": None
+            if label_free
+            else accuracy(model, x_te, y_te, torch.device(device)),
             "train_data_sha256": data_sha,
             "train_time_s": time.perf_counter() - t0,
         }
         save_checkpoint(path, {"model": model.state_dict(), "meta": meta})
-        if log:
+        if log and not label_free:
             log(
                 f"{variant} reference classifier: test accuracy {meta['test_accuracy']:.4f}, "
                 f"trained in {meta['train_time_s']:.0f} s"

@@ -16,7 +16,7 @@ import torch
 
 from vaelab.config import EvalConfig, TrainConfig
 from vaelab.data import load_arrays
-from vaelab.data.store import split_arrays
+from vaelab.data.store import UNLABELLED, split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.features import kth_neighbour_distance, real_nn_scale
@@ -135,6 +135,13 @@ class EvalContext:
 
     # ---- the reference classifier ---------------------------------------------------------
     @cached_property
+    def labelled(self) -> bool:
+        """Whether the evaluated images have labels; without, the groups and measures that read
+        labels or class probabilities are skipped and the features come from the label-free
+        network (vaelab.evaluate.classifier)."""
+        return bool(len(self.data.y)) and int(self.data.y.min()) != UNLABELLED
+
+    @cached_property
     def classifier(self) -> tuple[clf.LeNet, dict]:
         return clf.reference_classifier(
             self.cfg.dataset,
@@ -144,6 +151,7 @@ class EvalContext:
             variant=self.ecfg.classifier,
             device=self.device,
             log=self.say,
+            label_free=not self.labelled,
         )
 
     def classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +200,7 @@ class EvalContext:
         label pair in `ecfg.pairs`, the same image pairs in each mode."""
         e = self.ecfg
         out: dict[str, list[DecodedPath]] = {m: [] for m in PATH_MODES}
-        for a, b in e.pairs:
+        for a, b in e.pairs if self.labelled else ():  # pairs are chosen by label
             ends = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
             for mode in PATH_MODES:
                 paths = interpolation_paths(self.model, self.data.x, ends, e.steps, mode)

@@ -18,11 +18,25 @@ BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
 
 
 def key(
-    template: str, *, vae: bool = False, decoded: bool = False, count: str = "", first: int = 0
+    template: str,
+    *,
+    vae: bool = False,
+    decoded: bool = False,
+    count: str = "",
+    first: int = 0,
+    labels: bool = False,
 ) -> dict[str, Any]:
     """A field's eval.json key template ({split}, {mode}, a list's {i} from `first`, its length
-    eval_keys' argument `count`); `vae`: VAE runs only; `decoded`: not the pixel cross-fade."""
-    return {"key": template, "vae": vae, "decoded": decoded, "count": count, "first": first}
+    eval_keys' argument `count`); `vae`: VAE runs only; `decoded`: not the pixel cross-fade;
+    `labels`: needs labelled data (without, `skipped/<key>` = 1 instead, `{i}` written as `*`)."""
+    return {
+        "key": template,
+        "vae": vae,
+        "decoded": decoded,
+        "count": count,
+        "first": first,
+        "labels": labels,
+    }
 
 
 @dataclass
@@ -37,8 +51,8 @@ class Reconstruction:
         metadata=key("{split}/kl_dim_{i:02d}", vae=True, count="latent_dim")
     )
     active_units: int | None = field(metadata=key("{split}/active_units", vae=True))
-    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
-    accuracy: float = field(metadata=key("recon/classifier_accuracy"))
+    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
+    accuracy: float | None = field(metadata=key("recon/classifier_accuracy", labels=True))
     fd: float = field(metadata=key("recon/fd"))
     precision: float = field(metadata=key("recon/precision"))
     recall: float = field(metadata=key("recon/recall"))
@@ -63,7 +77,7 @@ class Likelihood:
 class SampleQuality:
     """Prior samples against the real images, and real train images against them (the floor)."""
 
-    classifier_accuracy: float = field(metadata=key("classifier/test_accuracy"))
+    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
     fd: float = field(metadata=key("samples/fd"))
     floor_fd: float = field(metadata=key("floor/fd_train_vs_test"))
     precision: float = field(metadata=key("samples/precision"))
@@ -72,10 +86,12 @@ class SampleQuality:
     floor_recall: float = field(metadata=key("floor/recall"))
     pr_n: int = field(metadata=key("samples/pr_n"))
     pr_k: int = field(metadata=key("samples/pr_k"))
-    class_entropy: float = field(metadata=key("samples/class_entropy"))
-    confidence: float = field(metadata=key("samples/confidence"))
-    real_confidence: float = field(metadata=key("real/confidence"))
-    class_frac: list[float] = field(metadata=key("samples/class_frac_{i}", count="classes"))
+    class_entropy: float | None = field(metadata=key("samples/class_entropy", labels=True))
+    confidence: float | None = field(metadata=key("samples/confidence", labels=True))
+    real_confidence: float | None = field(metadata=key("real/confidence", labels=True))
+    class_frac: list[float] | None = field(
+        metadata=key("samples/class_frac_{i}", count="classes", labels=True)
+    )
 
 
 @dataclass
@@ -118,6 +134,8 @@ def to_keys(group: Group | None, split: str) -> dict[str, float]:
     for mode, g in by_mode.items():
         for f in dataclasses.fields(g):
             value, meta = getattr(g, f.name), f.metadata
+            if value is None and meta["labels"]:
+                out["skipped/" + meta["key"].format(split=split, mode=mode, i="*")] = 1.0
             for i, v in enumerate(value if isinstance(value, list) else [value], meta["first"]):
                 if v is not None:
                     out[meta["key"].format(split=split, mode=mode, i=i)] = v

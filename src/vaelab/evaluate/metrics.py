@@ -59,17 +59,17 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
         kl_dim=None if kl_dim is None else kl_dim.tolist(),
         active_units=None if q is None else active_units(mu)[0],
         classifier_accuracy=ctx.classifier[1]["test_accuracy"],
-        accuracy=float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean()),
+        accuracy=float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean())
+        if ctx.labelled
+        else None,
         fd=frechet_distance_features(feats, real_feats),
         precision=precision,
         recall=recall,
         realism_median=float(np.median(realism)),
         realism_p90=float(np.quantile(realism, 0.9)),
     )
-    ctx.say(
-        f"{ctx.run_dir.name}: reconstruction SSE {m.sse:.3f} per image, "
-        f"classifier accuracy {m.accuracy:.3f}"
-    )
+    read = f", classifier accuracy {m.accuracy:.3f}" if m.accuracy is not None else ""
+    ctx.say(f"{ctx.run_dir.name}: reconstruction SSE {m.sse:.3f} per image{read}")
     return m
 
 
@@ -127,6 +127,7 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
     floor_precision, floor_recall = precision_recall(real, floor_feats[:n], k, real_radii=radii)
     hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
     nz_hist = hist[hist > 0]
+    labelled = ctx.labelled  # without labels the last layer predicts pixels, not classes
     m = SampleQuality(
         classifier_accuracy=ctx.classifier[1]["test_accuracy"],
         fd=frechet_distance_features(feats, real_feats),
@@ -137,14 +138,15 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
         floor_recall=floor_recall,
         pr_n=n,
         pr_k=k,
-        class_entropy=float(-(nz_hist * np.log(nz_hist)).sum()) + 0.0,  # no -0.0
-        confidence=float(probs.max(1).mean()),
-        real_confidence=float(real_probs.max(1).mean()),
-        class_frac=hist.tolist(),
+        class_entropy=float(-(nz_hist * np.log(nz_hist)).sum()) + 0.0 if labelled else None,
+        confidence=float(probs.max(1).mean()) if labelled else None,
+        real_confidence=float(real_probs.max(1).mean()) if labelled else None,
+        class_frac=hist.tolist() if labelled else None,
     )
+    classes = f", class entropy {m.class_entropy:.3f}" if labelled else " (label-free features)"
     ctx.say(
         f"{ctx.run_dir.name}: sample FD {m.fd:.2f} (floor {m.floor_fd:.2f}), precision "
-        f"{m.precision:.3f}, recall {m.recall:.3f}, class entropy {m.class_entropy:.3f}"
+        f"{m.precision:.3f}, recall {m.recall:.3f}{classes}"
     )
     return m
 

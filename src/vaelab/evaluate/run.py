@@ -48,6 +48,12 @@ METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
 TRAVERSAL_VALUES = np.linspace(-3, 3, 9)
 """Offsets of the traversal columns, in standard deviations of μ."""
 
+# Groups that cannot run without labels, and why (unlabelled data: eval.json's `skipped/<group>`).
+NEED_LABELS = {
+    "probes": "probes predict labels from codes",
+    "interpolation": "paths join images of two chosen labels and are scored by class confidence",
+}
+
 
 def evaluate_run(
     run_dir: str | Path,
@@ -88,7 +94,10 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
     m: dict[str, float] = {"eval/n_images": len(data.x), "eval/seed": ecfg.seed}
     for name in GROUPS:  # in a fixed order, whatever order the caller listed them in
         m[f"eval/group/{name}"] = float(name in ecfg.groups)
-        if name in ecfg.groups:
+        if name in ecfg.groups and name in NEED_LABELS and not ctx.labelled:
+            m[f"skipped/{name}"] = 1.0
+            say(f"{run_dir.name}: skipped {name}: {NEED_LABELS[name]}, and these images have none")
+        elif name in ecfg.groups:
             m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
     m["eval/figures"] = float(ecfg.figures)
     if ecfg.figures:
@@ -109,6 +118,8 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
     """Reconstructions, prior samples, interpolation paths with their curves, and the latent
     space (see EvalArrays)."""
     x, n_show, modes = ctx.data.x, min(16, len(ctx.data.x)), ("lerp", "slerp")
+    # unlabelled data has no paths (they are chosen by label): empty arrays of the usual shapes
+    has_paths, t = bool(ctx.paths["lerp"]), ctx.ecfg.steps
     mu, q = ctx.codes
     centred = mu.double().cpu() - mu.double().cpu().mean(0)
     _, s, v = torch.linalg.svd(centred, full_matrices=False)
@@ -122,10 +133,17 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
         inputs=_numpy(x[:n_show]),
         recon=_numpy(ctx.recon[:n_show]),
         samples=_numpy(ctx.samples[:64]),
-        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]),
-        paths={m: np.stack([_numpy(p.images) for p in ctx.paths[m]]) for m in modes},
-        confidence={m: path_confidence(ctx, m) for m in modes},
-        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]).reshape(-1, 2),
+        paths={
+            m: np.stack([_numpy(p.images) for p in ctx.paths[m]])
+            if has_paths
+            else np.zeros((0, t + 2, *x.shape[1:]))
+            for m in modes
+        },
+        confidence={
+            m: path_confidence(ctx, m) if has_paths else np.zeros((0, t + 2)) for m in modes
+        },
+        realism={m: path_realism(ctx, m) if has_paths else np.zeros((0, t)) for m in PATH_MODES},
         codes_2d=(centred @ v[:2].T).numpy(),
         labels=ctx.data.y.cpu().numpy(),
         explained=(s[:2] ** 2 / (s**2).sum()).numpy(),

@@ -37,6 +37,21 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+# The report's answers are written about MNIST's digits; other data gets its own noun
+# (singular, plural), and any dataset not named here is "images".
+DATA_NOUNS = {"fashion-mnist": ("garment", "clothes")}
+_DIGIT = re.compile(r"\b(an? )?(?:handwritten )?digit(s)?\b")
+
+
+def phrase(text: str, dataset: str) -> str:
+    """`text` with MNIST's "digit(s)" replaced by the data noun of `dataset` (MNIST: as is)."""
+    if dataset == "mnist":
+        return text
+    one, many = DATA_NOUNS.get(dataset, ("image", "images"))
+    article = "an " if one[0] in "aeiou" else "a "
+    return _DIGIT.sub(lambda m: (article if m[1] else "") + (many if m[2] else one), text)
+
+
 class Doc:
     """A list of blocks rendered to both Markdown and HTML; `study` (the study report) is what
     `cite` reads numbers from, `root` the folder the page is written to (figures are checked to
@@ -46,6 +61,7 @@ class Doc:
         self.study, self.root = study, root
         self.data = study.to_dict() if study else {}  # what study.json holds: citations read it
         self.blocks: list[tuple[str, Any]] = []
+        self.dataset = study.data.dataset if study else "mnist"
 
     def cite(self, get: Callable[[StudyResult], object], spec: str = ".3g") -> str:
         """A number of the study for the text: `get` reads it by fields and items,
@@ -79,6 +95,7 @@ class Doc:
 
     # ---- rendering ---------------------------------------------------------------------------
     def _text(self, text: str, as_html: bool) -> str:
+        text = phrase(text, self.dataset)
         if not as_html:
             return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), text)
         parts = _TOKEN.split(text)  # text, path, spec, text, path, spec, …, text

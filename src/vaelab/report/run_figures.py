@@ -33,7 +33,8 @@ def draw_run_figures(run_dir: Path, a: EvalArrays) -> None:
     records = read_metrics(run_dir / "metrics.jsonl")
     if records:
         figures.training_curves(fig_dir / "curves.png", records, f"{kind}: training curves")
-    _interpolation_figures(fig_dir, a)
+    if len(a.path_pairs):  # unlabelled data has no label pairs to join
+        _interpolation_figures(fig_dir, a)
     _latent_figures(fig_dir, a)
 
 

@@ -165,10 +165,20 @@ def search_section(doc: Doc, s: StudyResult) -> None:
     trials were evaluated, and the trade-off figures."""
     c, search = s.config, s.search
     doc.h(2, "4. β search", "search")
+    labelled = not any(k.startswith("skipped/") for r in s.runs.values() for k in r.eval)
+    criterion = criterion_text(c.min_recon_accuracy, c.min_class_entropy, labelled)
     doc.p(
-        f"Selection criterion: {criterion_text(c.min_recon_accuracy, c.min_class_entropy)}"
-        f". Search: {'; '.join(search.log)}. Result: {search.reason}."
+        f"Selection criterion: {criterion}. Search: {'; '.join(search.log)}. "
+        f"Result: {search.reason}."
     )
+    if not labelled:
+        doc.p(
+            "Without labels this report cannot give the reference classifier's accuracy, the "
+            "classifier's readings of reconstructions and samples (accuracy, class entropy, "
+            "confidence), the probes' accuracies or interpolations between chosen classes; "
+            "eval.json marks each as `skipped/…`. Fréchet distance, precision/recall and "
+            "realism use the label-free features."
+        )
     if search.method == "halving":
         doc.p(f"Search rule: {search.rule}.")
     doc.table(["β"] + [METRICS[k][0] for k in SEARCH_METRICS], _trial_rows(doc, s))
@@ -236,7 +246,7 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"trial values compare with each other only); {', '.join(full)} got the full one "
         f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, probes, "
         "interpolations, all figures). "
-        "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"Units: SSE per image{_summed_over(s)}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
         f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
@@ -383,3 +393,9 @@ def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
     md = atomic_write_text(root / "report.md", doc.markdown())
     page = atomic_write_text(root / "report.html", doc.html(title))
     return md, page
+
+
+def _summed_over(s: StudyResult) -> str:
+    """How many values an image's SSE sums, said when they are not MNIST's 1×28×28."""
+    shape = s.data.splits["train"].shape
+    return "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"

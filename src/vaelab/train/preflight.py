@@ -129,8 +129,10 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
     encoder; with `cfg`, enough training images for BatchNorm."""
     shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
     for name, shape in shapes.items():
-        if len(shape) not in (3, 4):  # 4-d: (N, C, H, W), as picture folders are stored
-            raise DataError(f"{origin}: {name} holds {len(shape)}-d data; images are N x H x W")
+        if len(shape) not in (3, 4):
+            raise DataError(
+                f"{origin}: {name} holds {len(shape)}-d data; images are (N, [C,] H, W)"
+            )
         if shape[-2] != shape[-1]:
             raise DataError(
                 f"{origin}: {name} holds {shape[-2]}x{shape[-1]} images; the encoder needs "

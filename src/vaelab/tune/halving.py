@@ -27,6 +27,8 @@ def selection_loss(
     fd = metrics[keys.SAMPLES_FD]
     if not math.isfinite(fd):
         return math.inf
+    if keys.RECON_ACCURACY not in metrics:  # unlabelled data: no class readings to check
+        return fd
     eligible = (
         metrics[keys.RECON_ACCURACY] >= min_recon_accuracy
         and metrics[keys.SAMPLES_CLASS_ENTROPY] >= min_class_entropy
@@ -172,7 +174,19 @@ class Choice:
     fallback: bool
 
 
-def criterion_text(min_recon_accuracy: float, min_class_entropy: float) -> str:
+UNLABELLED_CRITERION = (
+    "these images have no labels, so no β can be checked for recognisable reconstructions or "
+    "class coverage: every β is eligible, and the one whose prior samples have the lowest "
+    "Fréchet distance to the test set in the label-free features (`samples/fd`: a LeNet "
+    "trained to predict the pixels) is chosen"
+)
+
+
+def criterion_text(
+    min_recon_accuracy: float, min_class_entropy: float, labelled: bool = True
+) -> str:
+    if not labelled:
+        return UNLABELLED_CRITERION
     return (
         f"a β is eligible when the reference classifier still recognises at least "
         f"{min_recon_accuracy:.0%} of its test reconstructions (`recon/classifier_accuracy`: "
