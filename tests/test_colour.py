@@ -1,17 +1,21 @@
-"""Images other than 28×28 grey MNIST: colour 32×32 digits (labelled) and 64×64 colour blobs
-(unlabelled) train and evaluate end to end through data registered from arrays."""
+"""Images other than 28×28 grey MNIST, given as picture folders (`--dataset folder`): colour
+32×32 digits in class sub-folders and 64×64 colour blobs in a flat (unlabelled) folder train,
+evaluate and run the smoke study end to end."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vaelab.config import EvalConfig, TrainConfig
-from vaelab.data import register_arrays
 from vaelab.evaluate.run import evaluate_run
 from vaelab.models import VAE
 from vaelab.train.loop import train
@@ -55,39 +59,91 @@ def blobs(n: int, seed: int) -> np.ndarray:
     return out
 
 
-def _train_and_evaluate(name: str, tmp_path: Path, model: str = "vae") -> dict[str, float]:
-    run = tmp_path / name
-    cfg = TrainConfig(dataset="arrays", data_dir=name, model=model, **TINY)  # type: ignore[arg-type]
+def write_folder(root: Path, split: str, x: np.ndarray, y: np.ndarray | None = None) -> None:
+    """(N, 3, H, W) uint8 images as PNGs under root/split/: in class sub-folders `y` names, or
+    flat when `y` is None (an unlabelled folder)."""
+    for i, img in enumerate(x):
+        where = root / split / (f"class{y[i]}" if y is not None else "")
+        where.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.transpose(1, 2, 0)).save(where / f"{i:05d}.png")
+
+
+@pytest.fixture(scope="module")
+def digits_folder(mnist_arrays, tmp_path_factory) -> Path:
+    from vaelab.data.store import split_arrays
+
+    root = tmp_path_factory.mktemp("colour") / "digits"
+    x, y = split_arrays(mnist_arrays, "train")
+    xt, yt = split_arrays(mnist_arrays, "test")
+    write_folder(root, "train", tinted_digits(x[:720], 0), y[:720])
+    write_folder(root, "test", tinted_digits(xt[:200], 1), yt[:200])
+    return root
+
+
+@pytest.fixture(scope="module")
+def blobs_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("colour") / "blobs"
+    write_folder(root, "train", blobs(360, 0))
+    write_folder(root, "test", blobs(120, 1))
+    return root
+
+
+def _train_and_evaluate(folder: Path, tmp_path: Path, model: str = "vae") -> dict[str, float]:
+    run = tmp_path / folder.name
+    cfg = TrainConfig(dataset="folder", data_dir=str(folder), model=model, **TINY)  # type: ignore[arg-type]
     train(cfg, run, tensorboard=False)
     evaluate_run(run, EvalConfig(**TINY_EVAL), log=lambda m: None)  # type: ignore[arg-type]
     return json.loads((run / "eval.json").read_text())
 
 
-def test_colour_32_digits_get_every_labelled_metric(mnist_arrays, tmp_path: Path) -> None:
-    from vaelab.data.store import split_arrays
+def test_colour_32_digits_get_every_labelled_metric(digits_folder: Path, tmp_path: Path) -> None:
+    from vaelab.data.store import load_split
 
-    x, y = split_arrays(mnist_arrays, "train")
-    xt, yt = split_arrays(mnist_arrays, "test")
-    register_arrays(
-        "colour-digits", tinted_digits(x[:600], 0), tinted_digits(xt[:100], 1), y[:600], yt[:100]
-    )
-    m = _train_and_evaluate("colour-digits", tmp_path)
+    x, y = load_split("folder", "test", str(digits_folder), 32, "rgb")
+    assert x.shape == (200, 3, 32, 32) and set(y.tolist()) == set(range(10))
+    m = _train_and_evaluate(digits_folder, tmp_path)
     assert m["classifier/test_accuracy"] > 0.25 and "probe/linear_acc" in m
     assert "interp/lerp/min_conf" in m and not any(k.startswith("skipped/") for k in m)
-    assert (tmp_path / "colour-digits" / "figures" / "samples.png").is_file()
+    assert (tmp_path / "digits" / "figures" / "samples.png").is_file()
 
 
 def test_unlabelled_64_blobs_get_label_free_metrics_and_say_what_was_skipped(
-    tmp_path: Path,
+    blobs_folder: Path, tmp_path: Path
 ) -> None:
-    register_arrays("blobs", blobs(300, 0), blobs(100, 1))
-    m = _train_and_evaluate("blobs", tmp_path)
+    m = _train_and_evaluate(blobs_folder, tmp_path)
     for k in ("test/sse", "test/elbo", "test/iw_nll", "test/active_units", "samples/fd"):
         assert np.isfinite(m[k]), k
     assert m["skipped/probes"] == m["skipped/interpolation"] == 1.0
     assert m["skipped/samples/class_entropy"] == m["skipped/recon/classifier_accuracy"] == 1.0
     assert "classifier/test_accuracy" not in m and "samples/class_frac_0" not in m
     assert (tmp_path / "blobs" / "figures" / "reconstructions.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["digits", "blobs"])
+def test_smoke_study_runs_on_a_picture_folder(
+    name: str, digits_folder: Path, blobs_folder: Path, tmp_path: Path
+) -> None:
+    """`vaelab study --preset smoke --dataset folder` to its report: labelled 32×32 colour digits
+    and unlabelled 64×64 blobs (whose β is chosen by label-free FD alone)."""
+    folder = {"digits": digits_folder, "blobs": blobs_folder}[name]
+    out = tmp_path / "study"
+    argv = ["study", "--preset", "smoke", "--dataset", "folder", "--data-dir", str(folder)]
+    done = subprocess.run(
+        [sys.executable, "-m", "vaelab", *argv, "--out", str(out)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = json.loads((out / "study.json").read_text())
+    assert study["config"]["dataset"] == "folder"
+    report = (out / "report.md").read_text()
+    shape = "3×32×32" if name == "digits" else "3×64×64"
+    assert f"a sum over its {shape} values" in report
+    unlabelled = "these images have no labels" in report
+    assert unlabelled == (name == "blobs")
 
 
 def test_report_names_the_data_it_is_about() -> None:
