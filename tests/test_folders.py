@@ -100,6 +100,18 @@ def test_flat_folder_is_unlabelled_and_label_users_say_so(tmp_path: Path) -> Non
     assert "\n" not in str(e.value)
 
 
+def test_data_info_on_a_flat_folder_says_it_is_unlabelled(tmp_path: Path, capsys) -> None:
+    from vaelab.cli import main
+
+    for i in range(14):
+        _save(tmp_path / "flat" / f"{i}.png", _grey(i, (32, 32)))
+    assert main(["data", "info", "--dataset", "folder", "--data-dir", str(tmp_path / "flat")]) == 0
+    out = capsys.readouterr().out
+    assert "1x32x32 pixels, label counts none (a flat folder" in out and "[0, 0" not in out
+    info = store.info("folder", tmp_path / "flat")
+    assert info["splits"]["train"]["label_counts"] == [] and info["splits"]["test"]["count"] == 2
+
+
 def _bad_folders(root: Path) -> dict[str, tuple[Path, dict, str]]:
     """name: (folder, import options, what its one line says)."""
     out = {}

@@ -67,7 +67,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(
             f"  {split:<9} {s['count']:>6} images  pixel mean {mean}  sha256 {s['sha256'][:16]}..."
         )
-        print(f"            label counts {s['label_counts']}")
+        counts = s["label_counts"] or "none (a flat folder: the images are unlabelled)"
+        print(f"            {'x'.join(map(str, s['shape']))} pixels, label counts {counts}")
     return 0
 
 

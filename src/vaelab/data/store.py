@@ -389,10 +389,10 @@ def info(
     for split in SPLITS:
         x, y = split_arrays(arrays, split)
         y = y[y != UNLABELLED]
-        n_classes = max(10, int(y.max()) + 1) if len(y) else 10
+        n_classes = max(10, int(y.max()) + 1) if len(y) else 0  # unlabelled: no counts at all
         splits[split] = {
             "count": len(x),
-            "label_counts": np.bincount(y, minlength=n_classes).tolist(),
+            "label_counts": np.bincount(y, minlength=n_classes).tolist() if len(y) else [],
             "pixel_mean": float(x.mean(dtype=np.float64) / 255.0) if len(x) else None,
             "shape": list(x.shape[1:]),
             "sha256": sha256_bytes(np.ascontiguousarray(x).tobytes() + y.tobytes()),
