@@ -24,14 +24,13 @@ from vaelab.errors import RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
 from vaelab.evaluate.run import sample_prior
-from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
 from vaelab.explore.runs import find_runs
-from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server, start_background
-from vaelab.explore.session import load_explorer
+from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server
+from vaelab.explore.session import center_like_mnist, load_explorer
 from vaelab.train.checkpoint import load_model
 
-from .explore_helpers import Client
+from .explore_helpers import Client, start_background
 from .test_study_schema import _study as complete_study
 
 MAP_POINTS = 300

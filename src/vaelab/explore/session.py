@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
@@ -25,7 +26,6 @@ from vaelab.errors import ConfigError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate import decode
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
 from vaelab.models import AutoEncoder
 from vaelab.runtime import resolve_device, stream_seed
@@ -35,6 +35,38 @@ FASHION_CLASSES = (
     "T-shirt", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "boot",
 )  # fmt: skip
+
+
+INK = 0.05  # pixels above this count as ink when finding the bounding box
+
+
+def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) in [0, 1] → the drawing preprocessed as MNIST digits were (LeCun et al.):
+    its bounding box scaled to 20×20 of 28×28 (aspect kept, same proportions for other sizes),
+    its centre of mass at the centre. A small, off-centre drawing otherwise lands far from the
+    test codes for reasons that have nothing to do with its shape. An empty one is unchanged."""
+    h, w = x.shape[2:]
+    ink = x[0].mean(0)  # (H, W)
+    rows = torch.nonzero(ink.amax(1) > INK).flatten()
+    cols = torch.nonzero(ink.amax(0) > INK).flatten()
+    if len(rows) == 0:
+        return x
+    crop = x[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    box = round(20 / 28 * min(h, w))
+    scale = box / max(crop.shape[2], crop.shape[3])
+    size = (max(1, round(crop.shape[2] * scale)), max(1, round(crop.shape[3] * scale)))
+    small = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = small.clamp(0, 1)  # (1, C, h', w')
+    mass = small[0].mean(0)
+    total = mass.sum().clamp_min(1e-12)
+    cy = float((mass.sum(1) * torch.arange(size[0], dtype=mass.dtype)).sum() / total)
+    cx = float((mass.sum(0) * torch.arange(size[1], dtype=mass.dtype)).sum() / total)
+    # MNIST's centres of mass sit at pixel index ≈ 14 (= H/2), measured on its test set.
+    top = min(max(round(h / 2 - cy), 0), h - size[0])
+    left = min(max(round(w / 2 - cx), 0), w - size[1])
+    out = torch.zeros_like(x)
+    out[:, :, top : top + size[0], left : left + size[1]] = small
+    return out
 
 
 @dataclass
@@ -81,7 +113,6 @@ class Explorer:
         _, c, h, w = self.images.shape
         return c, h, w
 
-    # ----------------------------------------------------------------- description
     def info(self) -> dict[str, Any]:
         cfg = self.runs[0].cfg
         return {
@@ -113,7 +144,6 @@ class Explorer:
         xy = self.runs[run].latent_map.to_map(self.runs[run].codes)
         return {"x": _round(xy[:, 0]), "y": _round(xy[:, 1]), "labels": self.labels.tolist()}
 
-    # ----------------------------------------------------------------- codes
     def code_of_point(self, run: int, xy: torch.Tensor) -> torch.Tensor:
         return self.runs[run].latent_map.to_code(xy.view(1, 2)).view(-1).to(self.device)
 
@@ -124,7 +154,6 @@ class Explorer:
         with self.lock, torch.inference_mode():
             return self.runs[run].model.encode(x.to(self.device))[0]
 
-    # ----------------------------------------------------------------- actions
     def _decode(self, run: int, z: torch.Tensor) -> torch.Tensor:
         """(B, nz) → images (B, C, H, W) in [0, 1]; caller holds the lock."""
         return torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
@@ -148,12 +177,11 @@ class Explorer:
     def decode(self, run: int, z: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
         with self.lock, torch.inference_mode():
-            img = self._decode(run, z.view(1, -1))
-            reading = self._readings(img)[0]
+            one = {k: v[0] for k, v in self._decodes(run, z.view(1, -1)).items()}
         return {
-            "image": encode_images(img)[0],
-            "reading": reading,
-            "point": self._points(run, z)[0],
+            "image": one["images"],
+            "reading": one["readings"],
+            "point": one["points"],
             "server_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
@@ -205,7 +233,6 @@ class Explorer:
         }
 
 
-# --------------------------------------------------------------------------------- loading
 def _display_names(dirs: list[Path]) -> list[str]:
     names = [d.name for d in dirs]
     if len(set(names)) == len(names):
