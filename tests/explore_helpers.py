@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.config import TrainConfig
-from vaelab.explore.server import ExploreServer, make_server, url_of
+from vaelab.explore.server import ExploreServer
 from vaelab.explore.session import Explorer
 from vaelab.train.loop import train
 
@@ -35,11 +35,11 @@ def train_tiny_runs(root: Path) -> dict[str, Path]:
 def start_background(explorer: Explorer) -> tuple[ExploreServer, str]:
     """A server on a free loopback port answering from a daemon thread: (server, url).
     Stop it with `server.shutdown(); server.server_close()`."""
-    server = make_server(explorer, "127.0.0.1", 0)
+    server = ExploreServer(explorer, "127.0.0.1", 0)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
     ).start()
-    return server, url_of(server)
+    return server, server.url
 
 
 class Client:

@@ -26,7 +26,7 @@ from vaelab.evaluate.interpolation import interpolate
 from vaelab.evaluate.run import sample_prior
 from vaelab.explore.latent import fit_map
 from vaelab.explore.runs import find_runs
-from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server
+from vaelab.explore.server import STATIC_DIR, ExploreHandler, ExploreServer
 from vaelab.explore.session import center_like_mnist, load_explorer
 from vaelab.train.checkpoint import load_model
 
@@ -512,7 +512,7 @@ def test_busy_port_names_the_fix(explorer):
     server, _ = start_background(explorer)
     try:
         with pytest.raises(RunError, match="--port 0"):
-            make_server(explorer, "127.0.0.1", server.server_port)
+            ExploreServer(explorer, "127.0.0.1", server.server_port)
     finally:
         server.shutdown()
         server.server_close()

@@ -121,7 +121,7 @@ def endpoint(ex: Explorer, run: int, value: Any, name: str) -> torch.Tensor:
         raise ApiError(400, f"'{name}' must be an object with exactly one of {', '.join(kinds)}")
     kind, v = next(iter(value.items()))
     if kind == "index":
-        return ex.code_of_index(run, _index(ex, v, f"{name}.index"))
+        return ex.runs[run].codes[_index(ex, v, f"{name}.index")]
     if kind == "point":
         return ex.code_of_point(run, vector(v, f"{name}.point", 2))
     if kind == "code":

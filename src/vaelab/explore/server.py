@@ -202,34 +202,29 @@ class ExploreServer(ThreadingHTTPServer):
     # threads were reset; a page load alone opens a burst of connections.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], explorer: Explorer, verbose: bool) -> None:
-        if ":" in address[0]:
+    def __init__(self, explorer: Explorer, host: str, port: int, verbose: bool = False) -> None:
+        """A bound server (port 0: a free port, see `url`); call serve_forever()."""
+        if ":" in host:
             self.address_family = socket.AF_INET6
         self.explorer = explorer
         self.verbose = verbose
-        self.loopback_only = is_loopback(address[0])
-        super().__init__(address, ExploreHandler)
+        self.loopback_only = is_loopback(host)
+        try:
+            super().__init__((host, port), ExploreHandler)
+        except OSError as e:
+            hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
+            raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
+        return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (reset, closed mid-answer, timed out) is no server error."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
-
-
-def make_server(explorer: Explorer, host: str, port: int, verbose: bool = False) -> ExploreServer:
-    """A bound server (port 0: a free port, see `server.server_port`); call serve_forever()."""
-    try:
-        return ExploreServer((host, port), explorer, verbose)
-    except OSError as e:
-        hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
-        raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
-
-
-def url_of(server: ExploreServer) -> str:
-    host, port = server.server_address[:2]
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
-    shown = f"[{shown}]" if ":" in shown else shown
-    return f"http://{shown}:{port}/"
 
 
 def serve(explorer: Explorer, host: str, port: int, *, open_browser: bool, verbose: bool) -> int:
@@ -240,13 +235,13 @@ def serve(explorer: Explorer, host: str, port: int, *, open_browser: bool, verbo
             "has no authentication, so bind 127.0.0.1 (the default) unless you trust the network",
             file=sys.stderr,
         )
-    server = make_server(explorer, host, port, verbose)
-    url = url_of(server)
+    server = ExploreServer(explorer, host, port, verbose)
     print(
-        f"vaelab explore: serving {len(explorer.runs)} run(s) at {url}  (Ctrl-C stops)", flush=True
+        f"vaelab explore: serving {len(explorer.runs)} run(s) at {server.url}  (Ctrl-C stops)",
+        flush=True,
     )
     if open_browser:
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         # Both signals stop the server, whatever this process inherited: a shell starts

@@ -81,10 +81,6 @@ class LoadedRun:
     dim_score: str
     dims: list[LatentDim]
 
-    @property
-    def kind(self) -> str:
-        return f"VAE β={self.cfg.beta:g}" if self.model.is_vae else "AE"
-
 
 def encode_images(x: torch.Tensor) -> list[str]:
     """(B, C, H, W) in [0, 1] → base64 of each image's uint8 bytes (channel-first, row-major)."""
@@ -123,21 +119,21 @@ class Explorer:
             "classifier": {
                 k: self.classifier_meta.get(k) for k in ("variant", "test_accuracy", "dataset")
             },
-            "runs": [self._run_info(i, r) for i, r in enumerate(self.runs)],
-        }
-
-    def _run_info(self, i: int, r: LoadedRun) -> dict[str, Any]:
-        return {
-            "id": i,
-            "name": r.name,
-            "path": str(r.path),
-            "kind": r.kind,
-            "model": r.cfg.model,
-            "beta": r.cfg.beta if r.model.is_vae else None,
-            "latent_dim": r.model.latent_dim,
-            "map": {"explained": list(r.latent_map.explained), "exact": r.latent_map.exact},
-            "dim_score": r.dim_score,
-            "dims": [vars(d) for d in r.dims],
+            "runs": [
+                {
+                    "id": i,
+                    "name": r.name,
+                    "path": str(r.path),
+                    "kind": f"VAE β={r.cfg.beta:g}" if r.model.is_vae else "AE",
+                    "model": r.cfg.model,
+                    "beta": r.cfg.beta if r.model.is_vae else None,
+                    "latent_dim": r.model.latent_dim,
+                    "map": {"explained": list(r.latent_map.explained), "exact": r.latent_map.exact},
+                    "dim_score": r.dim_score,
+                    "dims": [vars(d) for d in r.dims],
+                }
+                for i, r in enumerate(self.runs)
+            ],
         }
 
     def map_points(self, run: int) -> dict[str, Any]:
@@ -146,9 +142,6 @@ class Explorer:
 
     def code_of_point(self, run: int, xy: torch.Tensor) -> torch.Tensor:
         return self.runs[run].latent_map.to_code(xy.view(1, 2)).view(-1).to(self.device)
-
-    def code_of_index(self, run: int, index: int) -> torch.Tensor:
-        return self.runs[run].codes[index]
 
     def code_of_image(self, run: int, x: torch.Tensor) -> torch.Tensor:
         with self.lock, torch.inference_mode():
@@ -186,7 +179,7 @@ class Explorer:
         }
 
     def test_image(self, run: int, index: int) -> dict[str, Any]:
-        z = self.code_of_index(run, index)
+        z = self.runs[run].codes[index]
         with self.lock, torch.inference_mode():
             recon = self._decode(run, z.view(1, -1))
             readings = self._readings(torch.cat([self.images[index : index + 1], recon]))
