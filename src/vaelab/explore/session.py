@@ -226,27 +226,6 @@ class Explorer:
         }
 
 
-def _display_names(dirs: list[Path]) -> list[str]:
-    names = [d.name for d in dirs]
-    if len(set(names)) == len(names):
-        return names
-    return [str(d) for d in dirs]
-
-
-@torch.inference_mode()
-def _map_run(
-    path: Path, name: str, model: AutoEncoder, cfg: TrainConfig, x: torch.Tensor, sliders: int
-) -> LoadedRun:
-    if tuple(model.image_shape) != tuple(x.shape[1:]):
-        raise ConfigError(
-            f"{path} was trained on {model.image_shape} images but its dataset's test images are "
-            f"{tuple(x.shape[1:])}; was the data folder changed?"
-        )
-    codes, posterior = decode.codes(model, x)
-    score, dims = informative_dims(codes, posterior, sliders)
-    return LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims)
-
-
 def load_explorer(
     run_dirs: list[Path],
     *,
@@ -273,11 +252,22 @@ def load_explorer(
     dataset, data_dir = datasets.pop()
     x8, y = split_arrays(load_arrays(dataset, data_dir), "test")
     x = torch.from_numpy(x8[:map_points]).to(dev).float() / 255.0  # (N, C, H, W)
+    names = [d.name for d in run_dirs]
+    if len(set(names)) < len(names):  # same-named runs of different folders: show the paths
+        names = [str(d) for d in run_dirs]
     runs = []
-    for d, name, (model, cfg) in zip(run_dirs, _display_names(run_dirs), loaded, strict=True):
+    for path, name, (model, cfg) in zip(run_dirs, names, loaded, strict=True):
         if log:
-            log(f"loading {d}")
-        runs.append(_map_run(d, name, model, cfg, x, sliders))
+            log(f"loading {path}")
+        if tuple(model.image_shape) != tuple(x.shape[1:]):
+            raise ConfigError(
+                f"{path} was trained on {model.image_shape} images but its dataset's test images "
+                f"are {tuple(x.shape[1:])}; was the data folder changed?"
+            )
+        with torch.inference_mode():
+            codes, posterior = decode.codes(model, x)
+            score, dims = informative_dims(codes, posterior, sliders)
+            runs.append(LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims))
     model, meta = clf.reference_classifier(
         dataset, data_dir, variant=classifier, device=dev, log=log
     )
