@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -52,7 +53,7 @@ from vaelab.train.rundir import TrainSummary, read_done, read_run_config
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
-RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every")
+RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every", "compile")
 
 EpochCallback = Callable[[int, dict[str, float]], bool]
 """`on_epoch_end(epoch, record) -> stop`: called after each epoch's validation (epoch 1-based,
@@ -158,7 +159,9 @@ def train_step(
     autocast: contextlib.AbstractContextManager,
 ) -> LossParts:
     """One optimisation step on batch x (B, C, H, W); returns the detached loss parts.
-    `model` is the AutoEncoder or, in distributed training, its DDP wrapper."""
+    `model` is the AutoEncoder or, in distributed training, its DDP wrapper (either compiled)."""
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         out = model(x)
     parts = objective(out, x, beta, cfg.likelihood, cfg.sigma2)
@@ -366,10 +369,14 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     image_shape = (int(c), int(h), int(w))
     model = build_model(cfg, image_shape)
     model = distributed.prepare(model, rank, device).to(device)
+    if cfg.channels_last:  # before the optimizer, whose moments then share the layout
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
     )
     net = distributed.wrap(model, rank, device)
+    if cfg.compile:
+        net = _compiled(net)
     return _Run(
         cfg=cfg,
         run_dir=run_dir,
@@ -431,6 +438,22 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
             file=sys.stderr,
         )
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` through torch.compile, its inductor cache under VAELAB_HOME/inductor so that later
+    runs (the study's next β, a resumed run) load the kernels instead of compiling them again.
+
+    Worth it only when the compile cost is repaid within the run: a run of S steps at t s/step
+    eager and r× faster compiled saves S·t·(1 − 1/r); a cold compile of c s pays off when
+    S > c / (t·(1 − 1/r)). Measured on a 2-core CPU (benchmarks/bench_step.py, VAE, batch 64):
+    c = 37 s, t = 35 ms, r = 0.99: never repaid, so the default stays eager. A GPU step is
+    ~100× shorter, so there r must exceed 1 by far more for the study's runs of ~2,000-8,000
+    steps (benchmarks/gpu_check.sh measures it). A warm cache cut c from 27 s to 2 s."""
+    from vaelab.data.store import vaelab_home
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(vaelab_home() / "inductor"))
+    return torch.compile(net)  # type: ignore[return-value]
 
 
 def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:
