@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_eval
 import bench_loader
 import bench_recipe
 import bench_step
@@ -17,3 +18,4 @@ if __name__ == "__main__":
     bench_train.run()
     bench_step.run()
     bench_recipe.run()
+    bench_eval.run()

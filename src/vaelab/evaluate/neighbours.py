@@ -34,20 +34,22 @@ def distance_chunks(
 
 
 def kth_neighbour_distance(
-    features: np.ndarray | torch.Tensor, k: int, chunk: int = CHUNK
+    features: np.ndarray | torch.Tensor, k: int | tuple[int, ...], chunk: int = CHUNK
 ) -> np.ndarray:
-    """Distance from each row (N, d) to its k-th nearest *other* row: (N,).
+    """Distance from each row (N, d) to its k-th nearest *other* row: (N,), or (N, len(k)) for
+    a tuple of k, all from one pass over the distances.
 
     Row i's distance to itself is 0 and comes first, so the k-th other neighbour is the
     (k + 1)-th smallest (ties with duplicates of row i count as neighbours at distance 0).
     """
-    n = len(features)
-    if not 1 <= k < n:
+    n, ks = len(features), (k,) if isinstance(k, int) else k
+    if not all(1 <= k_ < n for k_ in ks):
         raise ValueError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
-    out = np.empty(n)
+    out = np.empty((n, len(ks)))
     for i, d in distance_chunks(features, features, chunk):
-        out[i : i + len(d)] = d.kthvalue(k + 1, dim=1).values.numpy()
-    return out
+        nearest = d.topk(max(ks) + 1, dim=1, largest=False).values  # (chunk, max k + 1), sorted
+        out[i : i + len(d)] = nearest[:, list(ks)].numpy()
+    return out[:, 0] if isinstance(k, int) else out
 
 
 def nearest_distance(
@@ -69,18 +71,4 @@ def nearest_distance(
             r, c = torch.nonzero(rows >= 0, as_tuple=True)
             d[r, rows[r, c]] = torch.inf
         out[i : i + len(d)] = d.min(1).values.numpy()
-    return out
-
-
-def within_any_ball(
-    queries: np.ndarray | torch.Tensor,
-    centres: np.ndarray | torch.Tensor,
-    radii: np.ndarray,
-    chunk: int = CHUNK,
-) -> np.ndarray:
-    """For each query (Q, d): is it within radii[j] of some centre j (N, d)? Bool (Q,)."""
-    r = torch.as_tensor(radii, dtype=torch.float64)[None, :]
-    out = np.empty(len(queries), dtype=bool)
-    for i, d in distance_chunks(queries, centres, chunk):
-        out[i : i + len(d)] = (d <= r).any(1).numpy()
     return out

@@ -15,8 +15,9 @@ matrix with scikit-learn; this version works on precomputed features in row chun
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from vaelab.evaluate.neighbours import CHUNK, kth_neighbour_distance, within_any_ball
+from vaelab.evaluate.neighbours import CHUNK, distance_chunks, kth_neighbour_distance
 
 DEFAULT_K = 3
 
@@ -41,7 +42,12 @@ def precision_recall_radii(
         raise ValueError(f"feature sets must be (N, d) with the same d: {real.shape}, {fake.shape}")
     if len(real_radii) != len(real):
         raise ValueError(f"{len(real_radii)} radii for {len(real)} real points")
-    fake_radii = kth_neighbour_distance(fake, k, chunk)
-    precision = within_any_ball(fake, real, real_radii, chunk).mean()
-    recall = within_any_ball(real, fake, fake_radii, chunk).mean()
-    return float(precision), float(recall)
+    fake_radii = torch.as_tensor(kth_neighbour_distance(fake, k, chunk))[None, :]
+    # One pass over the real × fake distances gives both: a real row is recalled when some fake
+    # ball holds it, and a fake column is precise when some real ball holds it.
+    recalled, precise = np.empty(len(real), dtype=bool), np.zeros(len(fake), dtype=bool)
+    for i, d in distance_chunks(real, fake, chunk):
+        recalled[i : i + len(d)] = (d <= fake_radii).any(1).numpy()
+        radii = torch.as_tensor(real_radii[i : i + len(d)], dtype=torch.float64)[:, None]
+        precise |= (d <= radii).any(0).numpy()
+    return float(precise.mean()), float(recalled.mean())
