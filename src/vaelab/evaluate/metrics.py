@@ -222,9 +222,9 @@ def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
 
 def standard_error(per_image: torch.Tensor) -> float:
     """The standard error of the mean of per-image values (N,): their sample SD / sqrt(N)."""
-    return (
-        float(per_image.double().std() / math.sqrt(len(per_image))) if len(per_image) > 1 else 0.0
-    )
+    if len(per_image) < 2:
+        return 0.0
+    return float(per_image.double().std() / math.sqrt(len(per_image)))
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float | None:

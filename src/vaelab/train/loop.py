@@ -31,7 +31,7 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
-from vaelab.data.store import split_arrays
+from vaelab.data.store import split_arrays, vaelab_home
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
@@ -447,11 +447,9 @@ def _compiled(net: torch.nn.Module) -> torch.nn.Module:
     Worth it only when the compile cost is repaid within the run: a run of S steps at t s/step
     eager and r× faster compiled saves S·t·(1 − 1/r); a cold compile of c s pays off when
     S > c / (t·(1 − 1/r)). Measured on a 2-core CPU (benchmarks/bench_step.py, VAE, batch 64):
-    c = 37 s, t = 35 ms, r = 0.99: never repaid, so the default stays eager. A GPU step is
-    ~100× shorter, so there r must exceed 1 by far more for the study's runs of ~2,000-8,000
-    steps (benchmarks/gpu_check.sh measures it). A warm cache cut c from 27 s to 2 s."""
-    from vaelab.data.store import vaelab_home
-
+    c = 37 s, t = 35 ms, r = 0.99: never repaid, so the default stays eager (a warm cache cut
+    another cold 27 s compile to 2 s). benchmarks/gpu_check.sh trains with and without it on a
+    GPU, where t is far shorter and r must be larger still."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(vaelab_home() / "inductor"))
     return torch.compile(net)  # type: ignore[return-value]
 
