@@ -17,21 +17,33 @@ import time
 import numpy as np
 import torch
 
-from vaelab.evaluate.neighbours import distance_chunks, kth_neighbour_distance
-from vaelab.evaluate.precision_recall import precision_recall_radii
+from vaelab.evaluate.features import (
+    CHUNK,
+    _distance_chunks,
+    kth_neighbour_distance,
+    precision_recall,
+)
 
 
 def _within_any_ball(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """vaelab 0.2's one-direction ball test (a pass over queries × centres)."""
     r = torch.as_tensor(radii)[None, :]
-    return np.concatenate([(d <= r).any(1).numpy() for _, d in distance_chunks(queries, centres)])
+    chunks = _distance_chunks(queries, centres, CHUNK)
+    return np.concatenate([(d <= r).any(1).numpy() for _, d in chunks])
+
+
+def _kth_before(x: np.ndarray, k: int) -> np.ndarray:
+    """vaelab 0.2's k-th neighbour distance: one pass over x × x per k."""
+    return np.concatenate(
+        [d.kthvalue(k + 1, 1).values.numpy() for _, d in _distance_chunks(x, x, CHUNK)]
+    )
 
 
 def _before(real: np.ndarray, fakes: list[np.ndarray], k: int = 3) -> list[float]:
-    radii = kth_neighbour_distance(real, k)
-    out = [float(np.median(kth_neighbour_distance(real, 1)))]
+    radii = _kth_before(real, k)
+    out = [float(np.median(_kth_before(real, 1)))]
     for fake in fakes:
-        fake_radii = kth_neighbour_distance(fake, k)
+        fake_radii = _kth_before(fake, k)
         out.append(float(_within_any_ball(fake, real, radii).mean()))
         out.append(float(_within_any_ball(real, fake, fake_radii).mean()))
     return out
@@ -41,7 +53,7 @@ def _after(real: np.ndarray, fakes: list[np.ndarray], k: int = 3) -> list[float]
     neighbours = kth_neighbour_distance(real, (1, k))
     out = [float(np.median(neighbours[:, 0]))]
     for fake in fakes:
-        out.extend(precision_recall_radii(real, fake, neighbours[:, 1], k))
+        out.extend(precision_recall(real, fake, k, real_radii=neighbours[:, 1]))
     return out
 
 

@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import timeit
 from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
-from vaelab.evaluate.precision_recall import precision_recall
-from vaelab.evaluate.realism import real_nn_scale
+from vaelab.evaluate.features import precision_recall, real_nn_scale
 
 
 def _evaluate(run_dir: Path, **kw: object) -> float:

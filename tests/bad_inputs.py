@@ -11,8 +11,7 @@ import numpy as np
 
 from vaelab.cli import main
 from vaelab.cli.boundary import EXIT_UNEXPECTED
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 
 TINY_RUN = dict(
     dataset="idx",

@@ -16,24 +16,34 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 
 os.environ["VAELAB_MIRRORS"] = "none"  # no public mirror is ever contacted from the tests
 # The user's own cache, read-only: tests that check artefacts `make study` builds look here.
 USER_HOME = Path(os.environ.get("VAELAB_HOME") or Path.home() / ".cache" / "vaelab")
 
 
+# Session fixtures that build something expensive (a study, trained runs, a PostgreSQL server):
+# under pytest-xdist (`make test` runs two workers) every test that uses one goes to the same
+# worker, so each is built once per `make test`, not once per worker.
+SHARED_FIXTURES = ("smoke_study", "tiny_runs", "postgres_url")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """CUDA-marked tests skip where there is no GPU: a plain skip even under VAELAB_REQUIRE_ALL,
-    since no CI machine has one (benchmarks/gpu_check.sh runs them on a GPU machine)."""
+    """Tests sharing an expensive fixture share an xdist group. CUDA-marked tests skip where there
+    is no GPU: a plain skip even under VAELAB_REQUIRE_ALL, since no CI machine has one
+    (benchmarks/gpu_check.sh runs them on a GPU machine)."""
     import torch
 
+    skip_cuda = None
     if not torch.cuda.is_available():
-        skip = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
-        for item in items:
-            if item.get_closest_marker("cuda"):
-                item.add_marker(skip)
+        skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
+    for item in items:
+        used = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if used:
+            item.add_marker(pytest.mark.xdist_group(used[0]))
+        if skip_cuda is not None and item.get_closest_marker("cuda"):
+            item.add_marker(skip_cuda)
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,7 @@ from tests.bad_inputs import (
     write_folder,
 )
 from tests.sweep_helpers import smoke, to_toml
-from vaelab.data.idx import encode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, encode_idx
 
 NO_CUDA = not torch.cuda.is_available()
 BIG = str(10**12)
@@ -601,7 +600,8 @@ def test_named_data_dir_is_read_even_with_a_valid_cache(world, tmp_path, capsys,
     """With MNIST cached, `--data-dir` naming other data must still be read and refused."""
     from vaelab.data import store
 
-    monkeypatch.setattr(store, "_read_verified", lambda spec: {"cached": b""})
+    cached = store.CacheStatus(True, [], {}, {"cached": b""})
+    monkeypatch.setattr(store, "check_cache", lambda spec: cached)
     rc, out, err = run_main(
         ["data", "info", "--dataset", "mnist", "--data-dir", str(world / "idx")], capsys
     )

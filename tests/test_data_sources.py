@@ -15,7 +15,7 @@ import pytest
 
 from vaelab.cli import main
 from vaelab.data import sources, store
-from vaelab.data.idx import encode_idx
+from vaelab.data.sources import encode_idx
 from vaelab.errors import DataError
 from vaelab.fsutil import sha256_bytes
 

@@ -286,7 +286,7 @@ def test_a_failing_rank_is_one_line_with_its_exit_code(tmp_path):
     """Through torch's real launcher, with ranks that fail at once: the launcher's report (a
     traceback and a table) stays in its log; the error is the first failing rank's own line."""
     from vaelab.errors import RunError
-    from vaelab.train.launch import launch
+    from vaelab.train.ddp import launch
 
     with pytest.raises(RunError) as e:
         launch(2, ["train", "--out=x", "--no-such-flag"], tmp_path / "run", threads=1)

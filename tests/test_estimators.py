@@ -14,9 +14,13 @@ from torch.distributions import MultivariateNormal
 
 from vaelab.distributions import DiagonalGaussian, standard_normal_log_prob
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
-from vaelab.evaluate.frechet import frechet_distance, frechet_distance_features
+from vaelab.evaluate.features import (
+    frechet_distance,
+    frechet_distance_features,
+    knn_accuracy,
+    linear_probe_accuracy,
+)
 from vaelab.evaluate.interpolation import interpolate, lerp, path_smoothness, slerp
-from vaelab.evaluate.probes import knn_accuracy, linear_probe_accuracy
 
 
 class PPCA:

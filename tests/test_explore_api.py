@@ -23,12 +23,12 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.evaluate.run import sample_prior
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
 from vaelab.explore.runs import find_runs
 from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server, start_background
 from vaelab.explore.session import load_explorer
+from vaelab.models import sample_prior
 from vaelab.train.checkpoint import load_model
 
 from .explore_helpers import Client

@@ -12,11 +12,15 @@ from vaelab.data.store import split_arrays
 from vaelab.evaluate import EvalConfig, load_eval_data
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.context import EvalContext
+from vaelab.evaluate.features import (
+    kth_neighbour_distance,
+    nearest_distance,
+    precision_recall,
+    real_nn_scale,
+    realism_ratio,
+)
 from vaelab.evaluate.keys import to_keys
 from vaelab.evaluate.metrics import reconstruction_metrics, sample_quality_metrics
-from vaelab.evaluate.neighbours import kth_neighbour_distance, nearest_distance
-from vaelab.evaluate.precision_recall import precision_recall
-from vaelab.evaluate.realism import real_nn_scale, realism_ratio
 
 
 def brute_force_pr(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:

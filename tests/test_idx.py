@@ -3,7 +3,7 @@ import struct
 import numpy as np
 import pytest
 
-from vaelab.data.idx import decode_idx, encode_idx
+from vaelab.data.sources import decode_idx, encode_idx
 from vaelab.errors import DataError
 
 

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from tests.bad_inputs import assert_one_line, idx_files, run_main, write_folder
 from vaelab.config import TrainConfig, load_toml
-from vaelab.data.idx import decode_idx
-from vaelab.data.sources import FILES
+from vaelab.data.sources import FILES, decode_idx
 from vaelab.errors import ConfigError, DataError, VaelabError
 from vaelab.study import make_config
 from vaelab.study.presets import StudyConfig

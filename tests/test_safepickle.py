@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from vaelab.data.safepickle import safe_loads
+from vaelab.data.sources import safe_loads
 from vaelab.errors import DataError
 
 

@@ -12,7 +12,7 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.distributions import DiagonalGaussian
-from vaelab.evaluate.data import load_eval_data
+from vaelab.evaluate.context import load_eval_data
 from vaelab.evaluate.interpolation import pick_pairs
 from vaelab.runtime import SEED_STREAMS, stream_seed
 from vaelab.train.loop import train

@@ -13,8 +13,8 @@ import sys
 import matplotlib.image as mpimg
 import pytest
 
-from vaelab.report.study import fmt, resolve
-from vaelab.study.schema import StudyResult
+from vaelab.report.render import fmt
+from vaelab.study.schema import StudyResult, resolve
 from vaelab.tune.halving import next_decades, refinement
 from vaelab.tune.selection import select_beta
 
@@ -124,7 +124,7 @@ RERENDER = """
 import sys
 sys.modules["torch"] = None  # any import of torch now fails: the report must not need it
 from pathlib import Path
-from vaelab.report.study import write_report
+from vaelab.report.sections import write_report
 from vaelab.study.schema import load_study
 root = Path(sys.argv[1])
 write_report(root, load_study(root / "study.json"))

@@ -1,8 +1,6 @@
-"""Public doors onto a trained run: the images to feed it, and its codes, reconstructions, prior
-samples and interpolations (exported as `vaelab.load_images`, `vaelab.encode`, ...).
-
-`run` is a run directory or the `RunResult` that `vaelab.train` returned; the run's best
-checkpoint is used. Images are float tensors (N, C, H, W) in [0, 1], as the models take them.
+"""Public doors onto a trained run (`vaelab.load_images`, `vaelab.encode`, ...): `run` is a run
+directory or the `RunResult` of `vaelab.train` (its best checkpoint is used); images are float
+tensors (N, C, H, W) in [0, 1].
 
     x, y = vaelab.load_images("mnist", "test", limit=16)
     grid = vaelab.reconstruct("study/runs/ae", x)          # (16, 1, 28, 28)
@@ -16,9 +14,8 @@ from pathlib import Path
 import torch
 
 from vaelab.data import load_split
-from vaelab.evaluate.decode import codes, decode_images, sample_prior
 from vaelab.evaluate.interpolation import interpolate as code_path
-from vaelab.models import AutoEncoder
+from vaelab.models import AutoEncoder, codes, decode_images, sample_prior
 from vaelab.train.checkpoint import load_model
 from vaelab.train.loop import RunResult
 
@@ -36,8 +33,8 @@ def load_images(
     limit: int | None = None,
     data_dir: str | Path | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, C, H, W) in [0, 1], labels (N,)) of a split (train, val or test) of the
-    dataset vaelab trains on; the first `limit` images when given."""
+    """(images (N, C, H, W) in [0, 1], labels (N,)) of a split (train, val or test), the first
+    `limit` when given."""
     x, y = load_split(dataset, split, data_dir)
     x, y = x[:limit], y[:limit]
     return torch.from_numpy(x).float() / 255.0, torch.from_numpy(y).long()
@@ -69,8 +66,8 @@ def interpolate(
     mode: str = "lerp",
     device: str = "cpu",
 ) -> torch.Tensor:
-    """The decoded path between the codes of two images (C, H, W): start, `steps` images in
-    between, end -> (steps + 2, C, H, W). `mode`: lerp (straight line) or slerp (great circle)."""
+    """The decoded path (steps + 2, C, H, W) between the codes of two images (C, H, W); `mode`:
+    lerp (straight line) or slerp (great circle)."""
     model = _model(run, device)
     mu, _ = codes(model, torch.stack([start, end]).to(device))
     return decode_images(model, code_path(mu[0], mu[1], steps, mode)).cpu()

@@ -1,6 +1,5 @@
-"""The diagonal-Gaussian posterior q(z|x) = N(μ, diag σ²) of a β-VAE, and the N(0, I) prior's
-log-density: the one place for the reparameterised sample, the KL and the log-density, used by
-the model, the losses, the likelihood estimators, the evaluation and the study (after diffusers'
+"""The β-VAE posterior q(z|x) = N(μ, diag σ²) and the N(0, I) prior's log-density: the one place
+for the reparameterised sample, the KL and the log-density (after diffusers'
 `DiagonalGaussianDistribution`, parameterised by log σ rather than log σ²).
 """
 
@@ -46,7 +45,7 @@ class DiagonalGaussian:
         return self.log_sigma.exp()
 
     def to(self, *args: Any, **kwargs: Any) -> DiagonalGaussian:
-        """The same distribution with μ and log σ moved as `torch.Tensor.to(*args, **kwargs)`."""
+        """μ and log σ moved or cast as by `torch.Tensor.to`."""
         return DiagonalGaussian(self.mu.to(*args, **kwargs), self.log_sigma.to(*args, **kwargs))
 
     def mode(self) -> torch.Tensor:
@@ -54,22 +53,21 @@ class DiagonalGaussian:
         return self.mu
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = μ + σ·ε, ε ~ N(0, I), shape (B, nz): a sample whose gradient flows to μ and σ
-        (Kingma & Welling 2014). Without a generator ε comes from torch's global RNG."""
+        """z = μ + σ·ε, ε ~ N(0, I), (B, nz): gradients flow to μ and σ (Kingma & Welling 2014).
+        Without a generator ε comes from torch's global RNG."""
         if generator is None:
             return self.reparameterize(torch.randn_like(self.mu))
-        return self.reparameterize(self._normal(self.mu.shape, generator))
+        return self.sample_n(1, generator)[0]
 
     def sample_n(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k samples per image, (k, B, nz); one draw of k·B·nz normals from `generator`."""
-        return self.reparameterize(self._normal((k, *self.mu.shape), generator))
+        mu = self.mu
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        return self.reparameterize(eps)
 
     def reparameterize(self, eps: torch.Tensor) -> torch.Tensor:
         """z = μ + σ·ε for standard-normal ε (B, nz) or (k, B, nz)."""
         return self.mu + self.std * eps
-
-    def _normal(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
-        return torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
 
     def kl_per_dim(self) -> torch.Tensor:
         """KL(N(μ, σ²) ‖ N(0, 1)) per image and latent dim (B, nz), nats:

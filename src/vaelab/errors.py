@@ -25,3 +25,14 @@ class DataError(VaelabError):
 
 class RunError(VaelabError):
     """A run directory in a state that forbids the requested action (locked, finished, ...)."""
+
+
+class TrainingInterrupted(RunError):
+    """Training stopped by a signal; its last checkpoint resumes it."""
+
+    exit_code = 130
+
+
+def first_line(e: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line errors."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]

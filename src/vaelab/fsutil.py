@@ -1,9 +1,6 @@
-"""File-system helpers: atomic writes, checksums and advisory locks.
-
-Every file vaelab writes goes through `atomic_write_*`: the bytes land in a temporary file in the
-same directory, are fsynced, and replace the target with `os.replace`, so a crash or a concurrent
-reader never sees a half-written file.
-"""
+"""File-system helpers: atomic writes, checksums and advisory locks. Every file vaelab writes
+goes through `atomic_write_*` (a fsynced temporary file in the same folder, then `os.replace`), so
+a crash or a concurrent reader never sees a half-written file."""
 
 from __future__ import annotations
 
@@ -44,15 +41,11 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], obj
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if e.filename is None:  # os.write/fsync name no file: name the one being written
+        if isinstance(e, OSError) and e.filename is None:  # os.write/fsync name no file
             raise type(e)(e.errno, e.strerror, str(path)) from e
-        raise
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         raise
     return path
 
@@ -71,11 +64,8 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike[str], *, blocking: bool = True) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (created if missing).
-
-    With `blocking=False` a lock held by another process raises `RunError` at once.
-    The lock dies with the process, so a crashed holder never leaves a stale lock behind.
-    """
+    """Hold an exclusive advisory lock on `path` (created if missing); with `blocking=False` a
+    held lock raises `RunError` at once. It dies with its process: a crash leaves no stale lock."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:

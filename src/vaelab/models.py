@@ -1,17 +1,17 @@
-"""The study's convolutional auto-encoder and β-VAE: a 64-d embedding by default, widths
-32/64/128/256, BatchNorm (optional) and LeakyReLU(0.2) after each hidden layer (the VAE:
-Kingma & Welling 2014).
+"""The study's convolutional auto-encoder and β-VAE (Kingma & Welling 2014), and batched no-grad
+passes through them: codes, decoded images, prior samples.
 
-Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0) take 28×28 to 1×1,
-then a linear layer to the embedding. The decoder mirrors it with transposed convolutions;
-`output_padding` is derived from the encoder's sizes so 28×28, 32×32 and other sizes round-trip.
-Decoders return *logits*: the likelihood decides what an image is (sigmoid mean or Bernoulli).
+Encoder: four strided convolutions (k4 s2 p1, k4 s2 p1, k3 s2 p0, k3 s1 p0, widths 32/64/128/256,
+BatchNorm (optional) and LeakyReLU(0.2)) take 28×28 to 1×1, then a linear layer to the code. The
+decoder mirrors it; `output_padding` is derived from the encoder's sizes so any image size
+round-trips. Decoders return *logits*: the likelihood decides what an image is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -21,10 +21,6 @@ from vaelab.distributions import DiagonalGaussian
 
 # (kernel, stride, padding) of the four encoder convolutions, reference architecture.
 _LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
-
-
-def _conv_out(size: int, k: int, s: int, p: int) -> int:
-    return (size + 2 * p - k) // s + 1
 
 
 @dataclass
@@ -57,7 +53,7 @@ class ConvEncoder(nn.Module):
             if norm and i > 0:  # the reference leaves the first convolution un-normalised
                 blocks.append(nn.BatchNorm2d(c_out))
             blocks.append(nn.LeakyReLU(0.2))
-            c_in, size = c_out, _conv_out(size, k, s, p)
+            c_in, size = c_out, (size + 2 * p - k) // s + 1
             if size < 1:
                 raise ValueError(f"image size {image_size} is too small for this encoder")
             self.sizes.append(size)
@@ -82,15 +78,13 @@ class ConvDecoder(nn.Module):
         norm: bool = True,
     ) -> None:
         super().__init__()
-        top, self.start = channels[-1], sizes[-1]
-        self.from_latent = nn.Linear(latent_dim, top * self.start * self.start)
-        self.top = top
+        c_in, self.top, self.start = channels[-1], channels[-1], sizes[-1]
+        self.from_latent = nn.Linear(latent_dim, c_in * self.start * self.start)
         self.input_act = nn.Sequential(
-            nn.BatchNorm2d(top) if norm else nn.Identity(), nn.LeakyReLU(0.2)
+            nn.BatchNorm2d(c_in) if norm else nn.Identity(), nn.LeakyReLU(0.2)
         )
         blocks: list[nn.Module] = []
         outs = [*reversed(channels[:-1]), image_channels]  # 128, 64, 32, C
-        c_in = top
         for i, (k, s, p) in enumerate(reversed(_LAYERS)):
             size_in, size_out = sizes[-1 - i], sizes[-2 - i]
             pad_out = size_out - ((size_in - 1) * s - 2 * p + k)
@@ -124,17 +118,12 @@ class AutoEncoder(nn.Module):
         channels = channels or [32, 64, 128, 256]
         self.latent_dim = latent_dim
         self.image_shape = (image_channels, image_size, image_size)
-        self.encoder = ConvEncoder(
-            image_channels, image_size, channels, self._encoder_outputs(latent_dim), norm
-        )
+        outputs = 2 * latent_dim if self.is_vae else latent_dim  # a VAE's encoder: [μ, log σ]
+        self.encoder = ConvEncoder(image_channels, image_size, channels, outputs, norm)
         self.decoder = ConvDecoder(latent_dim, image_channels, channels, self.encoder.sizes, norm)
 
-    def _encoder_outputs(self, latent_dim: int) -> int:
-        return latent_dim
-
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) → the deterministic code (B, nz) used for reconstructions, probes and
-        interpolation: the embedding of an AE, the posterior mean μ of a VAE."""
+        """(B, C, H, W) → the deterministic code (B, nz): an AE's embedding, a VAE's mean μ."""
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -151,9 +140,6 @@ class VAE(AutoEncoder):
 
     is_vae = True
 
-    def _encoder_outputs(self, latent_dim: int) -> int:
-        return 2 * latent_dim
-
     def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
         """(B, C, H, W) → q(z|x): μ (B, nz), log σ (B, nz) clamped to a stable range."""
         return DiagonalGaussian.from_encoder(self.encoder(x))
@@ -169,8 +155,7 @@ class VAE(AutoEncoder):
 
 
 def is_vae(model: AutoEncoder) -> TypeGuard[VAE]:
-    """`model.is_vae`, which also tells the type checker that a VAE's `posterior` is there (the
-    evaluation's test doubles set the flag without subclassing VAE)."""
+    """`model.is_vae`, typed: the evaluation's test doubles set the flag without subclassing."""
     return model.is_vae
 
 
@@ -179,3 +164,30 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int] = (1, 28, 28
         raise ValueError(f"square images expected, got {image_shape}")
     cls = VAE if cfg.model == "vae" else AutoEncoder
     return cls(cfg.latent_dim, list(cfg.channels), image_shape[0], image_shape[1], cfg.norm)
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, bs: int = 1000) -> list[Any]:
+    """fn applied to consecutive batches of x's rows (bounded memory), results in order."""
+    return [fn(x[i : i + bs]) for i in range(0, len(x), bs)]
+
+
+def decode_images(model: AutoEncoder, z: torch.Tensor) -> torch.Tensor:
+    """Decoded image means in [0, 1] (sigmoid of logits) for codes (N, nz), batched."""
+    return torch.cat(batched(lambda b: torch.sigmoid(model.decode(b)), z, 2000))
+
+
+def codes(model: AutoEncoder, x: torch.Tensor) -> tuple[torch.Tensor, DiagonalGaussian | None]:
+    """(μ (N, nz), q(z|x) or None for an AE): each image's deterministic code and posterior."""
+    if is_vae(model):
+        q = DiagonalGaussian.cat(batched(model.posterior, x))
+        return q.mode(), q
+    return torch.cat(batched(model.encode, x)), None
+
+
+def sample_prior(
+    model: AutoEncoder, n: int, seed: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """n images decoded from z ~ N(0, I), drawn on the CPU from `seed` (device-independent)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return decode_images(model, torch.randn(n, model.latent_dim, generator=g).to(device))

@@ -9,10 +9,11 @@ import logging
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,45 +25,36 @@ from vaelab import __version__
 from vaelab.config import DEVICE_PATTERN
 from vaelab.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class SeedStream:
-    """How one random stream's seed derives from a run's `seed`: seed·scale + offset + key."""
-
-    offset: int
-    scale: int = 1
-
-
-# Every random stream of vaelab, each seeded from the one `seed` of its run (or command) through
-# `stream_seed`. The values are those vaelab 0.1 used, so results stay bitwise reproducible across
-# versions; tests/test_seeding.py pins them. A loader hashes its stream's seed with the epoch
+# Every random stream of vaelab as (offset, scale): its seed is seed·scale + offset + key, from the
+# one `seed` of its run (or command). The values are those vaelab 0.1 used, so results stay bitwise
+# reproducible; tests/test_seeding.py pins them. A loader hashes its stream's seed with the epoch
 # (data/loader.py `_epoch_seed`), so one stream gives every epoch its own draws.
-SEED_STREAMS: dict[str, SeedStream] = {
-    # training (training.py)
-    "train_init": SeedStream(0),  # Python/NumPy/torch global RNGs: initial weights, q(z|x) noise
-    "train_order": SeedStream(0),  # epoch permutations and dynamic binarisation of the train split
-    "val_binarize": SeedStream(1),  # the one static binarisation draw of the validation split
-    "val_noise": SeedStream(10_007),  # q(z|x) samples of validation losses (a forked global RNG)
+SEED_STREAMS: dict[str, tuple[int, int]] = {
+    # training (train/loop.py)
+    "train_init": (0, 1),  # Python/NumPy/torch global RNGs: initial weights, q(z|x) noise
+    "train_order": (0, 1),  # epoch permutations and dynamic binarisation of the train split
+    "val_binarize": (1, 1),  # the one static binarisation draw of the validation split
+    "val_noise": (10_007, 1),  # q(z|x) samples of validation losses (a forked global RNG)
     # evaluation (evaluation/), seeded from EvalConfig.seed
-    "eval_global": SeedStream(0),  # torch's global RNG: unused by design, seeded as a safety net
-    "eval_samples": SeedStream(1),  # z ~ N(0, I) of the sample metrics and figures
-    "eval_binarize": SeedStream(7),  # binarisation / dequantisation of the evaluated images
-    "eval_likelihood": SeedStream(11),  # q(z|x) samples of the ELBO and the IW-NLL
-    "eval_pairs": SeedStream(0, scale=131),  # test images joined per label pair (a, b): key 10a+b
+    "eval_global": (0, 1),  # torch's global RNG: unused by design, seeded as a safety net
+    "eval_samples": (1, 1),  # z ~ N(0, I) of the sample metrics and figures
+    "eval_binarize": (7, 1),  # binarisation / dequantisation of the evaluated images
+    "eval_likelihood": (11, 1),  # q(z|x) samples of the ELBO and the IW-NLL
+    "eval_pairs": (0, 131),  # test images joined per label pair (a, b): key 10a+b
     # the study's code statistics (study/analysis.py), seeded from StudyConfig.seed
-    "study_prior": SeedStream(3),  # z ~ N(0, I) of the off-manifold test
-    "study_code_noise": SeedStream(13),  # z ~ q(z|x) of the same test (was torch's global RNG)
+    "study_prior": (3, 1),  # z ~ N(0, I) of the off-manifold test
+    "study_code_noise": (13, 1),  # z ~ q(z|x) of the same test (was torch's global RNG)
     # commands seeded by the user's --seed
-    "user_samples": SeedStream(0),  # `vaelab sample` and the explorer: same seed, same images
+    "user_samples": (0, 1),  # `vaelab sample` and the explorer: same seed, same images
     # the reference classifier (evaluation/classifier.py), seeded from its own seed, not a run's
-    "classifier": SeedStream(0),  # its initial weights and batch order
+    "classifier": (0, 1),  # its initial weights and batch order
 }
 
 
 def stream_seed(seed: int, stream: str, key: int = 0) -> int:
     """The seed of one named random stream (see `SEED_STREAMS`); `key` picks one of a family."""
-    s = SEED_STREAMS[stream]
-    return seed * s.scale + s.offset + key
+    offset, scale = SEED_STREAMS[stream]
+    return seed * scale + offset + key
 
 
 def check_device(name: str, flag: str = "--device") -> None:
@@ -71,8 +63,6 @@ def check_device(name: str, flag: str = "--device") -> None:
         raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
     if name in ("auto", "cpu"):
         return
-    import torch
-
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
@@ -107,18 +97,10 @@ def seed_everything(seed: int) -> None:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions, hardware and source revision, saved as env.json for reproducibility."""
-    commit = None
+    commit, here = None, Path(__file__).parent
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                cwd=Path(__file__).parent,
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            or None
-        )
+        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, timeout=5)
+        commit = git.stdout.decode().strip() or None
     env = {
         "vaelab": __version__,
         "python": platform.python_version(),
@@ -137,14 +119,9 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def is_terminal() -> bool:
-    """Progress bars and live status only when a person watches stderr."""
-    return sys.stderr.isatty()
-
-
 def progress(iterable: Iterable[Any], disable: bool | None = None, **kw: Any) -> Iterator[Any]:
-    """A tqdm bar on a terminal, silent otherwise (logs go to the run's files)."""
-    off = not is_terminal() if disable is None else disable
+    """A tqdm bar when a person watches stderr, silent otherwise (logs go to the run's files)."""
+    off = not sys.stderr.isatty() if disable is None else disable
     return tqdm(iterable, disable=off, leave=False, dynamic_ncols=True, **kw)
 
 
@@ -164,3 +141,17 @@ def close_logger(logger: logging.Logger) -> None:
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
+
+
+@contextlib.contextmanager
+def signal_handlers(signals: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for `signals` while the block runs, then the old ones; a no-op off the main
+    thread, where Python allows no signal handler."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,12 +1,8 @@
-"""The one strict reader of every document vaelab reads: TOML configs, config.json, DONE,
-eval.json, study.json and the definitions kept in tune storages.
-
-Each document is a dataclass; `read` checks a plain value (parsed TOML or JSON) against its
-annotations with pydantic in strict mode: a bool is never a number, a string never a bool, an
-int is fine where a float is expected, unknown and missing keys are refused, and ranges written
-into the annotations (`Annotated[int, Ge(1)]`) are checked. The first problem becomes one line
-naming the field path and what it should be. pydantic is imported on the first read, so
-`vaelab --help` and `import vaelab` do not pay for it.
+"""The one strict reader of every document vaelab reads (TOML configs, config.json, DONE,
+eval.json, study.json, tune definitions), each a dataclass checked by pydantic in strict mode: a
+bool is never a number, unknown and missing keys are refused, `Annotated` ranges are checked, and
+the first problem is one line naming the field path. pydantic is imported on the first read, so
+`import vaelab` does not pay for it.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def _check_evaluate(args: argparse.Namespace) -> Any:
             f"invalid --n-samples {args.n_samples}: must be >= {MIN_FD_IMAGES} (Fréchet "
             "distances fit a covariance)"
         )
-    from vaelab.evaluate.run import DEFAULT_PAIRS
+    from vaelab.config import DEFAULT_PAIRS
 
     cfg = _run_model(args.run_dir, args.checkpoint)[1]
     labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
@@ -170,7 +170,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_device_seed_out(args)
     model, cfg = _run_model(args.run_dir)
 
-    from vaelab.evaluate.run import sample_prior
+    from vaelab.models import sample_prior
     from vaelab.report import figures
     from vaelab.runtime import resolve_device, stream_seed
 
@@ -194,7 +194,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     model, cfg = _run_model(args.run_dir)
     check_labels(cfg, [args.from_label, args.to_label])
 
-    from vaelab.evaluate.run import eval_data_for, interpolation_paths, pick_pairs
+    from vaelab.evaluate.context import eval_data_for
+    from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
     from vaelab.report import figures
     from vaelab.runtime import resolve_device
 

@@ -136,7 +136,7 @@ def _check_study_data(cfg) -> None:
     """The data every stage needs, checked before the first of them: splits, sizes, memory and
     the interpolation labels of the evaluations."""
     from vaelab.cli.evaluate import check_labels
-    from vaelab.evaluate.run import DEFAULT_PAIRS
+    from vaelab.config import DEFAULT_PAIRS
     from vaelab.train.preflight import check_data
 
     run = cfg.train_config("ae", 0.0, 1)

@@ -3,7 +3,7 @@
 The flags are derived from `TrainConfig`'s fields and docstrings (`vaelab.cli.fields`), and
 everything is checked before the first batch: the config, the output folder, the run folder's
 files when resuming, the dataset and whether the model fits in memory. `--nproc N` then starts N
-data-parallel ranks of the same command through torch's launcher (`vaelab.train.launch`).
+data-parallel ranks of the same command through torch's launcher (`vaelab.train.ddp`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from vaelab.config import TrainConfig, load_toml
 from vaelab.errors import RunError
 
 if TYPE_CHECKING:
-    from vaelab.train.rundir import TrainSummary
+    from vaelab.train.checkpoint import TrainSummary
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
@@ -32,7 +32,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
 
 def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -> TrainConfig:
     """The validated config: saved config.json (when resuming), then --config, then flags."""
-    from vaelab.train.rundir import read_run_config
+    from vaelab.train.checkpoint import read_run_config
 
     values: dict[str, Any] = {}
     if resume_dir is not None and (resume_dir / "config.json").exists():
@@ -60,12 +60,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     cfg = config_from_args(args, out if args.resume else None)
     if args.nproc is not None:
-        from vaelab.train.launch import check_nproc
+        from vaelab.train.ddp import check_nproc
 
         check_nproc(args.nproc, cfg)
     if args.nproc is not None and args.nproc > 1:  # one process trains: `train` checks
-        from vaelab.train.launch import launch
-        from vaelab.train.rundir import read_done
+        from vaelab.train.checkpoint import read_done
+        from vaelab.train.ddp import launch
 
         check_training(cfg, out, args.resume)  # before any rank starts
         launch(args.nproc, rank_argv(args), out, cfg.threads)

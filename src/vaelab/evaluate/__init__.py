@@ -12,13 +12,13 @@ from vaelab import callable_package, lazy_attributes
 from vaelab.config import GROUPS, SELECTION_GROUPS, EvalConfig
 
 if TYPE_CHECKING:
-    from vaelab.evaluate.data import EvalData, load_eval_data
-    from vaelab.evaluate.run import eval_data_for, evaluate_run
+    from vaelab.evaluate.context import EvalData, eval_data_for, load_eval_data
+    from vaelab.evaluate.run import evaluate_run
 
 _LAZY = {
-    "EvalData": "vaelab.evaluate.data",
-    "load_eval_data": "vaelab.evaluate.data",
-    "eval_data_for": "vaelab.evaluate.run",
+    "EvalData": "vaelab.evaluate.context",
+    "load_eval_data": "vaelab.evaluate.context",
+    "eval_data_for": "vaelab.evaluate.context",
     "evaluate_run": "vaelab.evaluate.run",
 }
 

@@ -1,9 +1,5 @@
-"""What an evaluation's figures are drawn from, stored once next to eval.json.
-
-`RUN_DIR/eval_arrays.npz` holds the decoded images and curves of one evaluation (reconstructions,
-prior samples, interpolation paths, the latent map, traversals), so that the run's figures and
-the study report are drawn from data and never load a model or decode. This module imports no
-torch: the report reads these files.
+"""What an evaluation's figures are drawn from (decoded images, curves, the latent map), stored
+once as `RUN_DIR/eval_arrays.npz` so that figures and reports never load a model. No torch here.
 """
 
 from __future__ import annotations

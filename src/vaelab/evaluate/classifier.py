@@ -1,11 +1,8 @@
-"""The reference classifier behind sample-quality metrics: a LeNet-like CNN per dataset.
-
-Trained once on the dataset's `train` split, cached and versioned in
-`$VAELAB_HOME/classifiers/<dataset>-lenet-v<N>.pt` together with its measured test accuracy and the
-sha256 of the data it saw; reused by every evaluation. Its 128-d penultimate activations are the
-features of the Fréchet distance, its softmax gives class histograms and confidence.
-Classifier-feature Fréchet distances are comparable only with each other (not with Inception FID):
-reports always show the real-train-vs-real-test floor next to them.
+"""The reference classifier behind sample-quality metrics: a LeNet-like CNN per dataset, trained
+once on its `train` split and cached in `$VAELAB_HOME/classifiers/` with its test accuracy and the
+sha256 of its data. Its 128-d penultimate activations are the features of the Fréchet distance
+(comparable only with each other, hence the real-vs-real floor in reports), its softmax the class
+histograms and confidence.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""What the metric groups of one evaluation share, each piece computed once on first use.
-
-A group asks the context for what it needs (codes, reconstructions, classifier features of the
-real images, prior samples, decoded interpolation paths); whatever a requested group does not
-touch is never computed, which is what makes a cheap selection evaluation cheap.
+"""What the metric groups of one evaluation share: the evaluated images, and what a group asks
+for (codes, reconstructions, classifier features, prior samples, decoded paths), computed once on
+first use; what no requested group touches is never computed (a selection evaluation is cheap).
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,13 +19,62 @@ from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate.data import EvalData
-from vaelab.evaluate.decode import batched, codes, sample_prior
+from vaelab.evaluate.features import kth_neighbour_distance
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
-from vaelab.evaluate.neighbours import kth_neighbour_distance
-from vaelab.models import AutoEncoder
+from vaelab.models import AutoEncoder, batched, codes, sample_prior
 from vaelab.runtime import stream_seed
+
+
+class EvalData(NamedTuple):
+    """x: images in [0, 1] (N, C, H, W) for reconstruction metrics, the classifier and figures;
+    x_lik: the same images as the likelihood sees them; y: labels (N,). All on one device."""
+
+    x: torch.Tensor
+    x_lik: torch.Tensor
+    y: torch.Tensor
+
+
+def load_eval_data(
+    dataset: str,
+    split: str = "test",
+    *,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    likelihood: str = "gaussian",
+    binarize: str = "none",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> EvalData:
+    """The first `limit` images of `split` as a run with this likelihood and binarisation is
+    evaluated. Bernoulli runs score a seeded binarisation (and reconstruct it too when they trained
+    on binarised pixels); Gaussian runs a dequantised copy ((byte + u)/256): a density of
+    continuous data."""
+    x8, y = split_arrays(load_arrays(dataset, data_dir), split)
+    x8, y = x8[:limit], y[:limit]
+    device = torch.device(device)
+    x = torch.from_numpy(x8).to(device).float() / 255.0
+    g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "eval_binarize"))
+    if likelihood == "bernoulli":
+        x_lik = torch.bernoulli(x.cpu(), generator=g).to(device)
+        if binarize != "none":
+            x = x_lik
+    else:
+        noise = torch.rand(x8.shape, generator=g)
+        x_lik = ((torch.from_numpy(x8).float() + noise) / 256.0).to(device)
+    return EvalData(x, x_lik, torch.from_numpy(y).to(device))
+
+
+def eval_data_for(cfg: TrainConfig, split: str = "test", **kw: Any) -> EvalData:
+    """load_eval_data (limit, seed, device: `kw`) for the data and likelihood of a run's config."""
+    return load_eval_data(
+        cfg.dataset,
+        split,
+        data_dir=cfg.data_dir,
+        likelihood=cfg.likelihood,
+        binarize=cfg.binarize,
+        **kw,
+    )
 
 
 @dataclass(frozen=True)

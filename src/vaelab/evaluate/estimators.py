@@ -1,10 +1,6 @@
-"""Likelihood estimators for latent-variable models, independent of any network.
-
-A model enters through two callables, so the estimators can be checked against a model whose
-exact likelihood is known (probabilistic PCA, see the tests):
-  posterior(x) -> q(z|x): the diagonal-Gaussian proposal, a `DiagonalGaussian` of (B, nz);
-  log_lik(x, z) -> log p(x|z): x (B, ...), z (B, nz) -> (B,) nats, constants included.
-Everything runs in float64 accumulators; chunks bound memory whatever K is.
+"""Likelihood estimators for latent-variable models, independent of any network: a model enters
+as posterior(x) -> q(z|x) (B, nz) and log_lik(x, z) -> log p(x|z) (B,) nats, constants included,
+so the tests check them against probabilistic PCA's exact likelihood. Accumulators are float64.
 """
 
 from __future__ import annotations
@@ -30,13 +26,9 @@ def iw_log_likelihood(
     chunk: int = 128,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Importance-weighted estimate log p̂(x) per image (B,), Burda et al. (2016) eq. 8:
-
-        log p̂(x) = logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K,  z_k ~ q(z|x).
-
-    K = 1 is the ELBO's one-sample estimate. The K samples are drawn `chunk` at a time and
-    combined with a streaming logsumexp, so memory is O(B·chunk) whatever K is.
-    """
+    """log p̂(x) = logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x),
+    per image (B,) (Burda et al. 2016 eq. 8); samples drawn `chunk` at a time into a streaming
+    logsumexp, so memory is O(B·chunk) whatever K is."""
     q = posterior(x).to(torch.float32)
     b, nz = q.mu.shape
     run_max = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)

@@ -16,11 +16,8 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation (White 2016): sin((1−t)θ)/sin θ·a + sin(tθ)/sin θ·b, θ = ∠(a, b).
-
-    Keeps the norm of prior samples (≈√nz) where lerp midpoints shrink towards √(nz/2).
-    Falls back to lerp when a and b are (anti)parallel and sin θ vanishes.
-    """
+    """sin((1−t)θ)/sin θ·a + sin(tθ)/sin θ·b, θ = ∠(a, b) (White 2016): keeps the norm of prior
+    samples (≈√nz) where lerp midpoints shrink towards √(nz/2); lerp where sin θ vanishes."""
     cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
     theta = torch.arccos(cos.clamp(-1, 1))
     if torch.sin(theta).abs() < 1e-6:
@@ -40,11 +37,8 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: str) -> torc
 
 
 def path_smoothness(images: torch.Tensor) -> dict[str, float]:
-    """How evenly a decoded path (T, C, H, W) moves through pixel space.
-
-    path_length_ratio: Σ‖xᵢ₊₁ − xᵢ‖ / ‖x_T − x_0‖ (1 = a straight, monotone fade).
-    max_step_fraction: the largest single step's share of the path length (1/(T−1) = even).
-    """
+    """How evenly a decoded path (T, C, H, W) moves: path_length_ratio Σ‖xᵢ₊₁ − xᵢ‖ / ‖x_T − x_0‖
+    (1 = a straight fade), max_step_fraction the largest step's share of it (1/(T−1) = even)."""
     flat = images.flatten(1).double()
     steps = (flat[1:] - flat[:-1]).norm(dim=1)
     length = steps.sum()
@@ -76,10 +70,8 @@ def pick_pairs(y: torch.Tensor, a: int, b: int, n: int, seed: int) -> list[tuple
 def interpolation_paths(
     model: AutoEncoder, x: torch.Tensor, pairs: list[tuple[int, int]], steps: int, mode: str
 ) -> list[torch.Tensor]:
-    """Decoded paths (steps + 2, C, H, W) per pair; the ends are the actual input images.
-
-    mode `pixel` is the model-free baseline: a straight cross-fade of the two images in pixel
-    space (an overlay of two digits in the middle)."""
+    """Decoded paths (steps + 2, C, H, W) per pair, ends the input images; mode `pixel` is the
+    model-free baseline, a straight cross-fade (an overlay of two digits in the middle)."""
     out = []
     if mode == "pixel":
         t = torch.linspace(0, 1, steps + 2, device=x.device)[:, None, None, None]

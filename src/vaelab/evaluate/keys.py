@@ -1,8 +1,5 @@
-"""eval.json's schema: each metric group's result as a dataclass whose fields carry their
-eval.json keys, turned into keys in one place (`to_keys`). Consumers (the study, its report,
-sweeps checking an objective before their first trial) read key names from here instead of
-keeping their own lists. tests/test_evaluate.py checks `eval_keys` against real eval.json files
-of an AE and a VAE, for all groups and for the selection groups.
+"""eval.json's schema: each metric group's result is a dataclass whose fields carry their keys,
+turned into keys in one place (`to_keys`); the study, its report and sweeps read key names here.
 """
 
 from __future__ import annotations
@@ -23,10 +20,8 @@ BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
 def key(
     template: str, *, vae: bool = False, decoded: bool = False, count: str = "", first: int = 0
 ) -> dict[str, Any]:
-    """A metric field's metadata: its eval.json key (`{split}`, `{mode}` and, for a list, `{i}`
-    filled in); `vae`: written for VAE runs only; `decoded`: for decoded paths only (not the
-    pixel cross-fade); `count`: a list's length is eval_keys' argument of that name, its items
-    numbered from `first`."""
+    """A field's eval.json key template ({split}, {mode}, a list's {i} from `first`, its length
+    eval_keys' argument `count`); `vae`: VAE runs only; `decoded`: not the pixel cross-fade."""
     return {"key": template, "vae": vae, "decoded": decoded, "count": count, "first": first}
 
 
@@ -121,20 +116,14 @@ Group = Reconstruction | Likelihood | SampleQuality | Probes | dict[str, PathMea
 
 def to_keys(group: Group | None, split: str) -> dict[str, float]:
     """The eval.json keys and values of a group's result (None: the group wrote nothing)."""
-    if isinstance(group, dict):
-        return {k: v for mode, g in group.items() for k, v in _keys(g, split, mode).items()}
-    return _keys(group, split, "") if group is not None else {}
-
-
-def _keys(group: Any, split: str, mode: str) -> dict[str, float]:
+    by_mode = group if isinstance(group, dict) else {"": group} if group is not None else {}
     out: dict[str, float] = {}
-    for f in dataclasses.fields(group):
-        value, meta = getattr(group, f.name), f.metadata
-        if isinstance(value, list):
-            for i, v in enumerate(value, meta["first"]):
-                out[meta["key"].format(split=split, mode=mode, i=i)] = v
-        elif value is not None:
-            out[meta["key"].format(split=split, mode=mode)] = value
+    for mode, g in by_mode.items():
+        for f in dataclasses.fields(g):
+            value, meta = getattr(g, f.name), f.metadata
+            for i, v in enumerate(value if isinstance(value, list) else [value], meta["first"]):
+                if v is not None:
+                    out[meta["key"].format(split=split, mode=mode, i=i)] = v
     return out
 
 
@@ -157,7 +146,7 @@ def eval_keys(
     classes: int = 10,
 ) -> set[str]:
     """The keys of eval.json for a run (VAE or AE with `latent_dim` codes) evaluated on `split`
-    with these metric groups, `steps` interpolation steps and a `classes`-way classifier."""
+    with these groups, `steps` interpolation steps and a `classes`-way classifier."""
     counts = {"latent_dim": latent_dim, "steps": steps, "classes": classes}
     keys = set(BOOKKEEPING) | {f"eval/group/{g}" for g in GROUPS}
     for name in groups:
@@ -205,8 +194,7 @@ def key_of(group: type, name: str, split: str = "test", mode: str = "") -> str:
 
 
 def interp_key(mode: str, name: str) -> str:
-    """The key of an interpolation measure: interp_key("lerp", "min_conf") ==
-    "interp/lerp/min_conf"; `mode` is one of PATH_MODES."""
+    """interp_key("lerp", "min_conf") == "interp/lerp/min_conf"; `mode` one of PATH_MODES."""
     return key_of(PathMeasures, name, mode=mode)
 
 

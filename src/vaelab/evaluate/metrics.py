@@ -1,11 +1,5 @@
 """The metric groups of `vaelab evaluate`: each a function of an EvalContext returning its
-dataclass (vaelab.evaluate.keys, which names the eval.json keys; units in the README's table).
-
-reconstruction: distortion and rate of the code, and what the classifier makes of reconstructions;
-likelihood:     ELBO and importance-weighted NLL (VAE only);
-samples:        prior-sample quality (Fréchet distance, precision/recall, classes) and its floor;
-probes:         linear and k-NN accuracy of the codes;
-interpolation:  confidence, realism and smoothness along decoded paths between test images.
+dataclass of vaelab.evaluate.keys (which describes each group; units in the README's table).
 """
 
 from __future__ import annotations
@@ -17,9 +11,14 @@ import numpy as np
 import torch
 
 from vaelab.evaluate.context import EvalContext
-from vaelab.evaluate.decode import batched
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
-from vaelab.evaluate.frechet import frechet_distance_features
+from vaelab.evaluate.features import (
+    frechet_distance_features,
+    knn_accuracy,
+    linear_probe_accuracy,
+    precision_recall,
+    realism_ratio,
+)
 from vaelab.evaluate.interpolation import path_smoothness
 from vaelab.evaluate.keys import (
     PATH_MODES,
@@ -29,11 +28,8 @@ from vaelab.evaluate.keys import (
     Reconstruction,
     SampleQuality,
 )
-from vaelab.evaluate.precision_recall import precision_recall_radii
-from vaelab.evaluate.probes import knn_accuracy, linear_probe_accuracy
-from vaelab.evaluate.realism import realism_ratio
 from vaelab.losses import bce, neg_log_likelihood, sse
-from vaelab.models import is_vae
+from vaelab.models import batched, is_vae
 from vaelab.runtime import stream_seed
 
 
@@ -46,8 +42,8 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
     feats, probs = ctx.classify(ctx.recon)
     real_feats = ctx.real[0]
     n = ctx.pr_size
-    precision, recall = precision_recall_radii(
-        real_feats[:n], feats[:n], ctx.real_radii, ctx.ecfg.pr_k
+    precision, recall = precision_recall(
+        real_feats[:n], feats[:n], ctx.ecfg.pr_k, real_radii=ctx.real_radii
     )
     # Realism of decodes of real codes, each matched against the real images except its own
     # original: the level the same model's interpolations can be read against.
@@ -130,10 +126,9 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
     feats, probs = ctx.classify(ctx.samples)
     floor_feats = ctx.floor[0]
     n, k = ctx.pr_size, ctx.ecfg.pr_k
-    precision, recall = precision_recall_radii(real_feats[:n], feats[:n], ctx.real_radii, k)
-    floor_precision, floor_recall = precision_recall_radii(
-        real_feats[:n], floor_feats[:n], ctx.real_radii, k
-    )
+    real, radii = real_feats[:n], ctx.real_radii
+    precision, recall = precision_recall(real, feats[:n], k, real_radii=radii)
+    floor_precision, floor_recall = precision_recall(real, floor_feats[:n], k, real_radii=radii)
     hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
     nz_hist = hist[hist > 0]
     m = SampleQuality(
@@ -181,10 +176,8 @@ def path_confidence(ctx: EvalContext, mode: str) -> np.ndarray:
 
 
 def path_realism(ctx: EvalContext, mode: str) -> np.ndarray:
-    """Realism ratio of every interior decode of `mode`'s paths: (paths, steps).
-
-    Each decode is matched against the real images except its path's two end images (a decode
-    that copies an end image then scores like a held-out real image, ≈ 1, not 0)."""
+    """Realism of every interior decode of `mode`'s paths (paths, steps), each matched against the
+    real images but its path's two ends (a copy of an end image scores ≈ 1, not 0)."""
     rows = []
     for p in ctx.paths[mode]:
         inner = ctx.classify(p.images[1:-1])[0]

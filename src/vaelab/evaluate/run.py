@@ -1,12 +1,11 @@
 """`vaelab evaluate`: every number and figure the study uses, for one trained run.
 
-Writes `RUN_DIR/eval.json` (a flat object of namespaced keys, every value a plain number; units
-in the README), `RUN_DIR/figures/*.png` and what those are drawn from, `RUN_DIR/eval_arrays.npz`
-(vaelab.evaluate.arrays). The metrics come in groups (vaelab.evaluate.metrics)
-that a caller can request separately, e.g. a cheap β-selection evaluation:
+Writes `RUN_DIR/eval.json` (flat namespaced keys, plain numbers; units in the README), the arrays
+the figures are drawn from (`eval_arrays.npz`, vaelab.evaluate.arrays) and `figures/*.png`. Metric
+groups (vaelab.evaluate.metrics) can be requested separately, e.g. a cheap β-selection evaluation:
 `evaluate_run(run_dir, EvalConfig(groups=SELECTION_GROUPS, figures=False, n_samples=2000))`.
-AE runs get the same metrics except those that need a posterior (ELBO, KL, active units, IW-NLL);
-their prior samples are decoded from N(0, I) as in the study.
+AE runs skip what needs a posterior (ELBO, KL, active units, IW-NLL); their prior samples are
+decoded from N(0, I) as in the study.
 """
 
 from __future__ import annotations
@@ -17,40 +16,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from vaelab.config import DEFAULT_PAIRS, GROUPS, SELECTION_GROUPS, EvalConfig, TrainConfig
+from vaelab.config import GROUPS, EvalConfig
 from vaelab.errors import RunError
-from vaelab.evaluate.context import EvalContext
-from vaelab.evaluate.data import EvalData, load_eval_data
-from vaelab.evaluate.decode import sample_prior
-from vaelab.evaluate.figures import write_figures
-from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
+from vaelab.evaluate.arrays import EvalArrays
+from vaelab.evaluate.context import PATH_MODES, EvalContext, eval_data_for
 from vaelab.evaluate.keys import Group, to_keys
 from vaelab.evaluate.metrics import (
     interpolation_metrics,
     likelihood_metrics,
+    path_confidence,
+    path_realism,
     probe_metrics,
     reconstruction_metrics,
     sample_quality_metrics,
 )
 from vaelab.fsutil import atomic_write_json
+from vaelab.report.run_figures import draw_run_figures
 from vaelab.runtime import resolve_device, stream_seed
 from vaelab.train.checkpoint import load_model
-
-# Re-exported for the CLI commands and the study, which import them from here.
-__all__ = [
-    "DEFAULT_PAIRS",
-    "GROUPS",
-    "SELECTION_GROUPS",
-    "EvalConfig",
-    "eval_data_for",
-    "evaluate_run",
-    "interpolation_paths",
-    "load_eval_data",
-    "pick_pairs",
-    "sample_prior",
-]
 
 METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
     "reconstruction": reconstruction_metrics,
@@ -59,6 +45,8 @@ METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
     "probes": probe_metrics,
     "interpolation": interpolation_metrics,
 }
+TRAVERSAL_VALUES = np.linspace(-3, 3, 9)
+"""Offsets of the traversal columns, in standard deviations of μ."""
 
 
 def evaluate_run(
@@ -104,29 +92,58 @@ def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> di
             m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
     m["eval/figures"] = float(ecfg.figures)
     if ecfg.figures:
-        write_figures(ctx)
+        arrays = eval_arrays(ctx)
+        arrays.save(run_dir)
+        draw_run_figures(run_dir, arrays)
     m["eval/time_s"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "eval.json", m)
     say(f"{run_dir.name}: wrote eval.json in {m['eval/time_s']:.1f} s")
     return m
 
 
-def eval_data_for(
-    cfg: TrainConfig,
-    split: str = "test",
-    *,
-    limit: int | None = None,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> EvalData:
-    """load_eval_data for the dataset, likelihood and binarisation of a run's config."""
-    return load_eval_data(
-        cfg.dataset,
-        split,
-        data_dir=cfg.data_dir,
-        limit=limit,
-        likelihood=cfg.likelihood,
-        binarize=cfg.binarize,
-        seed=seed,
-        device=device,
+def _numpy(images: torch.Tensor) -> np.ndarray:
+    return images.detach().float().cpu().numpy()
+
+
+def eval_arrays(ctx: EvalContext) -> EvalArrays:
+    """Reconstructions, prior samples, interpolation paths with their curves, and the latent
+    space (see EvalArrays)."""
+    x, n_show, modes = ctx.data.x, min(16, len(ctx.data.x)), ("lerp", "slerp")
+    mu, q = ctx.codes
+    centred = mu.double().cpu() - mu.double().cpu().mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    var = mu.double().var(0).cpu()
+    kl = None if q is None else q.kl_per_dim().double().mean(0).cpu()
+    order = torch.argsort(var if kl is None else kl, descending=True)
+    return EvalArrays(
+        kind=ctx.kind,
+        split=ctx.split,
+        steps=ctx.ecfg.steps,
+        inputs=_numpy(x[:n_show]),
+        recon=_numpy(ctx.recon[:n_show]),
+        samples=_numpy(ctx.samples[:64]),
+        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]),
+        paths={m: np.stack([_numpy(p.images) for p in ctx.paths[m]]) for m in modes},
+        confidence={m: path_confidence(ctx, m) for m in modes},
+        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        codes_2d=(centred @ v[:2].T).numpy(),
+        labels=ctx.data.y.cpu().numpy(),
+        explained=(s[:2] ** 2 / (s**2).sum()).numpy(),
+        activity=var[order].numpy(),
+        kl_per_dim=None if kl is None else kl[order].numpy(),
+        dims=order.numpy(),
+        traversal_values=TRAVERSAL_VALUES,
+        traversals=_traversals(ctx, order[:6].tolist(), var),
     )
+
+
+@torch.no_grad()
+def _traversals(ctx: EvalContext, dims: list[int], var: torch.Tensor) -> np.ndarray:
+    """(dims, values, C, H, W): the mean code moved along each dim by k standard deviations."""
+    base = ctx.codes[0].mean(0)
+    rows = []
+    for d in dims:
+        z = base.repeat(len(TRAVERSAL_VALUES), 1)
+        z[:, d] = base[d] + torch.as_tensor(TRAVERSAL_VALUES).to(z) * var[d].sqrt().to(z)
+        rows.append(_numpy(torch.sigmoid(ctx.model.decode(z))))
+    return np.stack(rows)

@@ -1,8 +1,8 @@
 """Which runs to explore: run directories as given, or the runs a study directory holds.
 
 Every file is read through the validated readers (study.json through `vaelab.study.schema`, DONE
-through `vaelab.train.rundir`; `load_model` checks config.json and the checkpoints), so a damaged
-folder is refused with one line before the server starts.
+and the checkpoints through `vaelab.train.checkpoint`, which also checks config.json), so a
+damaged folder is refused with one line before the server starts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vaelab.errors import ConfigError, RunError
 from vaelab.study.schema import REBUILD, load_study
-from vaelab.train.rundir import read_done
+from vaelab.train.checkpoint import read_done
 
 MAX_RUNS = 8  # side by side beyond this the panels are too narrow to read
 

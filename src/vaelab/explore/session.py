@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaelab import models
 from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate import decode
 from vaelab.evaluate.interpolation import interpolate
 from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
@@ -222,7 +222,7 @@ def _map_run(
             f"{path} was trained on {model.image_shape} images but its dataset's test images are "
             f"{tuple(x.shape[1:])}; was the data folder changed?"
         )
-    codes, posterior = decode.codes(model, x)
+    codes, posterior = models.codes(model, x)
     score, dims = informative_dims(codes, posterior, sliders)
     return LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims)
 

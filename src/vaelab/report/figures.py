@@ -1,8 +1,5 @@
-"""Every figure vaelab draws (PNG, matplotlib Agg): grids of digits with titles, curves with
-labelled axes, the study's summary panel and a sweep's plots.
-
-Each function takes numpy arrays or plain numbers and a path, saves atomically and closes its
-figure. Images are (N, C, H, W) or (N, H, W) arrays in [0, 1]. Nothing here imports torch.
+"""Every figure vaelab draws (PNG, matplotlib Agg), from numpy arrays (images (N, C, H, W) or
+(N, H, W) in [0, 1]) or plain numbers: saved atomically, figure closed. No torch here.
 """
 
 from __future__ import annotations
@@ -142,11 +139,6 @@ def path_curves(
     return _save(fig, path)
 
 
-def confidence_curves(path: str | Path, curves: dict[str, np.ndarray], title: str) -> Path:
-    """Classifier confidence (max softmax) along paths; curves: name -> (paths, T) array."""
-    return path_curves(path, curves, title, "classifier confidence", ylim=(0, 1.02))
-
-
 def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str) -> Path:
     """Codes projected to 2-D (N, 2) as a scatter coloured by digit label."""
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
@@ -211,8 +203,7 @@ def xy_lines(
 
 @dataclass
 class RateDistortion:
-    """Points (rate, distortion) labelled by β, the chosen point, the AE's distortion, and the
-    final run of the chosen β (trained longer than the trials) if there is one."""
+    """(rate, distortion) per β, the chosen point, the AE's distortion, the chosen β's long run."""
 
     rate: Sequence[float]
     distortion: Sequence[float]
@@ -270,11 +261,8 @@ def summary_panel(
     rd: RateDistortion,
     title: str,
 ) -> Path:
-    """The report's first figure: prior samples of three models side by side (top), decoded
-    interpolation paths of two models and the rate–distortion curve (bottom).
-
-    samples: (title, images (n, C, H, W)) per model, shown 8 per row;
-    strips: (title, [(row label, path images (T, C, H, W)), ...]) per model."""
+    """The report's first figure: per model, prior samples (title, images), 8 per row (top);
+    paths (title, [(row label, path (T, C, H, W))]) and the rate–distortion curve (bottom)."""
     fig = plt.figure(figsize=(13, 5.4))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
     for i, (name, images) in enumerate(samples):

@@ -50,10 +50,12 @@ def _interpolation_figures(fig_dir: Path, a: EvalArrays) -> None:
             rows,
             f"{kind}: interpolation {pair[0]}→{pair[1]} (start, {a.steps} decoded codes, end)",
         )
-    figures.confidence_curves(
+    figures.path_curves(
         fig_dir / "interp_confidence.png",
         a.confidence,
         f"{kind}: classifier confidence along paths (mean, min–max)",
+        "classifier confidence",
+        ylim=(0, 1.02),
     )
     figures.path_curves(
         fig_dir / "interp_realism.png",

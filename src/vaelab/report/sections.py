@@ -1,13 +1,17 @@
-"""The study report's sections, one function each, in the order the report shows them: the
-summary, how to reproduce, the data, one section per run, the β search, the interpolations, the
-representation, and every run's metrics. Every number cites study.json (vaelab.report.render).
+"""The study report (report.md, report.html) from study.json: one function per section, `build`
+puts them in order with the answers to the study's questions (vaelab.report.answers). Every number
+cites study.json (vaelab.report.render); figures are drawn from stored results
+(vaelab.report.study_figures), so re-rendering a study folder needs no model.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
-from vaelab.report import faq
+from vaelab.fsutil import atomic_write_text
+from vaelab.report import answers, faq
 from vaelab.report.citations import (
     INTERP,
     METRICS,
@@ -18,13 +22,14 @@ from vaelab.report.citations import (
     train_value,
 )
 from vaelab.report.render import Doc
+from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
 from vaelab.tune.selection import criterion_text
 
 SPLITS = ("train", "val", "test", "train+val")
-"""The order the data section lists splits in (that of vaelab.data.store.SPLITS): study.json stores
-them with sorted keys, and a re-rendered report must read as the first one did."""
+"""vaelab.data.store.SPLITS, whose package imports torch: study.json sorts its keys, and a
+re-rendered report must list splits as the first one did."""
 
 
 def _split_order(item: tuple[str, object]) -> int:
@@ -346,3 +351,36 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
     )
+
+
+def build(root: Path, s: StudyResult) -> Doc:
+    """The whole report, section by section (figures must already exist under root)."""
+    doc = Doc(s, root)
+    summary(doc, s)
+    answers.answers_section(doc, s)
+    reproduce_section(doc, s)
+    data_section(doc, s)
+    for name, title in (
+        ("ae", "2. Auto-encoder"),
+        ("vae_beta0", "3a. VAE, β = 0"),
+        ("vae_beta10", "3b. VAE, β = 10"),
+    ):
+        run_section(doc, s, name, title)
+    search_section(doc, s)
+    beta = s.search.chosen_beta
+    run_section(doc, s, s.tuned, f"5. The tuned VAE (β = {beta:g})", full=True)
+    interpolation_section(doc, s)
+    representation_section(doc, s)
+    all_runs_section(doc, s)
+    faq.units_section(doc, s)
+    return doc
+
+
+def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
+    """Draw the study's figures, then write report.md and report.html."""
+    write_study_figures(root, study)
+    doc = build(root, study)
+    title = f"vaelab study ({study.config.preset})"
+    md = atomic_write_text(root / "report.md", doc.markdown())
+    page = atomic_write_text(root / "report.html", doc.html(title))
+    return md, page

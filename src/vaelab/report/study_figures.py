@@ -1,8 +1,5 @@
-"""The study's own figures (STUDY_DIR/figures/*.png), drawn from study.json and from what the
-runs' evaluations stored (vaelab.evaluate.arrays): the β search's trade-offs, the AE-vs-tuned-VAE
-interpolations and the summary panel at the top of the report. The panel shows the first prior
-samples and the first interpolation path per label pair that the metrics in its titles were
-measured on.
+"""The study's own figures (STUDY_DIR/figures/*.png) from study.json and the runs' stored arrays
+(vaelab.evaluate.arrays): the β search's trade-offs, AE vs tuned VAE paths, the summary panel.
 """
 
 from __future__ import annotations
@@ -146,7 +143,7 @@ def interpolation_figures(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalA
             ],
             f"{a}→{b}: AE vs tuned VAE, lerp and slerp (start, {steps} decoded codes, end)",
         )
-    figures.confidence_curves(
+    figures.path_curves(
         fig_dir / "interp_confidence_compare.png",
         {
             f"{name} {mode}": stored.confidence[mode]
@@ -154,6 +151,8 @@ def interpolation_figures(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalA
             for name, stored in models.items()
         },
         "Classifier confidence along paths: AE vs tuned VAE",
+        "classifier confidence",
+        ylim=(0, 1.02),
     )
 
 

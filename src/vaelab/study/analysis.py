@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaelab import models
 from vaelab.data import info as data_info
 from vaelab.data.store import split_arrays
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate import decode, load_eval_data
+from vaelab.evaluate import load_eval_data
 from vaelab.report import figures
 from vaelab.runtime import stream_seed
 from vaelab.study.presets import StudyConfig
@@ -76,7 +77,7 @@ def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[s
     out = {}
     for name in names:
         model, _ = load_model(study.root / "runs" / name, "best", device)
-        mu, q = decode.codes(model, x)
+        mu, q = models.codes(model, x)
         seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
         if q is not None:  # drawn on the CPU: the same codes whatever the device
             seed = stream_seed(cfg.seed, "study_code_noise")

@@ -7,7 +7,7 @@ after a crash finishes the study without redoing finished work.
 
 The stages, in order: data overview, AE, VAE at β = 0 and 10, β search (vaelab.study.search),
 tuned VAE, interpolations and representation (vaelab.study.analysis); then study.json and the
-report (vaelab.report.study).
+report (vaelab.report.sections).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> Stu
     """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
     `placement`: where the β search's trials are queued and how many local processes train
     them (default: sqlite:///STUDY_DIR/search.db, this process alone)."""
-    from vaelab.report.study import write_report
+    from vaelab.report.sections import write_report
 
     root = Path(cfg.out)
     book = RunBook(cfg)

@@ -1,28 +1,32 @@
-"""Checkpoints: dicts of tensors and plain values, written atomically, read with weights_only.
-
-A checkpoint holds the model and optimizer state dicts, the resolved config, the position in
-training (epoch, batch within the epoch, global step), elapsed time, the best validation loss so
-far, and every RNG state (python, numpy, torch CPU and CUDA). The data loader needs no state of
-its own: its order is a function of (seed, epoch, batch).
+"""The run folder's files: checkpoints (dicts of tensors and plain values: state dicts, config,
+position, clocks, RNG states; written atomically, read with weights_only), config.json and DONE.
+Every file read back is untrusted input: a mismatch is one `RunError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import math
 import random
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 
 from vaelab import __version__
-from vaelab.config import TrainConfig
-from vaelab.errors import RunError
+from vaelab.config import Count, TrainConfig
+from vaelab.errors import ConfigError, RunError, first_line
 from vaelab.fsutil import atomic_write_bytes
+from vaelab.models import build_model
+from vaelab.schema import RECORD, read
 
 FORMAT_VERSION = 1
+# Fields that fix the shape of the weights: a checkpoint must agree with its run on all of them.
+ARCHITECTURE = ("model", "latent_dim", "channels", "norm")
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,15 +55,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state(
-        (
-            npy["name"],
-            npy["keys"].numpy().astype(np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["gauss"],
-        )
-    )
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -87,22 +84,27 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# What to do about a damaged checkpoint, by its file name.
+DAMAGE_ADVICE = {
+    "best.pt": "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
+    "re-train the run",
+    "last.pt": "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
+    "from the best epoch",
+}
+
+
 def _damage_advice(path: Path) -> str:
-    if path.name == "best.pt":
-        return (
-            "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
-            "re-train the run"
-        )
-    if path.name == "last.pt":
-        return (
-            "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
-            "from the best epoch"
-        )
-    return "delete it so that it is rebuilt, or restore it from a copy"
+    return DAMAGE_ADVICE.get(
+        path.name, "delete it so that it is rebuilt, or restore it from a copy"
+    )
 
 
-def check_schema(ckpt: dict[str, Any], path: Path) -> None:
-    """Every key of `SCHEMA` present with its type, and a plausible image shape."""
+def load_run_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """A training run's checkpoint (last.pt / best.pt): loaded, every key of `SCHEMA` present
+    with its type, and a plausible image shape."""
+    ckpt, path = load_checkpoint(path, map_location), Path(path)
     for key, kind in SCHEMA.items():
         if key not in ckpt:
             raise RunError(f"checkpoint {path} lacks '{key}' (damaged); {_damage_advice(path)}")
@@ -114,6 +116,7 @@ def check_schema(ckpt: dict[str, Any], path: Path) -> None:
     shape = ckpt["image_shape"]
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise RunError(f"checkpoint {path}: bad image_shape {shape!r}; {_damage_advice(path)}")
+    return ckpt
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -129,34 +132,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except MemoryError:
         raise
     except Exception as e:  # torch.load fails in many ways on damaged bytes (struct.error, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
-            f"checkpoint {path} is damaged or truncated ({first[:120]}); {_damage_advice(path)}"
+            f"checkpoint {path} is damaged or truncated ({first_line(e)}); {_damage_advice(path)}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         raise RunError(f"checkpoint {path} is not a vaelab v{FORMAT_VERSION} checkpoint")
     return ckpt
 
 
-def load_run_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """A training run's checkpoint (last.pt / best.pt): loaded and checked against `SCHEMA`."""
-    ckpt = load_checkpoint(path, map_location)
-    check_schema(ckpt, Path(path))
-    return ckpt
-
-
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
-    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`.
-
-    The checkpoint must describe the same model as the run's config.json (when present), and
-    its weights must fit the model its own config builds.
-    """
-    from vaelab.errors import ConfigError
-    from vaelab.models import build_model
-    from vaelab.train.rundir import check_architecture, read_run_config
-
+    """(model in eval mode, TrainConfig) from `run_dir/checkpoints/{which}.pt`; it must describe
+    the model of the run's config.json (when present) and its weights fit its own config."""
     path = Path(run_dir) / "checkpoints" / f"{which}.pt"
     ckpt = load_run_checkpoint(path, map_location=device)
     try:
@@ -169,8 +155,108 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
         model = build_model(cfg, tuple(ckpt["image_shape"]))
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:120]
         raise RunError(
-            f"checkpoint {path}: weights do not fit its config ({first}); {_damage_advice(path)}"
+            f"checkpoint {path}: weights do not fit its config ({first_line(e)}); "
+            f"{_damage_advice(path)}"
         ) from None
     return model.to(device).eval(), cfg
+
+
+# --------------------------------------------------------------------------- config.json and DONE
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from `path`; anything else is a `RunError` naming the file and `fix`."""
+    if path.is_dir():
+        raise RunError(f"{path} is a directory, not a file; {fix}")
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path} not found; {fix}") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RunError(f"{path} is not valid JSON ({str(e)[:80]}); {fix}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path} holds a JSON {type(value).__name__}, not an object; {fix}")
+    return value
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The run's config.json as a validated `TrainConfig`."""
+    path = Path(run_dir) / "config.json"
+    fix = (
+        "it was edited or damaged: restore it (each checkpoint records the config) or start "
+        "a new run with another --out"
+    )
+    values = read_json_object(path, fix)
+    try:
+        return TrainConfig.from_dict(values, source=str(path)).validate()
+    except ConfigError as e:
+        raise RunError(f"{path}: {e}; {fix}") from None
+
+
+@dataclass
+class TrainSummary:
+    """What training reports: DONE's content and `RunResult.summary`. DONE holds the `val`
+    metrics (the last validation: val/loss, val/recon, val/kl) at its top level."""
+
+    __pydantic_config__: ClassVar = RECORD
+
+    epochs: Count
+    steps: Count = 0
+    train_time_s: float = 0.0
+    best_val_loss: float = math.inf
+    images_per_s_mean: float = 0.0
+    """The whole run's throughput (every epoch, resumed parts included)."""
+    val: dict[str, float] = field(default_factory=dict)
+    run_dir: str | None = None
+    model: str | None = None
+    beta: float | None = None
+    device: str | None = None
+    stopped_at_epoch: int | None = None
+    """Set when the caller's `on_epoch_end` stopped training (never in DONE)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """DONE's content."""
+        rest = {k: v for k, v in vars(self).items() if k != "val" and v is not None}
+        return {**self.val, **rest}
+
+
+def read_done(run_dir: str | Path) -> TrainSummary:
+    """The DONE summary, read strictly (its `val/` keys gathered into `val`)."""
+    path = Path(run_dir) / "DONE"
+    fix = f"delete {path} to mark the run unfinished, then resume it"
+    data = read_json_object(path, fix)
+    val = {k: v for k, v in data.items() if k.startswith("val/")}
+    rest = {k: v for k, v in data.items() if not k.startswith("val/")}
+    return read(TrainSummary, {**rest, "val": val}, source=str(path), error=RunError, fix=fix)
+
+
+def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse a checkpoint whose weights belong to another model (kind, size or norm)."""
+    diffs = [
+        f"{k}: {ckpt_cfg.get(k)!r} vs {getattr(cfg, k)!r}"
+        for k in ARCHITECTURE
+        if ckpt_cfg.get(k) != getattr(cfg, k)
+    ]
+    if diffs:
+        raise RunError(
+            f"{path} holds another model than this run's config.json ({'; '.join(diffs)}); it "
+            "was copied from another run or the config was edited: restore the run's own file"
+        )
+
+
+def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent;
+    returns last.pt's contents for the resumed run (None when there is none yet)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "DONE").exists():
+        read_done(run_dir)
+    if not (run_dir / "config.json").exists():
+        return None  # training refuses with "nothing to resume"
+    saved = read_run_config(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.exists():
+        return None
+    ckpt = load_run_checkpoint(last)
+    check_architecture(ckpt["config"], saved, last)
+    return ckpt

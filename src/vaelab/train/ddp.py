@@ -1,27 +1,38 @@
-"""Data-parallel training with torch.distributed, started by torchrun.
+"""Data-parallel training under torchrun, and `vaelab train --nproc N` that starts it.
 
-`torchrun --nproc_per_node N -m vaelab train …` (or, on one machine, `vaelab train --nproc N`:
-see `vaelab.train.launch`) starts N processes; each reads its rank from the environment
-torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and joins one process group
-(gloo on CPU, NCCL on CUDA). Each rank trains on its slice of every global batch (the
-loader's rank/world_size slicing), gradients are averaged by DistributedDataParallel and
-BatchNorm statistics are taken over the global batch, so N processes at global batch B train
-like one process at batch B. Only rank 0 writes files.
+Each rank joins one process group (gloo on CPU, NCCL on CUDA) and trains on its slice of every
+global batch; DDP averages gradients and BatchNorm takes global-batch statistics, so N processes
+at batch B train like one at batch B. Only rank 0 writes files. `--nproc N` runs torchrun's job
+with its logs in RUN_DIR/ranks/<launch>/, one line as outcome, and Ctrl-C/SIGTERM/SIGHUP passed
+once to every rank (the launcher has its own session), so all stop at one step and rank 0 saves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from vaelab.errors import ConfigError
+from vaelab.config import TrainConfig, available_cores
+from vaelab.errors import ConfigError, RunError, TrainingInterrupted
+from vaelab.runtime import resolve_device, signal_handlers
+from vaelab.train.preflight import check_processes, threads_per_process
 
 M = TypeVar("M", bound=nn.Module)
+ERROR_PREFIX = "vaelab: error: "
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -84,12 +95,9 @@ def shutdown(rank: Rank) -> None:
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm whose training statistics are those of the global batch across all ranks.
-
-    torch's SyncBatchNorm runs only on GPUs; this one all-reduces per-channel (sum, sum of
-    squares, count) with the differentiable all_reduce, so it also runs with gloo on CPUs.
-    Outside distributed training it is exactly nn.BatchNorm2d.
-    """
+    """BatchNorm over the global batch that also runs with gloo on CPUs (torch's SyncBatchNorm
+    is GPU-only): per-channel (sum, sum of squares, count) through the differentiable all_reduce.
+    Outside distributed training it is exactly nn.BatchNorm2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
@@ -105,8 +113,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         var = total[c : 2 * c] / n - mean * mean  # biased, as BatchNorm normalises with
         running_mean, running_var = self.running_mean, self.running_var
         tracked = self.num_batches_tracked
-        # The buffers are None only for track_running_stats=False, which has no stats to update
-        # (as in nn.BatchNorm2d); vaelab's models always track them.
+        # None only with track_running_stats=False (no stats to update, as in nn.BatchNorm2d)
         if running_mean is not None and running_var is not None and tracked is not None:
             with torch.no_grad():
                 tracked.add_(1)
@@ -133,8 +140,7 @@ def prepare(model: M, rank: Rank, device: torch.device) -> M:
     if not rank.active:
         return model
     if device.type == "cuda":
-        # swaps the layers below `model` in place and returns `model` itself (a model is never
-        # a bare BatchNorm layer), so its type is kept
+        # swaps the layers in place and returns `model` itself (never a bare BatchNorm layer)
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return global_batch_norm(model)
 
@@ -160,3 +166,137 @@ def any_rank(flag: bool, rank: Rank, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+# --------------------------------------------------------------------------- vaelab train --nproc
+
+
+def check_nproc(nproc: int, cfg: TrainConfig) -> None:
+    """Refuse an N that cannot run here, before any process starts."""
+    if "RANK" in os.environ or "WORLD_SIZE" in os.environ:
+        raise ConfigError(
+            "--nproc starts its own processes; leave it out under torchrun (RANK/WORLD_SIZE "
+            "are set), or unset them"
+        )
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be an integer >= 1, got {nproc}")
+    if nproc == 1:
+        return
+    check_batch_split(cfg.batch_size, nproc)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise ConfigError(
+                f"--nproc {nproc} > the {gpus} visible GPUs; each process trains on a GPU of "
+                f"its own: use 1..{gpus}"
+            )
+    elif device.type != "cpu":
+        raise ConfigError(f"--nproc needs --device cpu or cuda (no process group on {device})")
+    else:
+        check_processes("--nproc", nproc, cfg.threads)
+
+
+def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | None) -> None:
+    """Run `vaelab *vaelab_argv` as `nproc` ranks; a forwarded signal raises
+    `TrainingInterrupted`, a failed rank `RunError`, each one line (rank logs: RUN_DIR/ranks/)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "ranks").mkdir(exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=run_dir / "ranks"))
+    cmd = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+        f"--nproc_per_node={nproc}",
+        f"--log-dir={log_dir}",
+        "--redirects=3",  # stdout and stderr of every rank to its own files
+        *("-m", "vaelab", *vaelab_argv),
+    ]
+    env = dict(os.environ)
+    # torchrun would set 1 thread per rank; assigned, not defaulted: an inherited
+    # OMP_NUM_THREADS must not oversubscribe the cores that check_processes counted
+    env["OMP_NUM_THREADS"] = str(threads_per_process(nproc, threads) or available_cores())
+    with open(log_dir / "launcher.log", "wb") as log:
+        code, received = _run_forwarding_signals(cmd, env, log)
+    if code == 0:
+        return
+    errors = rank_errors(log_dir)
+    if received is not None:
+        raise TrainingInterrupted(_interrupted(errors, received, nproc, log_dir))
+    raise _failed(errors, nproc, log_dir)
+
+
+def _run_forwarding_signals(
+    cmd: list[str], env: dict[str, str], log: Any
+) -> tuple[int, signal.Signals | None]:
+    """Run the launcher to its end; (its exit code, the first signal passed on to it)."""
+    received: list[signal.Signals] = []
+    procs: list[subprocess.Popen] = []
+
+    def pass_on(signum: int) -> None:
+        # SIGHUP (the terminal closed) becomes SIGTERM: the ranks save and stop
+        with contextlib.suppress(ProcessLookupError):
+            procs[0].send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signal.Signals(signum))
+        if procs:
+            pass_on(signum)
+
+    with signal_handlers(FORWARDED, forward):
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        if received:  # a signal that came before the launcher existed
+            pass_on(received[0])
+        code = procs[0].wait()
+    return code, received[0] if received else None
+
+
+def rank_errors(log_dir: Path) -> dict[int, str]:
+    """Each rank's error: its last `vaelab: error:` line, else (under --debug) the last line
+    of its traceback. Ranks that reported nothing are absent."""
+    errors: dict[int, str] = {}
+    for path in sorted(log_dir.glob("*/attempt_*/*/stderr.log")):
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        ours = [ln.removeprefix(ERROR_PREFIX) for ln in lines if ln.startswith(ERROR_PREFIX)]
+        if ours or "Traceback (most recent call last):" in lines:
+            errors[int(path.parent.name)] = (ours or lines)[-1]
+    return errors
+
+
+def _interrupted(errors: dict[int, str], sig: signal.Signals, nproc: int, log_dir: Path) -> str:
+    msg = errors.get(0) or next(iter(errors.values()), "")
+    if not msg:
+        return f"stopped by {sig.name} before training started (rank logs: {log_dir})"
+    if msg.endswith("--resume"):  # rank 0's hint names a one-process resume
+        msg += f" --nproc {nproc}"
+    return msg
+
+
+def _failed(errors: dict[int, str], nproc: int, log_dir: Path) -> RunError:
+    """One line for the rank that failed first, with its own exit code where it has one."""
+    launcher = (log_dir / "launcher.log").read_text(errors="replace")
+    # the launcher's report names the first failure: the others are its consequences (it stops
+    # the remaining ranks, or they lose their peer in a collective)
+    root = re.search(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", launcher, re.S)
+    rank = int(root[1]) if root else min(errors, default=None)
+    if root and rank not in errors and int(root[2]) < 0:  # a negative code: killed by a signal
+        name = signal.Signals(-int(root[2])).name
+        return RunError(
+            f"rank {rank} of {nproc} was killed by {name} (out of memory?); rank logs: {log_dir}"
+        )
+    if rank is None or rank not in errors:
+        return RunError(
+            f"the {nproc} training processes failed without an error message (a rank killed by "
+            f"the system, e.g. out of memory?); see {log_dir / 'launcher.log'}"
+        )
+    err = RunError(f"rank {rank} of {nproc} failed: {errors[rank]} (rank logs: {log_dir})")
+    if root and int(root[2]) in (1, 2, 3):  # vaelab's own exit codes (see cli.boundary)
+        err.exit_code = int(root[2])
+    return err

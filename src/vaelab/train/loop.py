@@ -1,13 +1,11 @@
 """The training engine: one plain loop, resumable to the step, that never loses finished work.
 
-`train(config, out_dir)` writes into the run directory:
-  config.json (fully resolved), env.json, train.log, metrics.jsonl + metrics.csv,
-  checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/best.pt (best
-  validation loss), and DONE (the final summary) when training completes.
+A run directory holds config.json (fully resolved), env.json, train.log, metrics.jsonl + .csv,
+checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/best.pt (best
+validation loss), and DONE (the final summary) once training completes.
 
-Reading order: `train` → `_open_run` (data, model, state, resume) → for each epoch `_train_epoch`
-(steps, logging, the one finiteness check, stop requests) → `_validate` → `_end_epoch`
-(checkpoints, summary, the caller's `on_epoch_end`) → `_finish` (DONE).
+Reading order: `train` → `_open_run` → `_resume_or_start` → per epoch `_train_epoch` (steps, logs,
+the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → `_finish` (DONE).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +28,9 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
+from vaelab.data.loader import Binarize
 from vaelab.data.store import split_arrays, vaelab_home
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError, RunError, TrainingInterrupted, first_line
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
@@ -43,13 +41,20 @@ from vaelab.runtime import (
     progress,
     resolve_device,
     seed_everything,
+    signal_handlers,
     stream_seed,
 )
 from vaelab.train import ddp as distributed
-from vaelab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
+from vaelab.train.checkpoint import (
+    TrainSummary,
+    read_done,
+    read_run_config,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.rundir import TrainSummary, read_done, read_run_config
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
@@ -59,10 +64,6 @@ EpochCallback = Callable[[int, dict[str, float]], bool]
 """`on_epoch_end(epoch, record) -> stop`: called after each epoch's validation (epoch 1-based,
 record holds `val/loss`, `val/recon`, `val/kl`, `epoch_time_s`, ...); True stops the run there,
 resumable, without DONE (sweeps use it to prune)."""
-
-
-class TrainingInterrupted(RunError):
-    exit_code = 130
 
 
 @dataclass
@@ -82,12 +83,9 @@ def kl_weight(cfg: TrainConfig, step: int) -> float:
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimisation step `step` (0-based) of a `total_steps` run.
-
-    `cosine`: linear warm-up to `lr` over `warmup_steps`, then half a cosine down to
-    `lr·min_lr_ratio` at the last step. A short high-LR schedule that anneals to ~0 reaches a
-    given reconstruction error in far fewer epochs than the course's constant 1e-3.
-    """
+    """The learning rate of step `step` (0-based) of `total_steps`. `cosine`: linear warm-up to
+    `lr` over `warmup_steps`, then half a cosine down to `lr·min_lr_ratio` at the last step (a
+    short high-LR schedule annealed to ~0 beats the course's constant 1e-3 in epochs)."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
     if step < cfg.warmup_steps:
@@ -96,57 +94,6 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
     progress_ = min(1.0, (step - cfg.warmup_steps) / decay_steps)
     floor = cfg.min_lr_ratio
     return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress_)))
-
-
-# --------------------------------------------------------------------------- state
-@dataclass
-class TrainState:
-    """Everything a checkpoint restores: weights, optimizer, position and clocks.
-
-    `epoch` and `batch` name the next batch to train (batch 0 of `epoch` after a whole epoch).
-    """
-
-    model: AutoEncoder
-    optimizer: torch.optim.Optimizer
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-    elapsed_s: float = 0.0
-    images: int = 0
-    best_val_loss: float = math.inf
-
-
-# The position and clocks of a TrainState, saved and restored under these names.
-POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
-
-
-def save_state(
-    path: Path, state: TrainState, cfg: TrainConfig, image_shape: tuple[int, ...]
-) -> None:
-    """Write `state` atomically as a checkpoint dict (see vaelab.train.checkpoint)."""
-    weights = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict()}
-    run = {"config": cfg.to_dict(), "image_shape": list(image_shape)}
-    position = {name: getattr(state, name) for name in POSITION}
-    save_checkpoint(path, {**weights, **run, **position, "rng": rng_state()})
-
-
-def restore_state(ckpt: dict[str, Any], path: Path, state: TrainState, cfg: TrainConfig) -> None:
-    """Put checkpoint `ckpt` (read from `path` and checked against this run's config by
-    `check_resumable`) into `state`: weights, optimizer, position and RNGs."""
-    try:
-        state.model.load_state_dict(ckpt["model"])
-        state.optimizer.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"])
-        # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
-        images = int(ckpt.get("images", ckpt["step"] * cfg.batch_size))
-        for name in POSITION:
-            setattr(state, name, images if name == "images" else ckpt[name])
-    except (KeyError, RuntimeError, ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise RunError(
-            f"checkpoint {path} does not fit this run ({first}); delete the run directory to "
-            "start again, or resume with the config it was written with"
-        ) from None
 
 
 # --------------------------------------------------------------------------- steps
@@ -158,8 +105,8 @@ def train_step(
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
 ) -> LossParts:
-    """One optimisation step on batch x (B, C, H, W); returns the detached loss parts.
-    `model` is the AutoEncoder or, in distributed training, its DDP wrapper (either compiled)."""
+    """One optimisation step on batch x (B, C, H, W) of `model` (or its DDP wrapper, either
+    compiled); returns the detached loss parts."""
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
@@ -175,10 +122,8 @@ def train_step(
 def validation_loss(
     model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig, seed: int
 ) -> dict[str, float]:
-    """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split.
-
-    The posterior noise comes from a forked RNG, so validating never shifts the training stream.
-    """
+    """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split;
+    the noise comes from a forked RNG, so validating never shifts the training stream."""
     was_training = model.training
     model.eval()
     beta = cfg.beta if cfg.model == "vae" else 0.0
@@ -232,60 +177,83 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
     return (run_dir / "DONE").exists()
 
 
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves and stops. A second
-    SIGINT aborts at once (the last checkpoint still stands)."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
+# The position and clocks of a run, saved in its checkpoints and restored under these names.
+POSITION = ("epoch", "batch", "step", "elapsed_s", "images", "best_val_loss")
 
 
 @dataclass
 class _Run:
-    """What one training run holds while it executes."""
+    """What one training run holds while it executes. A checkpoint restores the model, the
+    optimizer and the `POSITION` fields; `epoch` and `batch` name the next batch to train."""
 
     cfg: TrainConfig
     run_dir: Path
+    rank: Rank
     device: torch.device
     train_loader: TensorLoader
     val_loader: TensorLoader
-    image_shape: tuple[int, ...]
-    state: TrainState
-    logger: logging.Logger
-    autocast: contextlib.AbstractContextManager
-    rank: Rank
+    model: AutoEncoder
+    optimizer: torch.optim.Optimizer
     net: torch.nn.Module
     """What the training step calls: the model, or DDP around it under torchrun."""
+    logger: logging.Logger
+    autocast: contextlib.AbstractContextManager
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    elapsed_s: float = 0.0
+    images: int = 0
+    best_val_loss: float = math.inf
     metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
     summary: TrainSummary | None = None
+    stop_signal: int | None = None
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and stops."""
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """A second SIGINT aborts at once (the last checkpoint still stands)."""
+        if self.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop_signal = signum
 
     @property
     def ckpt_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.epochs * len(self.train_loader)
-
     def save(self, name: str) -> None:
-        if self.rank.is_main:  # one writer; every rank holds the same weights
-            save_state(self.ckpt_dir / f"{name}.pt", self.state, self.cfg, self.image_shape)
+        """Write checkpoints/NAME.pt atomically (see vaelab.train.checkpoint)."""
+        if not self.rank.is_main:  # one writer; every rank holds the same weights
+            return
+        weights = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        shape = list(self.train_loader.images.shape[1:])  # (C, H, W)
+        position = {name: getattr(self, name) for name in POSITION}
+        ckpt = {**weights, "config": self.cfg.to_dict(), "image_shape": shape, **position}
+        save_checkpoint(self.ckpt_dir / f"{name}.pt", {**ckpt, "rng": rng_state()})
+
+    def restore(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into this run."""
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"])
+            # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
+            images = int(ckpt.get("images", ckpt["step"] * self.cfg.batch_size))
+            for name in POSITION:
+                setattr(self, name, images if name == "images" else ckpt[name])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunError(
+                f"checkpoint {path} does not fit this run ({first_line(e, 160)}); delete the run "
+                "directory to start again, or resume with the config it was written with"
+            ) from None
+
+    def summarise(self, val: dict[str, float]) -> TrainSummary:
+        return TrainSummary(
+            epochs=self.epoch,
+            steps=self.step,
+            train_time_s=self.elapsed_s,
+            best_val_loss=self.best_val_loss,
+            images_per_s_mean=self.images / max(self.elapsed_s, 1e-9),
+            val=dict(val),
+        )
 
 
 def train(
@@ -296,9 +264,8 @@ def train(
     tensorboard: bool = True,
     on_epoch_end: EpochCallback | None = None,
 ) -> RunResult:
-    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary.
-
-    Under torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
+    """Train `cfg` into `out_dir` (see the module docstring); returns the DONE summary. Under
+    torchrun every rank calls this; rank 0 alone locks and writes the run directory."""
     cfg.validate()
     # paths, device, run folder, data, memory: before work; `last` is the checkpoint to resume
     last = check_training(cfg, out_dir, resume)
@@ -313,7 +280,7 @@ def train(
         with lock or contextlib.nullcontext():
             extending = _check_run_dir(cfg, run_dir, resume)
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
-            if resume and extending:
+            if extending:  # only ever with --resume
                 done = read_done(run_dir)
                 if done.epochs >= cfg.epochs:
                     return RunResult(run_dir, done)  # already finished: nothing to do
@@ -332,19 +299,19 @@ def train(
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
-    cfg, state = run.cfg, run.state
+    cfg = run.cfg
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
     try:
-        with _StopFlag() as stop:
-            while state.epoch < cfg.epochs:
-                epoch_time, seen = _train_epoch(run, stop)
-                val = _validate(run)
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
+            while run.epoch < cfg.epochs:
+                epoch_time, seen = _train_epoch(run)
+                val_seed = stream_seed(cfg.seed, "val_noise")
+                val = validation_loss(run.model, run.val_loader, cfg, seed=val_seed)
                 record = _end_epoch(run, val, epoch_time, seen)
-                if on_epoch_end is not None and on_epoch_end(state.epoch, record):
-                    run.logger.info("stopped by the caller after epoch %d", state.epoch)
-                    assert run.summary is not None  # _end_epoch set it
-                    summary = dataclasses.replace(run.summary, stopped_at_epoch=state.epoch)
+                if on_epoch_end is not None and on_epoch_end(run.epoch, record):
+                    run.logger.info("stopped by the caller after epoch %d", run.epoch)
+                    summary = dataclasses.replace(run.summarise(val), stopped_at_epoch=run.epoch)
                     return RunResult(run.run_dir, summary)
     finally:
         with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
@@ -353,9 +320,8 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
 
 
 def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device) -> _Run:
-    """Load the data, build model and optimizer: the state of a run that starts now.
-
-    The order of random draws (seed, data, model init) is fixed so a seed gives the same run."""
+    """Load the data, build model and optimizer. The order of random draws (seed, data, model
+    init) is fixed so a seed gives the same run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     logger = (
@@ -366,29 +332,18 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     seed_everything(stream_seed(cfg.seed, "train_init"))
     train_loader, val_loader = _loaders(cfg, rank, device)
     _, c, h, w = train_loader.images.shape  # (N, C, H, W)
-    image_shape = (int(c), int(h), int(w))
-    model = build_model(cfg, image_shape)
+    model = build_model(cfg, (c, h, w))
     model = distributed.prepare(model, rank, device).to(device)
     if cfg.channels_last:  # before the optimizer, whose moments then share the layout
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2)
-    )
+    betas = (cfg.adam_beta1, cfg.adam_beta2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas)
     net = distributed.wrap(model, rank, device)
     if cfg.compile:
         net = _compiled(net)
+    loaders = (train_loader, val_loader)
     return _Run(
-        cfg=cfg,
-        run_dir=run_dir,
-        device=device,
-        train_loader=train_loader,
-        val_loader=val_loader,
-        image_shape=image_shape,
-        state=TrainState(model, optimizer),
-        logger=logger,
-        autocast=_autocast(cfg, device),
-        rank=rank,
-        net=net,
+        cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, _autocast(cfg, device)
     )
 
 
@@ -406,7 +361,6 @@ def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[Tensor
         x_train,
         y_train,
         cfg.batch_size // rank.world_size,
-        shuffle=True,
         seed=stream_seed(cfg.seed, "train_order"),
         binarize=cfg.binarize,
         # BatchNorm cannot train on one image: a final batch of one waits for the next epoch
@@ -415,14 +369,10 @@ def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[Tensor
         rank=rank.rank,  # each rank takes its slice of every global batch
         world_size=rank.world_size,
     )
+    val_seed = stream_seed(cfg.seed, "val_binarize")
+    binarize: Binarize = "static" if cfg.binarize != "none" else "none"
     val_loader = TensorLoader(
-        x_val,
-        y_val,
-        1000,
-        shuffle=False,
-        seed=stream_seed(cfg.seed, "val_binarize"),
-        binarize="static" if cfg.binarize != "none" else "none",
-        device=device,
+        x_val, y_val, 1000, shuffle=False, seed=val_seed, binarize=binarize, device=device
     )
     return train_loader, val_loader
 
@@ -456,26 +406,21 @@ def _compiled(net: torch.nn.Module) -> torch.nn.Module:
 
 def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:
     """Restore checkpoint `last` when resuming; rank 0 then (re)writes the run's records."""
-    state, path = run.state, run.ckpt_dir / "last.pt"
+    path = run.ckpt_dir / "last.pt"
     if last is not None:
-        restore_state(last, path, state, run.cfg)
+        run.restore(last, path)
     if not run.rank.is_main:
         return
     if last is not None:
-        MetricsLog.truncate_after(run.run_dir, state.step)
-        run.logger.info(
-            "resumed from %s at epoch %d batch %d (step %d)",
-            path,
-            state.epoch,
-            state.batch,
-            state.step,
-        )
+        MetricsLog.truncate_after(run.run_dir, run.step)
+        at = (run.epoch, run.batch, run.step)
+        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", path, *at)
     elif resume:
         MetricsLog.truncate_after(run.run_dir, 0)  # crashed before the first checkpoint
     with contextlib.suppress(FileNotFoundError):
         (run.run_dir / "DONE").unlink()  # extending a finished run: it is unfinished again
     atomic_write_json(run.run_dir / "config.json", run.cfg.to_dict())
-    env = {**environment(run.device), "resumed_at_step": state.step}
+    env = {**environment(run.device), "resumed_at_step": run.step}
     atomic_write_json(run.run_dir / "env.json", env)
     run.logger.info("config %s", json.dumps(run.cfg.to_dict()))
 
@@ -490,63 +435,60 @@ class _Window:
     start: float = field(default_factory=time.perf_counter)
 
 
-def _train_epoch(run: _Run, stop: _StopFlag) -> tuple[float, int]:
-    """Train from (state.epoch, state.batch) to the end of the epoch; returns (seconds, images).
-
-    Training metrics are averaged over `log_every` steps. The one finiteness check looks at that
-    running sum: every step on CPU (cheap), every `log_every` steps on GPUs (a sync per step
-    would stall them)."""
-    cfg, state, loader = run.cfg, run.state, run.train_loader
+def _train_epoch(run: _Run) -> tuple[float, int]:
+    """Train from (run.epoch, run.batch) to the epoch's end; returns (seconds, images).
+    The one finiteness check looks at the running sum of the `log_every`-step window: every step
+    on CPU (cheap), every `log_every` steps on GPUs (a sync per step would stall them)."""
+    cfg, loader = run.cfg, run.train_loader
     check_every = 1 if run.device.type == "cpu" else cfg.log_every
-    loader.set_epoch(state.epoch)
-    state.model.train()
-    t_epoch, seen, first = time.perf_counter(), 0, state.batch
+    loader.set_epoch(run.epoch)
+    run.model.train()
+    t_epoch, seen, first = time.perf_counter(), 0, run.batch
     window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device))
     bar = progress(
         enumerate(loader),
         total=len(loader),
-        desc=f"epoch {state.epoch + 1}",
+        desc=f"epoch {run.epoch + 1}",
         disable=None if run.rank.is_main else True,
     )
     for batch, (x, _) in bar:
         if batch < first:
             continue  # replay the position after a mid-epoch resume
         if cfg.lr_schedule != "constant":
-            for group in state.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, state.step, run.total_steps)
-        beta = kl_weight(cfg, state.step)
-        parts = train_step(run.net, state.optimizer, x, beta, cfg, run.autocast)
-        state.step, state.batch = state.step + 1, batch + 1
+            for group in run.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, run.step, cfg.epochs * len(loader))
+        beta = kl_weight(cfg, run.step)
+        parts = train_step(run.net, run.optimizer, x, beta, cfg, run.autocast)
+        run.step, run.batch = run.step + 1, batch + 1
         seen += len(x) * run.rank.world_size  # images of the global batch
         window.sums += torch.stack([parts.total, parts.recon, parts.kl]).double()
         window.steps += 1
-        if state.step % check_every == 0 and not torch.isfinite(window.sums).all().item():
+        if run.step % check_every == 0 and not torch.isfinite(window.sums).all().item():
             _raise_nonfinite(run, window.sums)
-        if state.step % cfg.log_every == 0:
+        if run.step % cfg.log_every == 0:
             _log_window(run, window, beta, (batch + 1) / len(loader), bar)
-        if distributed.any_rank(stop.signal is not None, run.rank, run.device):
-            signum = stop.signal or signal.SIGINT  # a rank the signal did not reach
+        if distributed.any_rank(run.stop_signal is not None, run.rank, run.device):
+            signum = run.stop_signal or signal.SIGINT  # a rank the signal did not reach
             _save_and_stop(run, signum, time.perf_counter() - t_epoch, seen)
     epoch_time = time.perf_counter() - t_epoch
-    state.elapsed_s += epoch_time
-    state.images += seen
-    state.epoch, state.batch = state.epoch + 1, 0
+    run.elapsed_s += epoch_time
+    run.images += seen
+    run.epoch, run.batch = run.epoch + 1, 0
     return epoch_time, seen
 
 
 def _log_window(run: _Run, window: _Window, beta: float, done: float, bar: Any) -> None:
     """Log the window's mean losses (`done`: the share of the epoch trained) and restart it."""
-    state = run.state
     loss, recon, kl = (window.sums / window.steps).tolist()
     now = time.perf_counter()
     rec = {
-        "step": state.step,
-        "epoch": state.epoch + done,
+        "step": run.step,
+        "epoch": run.epoch + done,
         "train/loss": loss,
         "train/recon": recon,
         "train/kl": kl,
         "train/beta": beta,
-        "train/lr": state.optimizer.param_groups[0]["lr"],
+        "train/lr": run.optimizer.param_groups[0]["lr"],
         "images_per_s": window.steps * run.cfg.batch_size / max(now - window.start, 1e-9),
     }
     run.metrics.log(rec)
@@ -556,12 +498,8 @@ def _log_window(run: _Run, window: _Window, beta: float, done: float, bar: Any) 
 
 
 def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
-    bad = [
-        n
-        for n, v in zip(("loss", "recon", "kl"), acc.tolist(), strict=True)
-        if not math.isfinite(v)
-    ]
-    term = next((t for t in ("recon", "kl") if t in bad), "loss")
+    _, recon, kl = acc.tolist()
+    term = "recon" if not math.isfinite(recon) else "kl" if not math.isfinite(kl) else "loss"
     last = run.ckpt_dir / "last.pt"
     kept = (
         f"{last} from the last good epoch is intact"
@@ -569,76 +507,61 @@ def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
         else "no checkpoint was written yet (it failed in the first epoch)"
     )
     raise RunError(
-        f"non-finite train/{term} at step {run.state.step} (epoch {run.state.epoch + 1}); "
+        f"non-finite train/{term} at step {run.step} (epoch {run.epoch + 1}); "
         f"{kept}; lower --lr, add --kl-warmup-steps or check the data"
     )
 
 
 def _save_and_stop(run: _Run, signum: int, epoch_s: float, seen: int) -> None:
-    run.state.elapsed_s += epoch_s
-    run.state.images += seen
+    run.elapsed_s += epoch_s
+    run.images += seen
     run.save("last")
     name = signal.Signals(signum).name
-    run.logger.info("stopped by %s at epoch %d step %d", name, run.state.epoch + 1, run.state.step)
+    run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
     raise TrainingInterrupted(
-        f"stopped by {name} at epoch {run.state.epoch + 1}, step {run.state.step}; progress "
-        f"saved to {run.ckpt_dir / 'last.pt'}; resume with: vaelab train "
-        f"--out {run.run_dir} --resume"
+        f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
+        f"{run.ckpt_dir / 'last.pt'}; resume with: vaelab train --out {run.run_dir} --resume"
     )
-
-
-def _validate(run: _Run) -> dict[str, float]:
-    seed = stream_seed(run.cfg.seed, "val_noise")
-    return validation_loss(run.state.model, run.val_loader, run.cfg, seed=seed)
 
 
 def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -> dict[str, Any]:
     """Log the epoch, refuse a non-finite validation, write best.pt and last.pt."""
-    state = run.state
     rec = {
-        "step": state.step,
-        "epoch": state.epoch,
+        "step": run.step,
+        "epoch": run.epoch,
         **val,
         "epoch_time_s": epoch_time,
         "images_per_s": seen / max(epoch_time, 1e-9),
     }
     run.metrics.log(rec)
     run.metrics.sync()
-    run.logger.info("epoch %d/%d %s", state.epoch, run.cfg.epochs, json.dumps(rec))
+    run.logger.info("epoch %d/%d %s", run.epoch, run.cfg.epochs, json.dumps(rec))
     if not math.isfinite(val["val/loss"]):
         raise RunError(
-            f"non-finite val/loss after epoch {state.epoch}; {run.ckpt_dir / 'last.pt'} from the "
+            f"non-finite val/loss after epoch {run.epoch}; {run.ckpt_dir / 'last.pt'} from the "
             "epoch before is intact; lower --lr or add --kl-warmup-steps"
         )
-    if val["val/loss"] < state.best_val_loss:
-        state.best_val_loss = val["val/loss"]
+    if val["val/loss"] < run.best_val_loss:
+        run.best_val_loss = val["val/loss"]
         run.save("best")
     run.save("last")
-    run.summary = _summary(state, val)
+    run.summary = run.summarise(val)
     return rec
-
-
-def _summary(state: TrainState, val: dict[str, float]) -> TrainSummary:
-    return TrainSummary(
-        epochs=state.epoch,
-        steps=state.step,
-        train_time_s=state.elapsed_s,
-        best_val_loss=state.best_val_loss,
-        images_per_s_mean=state.images / max(state.elapsed_s, 1e-9),
-        val=dict(val),
-    )
 
 
 def _finish(run: _Run) -> RunResult:
     """Write DONE with the final summary."""
-    cfg, state = run.cfg, run.state
     summary = run.summary
     if summary is None:  # resumed after the last epoch's checkpoint, before DONE was written
         val_records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
         last_val = val_records[-1] if val_records else {}
-        summary = _summary(state, {k: v for k, v in last_val.items() if k.startswith("val/")})
+        summary = run.summarise({k: v for k, v in last_val.items() if k.startswith("val/")})
     summary = dataclasses.replace(
-        summary, run_dir=str(run.run_dir), model=cfg.model, beta=cfg.beta, device=str(run.device)
+        summary,
+        run_dir=str(run.run_dir),
+        model=run.cfg.model,
+        beta=run.cfg.beta,
+        device=str(run.device),
     )
     if run.rank.is_main:
         atomic_write_json(run.run_dir / "DONE", summary.to_dict())

@@ -10,15 +10,19 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import torch
 
 from vaelab.config import TrainConfig, available_cores
+from vaelab.data import load_arrays
+from vaelab.data.sources import FILES
+from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError, DataError
+from vaelab.models import ConvEncoder, build_model
 from vaelab.runtime import check_device
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
+from vaelab.train.checkpoint import check_resumable
 
 # Above this share of the available memory a run is refused: the estimate ignores allocator
 # overhead and the rest of the process (datasets, the classifier, Python itself).
@@ -26,16 +30,9 @@ MEMORY_SHARE = 0.8
 
 
 # --------------------------------------------------------------------------- paths
-def _nearest_existing(path: Path) -> Path:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return probe
-
-
 def _check_writable_below(path: Path, flag: str) -> None:
     """The nearest existing ancestor must be a folder we can create files in."""
-    base = _nearest_existing(path.absolute())
+    base = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     if not base.is_dir():
         raise ConfigError(
             f"{flag} {path}: {base} is a file, so nothing can be created below it; "
@@ -81,10 +78,8 @@ def check_out_file(path: str | Path, flag: str = "--out") -> Path:
 # --------------------------------------------------------------------------- devices
 def check_processes(flag: str, n: int, threads: int | None) -> None:
     """`n` local processes (`--nproc`, `--workers`) of `threads` torch threads each (None: the
-    cores are shared out, one at least) must fit this machine's cores.
-
-    Refused, not warned: like --threads above the core count (measured ~30x slower), processes
-    that share cores only slow each other down (and DDP's all-reduces wait for the slowest)."""
+    cores shared out) must fit the cores. Refused, not warned: like --threads above the cores
+    (~30x slower), processes sharing cores slow each other (and DDP waits for the slowest)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"{flag} must be an integer >= 1, got {n!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -119,10 +114,6 @@ def check_int_range(name: str, value: int, low: int, high: int, why: str) -> Non
 def min_image_size() -> int:
     """The smallest square image the encoder maps to a >= 1x1 feature map (28 for the
     reference architecture), found from the encoder itself so it follows `models.py`."""
-    import torch
-
-    from vaelab.models import ConvEncoder
-
     with torch.device("meta"):
         for size in range(1, 1025):
             try:
@@ -136,9 +127,6 @@ def min_image_size() -> int:
 def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin: str) -> None:
     """Non-empty splits of square images, equal in size across splits, big enough for the
     encoder; with `cfg`, enough training images for BatchNorm."""
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
-
     shapes = {name: arrays[name].shape for name in (FILES[0], FILES[2])}
     for name, shape in shapes.items():
         if len(shape) != 3:
@@ -178,8 +166,6 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
 # --------------------------------------------------------------------------- memory
 def available_memory(device: torch.device) -> int:
     """Bytes that an allocation on `device` may use: free GPU memory, or MemAvailable."""
-    import torch
-
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     with contextlib.suppress(OSError, ValueError):
@@ -189,15 +175,10 @@ def available_memory(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def estimate_training_memory(
-    cfg: TrainConfig, image_shape: tuple[int, int, int], batch: int
-) -> dict[str, Any]:
-    """Parameter count and bytes of one training step, from a forward pass on the meta device
-    (shapes only, nothing allocated)."""
-    import torch
-
-    from vaelab.models import build_model
-
+def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_train: int) -> None:
+    """Refuse a model or batch whose training step would not fit in memory, with the numbers:
+    parameters and activations counted by a forward pass on the meta device (nothing allocated)."""
+    batch = max(1, min(cfg.batch_size, n_train))
     with torch.device("meta"):
         model = build_model(cfg, image_shape)
     params = sum(p.numel() for p in model.parameters())
@@ -207,31 +188,20 @@ def estimate_training_memory(
         if isinstance(output, torch.Tensor):
             acts[0] += output.numel()
 
-    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-    try:
-        model.train()
-        model(torch.empty((batch, *image_shape), device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
+    for m in model.modules():
+        if not list(m.children()):  # leaves only: a container's output is a leaf's
+            m.register_forward_hook(count)  # dropped with this throwaway model
+    model.train()
+    model(torch.empty((batch, *image_shape), device="meta"))
     # fp32: weights + gradients + two Adam moments; activations kept for backward + their grads.
-    total = 4 * (4 * params) + 4 * (2 * acts[0])
-    return {"params": params, "activations": acts[0], "bytes": total}
-
-
-def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_train: int) -> None:
-    """Refuse a model or batch whose training step would not fit in memory, with the numbers."""
-    import torch
-
-    batch = max(1, min(cfg.batch_size, n_train))
-    need = estimate_training_memory(cfg, image_shape, batch)
+    need = 4 * (4 * params) + 4 * (2 * acts[0])
     on_gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     device = torch.device(cfg.device if cfg.device.startswith("cuda") else "cuda")
     have = available_memory(device if on_gpu else torch.device("cpu"))
-    if need["bytes"] > MEMORY_SHARE * have:
+    if need > MEMORY_SHARE * have:
         raise ConfigError(
-            f"the model does not fit: {need['params']:,} parameters and {need['activations']:,} "
-            f"activations per batch of {batch} need ~{need['bytes'] / 2**30:.1f} GiB to train, "
+            f"the model does not fit: {params:,} parameters and {acts[0]:,} "
+            f"activations per batch of {batch} need ~{need / 2**30:.1f} GiB to train, "
             f"{have / 2**30:.1f} GiB available; lower --latent-dim, --channels or --batch-size"
         )
 
@@ -239,10 +209,6 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
 # --------------------------------------------------------------------------- all of it
 def check_data(cfg: TrainConfig) -> None:
     """The dataset `cfg` trains on: its splits (`check_splits`), and whether the model fits."""
-    from vaelab.data import load_arrays
-    from vaelab.data.sources import FILES
-    from vaelab.data.store import split_arrays
-
     arrays = load_arrays(cfg.dataset, cfg.data_dir)
     check_splits(arrays, cfg, cfg.data_dir or cfg.dataset)
     n_train = len(split_arrays(arrays, "train")[0][: cfg.limit_train])
@@ -253,11 +219,9 @@ def check_data(cfg: TrainConfig) -> None:
 def check_training(
     cfg: TrainConfig, out_dir: str | Path, resume: bool = False
 ) -> dict[str, Any] | None:
-    """Everything that can be checked before training starts: the output folder, the device,
-    the run folder's files when resuming, the dataset, and whether the model fits in memory.
-    Returns the checkpoint a resumed run continues from (read once, here), or None."""
-    from vaelab.train.rundir import check_resumable
-
+    """The output folder, the device, the run folder's files when resuming, the dataset and
+    whether the model fits, before training starts; returns the checkpoint a resumed run
+    continues from (read once, here), or None."""
     out = check_out_dir(out_dir)
     check_device(cfg.device)
     last = check_resumable(out, cfg) if resume else None

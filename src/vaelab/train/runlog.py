@@ -3,6 +3,7 @@ such as `train/loss`, `val/kl`) mirrored to `metrics.csv`, plus the optional Ten
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -49,11 +50,9 @@ def _csv_text(records: list[dict[str, Any]], keys: list[str], header: bool = Tru
 
 
 class MetricsLog:
-    """Appends records to metrics.jsonl as they come, and to the CSV mirror once per epoch.
-
-    The CSV's columns are every key in order of first appearance; it is written whole at the
-    first `sync` (so it matches a JSONL truncated on resume) and when a record brings a new
-    column, and otherwise grows by the epoch's rows alone."""
+    """Appends records to metrics.jsonl as they come, and to the CSV mirror once per epoch. The
+    CSV's columns are every key in order of first appearance; it is written whole at the first
+    `sync` (to match a JSONL truncated on resume) and for a new column, else appended to."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.jsonl = run_dir / "metrics.jsonl"
@@ -63,12 +62,10 @@ class MetricsLog:
         self._pending: list[dict[str, Any]] = []  # records not yet in the CSV
         self._tb = None
         if tensorboard:
-            try:  # optional extra: `pip install vaelab[tensorboard]`
+            with contextlib.suppress(ImportError):  # optional: `pip install vaelab[tensorboard]`
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-            except ImportError:
-                self._tb = None
 
     @staticmethod
     def truncate_after(run_dir: Path, step: int) -> None:
