@@ -29,7 +29,7 @@ PIXELS = 28 * 28
 
 def recipe(preset: str, model: str, beta: float, epochs: int) -> TrainConfig:
     """The preset's training recipe for one run on all 50,000 training images, on the CPU."""
-    return make_config(preset, device="cpu").train_config(model, beta, epochs)
+    return make_config(preset, device="cpu").run_config(model, beta, epochs)
 
 
 def history(cfg: TrainConfig, metric, stop_at: float | None = None) -> list[tuple[float, float]]:

@@ -76,7 +76,7 @@ def run(rounds: int, preset: str, search_only: bool = False) -> None:
             from vaelab.evaluate import classifier as clf
             from vaelab.study import make_config
 
-            clf.reference_classifier("mnist", None, variant=make_config(preset).classifier)
+            clf.reference_classifier("mnist", None, variant=make_config(preset).eval.classifier)
         else:
             timed_study(Path(tmp) / "warm-up", 1, preset)
         for i in range(rounds):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from vaelab.config import TrainConfig
+from vaelab.explore.server import ExploreServer
+from vaelab.explore.session import Explorer
 from vaelab.train.loop import train
 
 TINY = dict(
@@ -27,6 +30,16 @@ def train_tiny_runs(root: Path) -> dict[str, Path]:
     train(TrainConfig(model="ae", **TINY), runs["ae"], tensorboard=False)
     train(TrainConfig(model="vae", beta=1.0, **TINY), runs["vae"], tensorboard=False)
     return runs
+
+
+def start_background(explorer: Explorer) -> tuple[ExploreServer, str]:
+    """A server on a free loopback port answering from a daemon thread: (server, url).
+    Stop it with `server.shutdown(); server.server_close()`."""
+    server = ExploreServer(explorer, "127.0.0.1", 0)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    ).start()
+    return server, server.url
 
 
 class Client:

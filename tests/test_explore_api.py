@@ -23,15 +23,14 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import fit_map
 from vaelab.explore.runs import find_runs
-from vaelab.explore.server import STATIC_DIR, ExploreHandler, make_server, start_background
-from vaelab.explore.session import load_explorer
+from vaelab.explore.server import STATIC_DIR, ExploreHandler, ExploreServer
+from vaelab.explore.session import center_like_mnist, load_explorer
 from vaelab.models import sample_prior
 from vaelab.train.checkpoint import load_model
 
-from .explore_helpers import Client
+from .explore_helpers import Client, start_background
 from .test_study_schema import _study as complete_study
 
 MAP_POINTS = 300
@@ -513,7 +512,7 @@ def test_busy_port_names_the_fix(explorer):
     server, _ = start_background(explorer)
     try:
         with pytest.raises(RunError, match="--port 0"):
-            make_server(explorer, "127.0.0.1", server.server_port)
+            ExploreServer(explorer, "127.0.0.1", server.server_port)
     finally:
         server.shutdown()
         server.server_close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from vaelab.explore.server import start_background
 from vaelab.explore.session import load_explorer
 
 from .browser import (
@@ -18,6 +17,7 @@ from .browser import (
     wait_for,
     wait_quiet,
 )
+from .explore_helpers import start_background
 from .needs import need, need_module
 
 need_module("selenium", "selenium is in the dev extra: pip install -e '.[dev]'")

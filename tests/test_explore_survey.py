@@ -18,11 +18,10 @@ import pytest
 
 import vaelab
 from vaelab.explore import server as explore_server
-from vaelab.explore.server import start_background
 from vaelab.explore.session import load_explorer
 
 from .bad_inputs import run_main
-from .explore_helpers import Client
+from .explore_helpers import Client, start_background
 from .test_study_schema import _study as complete_study
 
 SOURCE = str(Path(vaelab.__file__).resolve().parent)

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from vaelab.tune import halving
-from vaelab.tune.selection import select_beta
+from vaelab.tune.halving import select_beta
 
 ACC, ENT = 0.9, 2.0
 

@@ -17,11 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.bad_inputs import assert_one_line, idx_files, run_main, write_folder
-from vaelab.config import TrainConfig, load_toml
+from vaelab.config import OPTIONS, TrainConfig, load_toml
 from vaelab.data.sources import FILES, decode_idx
 from vaelab.errors import ConfigError, DataError, VaelabError
 from vaelab.study import make_config
-from vaelab.study.presets import StudyConfig
 
 FAST = settings(
     max_examples=150,
@@ -60,7 +59,7 @@ values = st.one_of(
     st.dictionaries(st.text(max_size=4), scalars, max_size=2),
 )
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
-STUDY_FIELDS = [f.name for f in dataclasses.fields(StudyConfig) if f.name != "preset"]
+STUDY_FIELDS = [name for name in OPTIONS if name != "preset"]
 
 
 @FAST

@@ -15,8 +15,7 @@ import pytest
 
 from vaelab.report.render import fmt
 from vaelab.study.schema import StudyResult, resolve
-from vaelab.tune.halving import next_decades, refinement
-from vaelab.tune.selection import select_beta
+from vaelab.tune.halving import next_decades, refinement, select_beta
 
 from .needs import need
 from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree

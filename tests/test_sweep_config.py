@@ -13,8 +13,8 @@ from tests.sweep_helpers import SMOKE, smoke, write
 from vaelab.cli import main
 from vaelab.errors import ConfigError
 from vaelab.report.sweep import write_report
-from vaelab.tune.samplers import make_sampler
-from vaelab.tune.sweep import resolve_trials
+from vaelab.tune.storage import definition_hashes
+from vaelab.tune.sweep import make_sampler, resolve_trials
 from vaelab.tune.sweep_config import SweepConfig, load_sweep, parse_sweep
 
 
@@ -222,6 +222,6 @@ def test_report_explains_missing_importance(tmp_path: Path):
 def test_definition_hash_names_the_changed_part():
     a = parse_sweep(smoke())
     b = parse_sweep(smoke(space={"beta": {"type": "float", "low": 0.1, "high": 1.0}}))
-    ha, hb = a.definition_hashes(), b.definition_hashes()
+    ha, hb = definition_hashes(a.definition()), definition_hashes(b.definition())
     assert [k for k in ha if ha[k] != hb[k]] == ["space"]
     assert isinstance(a, SweepConfig)

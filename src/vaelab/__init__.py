@@ -93,9 +93,8 @@ def train(
     tensorboard: bool = True,
     on_epoch_end: EpochCallback | None = None,
 ) -> RunResult:
-    """Train `config` into the run directory `out_dir`; `resume=True` continues a run;
-    `on_epoch_end(epoch, record)` returning True stops it there, resumable (see
-    `vaelab.train.loop.train`)."""
+    """Train `config` into the run directory `out_dir` (see `vaelab.train.loop.train`);
+    `on_epoch_end(epoch, record)` returning True stops it there, resumable."""
     from vaelab.train.loop import train as run_training
 
     return run_training(
@@ -114,9 +113,8 @@ def evaluate(
 
 
 def study(config: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
-    """Run (or finish) the whole study -> what study.json holds; `placement` says where the β
-    search's trials are queued and how many local processes train them (see
-    `vaelab.study.run_study`)."""
+    """Run (or finish) the whole study -> what study.json holds (see `vaelab.study.run_study`);
+    `placement`: where the β search's trials are queued and how many processes train them."""
     from vaelab.study import run_study
 
     return run_study(config, placement)

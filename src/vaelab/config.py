@@ -1,21 +1,21 @@
 """Typed, validated configuration: `TrainConfig` (a training run), `EvalConfig` (an evaluation)
-and `StudyConfig` (the study, whose runs and evaluations are built from its fields).
-
-The CLI and TOML files only fill these in; ranges are written into the annotations and checked,
-with the types, by the strict reader (vaelab.schema); `validate()` adds the checks that relate
-fields, with one line naming the field and the fix. Each run saves its fully resolved config as
-`config.json` next to its results.
+and `StudyConfig` (the study, composing the two). The CLI and TOML files only fill these in;
+ranges are in the annotations, checked with the types by the strict reader (vaelab.schema), and
+`validate()` adds the checks that relate fields. Each run saves its config as `config.json`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cache, partial
+from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_type_hints
 
 from annotated_types import Ge, Gt, Interval, Len
 
@@ -106,8 +106,8 @@ class TrainConfig:
     """torch intra-op threads, at most the cores available; None keeps PyTorch's default."""
 
     def validate(self) -> TrainConfig:
-        """Check types, ranges and how fields relate; raise `ConfigError` naming the field, the
-        reason and the fix. Numbers are stored as the file would read them back (floats)."""
+        """Check types, ranges and how fields relate (one `ConfigError` line naming the field and
+        the fix); numbers are stored as the file would read them back (floats)."""
         vars(self).update(vars(check(self, what="config field")))
 
         def bad(name: str, why: str) -> ConfigError:
@@ -187,8 +187,7 @@ DEFAULT_PAIRS = ((5, 8), (4, 8), (1, 7))
 # The metric groups, in the order they run; each is one function in vaelab.evaluate.metrics.
 Group = Literal["reconstruction", "likelihood", "samples", "probes", "interpolation"]
 GROUPS: tuple[Group, ...] = ("reconstruction", "likelihood", "samples", "probes", "interpolation")
-# What a β-selection trial needs (reconstruction accuracy, sample FD and class entropy), without
-# the IW-NLL, probes, interpolations or figures: EvalConfig(groups=SELECTION_GROUPS, figures=False).
+# What a β-selection trial needs: reconstruction accuracy, sample FD and class entropy.
 SELECTION_GROUPS: tuple[Group, ...] = ("reconstruction", "samples")
 
 
@@ -239,55 +238,47 @@ class EvalConfig:
 
 
 # ---- the study ------------------------------------------------------------------------------
-WHERE = {"unhashed": True}
-"""Field metadata: where or how the study runs, not what a β-search trial computes."""
-SETTING = {"unhashed": True, "setting": True}
-"""Field metadata: unhashed, and β-search workers read it from the storage."""
 Interval_s = Annotated[int, Interval(ge=1, le=86_400)]
 """Seconds between heartbeats, or until a silent worker counts as dead: at most a day (the
 storage adds it to a timestamp)."""
 
 
 @dataclass
-class StudyConfig:
-    """A study: its runs' shared TrainConfig fields (same names), their evaluations and the β
-    search. Field metadata marks what does not change a β-search trial's result (`unhashed`)
-    and what workers read from the search storage (`setting`)."""
+class Heartbeats:
+    """How the workers of an Optuna study (a sweep, the study's β search) watch each other."""
 
-    __pydantic_config__: ClassVar = CONFIG
+    heartbeat_interval: Interval_s = 10
+    """Seconds between a running trial's heartbeats in the storage."""
+    grace_period: Interval_s = 60
+    """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
+    failed and queued again."""
+    max_retry: Count = 3
+    """Retries of a trial whose worker died or was interrupted."""
 
-    preset: Literal["default", "course", "smoke"] = field(default="default", metadata=SETTING)
-    dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
-    data_dir: str | None = field(default=None, metadata=WHERE)
-    out: str = field(default="study", metadata=WHERE)
-    device: str = field(default="auto", metadata=WHERE)
-    seed: Seed = 0
-    # --- training schedule -------------------------------------------------------------------
-    limit_train: Positive | None = None
-    """Training images per run (None: the whole 50,000-image train split)."""
-    limit_val: Positive | None = None
+
+@dataclass
+class StudyConfig(Heartbeats):
+    """A study: the TrainConfig and EvalConfig its runs share, each stage's budget and the β
+    search. Its record (flags, presets, study.json, the β search's definition) is the flat
+    `OPTIONS`; train/eval fields outside it keep the defaults below."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(log_every=10))
+    """Every run's config, but for the model, β, epochs and KL warm-up of each stage."""
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(iw_limit=1000))
+    """The full evaluation; its device and seed are the runs' (`train`)."""
+    preset: Literal["default", "course", "smoke"] = "default"
+    out: str = "study"
     ae_epochs: Positive = 10
     extreme_epochs: Positive = 5
     """Epochs of the β = 0 and β = 10 experiments."""
     trial_epochs: Positive = 20
     """Epochs of each β-search trial."""
-    batch_size: Positive = 64
-    lr: LearningRate = 1e-3
-    """Adam learning rate (the peak, with the cosine schedule)."""
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: Count = 0
     trial_kl_warmup_steps: Count = 0
-    """β ramps from 0 over this many steps in each β-search trial. Measured: with it, 195-step
-    trials rank β as 2,000-step runs do; without it they under-rate larger β, which learn
-    slowly at first. The AE, β = 0/10 and tuned runs train at constant β, as the course does."""
-    latent_dim: Positive = 64
-    channels: Channels = field(default_factory=lambda: [32, 64, 128, 256])
-    # --- β search -------------------------------------------------------------------------------
+    """β ramps from 0 over this many steps in each β-search trial only: measured, 195-step trials
+    then rank β as 2,000-step runs do (without it they under-rate larger β, slow starters)."""
     search: Literal["grid", "halving"] = "grid"
-    """`grid`: every β trains `trial_epochs` on the whole train split (the course). `halving`:
-    successive halving: rung 0 trains every β `trial_epochs` on `trial_limit_train` images, rung r
-    η^r times as many epochs for the best ⌊n/η⌋ β of rung r−1, and the last rung trains the chosen
-    β `tuned_epochs` on the whole train split."""
+    """`grid`: every β trains `trial_epochs` on the whole train split (the course); `halving`:
+    successive halving (vaelab.tune.halving), the chosen β then trains `tuned_epochs`."""
     trial_limit_train: Annotated[int, Ge(2)] | None = None
     """Training images of each rung-0 trial (halving; None: `limit_train`)."""
     halving_eta: Annotated[int, Ge(2)] = 3
@@ -307,103 +298,128 @@ class StudyConfig:
     min_class_entropy: Annotated[float, Ge(0)] = 2.0
     """... and samples must cover the classes (entropy in nats; ln 10 ≈ 2.303 is uniform) ..."""
     # ... and among the β that pass both, the lowest sample Fréchet distance wins.
-    # --- evaluation -----------------------------------------------------------------------------
-    # Trials get the selection evaluation (what the choice needs: reconstruction accuracy and
-    # rate/distortion, sample FD and class entropy); the AE, β = 0/10 and the tuned VAE get the
-    # full one.
     trial_evaluation: Literal["selection", "full"] = "full"
     """Evaluation of grid-search trials (`full` in `course`, as vaelab 0.1 did); halving trials
     always get the selection evaluation."""
     selection_limit: Annotated[int, Ge(2)] = 2000
     """Test images of a trial's selection evaluation."""
     selection_samples: Annotated[int, Ge(2)] = 2000
-    """Prior samples of a trial's selection evaluation (FD is biased by sample count: trials are
-    compared with each other only, at equal count)."""
-    eval_limit: Positive | None = None
-    iw_samples: Positive = 1000
-    iw_limit: Positive | None = 1000
-    n_samples: Positive = 10_000
-    probe_train: Positive | None = None
-    classifier: Literal["standard", "smoke"] = "standard"
-    # --- the β search's trial queue (an Optuna study; see vaelab.tune.search_queue) ------
-    heartbeat_interval: Interval_s = field(default=10, metadata=SETTING)
-    """Seconds between a running β-search trial's heartbeats in the study storage."""
-    grace_period: Interval_s = field(default=60, metadata=SETTING)
-    """Seconds without a heartbeat after which a trial's worker counts as dead: the trial is
-    failed and queued again (it resumes from its checkpoint where its run directory is
-    reachable)."""
-    max_retry: Count = field(default=3, metadata=SETTING)
-    """Retries of a trial whose worker died or was interrupted."""
+    """Prior samples of a trial's selection evaluation (FD depends on the count: trials are
+    compared with each other only)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Read (study.json, a worker's storage) from the flat record."""
+        from pydantic_core import core_schema
+
+        flat = handler.generate_schema(options_class())
+        return core_schema.no_info_after_validator_function(lambda o: cls._nest(vars(o)), flat)
+
+    @classmethod
+    def from_options(cls, values: dict[str, Any], **kw: Any) -> StudyConfig:
+        """The study of a flat record, types and ranges checked (`kw`: `schema.read`'s)."""
+        return cls._nest(vars(read(options_class(), values, **{"what": "study option", **kw})))
+
+    @classmethod
+    def _nest(cls, values: Any) -> StudyConfig:
+        parts: dict[str, dict[str, Any]] = {"train": {}, "eval": {}, "": {}}
+        for name, value in values.items():
+            owner, _, attr = OPTIONS[name].rpartition(".")
+            parts[owner][attr] = value
+        d = cls()
+        train, evaluate = parts.pop("train"), parts.pop("eval")
+        train_cfg = dataclasses.replace(d.train, **train)
+        return cls(train=train_cfg, eval=dataclasses.replace(d.eval, **evaluate), **parts[""])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record: `OPTIONS`' names and values."""
+        return copy.deepcopy({name: attrgetter(path)(self) for name, path in OPTIONS.items()})
 
     def validate(self) -> StudyConfig:
-        """Check types, ranges and how fields relate; the per-run fields also go through
-        TrainConfig's own checks (lr, channels, device, ...)."""
-        vars(self).update(vars(check(self, what="study option")))
+        """Check types, ranges and how fields relate, the runs' TrainConfig checks included."""
+        checked = StudyConfig.from_options(self.to_dict())
+        # what the flat record cannot hold would be lost in study.json and the β search's hash
+        lost = [
+            f"{part}.{name}"
+            for part in ("train", "eval")
+            for name, value in vars(getattr(self, part)).items()
+            if value != getattr(getattr(checked, part), name)
+        ]
+        if lost:
+            raise ConfigError(
+                f"invalid study option(s) {', '.join(lost)}: not study options (OPTIONS); "
+                "leave them at the study's defaults"
+            )
+        vars(self).update(vars(checked))
         if self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"invalid study option 'grace_period': {self.grace_period!r} s must exceed "
                 f"heartbeat_interval ({self.heartbeat_interval} s), or a live worker counts as dead"
             )
-        self.train_config("vae", 1.0, 1, trial=True)
+        self.run_config("vae", 1.0, 1, trial=True)
         return self
 
-    def train_config(
-        self,
-        model: ModelKind,
-        beta: float,
-        epochs: int,
-        limit_train: int | None = None,
-        trial: bool = False,
+    def run_config(
+        self, model: ModelKind, beta: float, epochs: int, trial: bool = False, **changes: Any
     ) -> TrainConfig:
-        """The validated config of one of this study's runs: the fields this config shares with
-        TrainConfig by name; `trial`: a β-search trial, which trains with the preset's KL
-        warm-up."""
-        shared = {name: getattr(self, name) for name in shared_fields(self, TrainConfig)}
-        return TrainConfig(
-            **shared
-            | dict(
-                model=model,
-                beta=beta,
-                epochs=epochs,
-                channels=list(self.channels),
-                kl_warmup_steps=self.trial_kl_warmup_steps if trial else 0,
-                limit_train=limit_train or self.limit_train,
-                log_every=10,
-            )
+        """The validated config of one of this study's runs; `trial`: a β-search trial, which
+        trains with the preset's KL warm-up."""
+        kl_warmup_steps = self.trial_kl_warmup_steps if trial else 0
+        return dataclasses.replace(
+            self.train,
+            model=model,
+            beta=beta,
+            epochs=epochs,
+            kl_warmup_steps=kl_warmup_steps,
+            **changes,
         ).validate()
 
     def eval_config(self, kind: Literal["full", "selection"]) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction
         accuracy and rate/distortion, sample FD and class entropy) on fewer images/samples."""
-        shared = {name: getattr(self, name) for name in shared_fields(self, EvalConfig)}
-        if kind == "selection":
-            return EvalConfig(
-                **shared
-                | dict(
-                    groups=list(SELECTION_GROUPS),
-                    figures=False,
-                    limit=self.selection_limit,
-                    n_samples=self.selection_samples,
-                )
-            )
-        return EvalConfig(**shared | dict(limit=self.eval_limit))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        full = dataclasses.replace(self.eval, device=self.train.device, seed=self.train.seed)
+        if kind == "full":
+            return full
+        return dataclasses.replace(
+            full,
+            groups=list(SELECTION_GROUPS),
+            figures=False,
+            limit=self.selection_limit,
+            n_samples=self.selection_samples,
+        )
 
 
-def shared_fields(obj: object, cls: type) -> list[str]:
-    """The fields of dataclass `obj` that `cls` also has, by name."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return [f.name for f in dataclasses.fields(obj) if f.name in names]  # type: ignore[arg-type]
+# The flat record: a name per field path, in the order of vaelab 0.2's flat StudyConfig; the
+# name is the field's own, but `eval_limit` (eval.limit).
+OPTIONS = {
+    ("eval_limit" if path == "eval.limit" else path.rpartition(".")[2]): path
+    for path in (  # noqa: SIM905 (a table to read, not a list to scan)
+        "preset train.dataset train.data_dir out train.device train.seed train.limit_train "
+        "train.limit_val ae_epochs extreme_epochs trial_epochs train.batch_size train.lr "
+        "train.lr_schedule train.warmup_steps trial_kl_warmup_steps train.latent_dim "
+        "train.channels search trial_limit_train halving_eta halving_rungs tuned_epochs decades "
+        "max_extensions refine min_recon_accuracy min_class_entropy trial_evaluation "
+        "selection_limit selection_samples eval.limit eval.iw_samples eval.iw_limit "
+        "eval.n_samples eval.probe_train eval.classifier heartbeat_interval grace_period max_retry"
+    ).split()
+}
+SETTINGS = ("preset", "heartbeat_interval", "grace_period", "max_retry")
+"""Options β-search workers read from the storage, beside the definition."""
+UNHASHED = ("data_dir", "out", "device", *SETTINGS)
+"""Options that do not change a β-search trial's result: where and how it runs."""
 
 
-def marked(cls: type, mark: str) -> tuple[str, ...]:
-    """The fields of dataclass `cls` whose metadata holds `mark`."""
-    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get(mark))
-
-
-UNHASHED = marked(StudyConfig, "unhashed")
-"""StudyConfig fields that do not change a β-search trial's result: where and how it runs."""
-SETTINGS = marked(StudyConfig, "setting")
-"""The unhashed StudyConfig fields β-search workers read from the storage."""
+@cache
+def options_class() -> type[Any]:
+    """The flat record as a dataclass for the strict reader: each option typed as its field."""
+    owners = {"train": TrainConfig, "eval": EvalConfig, "": StudyConfig}
+    hints = {k: get_type_hints(c, include_extras=True) for k, c in owners.items()}
+    default = StudyConfig().to_dict()
+    fields = []
+    for name, path in OPTIONS.items():
+        owner, _, attr = path.rpartition(".")
+        value = field(default_factory=partial(copy.deepcopy, default[name]))
+        fields.append((name, hints[owner][attr], value))
+    return dataclasses.make_dataclass(
+        "StudyOptions", fields, namespace={"__pydantic_config__": CONFIG}
+    )

@@ -1,16 +1,14 @@
 """The `vaelab` command line: thin argparse wrappers over the Python API.
 
-`main(argv)` parses, runs one command and returns its exit code; every failure is one line
-`vaelab: error: ...` (see `vaelab.cli.boundary` for the exit codes; `--debug` anywhere on the
-command line, or VAELAB_DEBUG=1, shows the traceback instead). Nothing happens at import: each
-command module is imported when the parser is built, and the heavy modules (torch, the data
-layer) only when a command runs.
+Every failure is one line `vaelab: error: ...` (`vaelab.cli.boundary`). Command modules are
+imported when the parser is built, heavy modules (torch, the data layer) only when one runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,10 +29,8 @@ COMMANDS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises `UsageError` (one line, exit 2) instead of printing usage and
-    exiting, so the error boundary formats every mistake the same way. Abbreviated flags are
-    refused: `--epoch 3` silently meaning `--epochs 3` breaks as soon as a longer flag shares the
-    prefix, and a typo must not train."""
+    """argparse that raises `UsageError` (one line, exit 2) instead of exiting. Abbreviated
+    flags are refused: `--epoch 3` silently meaning `--epochs 3` lets a typo train."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
@@ -64,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vaelab.cli import boundary
 
     args_list = list(sys.argv[1:] if argv is None else argv)
-    debug = boundary.debug_requested(args_list)
+    debug = "--debug" in args_list or os.environ.get("VAELAB_DEBUG", "").strip() not in ("", "0")
     # --debug is accepted anywhere (before or after the command); argparse sees it nowhere.
     args_list = [a for a in args_list if a != "--debug"]
 

@@ -32,44 +32,40 @@ _OS_ADVICE = {
     errno.ENAMETOOLONG: ("file name too long", "choose a shorter path"),
     errno.EMFILE: ("too many open files", "raise the limit (ulimit -n) and run it again"),
 }
-
-
-def debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("VAELAB_DEBUG", "").strip() not in ("", "0")
+OUT_OF_MEMORY = (
+    "out of memory; lower --batch-size, --latent-dim or --channels (evaluate: --limit, "
+    "--iw-samples, --n-samples), or use a device with more memory"
+)
 
 
 def os_error_message(e: OSError) -> str:
     """One line for an OSError: what happened, to which path, and what to do."""
     what, fix = _OS_ADVICE.get(e.errno or -1, (e.strerror or type(e).__name__, "check it"))
-    path = e.filename if e.filename is not None else None
-    where = f" on {path}" if path is not None else ""
+    where = f" on {e.filename}" if e.filename is not None else ""
     if e.filename2 is not None:
         where += f" -> {e.filename2}"
     return f"{what}{where}; {fix}"
 
 
-def _is_out_of_memory(e: BaseException) -> bool:
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
-        return True
+def _explain(e: BaseException) -> tuple[str, int]:
+    """(the one line, the exit code) of any failure; see the module for the codes."""
+    if isinstance(e, VaelabError):
+        return str(e), e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        msg = "interrupted (Ctrl-C); finished work is kept, a training run resumes with --resume"
+        return msg, EXIT_INTERRUPTED
+    if isinstance(e, OSError):
+        return os_error_message(e), 1
     text = str(e)
-    return isinstance(e, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def _quiet_broken_pipe() -> int:
-    # Python would flush stdout again at exit and fail a second time: point it at /dev/null.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout replaced (tests) or already closed
-        pass
-    return EXIT_BROKEN_PIPE
-
-
-def _say(msg: str) -> None:
-    with contextlib.suppress(OSError, ValueError):  # stderr gone: the exit code must do
-        print(f"vaelab: error: {msg}", file=sys.stderr)
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return OUT_OF_MEMORY, 1
+    if isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
+        return OUT_OF_MEMORY, 1
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return (
+        f"unexpected internal error: {type(e).__name__}: {first} (a bug in vaelab: please "
+        "report it; run with --debug (or VAELAB_DEBUG=1) for the traceback)"
+    ), EXIT_UNEXPECTED
 
 
 def run(func: Callable[[], int], *, debug: bool) -> int:
@@ -78,43 +74,15 @@ def run(func: Callable[[], int], *, debug: bool) -> int:
         code = int(func() or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the boundary, not at exit
         return code
-    except VaelabError as e:
-        if debug:
-            raise
-        _say(str(e))
-        return e.exit_code
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        _say("interrupted (Ctrl-C); finished work is kept, a training run resumes with --resume")
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return _quiet_broken_pipe()
-    except OSError as e:
+        # Python would flush stdout again at exit and fail a second time: point it at /dev/null.
+        with contextlib.suppress(OSError, ValueError):  # stdout replaced (tests) or closed
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (Exception, KeyboardInterrupt) as e:
         if debug:
             raise
-        _say(os_error_message(e))
-        return 1
-    except (MemoryError, RuntimeError) as e:
-        if debug:
-            raise
-        if not _is_out_of_memory(e):
-            return _unexpected(e)
-        _say(
-            "out of memory; lower --batch-size, --latent-dim or --channels (evaluate: --limit, "
-            "--iw-samples, --n-samples), or use a device with more memory"
-        )
-        return 1
-    except Exception as e:
-        if debug:
-            raise
-        return _unexpected(e)
-
-
-def _unexpected(e: BaseException) -> int:
-    first = (str(e).strip().splitlines() or [""])[0][:200]
-    _say(
-        f"unexpected internal error: {type(e).__name__}: {first} (a bug in vaelab: please "
-        "report it; run with --debug (or VAELAB_DEBUG=1) for the traceback)"
-    )
-    return EXIT_UNEXPECTED
+        message, code = _explain(e)
+        with contextlib.suppress(OSError, ValueError):  # stderr gone: the exit code must do
+            print(f"vaelab: error: {message}", file=sys.stderr)
+        return code

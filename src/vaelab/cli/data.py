@@ -9,10 +9,6 @@ import sys
 from vaelab.errors import ConfigError
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
 def check_data_args(args: argparse.Namespace) -> None:
     """--dataset is known and --data-dir, when given, is not empty."""
     from vaelab.data.store import DATASETS
@@ -27,7 +23,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from vaelab.data import store
 
     check_data_args(args)
-    manifest = store.fetch(args.dataset, args.data_dir, force=args.force, log=_log)
+    manifest = store.fetch(
+        args.dataset, args.data_dir, force=args.force, log=lambda m: print(m, file=sys.stderr)
+    )
     spec = store.resolve_spec(args.dataset, args.data_dir)
     print(f"{args.dataset}: verified in {store.cache_dir(spec)} (source: {manifest['source']})")
     return 0

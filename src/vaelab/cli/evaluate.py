@@ -7,23 +7,38 @@ costs milliseconds instead of the minutes an evaluation takes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vaelab.config import MAX_SEED, EvalConfig
 from vaelab.errors import ConfigError, RunError
 
-# Beyond these, figures stop being readable and the work runs for hours; the reasons are in
-# the messages.
-MAX_SAMPLES = 10_000
+HOURS = "more would run for hours on a CPU"
+COVARIANCE = "Fréchet distances fit a covariance"
+# Each integer option's (low, high or None, why); beyond the highs, figures stop being readable
+# and the work runs for hours. The k-NN probe asks for 5 neighbours.
+EVALUATE_BOUNDS = {
+    "--iw-samples": (1, 100_000, HOURS),
+    "--n-samples": (2, 100_000, f"{COVARIANCE}; {HOURS}"),
+    "--limit": (2, None, COVARIANCE),
+    "--iw-limit": (1, None, "at least one image"),
+    "--probe-train": (5, None, "the k-NN probe uses 5 neighbours"),
+}
 MAX_GRID_SIDE = 500
-MAX_STEPS = 100
-MAX_PAIRS = 100
-MAX_IW_SAMPLES = 100_000
-MAX_PRIOR_SAMPLES = 100_000
-# Fréchet distances fit a covariance (>= 2 images); the k-NN probe asks for 5 neighbours.
-MIN_FD_IMAGES = 2
-MIN_PROBE_TRAIN = 5
+SAMPLE_BOUNDS = {
+    "-n": (1, 10_000, "a grid of more images is unreadable"),
+    "--nrow": (1, MAX_GRID_SIDE, "wider grids are unreadable"),
+}
+INTERPOLATE_BOUNDS = {
+    "--pairs": (1, 100, "more rows are unreadable"),
+    "--steps": (1, 100, "longer strips are unreadable"),
+    "--from-label": (0, 255, "IDX labels are bytes"),
+    "--to-label": (0, 255, "IDX labels are bytes"),
+}
 
 
 def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -42,15 +57,19 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _check_device_seed_out(args: argparse.Namespace) -> None:
-    """--device and --seed, and --out when the command writes a file."""
-    from vaelab.config import MAX_SEED
-    from vaelab.train.preflight import check_device, check_int_range, check_out_file
+def _check_options(opts: Any, bounds: Mapping[str, tuple[int, int | None, str]]) -> None:
+    """--device, --seed and each integer option within its bounds (None: not given), then
+    --out when the command writes a file."""
+    from vaelab.train.preflight import check_device, check_out_file
 
-    check_device(args.device)
-    check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
-    if getattr(args, "out", None) is not None:
-        check_out_file(args.out)
+    check_device(opts.device)
+    for flag, (low, high, why) in {"--seed": (0, MAX_SEED, "seeds are 32-bit"), **bounds}.items():
+        value = getattr(opts, flag.lstrip("-").replace("-", "_"))
+        if value is not None and not (low <= value and (high is None or value <= high)):
+            must = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ConfigError(f"invalid option {flag} {value}: must be {must} ({why})")
+    if getattr(opts, "out", None) is not None:
+        check_out_file(opts.out)
 
 
 def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
@@ -90,61 +109,15 @@ def check_labels(cfg: Any, labels: list[int], split: str = "test", limit: int | 
         )
 
 
-def _check_evaluate(args: argparse.Namespace) -> Any:
-    from vaelab.evaluate.classifier import VARIANTS
-    from vaelab.train.preflight import check_int_range
-
-    if args.split not in ("train", "val", "test"):
-        raise ConfigError(f"invalid --split {args.split!r}: train, val or test")
-    if args.checkpoint not in ("best", "last"):
-        raise ConfigError(f"invalid --checkpoint {args.checkpoint!r}: best or last")
-    if args.classifier not in VARIANTS:
-        raise ConfigError(f"invalid --classifier {args.classifier!r}: {' or '.join(VARIANTS)}")
-    _check_device_seed_out(args)
-    why = "more would run for hours on a CPU"
-    check_int_range("--iw-samples", args.iw_samples, 1, MAX_IW_SAMPLES, why)
-    check_int_range("--n-samples", args.n_samples, 1, MAX_PRIOR_SAMPLES, why)
-    floors = {
-        "limit": (MIN_FD_IMAGES, "Fréchet distances fit a covariance"),
-        "iw_limit": (1, "at least one image"),
-        "probe_train": (MIN_PROBE_TRAIN, "the k-NN probe uses 5 neighbours"),
-    }
-    for name, (low, why) in floors.items():
-        value = getattr(args, name)
-        if value is not None and value < low:
-            raise ConfigError(
-                f"invalid --{name.replace('_', '-')} {value}: must be >= {low} ({why})"
-            )
-    if args.n_samples < MIN_FD_IMAGES:
-        raise ConfigError(
-            f"invalid --n-samples {args.n_samples}: must be >= {MIN_FD_IMAGES} (Fréchet "
-            "distances fit a covariance)"
-        )
-    from vaelab.config import DEFAULT_PAIRS
-
-    cfg = _run_model(args.run_dir, args.checkpoint)[1]
-    labels = [label for pair in args.pairs or DEFAULT_PAIRS for label in pair]
-    check_labels(cfg, labels, args.split, args.limit)
-    return cfg
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _check_evaluate(args)
-    from vaelab.evaluate import EvalConfig, evaluate_run
+    from vaelab.evaluate import evaluate_run
 
-    ecfg = EvalConfig(
-        split=args.split,
-        iw_samples=args.iw_samples,
-        limit=args.limit,
-        iw_limit=args.iw_limit,
-        n_samples=args.n_samples,
-        seed=args.seed,
-        probe_train=args.probe_train,
-        checkpoint=args.checkpoint,
-        classifier=args.classifier,
-        device=args.device,
-        **({"pairs": args.pairs} if args.pairs else {}),
-    )
+    # Every option but RUN_DIR is an EvalConfig field; those not given keep its defaults.
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    ecfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    _check_options(ecfg, EVALUATE_BOUNDS)
+    cfg = _run_model(args.run_dir, ecfg.checkpoint)[1]
+    check_labels(cfg, [label for pair in ecfg.pairs for label in pair], ecfg.split, ecfg.limit)
     m = evaluate_run(args.run_dir, ecfg)
     shown = {k: v for k, v in m.items() if "kl_dim" not in k and "class_frac" not in k}
     print(json.dumps(shown, indent=1))
@@ -157,17 +130,13 @@ def _kind(model: Any, cfg: Any) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_int_range
-
-    check_int_range("-n", args.n, 1, MAX_SAMPLES, "a grid of more images is unreadable")
-    check_int_range("--nrow", args.nrow, 1, MAX_GRID_SIDE, "wider grids are unreadable")
+    _check_options(args, SAMPLE_BOUNDS)
     rows = -(-args.n // min(args.nrow, args.n))
     if rows > MAX_GRID_SIDE:
         raise ConfigError(
             f"-n {args.n} with --nrow {args.nrow} makes {rows} rows (at most {MAX_GRID_SIDE} "
             "fit in one image); raise --nrow"
         )
-    _check_device_seed_out(args)
     model, cfg = _run_model(args.run_dir)
 
     from vaelab.models import sample_prior
@@ -184,13 +153,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vaelab.train.preflight import check_int_range
-
-    check_int_range("--pairs", args.pairs, 1, MAX_PAIRS, "more rows are unreadable")
-    check_int_range("--steps", args.steps, 1, MAX_STEPS, "longer strips are unreadable")
-    for flag, label in (("--from-label", args.from_label), ("--to-label", args.to_label)):
-        check_int_range(flag, label, 0, 255, "IDX labels are bytes")
-    _check_device_seed_out(args)
+    _check_options(args, INTERPOLATE_BOUNDS)
     model, cfg = _run_model(args.run_dir)
     check_labels(cfg, [args.from_label, args.to_label])
 
@@ -218,35 +181,39 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser, func: Any, *, out: bool) -> None:
+    if out:
+        p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=func)
+
+
+def _literal_flag(p: argparse.ArgumentParser, name: str, help_: str) -> None:
+    """--NAME taking one of the values of EvalConfig.NAME's Literal type."""
+    values = typing.get_args(typing.get_type_hints(EvalConfig)[name])
+    p.add_argument(f"--{name}", choices=values, metavar=name.upper(), help=help_)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics (eval.json) and figures of a trained run")
     p.add_argument("run_dir")
-    p.add_argument("--split", default="test", help="test (default), val or train")
-    p.add_argument("--iw-samples", type=int, default=1000, help="K of the IW-NLL (default 1000)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N images")
-    p.add_argument("--iw-limit", type=int, default=None, help="IW-NLL on the first N images only")
-    p.add_argument("--n-samples", type=int, default=10_000, help="prior samples (default 10000)")
-    p.add_argument("--probe-train", type=int, default=None, help="train codes for the probes")
-    p.add_argument(
-        "--pairs",
-        type=_label_pairs,
-        default=None,
-        help="interpolation label pairs, e.g. 5:8,4:8,1:7",
-    )
-    p.add_argument("--checkpoint", default="best", help="best (default) or last")
-    p.add_argument("--classifier", default="standard", help="standard (default) or smoke")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_evaluate)
+    _literal_flag(p, "split", "test (default), val or train")
+    p.add_argument("--iw-samples", type=int, help="K of the IW-NLL (default 1000)")
+    p.add_argument("--limit", type=int, help="evaluate on the first N images")
+    p.add_argument("--iw-limit", type=int, help="IW-NLL on the first N images only")
+    p.add_argument("--n-samples", type=int, help="prior samples (default 10000)")
+    p.add_argument("--probe-train", type=int, help="train codes for the probes")
+    p.add_argument("--pairs", type=_label_pairs, help="interpolation label pairs, e.g. 5:8,4:8,1:7")
+    _literal_flag(p, "checkpoint", "best (default) or last")
+    _literal_flag(p, "classifier", "standard (default) or smoke")
+    _common(p, cmd_evaluate, out=False)
 
     p = sub.add_parser("sample", help="a grid of images decoded from z ~ N(0, I)")
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--nrow", type=int, default=8)
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_sample)
+    _common(p, cmd_sample, out=True)
 
     p = sub.add_parser("interpolate", help="decoded paths between test images of two labels")
     p.add_argument("run_dir")
@@ -255,7 +222,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=int, default=3, help="image pairs (default 3)")
     p.add_argument("--steps", type=int, default=7, help="interpolated codes (default 7)")
     p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_interpolate)
+    _common(p, cmd_interpolate, out=True)

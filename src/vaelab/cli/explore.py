@@ -7,18 +7,19 @@ import sys
 
 from vaelab.errors import ConfigError
 
+DEFAULT_PORT = 8765
+BOUNDS = {"port": (0, 65535), "map_points": (10, 10_000), "sliders": (1, 32)}
+
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from vaelab.explore.runs import MAX_RUNS, find_runs
     from vaelab.explore.server import serve
     from vaelab.explore.session import load_explorer
 
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"invalid explore option 'port': {args.port} is not in 0..65535")
-    if not 10 <= args.map_points <= 10_000:
-        raise ConfigError("invalid explore option 'map-points': must be in 10..10000")
-    if not 1 <= args.sliders <= 32:
-        raise ConfigError("invalid explore option 'sliders': must be in 1..32")
+    for name, (low, high) in BOUNDS.items():
+        if not low <= (value := getattr(args, name)) <= high:
+            flag = name.replace("_", "-")
+            raise ConfigError(f"invalid explore option '{flag}': {value} is not in {low}..{high}")
     found = find_runs(args.run_dirs)
     variant = args.classifier or found.classifier or "standard"
     print(
@@ -41,8 +42,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vaelab.explore import DEFAULT_PORT
-
     p = sub.add_parser(
         "explore",
         help="browse trained runs' latent spaces in a local web app",

@@ -38,7 +38,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from vaelab.study.worker import WorkerArgs, run_worker
+    from vaelab.study.search import WorkerArgs, run_worker
     from vaelab.train import preflight as pf
 
     pf.check_device(args.device)
@@ -139,6 +139,6 @@ def _check_study_data(cfg) -> None:
     from vaelab.config import DEFAULT_PAIRS
     from vaelab.train.preflight import check_data
 
-    run = cfg.train_config("ae", 0.0, 1)
+    run = cfg.run_config("ae", 0.0, 1)
     check_data(run)
-    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval_limit)
+    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval.limit)

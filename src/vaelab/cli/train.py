@@ -22,14 +22,6 @@ if TYPE_CHECKING:
     from vaelab.train.checkpoint import TrainSummary
 
 
-def add_train_flags(p: argparse.ArgumentParser) -> list[str]:
-    """One flag per `TrainConfig` field plus --config; returns the fields that got flags."""
-    names = add_dataclass_flags(p, TrainConfig)
-    p.add_argument("--config", default=None, help="TOML file with config fields ([train] or top)")
-    p.set_defaults(config_fields=names)
-    return names
-
-
 def config_from_args(args: argparse.Namespace, resume_dir: Path | None = None) -> TrainConfig:
     """The validated config: saved config.json (when resuming), then --config, then flags."""
     from vaelab.train.checkpoint import read_run_config
@@ -98,7 +90,8 @@ def _report_done(out: Path, s: TrainSummary) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an AE or β-VAE into a run directory")
-    add_train_flags(p)
+    p.set_defaults(config_fields=add_dataclass_flags(p, TrainConfig))
+    p.add_argument("--config", default=None, help="TOML file with config fields ([train] or top)")
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt"

@@ -1,19 +1,6 @@
-"""The JSON API: one function per route, each checking its untrusted request before touching a
-model. Every refusal is an `ApiError`: a 4xx status and one sentence naming the field, what was
-wrong and what is accepted.
-
-Routes (every POST takes `run`, the index of a run in GET /api/runs):
-
-    GET  /api/runs                         dataset, classifier, and per run: kind, nz, map, dims
-    GET  /api/map?run=R                    map coordinates and labels of the test codes
-    POST /api/decode       {run, point | code}             image, classifier reading, map point
-    POST /api/test-image   {run, index}                    image, label, code, reconstruction
-    POST /api/interpolate  {run, a, b, steps}              lerp and slerp strips with readings
-    POST /api/samples      {run, n, seed}                  decoded prior samples with readings
-    POST /api/encode       {run, image, center}            a drawing's code, point, reconstruction
-
-An endpoint `a`/`b` is one of {"index": i} (a test image), {"point": [x, y]} (a map point of this
-run), {"code": [nz numbers]} or {"image": [C·H·W pixels in [0, 1]]} (encoded by this run).
+"""The JSON API (routes and fields: docs/explorer.md): a table of routes, each checking its
+untrusted request before touching a model. Every refusal is an `ApiError`: a 4xx status and one
+sentence naming the field, what was wrong and what is accepted.
 """
 
 from __future__ import annotations
@@ -23,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -39,7 +26,7 @@ MAX_ABS_VALUE = 1e4  # latent values and map coordinates: far outside any traine
 STRINGS = re.compile(r'(?s)"(?:[^"\\]|\\.?)*+(?:"|\Z)')
 DIGITS = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
 
-Route = Callable[[Explorer, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Explorer, dict[str, Any]], dict[str, Any]]
 
 
 class ApiError(Exception):
@@ -81,18 +68,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_fields(
-    body: dict[str, Any], required: set[str], optional: frozenset[str] | set[str] = frozenset()
-) -> None:
-    missing = sorted(required - body.keys())
-    if missing:
-        raise ApiError(400, f"missing field(s) {', '.join(missing)}")
-    unknown = sorted(body.keys() - required - optional)
-    if unknown:
-        allowed = ", ".join(sorted(required | optional))
-        raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; accepted: {allowed:.200}")
-
-
 def integer(value: Any, name: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"'{name}' must be an integer in [{lo}, {hi}], got {value!r:.40}")
@@ -131,10 +106,6 @@ def image(value: Any, name: str, shape: tuple[int, int, int]) -> torch.Tensor:
     return vector(value, name, n, 0.0, 1.0).float().view(1, c, h, w)
 
 
-def _run(ex: Explorer, body: dict[str, Any]) -> int:
-    return integer(body["run"], "run", 0, len(ex.runs) - 1)
-
-
 def _index(ex: Explorer, value: Any, name: str) -> int:
     return integer(value, name, 0, len(ex.images) - 1)
 
@@ -150,7 +121,7 @@ def endpoint(ex: Explorer, run: int, value: Any, name: str) -> torch.Tensor:
         raise ApiError(400, f"'{name}' must be an object with exactly one of {', '.join(kinds)}")
     kind, v = next(iter(value.items()))
     if kind == "index":
-        return ex.code_of_index(run, _index(ex, v, f"{name}.index"))
+        return ex.runs[run].codes[_index(ex, v, f"{name}.index")]
     if kind == "point":
         return ex.code_of_point(run, vector(v, f"{name}.point", 2))
     if kind == "code":
@@ -158,20 +129,10 @@ def endpoint(ex: Explorer, run: int, value: Any, name: str) -> torch.Tensor:
     return ex.code_of_image(run, image(v, f"{name}.image", ex.image_shape))
 
 
-def get_runs(ex: Explorer, query: dict[str, Any]) -> dict[str, Any]:
-    check_fields(query, set())
-    return ex.info()
-
-
-def get_map(ex: Explorer, query: dict[str, Any]) -> dict[str, Any]:
-    check_fields(query, {"run"})
-    run = query["run"]  # query strings carry text: a few ASCII digits are an integer
-    return ex.map_points(_run(ex, {"run": int(run) if DIGITS.fullmatch(run) else run}))
-
-
+# Each handler gets a request whose fields `route` has checked against the table below, its
+# `run` already a valid run index.
 def post_decode(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, {"run"}, {"point", "code"})
-    run = _run(ex, body)
+    run = body["run"]
     if ("point" in body) == ("code" in body):
         raise ApiError(400, "give exactly one of 'point' (map x, y) or 'code' (nz numbers)")
     if "point" in body:
@@ -179,49 +140,65 @@ def post_decode(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
     return ex.decode(run, _code(ex, run, body["code"], "code"))
 
 
-def post_test_image(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, {"run", "index"})
-    return ex.test_image(_run(ex, body), _index(ex, body["index"], "index"))
-
-
 def post_interpolate(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, {"run", "a", "b"}, {"steps"})
-    run = _run(ex, body)
+    run = body["run"]
     a, b = endpoint(ex, run, body["a"], "a"), endpoint(ex, run, body["b"], "b")
     return ex.interpolate(run, a, b, integer(body.get("steps", 8), "steps", 1, MAX_STEPS))
 
 
 def post_samples(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, {"run"}, {"n", "seed"})
     n = integer(body.get("n", 16), "n", 1, MAX_SAMPLES)
-    return ex.samples(_run(ex, body), n, integer(body.get("seed", 0), "seed", 0, 2**31 - 1))
+    return ex.samples(body["run"], n, integer(body.get("seed", 0), "seed", 0, 2**31 - 1))
 
 
 def post_encode(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, {"run", "image"}, {"center"})
-    run = _run(ex, body)
     center = body.get("center", True)
     if not isinstance(center, bool):
         raise ApiError(400, f"'center' must be true or false, got {center!r:.40}")
-    return ex.encode(run, image(body["image"], "image", ex.image_shape), center)
+    return ex.encode(body["run"], image(body["image"], "image", ex.image_shape), center)
 
 
-ROUTES: dict[str, dict[str, Route]] = {
-    "/api/runs": {"GET": get_runs},
-    "/api/map": {"GET": get_map},
-    "/api/decode": {"POST": post_decode},
-    "/api/test-image": {"POST": post_test_image},
-    "/api/interpolate": {"POST": post_interpolate},
-    "/api/samples": {"POST": post_samples},
-    "/api/encode": {"POST": post_encode},
+class Route(NamedTuple):
+    method: str
+    handler: Handler
+    required: tuple[str, ...] = ("run",)
+    optional: tuple[str, ...] = ()
+
+
+ROUTES = {
+    "/api/runs": Route("GET", lambda ex, _: ex.info(), ()),
+    "/api/map": Route("GET", lambda ex, query: ex.map_points(query["run"])),
+    "/api/decode": Route("POST", post_decode, optional=("point", "code")),
+    "/api/test-image": Route(
+        "POST",
+        lambda ex, body: ex.test_image(body["run"], _index(ex, body["index"], "index")),
+        ("run", "index"),
+    ),
+    "/api/interpolate": Route("POST", post_interpolate, ("run", "a", "b"), ("steps",)),
+    "/api/samples": Route("POST", post_samples, optional=("n", "seed")),
+    "/api/encode": Route("POST", post_encode, ("run", "image"), ("center",)),
 }
 
 
-def route(method: str, path: str) -> Route:
-    """The handler of (method, path); 404 for an unknown path, 405 for a known one."""
-    methods = ROUTES.get(path)
-    if methods is None:
+def route(method: str, path: str) -> Handler:
+    """The handler of (method, path), checking the request's fields first; 404 for an unknown
+    path, 405 for a known one."""
+    spec = ROUTES.get(path)
+    if spec is None:
         raise ApiError(404, f"no API route {path:.200}; routes: {', '.join(ROUTES)}")
-    if method not in methods:
-        raise ApiError(405, f"{path} accepts {', '.join(methods)}, not {method}")
-    return methods[method]
+    if method != spec.method:
+        raise ApiError(405, f"{path} accepts {spec.method}, not {method}")
+
+    def checked(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+        missing = sorted(set(spec.required) - body.keys())
+        if missing:
+            raise ApiError(400, f"missing field(s) {', '.join(missing)}")
+        accepted = ", ".join(sorted({*spec.required, *spec.optional}))
+        unknown = sorted(body.keys() - {*spec.required, *spec.optional})
+        if unknown:
+            raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; accepted: {accepted:.200}")
+        if "run" in body:
+            body = {**body, "run": integer(body["run"], "run", 0, len(ex.runs) - 1)}
+        return spec.handler(ex, body)
+
+    return checked

@@ -1,15 +1,11 @@
 """The explorer's HTTP server: Python's `http.server.ThreadingHTTPServer`, hardened.
 
-Why not Starlette on uvicorn: measured on the same runs, both answered the load test in full
-(500 requests over 50 threads, 100 connections at once) with the same /api/decode round trip
-(median ≈ 2 ms); but uvicorn answers 13 of the survey's malformed requests (bad Content-Length,
-over-long lines, bad versions) in plain text or not at all, and it would add seven runtime
-dependencies. What a framework would give is done here: every error is JSON (a 500 says only
-"internal error"; the traceback goes to the terminal), bodies are bounded and time out, static
-files are looked up by name, the listen backlog fits a browser's burst, and clients that go away
-are no error. On loopback, foreign Host headers are refused (DNS rebinding); POSTs must be
-`application/json` (no cross-site form posts); a Content-Security-Policy keeps the page to its
-own files.
+Chosen over Starlette on uvicorn, which answered 13 of the survey's malformed requests in plain
+text or not at all and adds seven dependencies (measured in docs/explorer.md). Every error is
+JSON (a 500 says only "internal error"; the traceback goes to the terminal), bodies are bounded
+and time out, static files are looked up by name, and clients that go away are no error. On
+loopback, foreign Host headers are refused (DNS rebinding); POSTs must be `application/json` (no
+cross-site form posts); a Content-Security-Policy keeps the page to its own files.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vaelab.errors import RunError
-from vaelab.explore import DEFAULT_PORT, api
+from vaelab.explore import api
 from vaelab.explore.api import MAX_BODY_BYTES, ApiError, parse_json_object
 from vaelab.explore.session import Explorer
 
@@ -130,7 +126,8 @@ class ExploreHandler(BaseHTTPRequestHandler):
         repeated = [k for k, v in parsed.items() if len(v) > 1]
         if repeated:
             raise ApiError(400, f"query parameter(s) given twice: {', '.join(repeated):.200}")
-        return {k: v[0] for k, v in parsed.items()}
+        # query strings carry text: a few ASCII digits are an integer
+        return {k: int(v[0]) if api.DIGITS.fullmatch(v[0]) else v[0] for k, v in parsed.items()}
 
     def _read_body(self) -> bytes:
         def refuse(status: int, message: str) -> ApiError:
@@ -204,14 +201,25 @@ class ExploreServer(ThreadingHTTPServer):
     # The listen backlog: with socketserver's default of 5, 47 of 500 requests sent from 50
     # threads were reset; a page load alone opens a burst of connections.
     request_queue_size = 128
-    verbose = False
 
-    def __init__(self, address: tuple[str, int], explorer: Explorer) -> None:
-        if ":" in address[0]:
+    def __init__(self, explorer: Explorer, host: str, port: int, verbose: bool = False) -> None:
+        """A bound server (port 0: a free port, see `url`); call serve_forever()."""
+        if ":" in host:
             self.address_family = socket.AF_INET6
         self.explorer = explorer
-        self.loopback_only = is_loopback(address[0])
-        super().__init__(address, ExploreHandler)
+        self.verbose = verbose
+        self.loopback_only = is_loopback(host)
+        try:
+            super().__init__((host, port), ExploreHandler)
+        except OSError as e:
+            hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
+            raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
+        return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (reset, closed mid-answer, timed out) is no server error."""
@@ -219,50 +227,7 @@ class ExploreServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(
-    explorer: Explorer,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    *,
-    verbose: bool = False,
-) -> ExploreServer:
-    """A bound server (port 0: a free port, see `server.server_port`); call serve_forever()."""
-    try:
-        server = ExploreServer((host, port), explorer)
-    except OSError as e:
-        hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
-        raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
-    server.verbose = verbose
-    return server
-
-
-def start_background(
-    explorer: Explorer, host: str = "127.0.0.1", port: int = 0, **kw: Any
-) -> tuple[ExploreServer, str]:
-    """A server answering from a daemon thread (tests, benchmarks): (server, url).
-    Stop it with `server.shutdown(); server.server_close()`."""
-    server = make_server(explorer, host, port, **kw)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-    ).start()
-    return server, url_of(server)
-
-
-def url_of(server: ExploreServer) -> str:
-    host, port = server.server_address[:2]
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
-    shown = f"[{shown}]" if ":" in shown else shown
-    return f"http://{shown}:{port}/"
-
-
-def serve(
-    explorer: Explorer,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    *,
-    open_browser: bool = True,
-    verbose: bool = False,
-) -> int:
+def serve(explorer: Explorer, host: str, port: int, *, open_browser: bool, verbose: bool) -> int:
     """Serve until Ctrl-C (or SIGTERM); returns 0 after a clean stop."""
     if not is_loopback(host):
         print(
@@ -270,13 +235,13 @@ def serve(
             "has no authentication, so bind 127.0.0.1 (the default) unless you trust the network",
             file=sys.stderr,
         )
-    server = make_server(explorer, host, port, verbose=verbose)
-    url = url_of(server)
+    server = ExploreServer(explorer, host, port, verbose)
     print(
-        f"vaelab explore: serving {len(explorer.runs)} run(s) at {url}  (Ctrl-C stops)", flush=True
+        f"vaelab explore: serving {len(explorer.runs)} run(s) at {server.url}  (Ctrl-C stops)",
+        flush=True,
     )
     if open_browser:
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         # Both signals stop the server, whatever this process inherited: a shell starts

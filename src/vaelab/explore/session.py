@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vaelab import models
 from vaelab.config import TrainConfig
@@ -25,7 +26,6 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.explore.drawing import center_like_mnist
 from vaelab.explore.latent import LatentDim, LatentMap, fit_map, informative_dims
 from vaelab.models import AutoEncoder
 from vaelab.runtime import resolve_device, stream_seed
@@ -35,6 +35,38 @@ FASHION_CLASSES = (
     "T-shirt", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "boot",
 )  # fmt: skip
+
+
+INK = 0.05  # pixels above this count as ink when finding the bounding box
+
+
+def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) in [0, 1] → the drawing preprocessed as MNIST digits were (LeCun et al.):
+    its bounding box scaled to 20×20 of 28×28 (aspect kept, same proportions for other sizes),
+    its centre of mass at the centre. A small, off-centre drawing otherwise lands far from the
+    test codes for reasons that have nothing to do with its shape. An empty one is unchanged."""
+    h, w = x.shape[2:]
+    ink = x[0].mean(0)  # (H, W)
+    rows = torch.nonzero(ink.amax(1) > INK).flatten()
+    cols = torch.nonzero(ink.amax(0) > INK).flatten()
+    if len(rows) == 0:
+        return x
+    crop = x[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    box = round(20 / 28 * min(h, w))
+    scale = box / max(crop.shape[2], crop.shape[3])
+    size = (max(1, round(crop.shape[2] * scale)), max(1, round(crop.shape[3] * scale)))
+    small = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = small.clamp(0, 1)  # (1, C, h', w')
+    mass = small[0].mean(0)
+    total = mass.sum().clamp_min(1e-12)
+    cy = float((mass.sum(1) * torch.arange(size[0], dtype=mass.dtype)).sum() / total)
+    cx = float((mass.sum(0) * torch.arange(size[1], dtype=mass.dtype)).sum() / total)
+    # MNIST's centres of mass sit at pixel index ≈ 14 (= H/2), measured on its test set.
+    top = min(max(round(h / 2 - cy), 0), h - size[0])
+    left = min(max(round(w / 2 - cx), 0), w - size[1])
+    out = torch.zeros_like(x)
+    out[:, :, top : top + size[0], left : left + size[1]] = small
+    return out
 
 
 @dataclass
@@ -48,10 +80,6 @@ class LoadedRun:
     """μ of the map's test images (N, nz), on the model's device."""
     dim_score: str
     dims: list[LatentDim]
-
-    @property
-    def kind(self) -> str:
-        return f"VAE β={self.cfg.beta:g}" if self.model.is_vae else "AE"
 
 
 def encode_images(x: torch.Tensor) -> list[str]:
@@ -81,7 +109,6 @@ class Explorer:
         _, c, h, w = self.images.shape
         return c, h, w
 
-    # ----------------------------------------------------------------- description
     def info(self) -> dict[str, Any]:
         cfg = self.runs[0].cfg
         return {
@@ -92,39 +119,34 @@ class Explorer:
             "classifier": {
                 k: self.classifier_meta.get(k) for k in ("variant", "test_accuracy", "dataset")
             },
-            "runs": [self._run_info(i, r) for i, r in enumerate(self.runs)],
-        }
-
-    def _run_info(self, i: int, r: LoadedRun) -> dict[str, Any]:
-        return {
-            "id": i,
-            "name": r.name,
-            "path": str(r.path),
-            "kind": r.kind,
-            "model": r.cfg.model,
-            "beta": r.cfg.beta if r.model.is_vae else None,
-            "latent_dim": r.model.latent_dim,
-            "map": {"explained": list(r.latent_map.explained), "exact": r.latent_map.exact},
-            "dim_score": r.dim_score,
-            "dims": [vars(d) for d in r.dims],
+            "runs": [
+                {
+                    "id": i,
+                    "name": r.name,
+                    "path": str(r.path),
+                    "kind": f"VAE β={r.cfg.beta:g}" if r.model.is_vae else "AE",
+                    "model": r.cfg.model,
+                    "beta": r.cfg.beta if r.model.is_vae else None,
+                    "latent_dim": r.model.latent_dim,
+                    "map": {"explained": list(r.latent_map.explained), "exact": r.latent_map.exact},
+                    "dim_score": r.dim_score,
+                    "dims": [vars(d) for d in r.dims],
+                }
+                for i, r in enumerate(self.runs)
+            ],
         }
 
     def map_points(self, run: int) -> dict[str, Any]:
         xy = self.runs[run].latent_map.to_map(self.runs[run].codes)
         return {"x": _round(xy[:, 0]), "y": _round(xy[:, 1]), "labels": self.labels.tolist()}
 
-    # ----------------------------------------------------------------- codes
     def code_of_point(self, run: int, xy: torch.Tensor) -> torch.Tensor:
         return self.runs[run].latent_map.to_code(xy.view(1, 2)).view(-1).to(self.device)
-
-    def code_of_index(self, run: int, index: int) -> torch.Tensor:
-        return self.runs[run].codes[index]
 
     def code_of_image(self, run: int, x: torch.Tensor) -> torch.Tensor:
         with self.lock, torch.inference_mode():
             return self.runs[run].model.encode(x.to(self.device))[0]
 
-    # ----------------------------------------------------------------- actions
     def _decode(self, run: int, z: torch.Tensor) -> torch.Tensor:
         """(B, nz) → images (B, C, H, W) in [0, 1]; caller holds the lock."""
         return torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
@@ -148,17 +170,16 @@ class Explorer:
     def decode(self, run: int, z: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
         with self.lock, torch.inference_mode():
-            img = self._decode(run, z.view(1, -1))
-            reading = self._readings(img)[0]
+            one = {k: v[0] for k, v in self._decodes(run, z.view(1, -1)).items()}
         return {
-            "image": encode_images(img)[0],
-            "reading": reading,
-            "point": self._points(run, z)[0],
+            "image": one["images"],
+            "reading": one["readings"],
+            "point": one["points"],
             "server_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
     def test_image(self, run: int, index: int) -> dict[str, Any]:
-        z = self.code_of_index(run, index)
+        z = self.runs[run].codes[index]
         with self.lock, torch.inference_mode():
             recon = self._decode(run, z.view(1, -1))
             readings = self._readings(torch.cat([self.images[index : index + 1], recon]))
@@ -205,28 +226,6 @@ class Explorer:
         }
 
 
-# --------------------------------------------------------------------------------- loading
-def _display_names(dirs: list[Path]) -> list[str]:
-    names = [d.name for d in dirs]
-    if len(set(names)) == len(names):
-        return names
-    return [str(d) for d in dirs]
-
-
-@torch.inference_mode()
-def _map_run(
-    path: Path, name: str, model: AutoEncoder, cfg: TrainConfig, x: torch.Tensor, sliders: int
-) -> LoadedRun:
-    if tuple(model.image_shape) != tuple(x.shape[1:]):
-        raise ConfigError(
-            f"{path} was trained on {model.image_shape} images but its dataset's test images are "
-            f"{tuple(x.shape[1:])}; was the data folder changed?"
-        )
-    codes, posterior = models.codes(model, x)
-    score, dims = informative_dims(codes, posterior, sliders)
-    return LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims)
-
-
 def load_explorer(
     run_dirs: list[Path],
     *,
@@ -253,11 +252,22 @@ def load_explorer(
     dataset, data_dir = datasets.pop()
     x8, y = split_arrays(load_arrays(dataset, data_dir), "test")
     x = torch.from_numpy(x8[:map_points]).to(dev).float() / 255.0  # (N, C, H, W)
+    names = [d.name for d in run_dirs]
+    if len(set(names)) < len(names):  # same-named runs of different folders: show the paths
+        names = [str(d) for d in run_dirs]
     runs = []
-    for d, name, (model, cfg) in zip(run_dirs, _display_names(run_dirs), loaded, strict=True):
+    for path, name, (model, cfg) in zip(run_dirs, names, loaded, strict=True):
         if log:
-            log(f"loading {d}")
-        runs.append(_map_run(d, name, model, cfg, x, sliders))
+            log(f"loading {path}")
+        if tuple(model.image_shape) != tuple(x.shape[1:]):
+            raise ConfigError(
+                f"{path} was trained on {model.image_shape} images but its dataset's test images "
+                f"are {tuple(x.shape[1:])}; was the data folder changed?"
+            )
+        with torch.inference_mode():
+            codes, posterior = models.codes(model, x)
+            score, dims = informative_dims(codes, posterior, sliders)
+            runs.append(LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims))
     model, meta = clf.reference_classifier(
         dataset, data_dir, variant=classifier, device=dev, log=log
     )

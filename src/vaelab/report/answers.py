@@ -116,7 +116,7 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> None:
     doc.p(
         f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
         f"Its test codes have mean norm {cite(lambda s: s.code_stats['ae'].norm_mean)} (samples "
-        f"of N(0, I) in {s.config.latent_dim} dimensions: ≈ "
+        f"of N(0, I) in {s.config.train.latent_dim} dimensions: ≈ "
         f"{cite(lambda s: s.baselines.prior_norm)}) and per-dimension standard deviations from "
         f"{cite(lambda s: s.code_stats['ae'].dim_std_min)} to "
         f"{cite(lambda s: s.code_stats['ae'].dim_std_max)}. {scale}the nearest test code to a "
@@ -259,7 +259,7 @@ def q_tuned(doc: Doc, s: StudyResult) -> None:
         f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}), classifier confidence "
         f"{ev(t, keys.SAMPLES_CONFIDENCE)}, class "
         f"entropy {ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats. It uses "
-        f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.latent_dim} latent units at KL "
+        f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.train.latent_dim} latent units at KL "
         f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
         f"{ev(t, keys.TEST_IW_NLL, '.2f')}{_se(doc, t, keys.TEST_IW_NLL_SE)} nats against a "
         "negative ELBO of "

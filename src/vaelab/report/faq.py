@@ -103,5 +103,5 @@ def units_section(doc: Doc, s: StudyResult) -> None:
     """The "Units and FAQ" section, with D, M and B of this study."""
     d = math.prod(s.data.splits["test"].shape)  # pixels per image: C·H·W
     doc.h(2, "Units and FAQ", "units")
-    for question, answer in _faq(d, s.config.latent_dim, s.config.batch_size):
+    for question, answer in _faq(d, s.config.train.latent_dim, s.config.train.batch_size):
         doc.p(f"**{question}** {answer}")

@@ -24,8 +24,7 @@ from vaelab.report.citations import (
 from vaelab.report.render import Doc
 from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
-from vaelab.tune.halving import INELIGIBLE_PENALTY, selection_loss
-from vaelab.tune.selection import criterion_text
+from vaelab.tune.halving import INELIGIBLE_PENALTY, criterion_text, selection_loss
 
 SPLITS = ("train", "val", "test", "train+val")
 """vaelab.data.store.SPLITS, whose package imports torch: study.json sorts its keys, and a
@@ -43,7 +42,7 @@ def _n_paths() -> int:
 def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
-    doc.h(1, f"vaelab study: AE and β-VAE on {c.dataset} ({c.preset} preset)")
+    doc.h(1, f"vaelab study: AE and β-VAE on {c.train.dataset} ({c.preset} preset)")
     doc.img(
         "figures/summary.png",
         "Top: prior samples of the AE, the tuned VAE and the β = 10 VAE with their Fréchet "
@@ -70,7 +69,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
     doc.h(2, "How to reproduce", "reproduce")
     doc.code(
         f"make study            # or: vaelab study --preset {c.preset} --dataset "
-        f"{c.dataset} --out {c.out}"
+        f"{c.train.dataset} --out {c.out}"
     )
     doc.table(
         ["item", "value"],
@@ -83,7 +82,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
                 f"{env.device} ({env.gpu or env.processor}, "
                 f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
             ],
-            ["seed", f"{c.seed} (every run; evaluation seed {c.seed})"],
+            ["seed", f"{c.train.seed} (every run; evaluation seed {c.train.seed})"],
             [
                 "reference classifier",
                 f"{s.classifier.variant}, test accuracy "
@@ -119,8 +118,8 @@ def data_section(doc: Doc, s: StudyResult) -> None:
     )
     doc.p(
         f"Source: {s.data.source}. Training runs use "
-        f"{c.limit_train or splits['train'].count} train images; evaluation uses the "
-        f"first {c.eval_limit or splits['test'].count} test images."
+        f"{c.train.limit_train or splits['train'].count} train images; evaluation uses the "
+        f"first {c.eval.limit or splits['test'].count} test images."
     )
     doc.img("figures/data_strip.png", "The first 16 training images.")
 
@@ -235,10 +234,10 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"images, FD, precision/recall and class entropy of {c.selection_samples} prior "
         "samples; FD grows and the k-NN measures change as the sample count shrinks, so "
         f"trial values compare with each other only); {', '.join(full)} got the full one "
-        f"({c.n_samples} prior samples, IW-NLL with K = {c.iw_samples}, probes, "
+        f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, probes, "
         "interpolations, all figures). "
         "Units: SSE per image; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
-        f"importance-weighted with K = {c.iw_samples} on {c.iw_limit or 'all'} test "
+        f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
         f"with k = {doc.ev(first, keys.SAMPLES_PR_K, 'g')} nearest neighbours on "

@@ -113,7 +113,7 @@ def _beta_plots(
         (
             "beta_active_units.png",
             "Active latent units vs β (Burda et al. criterion)",
-            f"active units (of {s.config.latent_dim})",
+            f"active units (of {s.config.train.latent_dim})",
             {"active units": keys.TEST_ACTIVE_UNITS},
             [],
         ),
@@ -187,7 +187,7 @@ def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) 
         samples,
         strips,
         _rate_distortion(s),
-        f"AE vs tuned VAE vs β = 10 on {c.dataset} ({c.preset} preset; realism: "
+        f"AE vs tuned VAE vs β = 10 on {c.train.dataset} ({c.preset} preset; realism: "
         "1 ≈ a real image, higher = less real)",
     )
 

@@ -1,7 +1,5 @@
-"""What the study measures across runs, beyond each run's own evaluation: the data overview and
-baselines, where the models' codes lie against the prior, the AE-vs-tuned-VAE interpolation
-measures, and the reference classifier's record. (The report draws the figures across runs.)
-"""
+"""What the study measures across runs: the data overview and baselines, where the codes lie
+against the prior, the AE-vs-tuned-VAE interpolation measures, the reference classifier."""
 
 from __future__ import annotations
 
@@ -40,22 +38,30 @@ def data_overview(
     x_tr, _ = split_arrays(arrays, "train")
     strip = x_tr[:16].astype(np.float32) / 255.0
     figures.image_grid(
-        fig_dir / "data_strip.png", strip, f"{c.dataset}: the first 16 training images", nrow=16
+        fig_dir / "data_strip.png",
+        strip,
+        f"{c.train.dataset}: the first 16 training images",
+        nrow=16,
     )
     test_images, _ = split_arrays(arrays, "test")
-    x_te = torch.from_numpy(test_images[: c.eval_limit]).double() / 255.0
+    x_te = torch.from_numpy(test_images[: c.eval.limit]).double() / 255.0
     mean_img = torch.from_numpy(x_tr[:n_train]).double().mean(0) / 255.0
     mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
-    baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
+    baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.train.latent_dim))
     return parse(
-        DataInfo, data_info(c.dataset, c.data_dir), "the dataset's info", "a bug in vaelab"
+        DataInfo,
+        data_info(c.train.dataset, c.train.data_dir),
+        "the dataset's info",
+        "a bug in vaelab",
     ), baselines
 
 
 def classifier_info(cfg: StudyConfig, device: torch.device) -> ClassifierInfo:
     """The reference classifier every run's sample metrics use."""
-    c = cfg
-    meta = clf.reference_classifier(c.dataset, c.data_dir, variant=c.classifier, device=device)
+    c = cfg.train
+    meta = clf.reference_classifier(
+        c.dataset, c.data_dir, variant=cfg.eval.classifier, device=device
+    )
     return ClassifierInfo(
         variant=meta[1]["variant"],
         test_accuracy=meta[1]["test_accuracy"],
@@ -69,10 +75,10 @@ def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[s
     """Where each model's test codes live, compared with the N(0, I) prior."""
     from vaelab.train.checkpoint import load_model
 
-    cfg = study.cfg
-    c = cfg  # the test images every run is evaluated on, in [0, 1]:
+    c = study.cfg.train  # the test images every run is evaluated on, in [0, 1]:
+    limit = study.cfg.eval.limit
     x = load_eval_data(
-        c.dataset, "test", data_dir=c.data_dir, limit=c.eval_limit, seed=c.seed, device=device
+        c.dataset, "test", data_dir=c.data_dir, limit=limit, seed=c.seed, device=device
     ).x
     out = {}
     for name in names:
@@ -80,12 +86,12 @@ def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[s
         mu, q = models.codes(model, x)
         seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
         if q is not None:  # drawn on the CPU: the same codes whatever the device
-            seed = stream_seed(cfg.seed, "study_code_noise")
+            seed = stream_seed(c.seed, "study_code_noise")
             seen = q.to("cpu").sample(torch.Generator().manual_seed(seed))
         std = mu.double().std(0)
         # Off-manifold test: distance from a prior sample to its nearest test code, relative
         # to the distance from a held-out test code to its nearest other test code.
-        g = torch.Generator().manual_seed(stream_seed(cfg.seed, "study_prior"))
+        g = torch.Generator().manual_seed(stream_seed(c.seed, "study_prior"))
         codes = seen[: len(seen) // 2].double().cpu()
         held = seen[len(seen) // 2 :].double().cpu()
         prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)

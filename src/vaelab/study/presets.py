@@ -16,7 +16,6 @@ from typing import Any
 
 from vaelab.config import StudyConfig
 from vaelab.errors import ConfigError
-from vaelab.schema import read
 
 __all__ = ["ALIASES", "PRESETS", "StudyConfig", "make_config"]
 
@@ -78,4 +77,4 @@ def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
             f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return read(StudyConfig, {"preset": preset, **values}, what="study option").validate()
+    return StudyConfig.from_options({"preset": preset, **values}).validate()

@@ -1,13 +1,7 @@
-"""`vaelab study`: the course study as separate resumable runs inside STUDY_DIR, stage by stage.
-
-Layout: STUDY_DIR/runs/<name>/ (one training run each: ae, vae_beta0, vae_beta10, beta_<β>),
-STUDY_DIR/figures/ (study-level figures), study.json, report.md, report.html, study.log.
-A finished run is reused, an unfinished one resumed (vaelab.study.runs); re-running the command
-after a crash finishes the study without redoing finished work.
-
-The stages, in order: data overview, AE, VAE at β = 0 and 10, β search (vaelab.study.search),
-tuned VAE, interpolations and representation (vaelab.study.analysis); then study.json and the
-report (vaelab.report.sections).
+"""`vaelab study`: the course study as resumable runs in STUDY_DIR/runs/<name>/, stage by stage
+(data overview, AE, VAE at β = 0 and 10, β search in vaelab.study.search, tuned VAE,
+interpolations and representation in vaelab.study.analysis), then study.json and the report
+(vaelab.report.sections); re-running it after a crash finishes without redoing work.
 """
 
 from __future__ import annotations
@@ -27,11 +21,7 @@ from vaelab.runtime import environment, resolve_device
 from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
-from vaelab.study.schema import (
-    Environment,
-    SearchResult,
-    StudyResult,
-)
+from vaelab.study.schema import Environment, SearchResult, StudyResult
 from vaelab.study.search import BetaSearch, SearchPlacement
 from vaelab.tune import halving
 from vaelab.tune.beta_search import BetaQueue
@@ -86,20 +76,20 @@ def run(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
 def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     c, runs = book.cfg, book.runs
     t0 = time.perf_counter()
-    device = resolve_device(c.device)
+    device = resolve_device(c.train.device)
     fig_dir = book.root / "figures"
-    arrays = load_arrays(c.dataset, c.data_dir)
+    arrays = load_arrays(c.train.dataset, c.train.data_dir)
     x_tr, _ = split_arrays(arrays, "train")
-    book.n_train = min(len(x_tr), c.limit_train or len(x_tr))
+    book.n_train = min(len(x_tr), c.train.limit_train or len(x_tr))
     plan = pending(book)
 
     with timed(book, "data", "data overview", plan):
         data, baselines = analysis.data_overview(c, arrays, book.n_train, fig_dir)
     with timed(book, "ae", "auto-encoder", plan):
-        book.ensure_run("ae", c.train_config("ae", 0.0, c.ae_epochs), "ae")
+        book.ensure_run("ae", c.run_config("ae", 0.0, c.ae_epochs), "ae")
     with timed(book, "extremes", "VAE at β = 0 and β = 10", plan):
         for b, name in ((0.0, "vae_beta0"), (10.0, "vae_beta10")):
-            book.ensure_run(name, c.train_config("vae", b, c.extreme_epochs), "extremes")
+            book.ensure_run(name, c.run_config("vae", b, c.extreme_epochs), "extremes")
     with timed(book, "search", f"β search ({c.search})", plan):
         result = search.run(queue)
     tuned_name, tuned_cfg = _tuned(book, result)
@@ -150,8 +140,8 @@ def _tuned(book: RunBook, search: SearchResult) -> tuple[str, TrainConfig]:
     given the full evaluation by the tuned stage)."""
     c, beta = book.cfg, search.chosen_beta
     if c.search == "grid":
-        return search.trial_run(beta), c.train_config("vae", beta, c.trial_epochs)
-    return f"beta_{beta:g}_tuned", c.train_config("vae", beta, c.tuned_epochs)
+        return search.trial_run(beta), c.run_config("vae", beta, c.trial_epochs)
+    return f"beta_{beta:g}_tuned", c.run_config("vae", beta, c.tuned_epochs)
 
 
 def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:

@@ -1,10 +1,6 @@
-"""The study's runs: one `RunBook` that trains (or reuses, or resumes) and evaluates runs inside
-STUDY_DIR and keeps their entries for study.json.
-
-A finished run is reused, an unfinished one resumed; a stored evaluation is reused when its
-options match. The book also holds the bookkeeping every stage shares: the log, the time spent
-per stage and the speed estimates behind "minutes of work left".
-"""
+"""The study's runs: a `RunBook` trains (or reuses, or resumes) and evaluates runs in STUDY_DIR,
+keeps their study.json entries, and holds what every stage shares: the log, the time per stage
+and the speed estimates behind "minutes of work left"."""
 
 from __future__ import annotations
 
@@ -69,11 +65,8 @@ class RunBook:
         run_dir: Path | None = None,
     ) -> RunEntry:
         """Train (or reuse, or resume) and evaluate one run in `run_dir` (default
-        STUDY_DIR/runs/<name>); returns its study entry.
-
-        A run whose config equals one already done in this study is not trained twice: the
-        earlier run stands for both (it is evaluated again only if it lacks this evaluation;
-        a run another machine trained stands for nothing here, its files are there)."""
+        STUDY_DIR/runs/<name>); returns its entry. A run whose config equals one done here
+        already is not trained twice: the earlier run stands for both."""
         for other in self.runs.values():
             if (
                 other.config == tcfg.to_dict()

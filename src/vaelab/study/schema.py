@@ -1,11 +1,7 @@
-"""study.json as typed dataclasses: the one structure the study runner writes and the report reads.
-
-`StudyResult.to_dict()` is the file's content (every field under its own name, nested the same
-way), `StudyResult.from_dict()` reads it back and checks every field, so a file that an older
-vaelab wrote or that someone edited gives one line naming the field and the fix. The report
-reads attributes, and cites a number by the path `json_path` derives from the same attribute
-reads: a renamed field fails in mypy and when the report is built, never silently in a sentence.
-Keys inside a run's `eval` dict are eval.json keys (vaelab.evaluate.keys).
+"""study.json as typed dataclasses: the one structure the study runner writes and the report
+reads, every field under its own name. Reading it back checks every field (one line naming it
+and the fix); the report cites a number by the path `json_path` derives from attribute reads, so
+a renamed field fails in mypy and when the report is built, never silently in a sentence.
 """
 
 from __future__ import annotations
@@ -230,8 +226,8 @@ class StudyResult:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "study.json") -> StudyResult:
-        """Read study.json's content back; a missing, unknown or mistyped field, a config value
-        out of range or a run name that names no run raises RunError naming it."""
+        """Read study.json's content back; a bad field or a run name that names no run raises
+        RunError naming it."""
         result = parse(cls, data, source)
         try:
             result.config.validate()
@@ -280,9 +276,8 @@ class _Probe:
 
 
 def json_path(study: StudyResult, get: Callable[[StudyResult], object]) -> str:
-    """The study.json path of the value that `get` reads from `study` by fields and items only:
-    json_path(s, lambda s: s.code_stats["ae"].norm_mean) == "code_stats::ae::norm_mean".
-    Fields are written under their own names, so the path cannot drift from the file."""
+    """The study.json path of the value `get` reads by fields and items only:
+    json_path(s, lambda s: s.code_stats["ae"].norm_mean) == "code_stats::ae::norm_mean"."""
     probe = get(cast(StudyResult, _Probe(study, ())))
     if not isinstance(probe, _Probe) or not probe._parts:
         raise TypeError("json_path: `get` must read a field or item of the study")
@@ -299,7 +294,10 @@ def resolve(data: dict[str, Any], path: str) -> Any:
 
 # ---- conversion -------------------------------------------------------------------------------
 def to_json(value: Any) -> Any:
-    """Dataclasses (nested in dicts and lists) as plain JSON values, fields under their names."""
+    """Dataclasses (nested in dicts and lists) as plain JSON values, fields under their names;
+    a StudyConfig as its flat record."""
+    if isinstance(value, StudyConfig):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_json(getattr(value, f.name))
@@ -314,6 +312,6 @@ def to_json(value: Any) -> Any:
 
 
 def parse(cls: type[T], data: Any, source: str = "study.json", fix: str = REBUILD) -> T:
-    """Build dataclass `cls` from JSON content with the strict reader (vaelab.schema); a
-    mismatch is one RunError line naming the field, then `fix`."""
+    """Dataclass `cls` from JSON content (vaelab.schema's strict reader); a mismatch is one
+    RunError line naming the field, then `fix`."""
     return read(cls, data, source=source, error=RunError, fix=fix)

@@ -1,64 +1,46 @@
 """The study's β-search stage: trials (β, rung) queued in an Optuna study
-(vaelab.tune.beta_search), trained as study runs here and in any workers, decided by
-vaelab.tune.halving and recorded as the study's `SearchResult`.
-
-`BetaSearch` is the `Trainer` every process hands the job loop: the coordinator (`vaelab study`)
-and each worker (`vaelab study worker`, `--workers K`).
-"""
+(vaelab.tune.beta_search), trained as study runs by the coordinator and any workers
+(`run_worker`), decided by vaelab.tune.halving and recorded as the study's `SearchResult`."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 from optuna.trial import FrozenTrial
 
 from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
 from vaelab.fsutil import json_sha256
-from vaelab.schema import read
 from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
+from vaelab.train.preflight import threads_per_process
 from vaelab.tune import halving
 from vaelab.tune.beta_search import (
     RUN_ATTR,
     SEARCH_DB,
     BetaQueue,
     Point,
-    SearchDefinition,
     evaluate_batch,
+    join_search,
     open_search,
+    work,
 )
-from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials
-from vaelab.tune.selection import halving_rule_text, select_beta
+from vaelab.tune.halving import halving_rule_text, select_beta
+from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials, worker_tag
 from vaelab.tune.storage import default_storage_url
 
 
-def definition(cfg: StudyConfig, name: str | None = None) -> SearchDefinition:
-    """Every StudyConfig field that changes a trial's result (the trial schedules, the
-    evaluation, the thresholds, dataset and seed); the study name defaults to
+def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(study name, every option that changes a trial's result: the trial schedules, the
+    evaluation, the thresholds, dataset and seed); the name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
     parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
-    return SearchDefinition(name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts)
-
-
-def worker_config(
-    stored: dict[str, Any], out: str, device: str, data_dir: str | None
-) -> StudyConfig:
-    """A worker's StudyConfig: the coordinator's definition and settings from the storage, with
-    this machine's folders and device."""
-    return read(
-        StudyConfig,
-        {**stored, "out": out, "device": device, "data_dir": data_dir},
-        source="this β search's definition in its storage",
-        what="study option",
-        fix="it was defined by another vaelab version: run the coordinator's version here",
-    ).validate()
+    return name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts
 
 
 @dataclass
@@ -72,14 +54,8 @@ class SearchPlacement:
     workers: int = 1
     """Processes on this machine working on the search, the coordinator included."""
     threads: int | None = None
-    """torch threads of each of them during the search (None: cores / workers)."""
-
-    def threads_each(self) -> int | None:
-        """torch threads per process: `threads`, else cores / workers (as `vaelab sweep
-        --workers` shares them); None: one process, PyTorch's default."""
-        from vaelab.train.preflight import threads_per_process
-
-        return threads_per_process(self.workers, self.threads)
+    """torch threads of each of them during the search (None: cores / workers, as `vaelab
+    sweep --workers` shares them; one process: PyTorch's default)."""
 
 
 class BetaSearch:
@@ -106,10 +82,11 @@ class BetaSearch:
         """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
         c = self.cfg
         if c.search == "grid":
-            tcfg = c.train_config("vae", beta, c.trial_epochs, trial=True)
+            tcfg = c.run_config("vae", beta, c.trial_epochs, trial=True)
             return beta_name(beta), tcfg, c.trial_evaluation
         r = self.plan()[rung]
-        tcfg = c.train_config("vae", beta, r.epochs, r.limit_train, trial=True)
+        limit_train = r.limit_train or c.train.limit_train
+        tcfg = c.run_config("vae", beta, r.epochs, trial=True, limit_train=limit_train)
         return beta_name(beta, rung), tcfg, "selection"
 
     def trial_dir(self, beta: float, rung: int) -> Path:
@@ -154,7 +131,7 @@ class BetaSearch:
         the study folder is made, so a refused storage or study creates nothing."""
         url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
         settings = {k: getattr(self.cfg, k) for k in SETTINGS}
-        return open_search(url, self.cfg, definition(self.cfg, self.placement.name), settings)
+        return open_search(url, self.cfg, *definition(self.cfg, self.placement.name), settings)
 
     def start(self, queue: BetaQueue) -> None:
         """This host's dead trials of an earlier, killed run are queued again at once; local
@@ -162,10 +139,11 @@ class BetaSearch:
         lost = requeue_dead_local_trials(queue)
         if lost:
             self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
-        if self.placement.workers > 1:
-            from vaelab.study.worker import local_worker_args, run_worker
-
-            specs = local_worker_args(queue, self.cfg, self.placement)
+        p, c = self.placement, self.cfg
+        if p.workers > 1:  # in the study folder, the storage URL with its password
+            threads = threads_per_process(p.workers, p.threads)
+            url, where = queue.storage.url, (c.out, c.train.device, c.train.data_dir)
+            specs = [WorkerArgs(url, queue.name, *where, threads, i) for i in range(1, p.workers)]
             self.local_workers = LocalWorkers(run_worker, specs, first=1)
 
     def run(self, queue: BetaQueue) -> SearchResult:
@@ -230,40 +208,31 @@ class BetaSearch:
         )
 
     def _decide(self, queue: BetaQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
-        """run_search, then the search is marked finished and the local workers stop."""
-        c = self.cfg
+        """run_search (this process with cores / workers torch threads, unless --threads says
+        otherwise), then the search is marked finished and the local workers stop."""
+        c, before = self.cfg, torch.get_num_threads()
         try:
-            with self._search_threads():
-                outcome = halving.run_search(
-                    c.decades,
-                    evaluate,
-                    eta=c.halving_eta,
-                    n_rungs=c.halving_rungs if c.search == "halving" else 1,
-                    max_extensions=c.max_extensions,
-                    refine=c.refine,
-                )
+            threads = threads_per_process(self.placement.workers, self.placement.threads)
+            torch.set_num_threads(threads or before)
+            outcome = halving.run_search(
+                c.decades,
+                evaluate,
+                eta=c.halving_eta,
+                n_rungs=c.halving_rungs if c.search == "halving" else 1,
+                max_extensions=c.max_extensions,
+                refine=c.refine,
+            )
             queue.mark_finished()  # workers anywhere stop when the queue is empty
         except BaseException:
             self.stop_workers()
             raise
+        finally:
+            torch.set_num_threads(before)
         bad = self.local_workers.join() if self.local_workers is not None else []
         if bad:
             codes = ", ".join(map(str, bad))
             self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
         return outcome
-
-    @contextmanager
-    def _search_threads(self) -> Iterator[None]:
-        """torch threads of this process while it trains β-search trials beside local
-        workers: cores / workers unless --threads says otherwise."""
-        threads = self.placement.threads_each()
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
     def stop_workers(self) -> None:
         """Stop the local workers (the search was interrupted or failed)."""
@@ -285,3 +254,50 @@ class BetaSearch:
             f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
             f"on {images} images; β {betas}): {what}"
         )
+
+
+# ---- workers -----------------------------------------------------------------------------------
+@dataclass
+class WorkerArgs:
+    """`vaelab study worker`: join a β search on any machine and train its queued trials into
+    OUT/runs/beta_<β>_r<rung>/; the study's definition comes from the storage, not from flags."""
+
+    storage: str
+    """The study storage URL (with its password: workers connect with it)."""
+    name: str | None
+    """The study's name (None: the storage's only study)."""
+    out: str
+    """Directory of this worker's runs (runs/<name>/) and log (logs/)."""
+    device: str = "auto"
+    data_dir: str | None = None
+    threads: int | None = None
+    """torch threads (None: PyTorch's default, all cores)."""
+    index: int = 0
+
+
+def run_worker(args: WorkerArgs) -> int:
+    """Work on the β search until the coordinator marks it finished (waiting while trials may
+    still be queued); returns how many trials ran here."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
+
+    def build(stored: dict[str, Any]) -> StudyConfig:
+        """The coordinator's definition and settings, with this machine's folders and device."""
+        here = {"out": args.out, "device": args.device, "data_dir": args.data_dir}
+        return StudyConfig.from_options(
+            {**stored, **here},
+            source="this β search's definition in its storage",
+            fix="it was defined by another vaelab version: run the coordinator's version here",
+        ).validate()
+
+    queue, cfg = join_search(args.storage, args.name, build)
+    book = RunBook(cfg)
+    tag = worker_tag()
+    book.log.prefix = f"[worker {args.index} {tag}] "
+    with book.log.to_file(Path(args.out) / "logs" / f"worker-{tag}.log"):
+        threads = torch.get_num_threads()
+        book.say(f"joined β search '{queue.name}' in {queue.url} (torch threads {threads})")
+        ran = work(queue, BetaSearch(book))
+        book.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
+    return ran

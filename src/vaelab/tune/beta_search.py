@@ -1,33 +1,25 @@
-"""The β search's trials as an Optuna study: the work queue and the record.
-
-Every trial (β, rung) is one Optuna trial with β and rung as fixed parameters; its value is the
-trial's selection loss (`halving.selection_loss`), its user attributes hold the study's run entry
-(train summary, selection-evaluation metrics), run folder, host, pid and wall time, so the
-coordinator (`vaelab study`) needs no access to the trial's files. The coordinator queues a batch
-(`BetaQueue.submit`), works on queued trials like any worker until the batch is complete, then
-decides (`halving.promote`); workers (`vaelab study worker`, or `--workers K`) run queued trials
-until the coordinator marks the search finished. Trials run in the one job loop
-(`vaelab.tune.jobs`); what trains them is the study's, handed in as a `Trainer`.
-"""
+"""The β search's trials as an Optuna study, the work queue and the record: each trial (β, rung)
+has β and rung as fixed parameters, its selection loss as value and the study's run entry (and
+host, pid, wall time) as user attributes, so the coordinator needs no access to its files.
+The coordinator queues a batch and works on it like any worker until it is complete; workers
+run queued trials until the coordinator marks the search finished."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import ConfigError, RunError
-from vaelab.fsutil import json_sha256
 from vaelab.tune import jobs
 from vaelab.tune.storage import (
     DEFINITION_ATTR,
-    Direction,
-    HeartbeatSettings,
     ask_lock,
     load_existing_study,
     open_storage,
@@ -44,38 +36,21 @@ SETTINGS_ATTR = "vaelab:settings"  # study attribute: the unhashed settings work
 BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
 
 Point = tuple[float, int]  # (β, rung)
-C = TypeVar("C", bound=HeartbeatSettings)
+C = TypeVar("C", bound=Heartbeats)
 
 
 class Trainer(Protocol):
-    """What trains a trial: the study's β search (`vaelab.study.search.BetaSearch`), in the
-    coordinator and in every worker."""
+    """What trains a trial (`vaelab.study.search.BetaSearch`): `trial_dir` is where this process
+    trains (β, rung) unless a retry resumes elsewhere; `search_trial` trains and evaluates it in
+    `run_dir` and returns (its run entry, its selection loss)."""
 
-    def trial_dir(self, beta: float, rung: int) -> Path:
-        """Where this process trains trial (β, rung) unless a retry resumes elsewhere."""
-        ...
+    def trial_dir(self, beta: float, rung: int) -> Path: ...
 
-    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
-        """Train and evaluate the trial in `run_dir`; (its run entry, its selection loss)."""
-        ...
+    def search_trial(
+        self, beta: float, rung: int, run_dir: Path
+    ) -> tuple[dict[str, Any], float]: ...
 
     def say(self, msg: str) -> None: ...
-
-
-@dataclass
-class SearchDefinition:
-    """The β search's definition for `open_study`: the study's settings that change a trial's
-    result, one hash each, so a refusal names the settings that differ."""
-
-    name: str
-    parts: dict[str, Any]
-    directions: list[Direction] = field(default_factory=lambda: ["minimize"])
-
-    def definition(self) -> dict[str, Any]:
-        return self.parts
-
-    def definition_hashes(self) -> dict[str, str]:
-        return {k: json_sha256(v)[:16] for k, v in self.parts.items()}
 
 
 class BetaQueue(jobs.Queue):
@@ -125,9 +100,8 @@ class BetaQueue(jobs.Queue):
 
 @dataclass
 class BetaJob:
-    """β-search trials for the job loop: only queued trials are taken (a coordinator queued
-    them); a worker stops once the search is marked finished, the coordinator when its batch is
-    complete."""
+    """β-search trials for the job loop: only queued ones are taken; a worker stops once the
+    search is marked finished, the coordinator when its batch is complete."""
 
     trainer: Trainer
     queue: BetaQueue
@@ -163,20 +137,24 @@ class BetaJob:
 
 
 def open_search(
-    url: str, cfg: HeartbeatSettings, definition: SearchDefinition, settings: dict[str, Any]
+    url: str,
+    cfg: Heartbeats,
+    name: str,
+    definition: dict[str, Any],
+    settings: dict[str, Any],
 ) -> BetaQueue:
     """The coordinator's queue: create the study or continue the one of that name, refusing
-    one with another definition. `settings`: what workers need besides the definition."""
+    one with another definition (one hash per setting, so a refusal names the settings that
+    differ). `settings`: what workers need besides the definition."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
     storage = open_storage(url, cfg)
-    study = open_study(storage, definition)
+    study = open_study(storage, name, definition, ["minimize"])
     study.set_user_attr(SETTINGS_ATTR, settings)
     return _queue(study, storage, cfg)
 
 
-def _queue(study: optuna.Study, storage: Any, cfg: HeartbeatSettings) -> BetaQueue:
-    # A short poll: a batch waits this long after its last trial, and rung-0 trials of a small
-    # preset take seconds. A poll is one small query (and the ask lock).
+def _queue(study: optuna.Study, storage: Any, cfg: Heartbeats) -> BetaQueue:
+    # A short poll (one small query): a batch waits this long after its last trial.
     return BetaQueue(study, storage, cfg, poll_s=min(float(cfg.heartbeat_interval), 0.5))
 
 
@@ -203,8 +181,7 @@ def evaluate_batch(
     queue: BetaQueue, points: list[Point], trainer: Trainer
 ) -> dict[Point, FrozenTrial]:
     """The coordinator's side of one batch: queue what is missing, work on queued trials until
-    every point is complete, return each point's complete trial. A point whose trials all failed
-    (no retry left) stops the study with the trial's error; so does a failure here."""
+    every point is complete; a point whose trials all failed stops the study with its error."""
 
     def complete() -> bool:
         done, failed = queue.status(points)

@@ -1,15 +1,10 @@
 """Successive halving for the β search: every candidate gets a short budget, and only those that
-can still win get more.
+can still win get more; the decisions are those of Optuna's `SuccessiveHalvingPruner` (checked
+by tests/test_halving.py). Then the criterion that chooses β, as the report states it.
 
-The decisions are those of Optuna's `SuccessiveHalvingPruner` (min_resource = rung 0's budget,
-reduction_factor = η, min_early_stopping_rate = 0) fed with one scalar per trial and rung, the
-*selection loss* below; `tests/test_halving.py` checks the two agree. The trials themselves are
-Optuna trials (`vaelab.tune.beta_search`), so several workers can train one batch at once.
-
-Selection loss (lower is better) encodes the study's criterion in one number: an eligible β
-scores its sample Fréchet distance; an ineligible one scores FD + `INELIGIBLE_PENALTY`, so it
-ranks after every eligible β (FDs are far below the penalty) and, when nothing is eligible, the
-ranking falls back to FD alone, as `selection.select_beta` does.
+Selection loss (lower is better): an eligible β scores its sample Fréchet distance, an
+ineligible one FD + `INELIGIBLE_PENALTY`, so it ranks after every eligible β and, when none is
+eligible, the ranking falls back to FD alone.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from vaelab.evaluate import keys
 
@@ -93,8 +89,7 @@ def _best(losses: dict[float, float]) -> float:
 
 
 Evaluate = Callable[[list[float], int], dict[float, float]]
-"""`evaluate(betas, rung)`: train and evaluate every β at that rung's budget (in any order, in
-parallel if it can) and return each one's selection loss."""
+"""`evaluate(betas, rung)`: each β's selection loss at that rung's budget."""
 
 
 def run_search(
@@ -106,18 +101,12 @@ def run_search(
     max_extensions: int,
     refine: bool,
 ) -> SearchOutcome:
-    """The β search as a pure driver: `evaluate(betas, rung)` trains and evaluates a batch of β
-    at that rung's budget and returns their selection losses. Every β known at one point goes in
-    one batch (the decades; each extension; the refinement pair; each rung's promoted set), so
-    a caller with several workers runs a batch in parallel; the decisions depend only on the
-    losses, never on the order the trials finished in.
-
-    Rung 0 takes the decades, extended by a decade while the best β sits on an edge (at most
-    `max_extensions` times), then the best decade's half-decade neighbours. Each later rung takes
-    `promote(previous rung, eta)`; the chosen β is the one promoted into the last rung (n_rungs=1:
-    the best of rung 0, a plain grid search). The last rung itself, the chosen β's full-budget
-    run, is the caller's: the choice is made before it.
-    """
+    """The β search as a pure driver over batches (every β known at one point: the decades,
+    each extension, the refinement pair, each rung's promoted set), so workers run a batch in
+    parallel and the decisions depend only on the losses. Rung 0: the decades, extended while
+    the best sits on an edge, then its half-decade neighbours; rung r: `promote(rung r-1)`. The
+    chosen β is the one promoted into the last rung (n_rungs=1: the best of rung 0, a grid
+    search), whose full-budget run is the caller's."""
     losses: dict[float, float] = {}
 
     def run(betas: list[float]) -> None:
@@ -172,3 +161,61 @@ def next_decades(decades: list[float], best: float) -> list[float]:
 def refinement(best: float) -> list[float]:
     """Half-decade neighbours of the best decade: best·10^(∓½), rounded to 3 significant digits."""
     return [float(f"{best * 10**-0.5:.3g}"), float(f"{best * 10**0.5:.3g}")]
+
+
+# ---- choosing β: the criterion is explicit and written into the report ----------------------
+@dataclass
+class Choice:
+    beta: float
+    eligible: list[float]
+    reason: str
+    fallback: bool
+
+
+def criterion_text(min_recon_accuracy: float, min_class_entropy: float) -> str:
+    return (
+        f"a β is eligible when the reference classifier still recognises at least "
+        f"{min_recon_accuracy:.0%} of its test reconstructions (`recon/classifier_accuracy`: "
+        f"reconstructions stay sharp and faithful) and its prior samples cover the classes "
+        f"(`samples/class_entropy` ≥ {min_class_entropy:.2f} nats, ln 10 ≈ 2.30 being uniform); "
+        "among eligible β, the one whose prior samples have the lowest Fréchet distance to the "
+        "test set (`samples/fd`: clear, realistic samples) is chosen"
+    )
+
+
+def select_beta(
+    trials: dict[float, dict[str, float]], min_recon_accuracy: float, min_class_entropy: float
+) -> Choice:
+    """Apply the criterion to {β: eval metrics}; if no β is eligible, fall back to the lowest
+    sample FD overall and say so."""
+    if not trials:
+        raise ValueError("no β trials to choose from")
+    loss = {b: selection_loss(m, min_recon_accuracy, min_class_entropy) for b, m in trials.items()}
+    eligible = sorted(b for b, v in loss.items() if v < INELIGIBLE_PENALTY)
+    best = min(loss, key=lambda b: (loss[b], b))
+    fd = trials[best][keys.SAMPLES_FD]
+    if eligible:
+        reason = (
+            f"β = {best:g} has the lowest sample Fréchet distance ({fd:.2f}) among the "
+            f"{len(eligible)} eligible β ({', '.join(f'{b:g}' for b in eligible)})"
+        )
+    else:
+        reason = (
+            f"no β met both thresholds, so the criterion falls back to the lowest sample "
+            f"Fréchet distance overall: β = {best:g} ({fd:.2f})"
+        )
+    return Choice(beta=best, eligible=eligible, reason=reason, fallback=not eligible)
+
+
+def halving_rule_text(cfg: Any) -> str:
+    """The successive-halving rule as the report states it (cfg: a StudyConfig)."""
+    return (
+        f"successive halving with η = {cfg.halving_eta}: rung 0 trains every candidate β for "
+        f"{cfg.trial_epochs} epoch(s) on {cfg.trial_limit_train or 'all'} training images (the "
+        "decades, extended while the best sits on an edge, then its half-decade neighbours); "
+        f"each later rung trains the best ⌊n/{cfg.halving_eta}⌋ β of the rung before (at least "
+        f"one) {cfg.halving_eta}× as many epochs; 'best' is the selection loss, the sample "
+        "Fréchet distance of eligible β, ineligible β ranking after all eligible ones. The "
+        f"winner then trains the full budget ({cfg.tuned_epochs} epochs on the whole train "
+        "split) and gets the full evaluation. The same rule as Optuna's SuccessiveHalvingPruner."
+    )

@@ -1,11 +1,6 @@
-"""One job loop for every Optuna trial vaelab trains: a sweep's trials (`vaelab.tune.sweep`) and
-the study's β-search trials (`vaelab.tune.beta_search`) differ only in the `Job` they hand it.
-
-The dance, written once: take a trial under the ask lock (a dead worker's trial is failed and
-queued again first), beat its heart while it trains, record it complete, pruned or failed, queue
-it again when interrupted, and stop a worker whose trials keep failing. Also the local worker
-processes that `--workers K` starts beside the command.
-"""
+"""One job loop for every Optuna trial vaelab trains (a sweep's, the β search's): take a trial
+under the ask lock, beat its heart while it trains, record it complete, pruned or failed, queue
+it again when interrupted, stop a worker whose trials keep failing; and `--workers K` processes."""
 
 from __future__ import annotations
 
@@ -26,9 +21,10 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import RunError, VaelabError
 from vaelab.train.loop import TrainingInterrupted
-from vaelab.tune.storage import HeartbeatSettings, ask_lock, heartbeat, redact, requeue, trial_id
+from vaelab.tune.storage import ask_lock, heartbeat, redact, requeue, trial_id
 
 MAX_FAILURES_IN_A_ROW = 3
 Verdict = Literal["ask", "wait", "done"]
@@ -41,7 +37,7 @@ class Queue:
 
     study: optuna.Study
     storage: RDBStorage
-    settings: HeartbeatSettings
+    settings: Heartbeats
     poll_s: float
     """Seconds between looks at the queue while there is nothing to take."""
 
@@ -68,29 +64,23 @@ class Taken:
 
 
 class Job(Protocol):
-    """One kind of trial: what the loop cannot know about it."""
+    """One kind of trial, what the loop cannot know: `fix` ends the error line of a worker whose
+    trials keep failing; `verdict` (under the ask lock) says ask for a trial now, wait or stop;
+    `title` names a trial in log lines; `fresh_dir` is where this process trains one that does
+    not resume its original's folder; `run` trains and evaluates it there, records what it
+    measured in its user attributes and returns its objective value(s), or raises
+    optuna.TrialPruned."""
 
     @property
-    def fix(self) -> str:
-        """What to do when a worker's trials keep failing (the end of its error line)."""
-        ...
+    def fix(self) -> str: ...
 
-    def verdict(self, study: optuna.Study) -> Verdict:
-        """Under the ask lock: ask for a trial now, wait for one, or stop (the study is done)."""
-        ...
+    def verdict(self, study: optuna.Study) -> Verdict: ...
 
-    def title(self, trial: Trial) -> str:
-        """How log lines name the trial."""
-        ...
+    def title(self, trial: Trial) -> str: ...
 
-    def fresh_dir(self, taken: Taken) -> Path:
-        """Where this process trains the trial unless it resumes its original's run folder."""
-        ...
+    def fresh_dir(self, taken: Taken) -> Path: ...
 
-    def run(self, taken: Taken, run_dir: Path) -> float | Sequence[float]:
-        """Train and evaluate the trial in `run_dir` (recording what it measured in its user
-        attributes); its objective value(s). Raises optuna.TrialPruned when pruned."""
-        ...
+    def run(self, taken: Taken, run_dir: Path) -> float | Sequence[float]: ...
 
     def say(self, msg: str) -> None: ...
 
@@ -114,12 +104,8 @@ def take(queue: Queue, job: Job) -> Taken | Verdict:
 
 
 def _resume_dir(original: dict[str, object]) -> Path | None:
-    """Where a retry trains: in its original's run folder when that is on this host and holds a
-    run, so it resumes from the last checkpoint whichever folder the original was started in;
-    else in a fresh folder of this process. (The sweep used to retry in trials/<origin> of its
-    own --out, which trains from scratch when the original ran in another --out of this
-    machine; the β search resumed the original's folder. The β search's rule saves that work
-    and picks the same folder in every other case.)"""
+    """A retry resumes in its original's run folder when that is on this host and holds a run
+    (whichever --out it was started in); else it trains in a fresh folder of this process."""
     run_dir = original.get("run_dir")
     here = original.get("host") == socket.gethostname()
     if isinstance(run_dir, str) and here and (Path(run_dir) / "config.json").is_file():
@@ -217,7 +203,7 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
-        return True
+        pass
     return True
 
 

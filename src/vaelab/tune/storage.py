@@ -1,7 +1,5 @@
 """Where an Optuna study lives: an embedded SQLite file by default, any SQLAlchemy URL
-(PostgreSQL) to share it between machines. Opening a study checks that it is the same definition
-(see `open_study`). Shared by `vaelab sweep` and the study's β search (`vaelab.tune.beta_search`):
-both describe themselves through the small protocols below."""
+(PostgreSQL) to share it between machines; a study opens only with its own definition."""
 
 from __future__ import annotations
 
@@ -13,45 +11,20 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import Heartbeats
 from vaelab.errors import ConfigError, RunError
-from vaelab.fsutil import file_lock
+from vaelab.fsutil import file_lock, json_sha256
 
 DEFINITION_ATTR = "vaelab:definition"
 HASHES_ATTR = "vaelab:definition_hashes"
 Direction = Literal["minimize", "maximize"]
-
-
-class HeartbeatSettings(Protocol):
-    heartbeat_interval: int
-    """Seconds between a running trial's heartbeats in the storage."""
-    grace_period: int
-    """Seconds without a heartbeat after which a trial is failed and retried."""
-    max_retry: int
-    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
-
-
-class StudyDefinition(Protocol):
-    """What makes two studies of one name the same study (a sweep, the study's β search)."""
-
-    # read-only: a frozen view (SweepConfig.directions is a property) satisfies it too
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def directions(self) -> Sequence[Direction]: ...
-
-    def definition(self) -> dict[str, Any]: ...
-
-    def definition_hashes(self) -> dict[str, str]:
-        """A hash per named part; a stored study whose parts differ is refused, naming them."""
-        ...
 
 
 def silence_optuna_notices() -> None:
@@ -92,10 +65,9 @@ SQLITE_BUSY_S = 60.0
 come in short bursts; a lock held longer is another program's."""
 
 
-def open_storage(url: str, cfg: HeartbeatSettings) -> RDBStorage:
-    """The RDB storage with heartbeats: a trial whose worker stops beating for `grace_period`
-    seconds is failed by the next worker that asks for a trial, and re-queued with its
-    parameters (up to `max_retry` times)."""
+def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
+    """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
+    the next worker that asks for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
     with storage_errors(url):
@@ -212,40 +184,37 @@ def _advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None
             con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
 
 
+def definition_hashes(definition: dict[str, Any]) -> dict[str, str]:
+    """A hash per named part: a stored study whose parts differ is refused, naming them."""
+    return {part: json_sha256(value)[:16] for part, value in definition.items()}
+
+
 def open_study(
     storage: RDBStorage,
-    cfg: StudyDefinition,
-    sampler: optuna.samplers.BaseSampler | None = None,
-    pruner: optuna.pruners.BasePruner | None = None,
+    name: str,
+    definition: dict[str, Any],
+    directions: Sequence[Direction],
+    **kw: Any,
 ) -> optuna.Study:
-    """Create the study or join the existing one of that name, refusing a different definition.
-
-    The definition (a sweep's space, objectives, base config, evaluation; the β search's trial
-    settings) is stored in the study's user attributes; a study of that name with another
-    definition is never mixed into.
-    """
+    """Create the study or join the one of that name, refusing another definition (a sweep's
+    space, objectives, base config, evaluation; the β search's trial settings)."""
     study = optuna.create_study(
-        storage=storage,
-        study_name=cfg.name,
-        directions=cfg.directions,
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
+        storage=storage, study_name=name, directions=directions, load_if_exists=True, **kw
     )
-    hashes = cfg.definition_hashes()
+    hashes = definition_hashes(definition)
     stored = study.user_attrs.get(HASHES_ATTR)
     if stored is None:
-        study.set_user_attr(DEFINITION_ATTR, cfg.definition())
+        study.set_user_attr(DEFINITION_ATTR, definition)
         study.set_user_attr(HASHES_ATTR, hashes)
     elif stored != hashes:
         parts = [p for p in hashes if stored.get(p) != hashes[p]]
         raise ConfigError(
-            f"study '{cfg.name}' in {redact(storage.url)} was created with a different "
+            f"study '{name}' in {redact(storage.url)} was created with a different "
             f"{' and '.join(parts)}; run the original config again to continue it, or pass "
             "--name NEW to start another study"
         )
-    elif [d.name.lower() for d in study.directions] != list(cfg.directions):
-        raise ConfigError(f"study '{cfg.name}' has other objective directions; use --name NEW")
+    elif [d.name.lower() for d in study.directions] != list(directions):
+        raise ConfigError(f"study '{name}' has other objective directions; use --name NEW")
     return study
 
 
@@ -272,12 +241,9 @@ def load_existing_study(url: str, name: str | None) -> optuna.Study:
 
 @contextlib.contextmanager
 def ask_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialise "count the trials, then ask for one" among all workers of a study, so a study
-    of N trials gets N trials, not N plus one per worker that asked at the same moment.
-
-    SQLite: a file lock beside the database (its workers share one machine).
-    PostgreSQL: an advisory lock (`_advisory_lock`).
-    """
+    """Serialise "count the trials, then ask for one" among a study's workers, so a study of N
+    trials gets N: a file lock beside a SQLite database (its workers share one machine), an
+    advisory lock on PostgreSQL."""
     url = storage.url
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
@@ -327,9 +293,8 @@ def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[N
 def requeue(
     study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
 ) -> FrozenTrial:
-    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again like a dead
-    worker's, with its parameters, so the next worker resumes it instead of abandoning it.
-    Returns the failed trial."""
+    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again with its
+    parameters, like a dead worker's, so the next worker resumes it; returns the failed trial."""
     number = trial if isinstance(trial, int) else trial.number
     tid = trial_id(storage, study.study_name, number)
     storage.set_trial_user_attr(tid, "error", why)

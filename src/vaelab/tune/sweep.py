@@ -1,30 +1,149 @@
-"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials.
-
-A worker asks the study for a trial, trains and evaluates it as a normal run folder and tells the
-result, until the study has its trials; any number of workers, on any machines, may work on one
-storage. The trials run in the one job loop (`vaelab.tune.jobs`); `SweepJob` is what a sweep
-trial is.
-"""
+"""`run_sweep`: open (or join) the study, then run K local workers until it has its trials; any
+number of workers on any machines may work on one storage. `SweepJob` is what a sweep trial is
+to the job loop (vaelab.tune.jobs); the sampler and pruner are built from the `SweepConfig`."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import Trial, TrialState
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, Trial, TrialState
 
+from vaelab.config import TrainConfig
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import atomic_write_json
 from vaelab.train.loop import TrainingInterrupted
 from vaelab.train.preflight import check_processes, threads_per_process
 from vaelab.tune import jobs
-from vaelab.tune.samplers import make_pruner, make_sampler
 from vaelab.tune.storage import default_storage_url, open_storage, open_study, redact
 from vaelab.tune.sweep_config import ParamSpec, SweepConfig, validate
+
+
+class DelegatingSampler(BaseSampler):
+    """Hands every call to the sampler `_base`; subclasses change what they need."""
+
+    _base: BaseSampler
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._base.sample_relative(study, trial, space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> Any:
+        return self._base.sample_independent(study, trial, name, dist)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any
+    ) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+
+class GridCycleSampler(DelegatingSampler):
+    """Grid parameters take the least-tried point of their product; the rest come from `base`.
+
+    Stateless: the point is chosen from the trials in the storage, so workers on several machines
+    share one balance (two workers asking at the same instant may pick the same point).
+    A retried trial keeps its parameters (Optuna reuses them), hence its grid point.
+    """
+
+    def __init__(self, base: BaseSampler, grid: dict[str, list[Any]]) -> None:
+        self._base = base
+        self._names = list(grid)
+        self._points = list(itertools.product(*grid.values()))
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        space = self._base.infer_relative_search_space(study, trial)
+        return {k: v for k, v in space.items() if k not in self._names}
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> Any:
+        if name not in self._names:
+            return self._base.sample_independent(study, trial, name, dist)
+        return self._points[self._least_tried(study, trial)][self._names.index(name)]
+
+    def _least_tried(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        counts: Counter[int] = Counter()
+        for t in study.get_trials(deepcopy=False):
+            if t.number != trial.number and t.state != TrialState.FAIL:
+                counts.update(i for i in range(len(self._points)) if self._matches(t.params, i))
+        # grid values this trial already took (earlier suggest calls) narrow the candidates
+        fits = [i for i in range(len(self._points)) if self._matches(trial.params, i)]
+        return min(fits, key=lambda i: (counts[i], i))
+
+    def _matches(self, params: dict[str, Any], i: int) -> bool:
+        point = self._points[i]
+        return all(params[n] == point[j] for j, n in enumerate(self._names) if n in params)
+
+
+class PerTrialSeedSampler(DelegatingSampler):
+    """Seeds a fresh `factory(seed + trial number)` sampler for every trial.
+
+    One seed per worker would make two workers (or a re-run) propose the same trials; the trial
+    number is unique in the study, so proposals differ everywhere and a trial's draw depends only
+    on the seed, its number and the study's history (TPE reads that from the storage anyway).
+    """
+
+    def __init__(self, factory: Callable[[int | None], BaseSampler], seed: int) -> None:
+        self._factory, self._seed = factory, seed
+        self._base = factory(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base = self._factory(self._seed + trial.number)
+        self._base.before_trial(study, trial)
+
+
+def make_sampler(cfg: SweepConfig) -> BaseSampler:
+    def factory(seed: int | None) -> BaseSampler:
+        if cfg.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    base = factory(None) if cfg.seed is None else PerTrialSeedSampler(factory, cfg.seed)
+    return GridCycleSampler(base, cfg.grid) if cfg.grid else base
+
+
+def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
+    p = cfg.pruner
+    if p.kind == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
+        )
+    if p.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=p.min_resource, reduction_factor=p.reduction_factor
+        )
+    if p.kind == "hyperband":
+        epochs = cfg.train.get("epochs", TrainConfig().epochs)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource,
+            max_resource="auto" if "epochs" in {s.name for s in cfg.space} else epochs,
+            reduction_factor=p.reduction_factor,
+        )
+    return optuna.pruners.NopPruner()
 
 
 class SweepInterrupted(RunError):
@@ -80,13 +199,9 @@ def run_sweep(
     workers: int = 1,
     threads: int | None = None,
 ) -> SweepResult:
-    """Run (or continue, or join) the sweep until its study has `trials` finished trials.
-
-    Run folders go to OUT/trials/<number>/, worker logs to OUT/logs/. `storage` defaults to
-    sqlite:///OUT/sweep.db; with a shared database URL, this call on several machines (each with
-    its own OUT) works on one study. `workers` local processes share the cores evenly unless
-    `threads` (torch threads per worker) says otherwise.
-    """
+    """Run (or continue, or join) the sweep until its study has `trials` finished trials: runs in
+    OUT/trials/<number>/, worker logs in OUT/logs/, the study in `storage` (default
+    sqlite:///OUT/sweep.db); `workers` local processes share the cores unless `threads` says."""
     if name:
         cfg.name = name
     validate(cfg)  # a SweepConfig built in Python gets the checks a TOML file gets
@@ -96,7 +211,7 @@ def run_sweep(
     out = Path(out_dir).resolve()
     url = storage or default_storage_url(out)
     # Open the study first: a refused storage or study (other space) stops before any work.
-    study = open_study(open_storage(url, cfg), cfg, make_sampler(cfg), make_pruner(cfg))
+    study = _open_study(open_storage(url, cfg), cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
@@ -109,6 +224,13 @@ def run_sweep(
     except TrainingInterrupted:
         raise SweepInterrupted(INTERRUPTED) from None
     return summarise(study, redact(url))
+
+
+def _open_study(storage: Any, cfg: SweepConfig) -> optuna.Study:
+    sampler, pruner = make_sampler(cfg), make_pruner(cfg)
+    return open_study(
+        storage, cfg.name, cfg.definition(), cfg.directions, sampler=sampler, pruner=pruner
+    )
 
 
 def _run_processes(specs: list[WorkerSpec]) -> None:
@@ -140,7 +262,7 @@ def work(spec: WorkerSpec) -> int:
     tag = jobs.worker_tag()
     log = jobs.Log(f"[worker {spec.index} {tag}] ")
     storage = open_storage(spec.storage_url, spec.cfg)
-    study = open_study(storage, spec.cfg, make_sampler(spec.cfg), make_pruner(spec.cfg))
+    study = _open_study(storage, spec.cfg)
     queue = jobs.Queue(study, storage, spec.cfg, poll_s=min(spec.cfg.heartbeat_interval, 5))
     name, n = spec.cfg.name, spec.trials
     with log.to_file(spec.out_dir / "logs" / f"worker-{tag}.log"):
@@ -253,19 +375,11 @@ def _num(v: Any) -> bool:
 
 def summarise(study: optuna.Study, storage: str) -> SweepResult:
     counts = Counter(t.state for t in study.get_trials(deepcopy=False))
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    best_trials = (
-        ([study.best_trial] if len(study.directions) == 1 else study.best_trials)
-        if complete
-        else []
-    )
+    top: list[FrozenTrial] = []
+    if counts[TrialState.COMPLETE]:
+        top = [study.best_trial] if len(study.directions) == 1 else study.best_trials
     best = [
-        {
-            "number": t.number,
-            "values": t.values,
-            "params": t.params,
-            "run_dir": t.user_attrs.get("run_dir"),
-        }
-        for t in best_trials
+        dict(number=t.number, values=t.values, params=t.params, run_dir=t.user_attrs.get("run_dir"))
+        for t in top
     ]
     return SweepResult(study.study_name, storage, {s.name: c for s, c in counts.items()}, best)

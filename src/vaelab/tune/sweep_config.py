@@ -1,29 +1,6 @@
-"""A sweep's typed `SweepConfig`: its TOML file, read by the strict reader, and its
-validation before the first trial. The file:
-
-    [sweep]                       # optional: name, trials, sampler, seed, heartbeat
-    name = "beta"
-    trials = 8
-    [train]                       # base TrainConfig: any field
-    model = "vae"
-    epochs = 1
-    [space.beta]                  # one table per searched TrainConfig field
-    type = "float"                # float | int | categorical | grid
-    low = 0.01
-    high = 10.0
-    log = true
-    [[objective]]                 # one or several (multi-objective); any eval.json key
-    key = "test/elbo"
-    direction = "maximize"
-    [evaluation]                  # EvalConfig fields (device: the trial's)
-    limit = 128
-    [pruner]
-    kind = "median"               # none | median | successive_halving | hyperband
-
-`grid` parameters are tried value by value: every trial takes the least-tried point of the
-product of all grid parameters, so N trials cover an n-point grid N/n times each (a pure grid with
-no `trials` runs it once); the other parameters are sampled.
-"""
+"""A sweep's typed `SweepConfig`: its TOML file (tables [sweep], [train], [space.FIELD],
+[[objective]], [evaluation], [pruner]; docs/sweeps.md), read by the strict reader, and its
+validation before the first trial."""
 
 from __future__ import annotations
 
@@ -42,7 +19,7 @@ from vaelab.config import (
     CONFIG,
     Count,
     EvalConfig,
-    Interval_s,
+    Heartbeats,
     Positive,
     Seed,
     TrainConfig,
@@ -50,12 +27,10 @@ from vaelab.config import (
 )
 from vaelab.errors import ConfigError
 from vaelab.evaluate.keys import key_requirement
-from vaelab.fsutil import json_sha256
 from vaelab.schema import check, read
 from vaelab.tune.storage import Direction
 
 ParamType = Literal["float", "int", "categorical", "grid"]
-PRUNER_METRICS = ("val/loss", "val/recon", "val/kl")
 Choice = bool | int | float | str
 """What a categorical or grid parameter may take: the values Optuna stores."""
 
@@ -106,7 +81,7 @@ class PrunerConfig:
 
 
 @dataclass
-class SweepHead:
+class SweepHead(Heartbeats):
     """The [sweep] table."""
 
     __pydantic_config__: ClassVar = CONFIG
@@ -119,12 +94,6 @@ class SweepHead:
     seed: Seed | None = None
     """Sampler seed: trial n draws with seed + n, so workers and re-runs never propose the same
     trials, and a one-worker sweep proposes the same ones every time."""
-    heartbeat_interval: Interval_s = 10
-    """Seconds between a running trial's heartbeats in the storage."""
-    grace_period: Interval_s = 60
-    """Seconds without a heartbeat after which a trial is failed and retried."""
-    max_retry: Count = 3
-    """Retries of a trial whose worker died (heartbeat lost) or was interrupted."""
 
 
 @dataclass
@@ -177,9 +146,6 @@ class SweepConfig(SweepHead):
             "evaluation": self.evaluation,
         }
 
-    def definition_hashes(self) -> dict[str, str]:
-        return {part: json_sha256(v)[:16] for part, v in self.definition().items()}
-
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.train, **params}, source="sweep trial").validate()
 
@@ -193,8 +159,7 @@ class SweepConfig(SweepHead):
 
 # ---------------------------------------------------------------------------- reading
 def load_sweep(path: str | Path, name: str | None = None) -> SweepConfig:
-    """Read and fully validate a sweep TOML file (format: this module's docstring); `name`
-    overrides its [sweep] name."""
+    """Read and fully validate a sweep TOML file; `name` overrides its [sweep] name."""
     return parse_sweep(read_toml(path, "sweep config"), default_name=Path(path).stem, name=name)
 
 
