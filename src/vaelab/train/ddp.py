@@ -297,6 +297,6 @@ def _failed(errors: dict[int, str], nproc: int, log_dir: Path) -> RunError:
             f"the system, e.g. out of memory?); see {log_dir / 'launcher.log'}"
         )
     err = RunError(f"rank {rank} of {nproc} failed: {errors[rank]} (rank logs: {log_dir})")
-    if root and int(root[2]) in (1, 2, 3):  # vaelab's own exit codes (see cli.boundary)
+    if root and int(root[2]) in (1, 2, 3):  # vaelab's own exit codes (see vaelab.cli)
         err.exit_code = int(root[2])
     return err
