@@ -30,8 +30,7 @@ def _is_run(path: Path) -> bool:
 
 
 def _study_runs(study: Path) -> tuple[list[Path], str | None]:
-    """The AE and the tuned VAE named in study.json; without study.json (an unfinished study)
-    every finished run under runs/, in name order."""
+    """The AE and tuned VAE of study.json, else (unfinished) every finished run under runs/."""
     if not (study / "study.json").exists():
         done = sorted(
             d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d)

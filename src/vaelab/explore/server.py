@@ -64,8 +64,7 @@ def host_name(header: str) -> str:
 
 
 def static_file(url_path: str) -> Path:
-    """The file that / or /static/<name> names, looked up by name: no path from a client ever
-    reaches the file system, so nothing can leave the static folder."""
+    """The file / or /static/<name> names, looked up by name: no client path reaches the disk."""
     name = "index.html" if url_path == "/" else unquote(url_path.removeprefix("/static/"))
     if name not in STATIC_FILES:
         raise ApiError(404, f"no static file {url_path:.100}; the page's files: {STATIC_FILES}")
