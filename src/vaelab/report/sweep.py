@@ -21,7 +21,7 @@ from vaelab.errors import ConfigError
 from vaelab.fsutil import atomic_write_text
 from vaelab.report import figures
 from vaelab.report.render import Doc
-from vaelab.tune.storage import default_storage_url, load_existing_study
+from vaelab.tune.storage import best_trials, default_storage_url, load_existing_study
 
 
 @dataclass
@@ -120,12 +120,6 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _best(study: optuna.Study) -> list[FrozenTrial]:
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        return []
-    return [study.best_trial] if len(study.directions) == 1 else list(study.best_trials)
-
-
 def _importance(
     study: optuna.Study, trials: list[FrozenTrial], index: int
 ) -> tuple[dict[str, float] | None, str]:
@@ -186,7 +180,7 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
 
 def _best_section(doc: Doc, study: optuna.Study) -> None:
     doc.h(2, "Best trial" if len(study.directions) == 1 else "Pareto front")
-    best = _best(study)
+    best = best_trials(study)
     if not best:
         doc.p("No complete trial yet.")
     for t in best:

@@ -218,6 +218,13 @@ def open_study(
     return study
 
 
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial (one objective) or the Pareto front; none before a trial is complete."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else list(study.best_trials)
+
+
 def load_existing_study(url: str, name: str | None) -> optuna.Study:
     """A study for reading (reports, workers): `name`, or the storage's only study."""
     silence_optuna_notices()
