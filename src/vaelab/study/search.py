@@ -224,9 +224,8 @@ class BetaSearch:
 
     # ------------------------------------------------------------------ the search
     def open_queue(self) -> BetaQueue:
-        """The β search's study, refused if that name holds another definition (one hash per
-        setting, so a refusal names those that differ), with the settings workers need besides
-        it: opened before the study folder is made, so a refused storage or study creates
+        """The β search's study (another definition under that name is refused), with the
+        settings workers need: opened before the study folder is made, so a refusal creates
         nothing."""
         url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
@@ -288,9 +287,8 @@ class BetaSearch:
     def record(
         self, outcome: halving.SearchOutcome, names: dict[Point, str], url: str, name: str
     ) -> SearchResult:
-        """The search as study.json records it. The choice, its eligible β and whether it fell
-        back all come from the rung that decided (the last one trained; rung 0 in a grid
-        search), so they describe one decision."""
+        """The search as study.json records it; the choice, its eligible β and its fallback all
+        come from the rung that decided (the last trained), so they describe one decision."""
         c, runs = self.cfg, self.book.runs
         decided = outcome.rungs[-1]
         at = {b: runs[names[b, decided.index]].eval for b in decided.losses}

@@ -4,6 +4,7 @@ to the job loop (vaelab.tune.jobs); the sampler and pruner are built from the `S
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import Counter
@@ -193,7 +194,7 @@ def run_sweep(
     # Open the study first: a refused storage or study (other space) stops before any work.
     study = _open_study(open_storage(url, cfg), cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
+    atomic_write_json(out / "sweep.json", {**dataclasses.asdict(cfg), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     try:
