@@ -109,21 +109,15 @@ def make_sampler(cfg: SweepConfig) -> BaseSampler:
 
 def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
     p = cfg.pruner
+    rungs = {"min_resource": p.min_resource, "reduction_factor": p.reduction_factor}
     if p.kind == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
-        )
+        return optuna.pruners.MedianPruner(p.n_startup_trials, p.n_warmup_steps)
     if p.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=p.min_resource, reduction_factor=p.reduction_factor
-        )
+        return optuna.pruners.SuccessiveHalvingPruner(**rungs)
     if p.kind == "hyperband":
+        searched = "epochs" in {s.name for s in cfg.space}
         epochs = cfg.train.get("epochs", TrainConfig().epochs)
-        return optuna.pruners.HyperbandPruner(
-            min_resource=p.min_resource,
-            max_resource="auto" if "epochs" in {s.name for s in cfg.space} else epochs,
-            reduction_factor=p.reduction_factor,
-        )
+        return optuna.pruners.HyperbandPruner(max_resource="auto" if searched else epochs, **rungs)
     return optuna.pruners.NopPruner()
 
 
