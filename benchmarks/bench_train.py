@@ -4,8 +4,8 @@
   Dataset + DataLoader feeding the same model and step), as a ratio;
 - achieved training FLOP/s (counted with torch.utils.flop_counter) as a fraction of this
   machine's measured fp32 matmul FLOP/s;
-- the levers: channels_last, Adam foreach on/off, torch.compile (with a fallback when it fails),
-  1 vs all threads, bf16 autocast (only timed briefly on CPUs without native bf16).
+- the levers: Adam foreach on/off, 1 vs all threads, bf16 autocast (only timed briefly on CPUs
+  without native bf16); channels_last and torch.compile are bench_step.py's.
 """
 
 from __future__ import annotations
@@ -49,19 +49,13 @@ def time_steps(
     cfg: TrainConfig,
     steps: int,
     *,
-    channels_last: bool = False,
     foreach: bool | None = None,
-    compile_model: bool = False,
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> float:
     """Images/s of `steps` training steps (after 5 warm-up steps) drawing from `batches`."""
     torch.manual_seed(0)
     model = build_model(cfg)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=foreach)
-    if compile_model:
-        model = torch.compile(model)
     ctx = autocast or contextlib.nullcontext()
     it = iter(batches)
     n = 0
@@ -73,8 +67,6 @@ def time_steps(
         except StopIteration:
             it = iter(batches)
             x = next(it)[0]
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         train_step(model, opt, x, cfg.beta, cfg, ctx)
         n += len(x)
     return n / (time.perf_counter() - t0)
@@ -102,7 +94,6 @@ def run(steps: int = 300, batch: int = 64) -> None:
 
     levers = [
         ("baseline (fp32, default Adam)", rows[0][1], "img/s"),
-        ("channels_last", time_steps(loader, cfg, steps, channels_last=True), "img/s"),
         ("Adam foreach=True", time_steps(loader, cfg, steps, foreach=True), "img/s"),
         ("Adam foreach=False", time_steps(loader, cfg, steps, foreach=False), "img/s"),
     ]
@@ -110,12 +101,6 @@ def run(steps: int = 300, batch: int = 64) -> None:
     torch.set_num_threads(1)
     levers.append(("1 thread", time_steps(loader, cfg, steps), "img/s"))
     torch.set_num_threads(threads)
-    try:
-        levers.append(
-            ("torch.compile", time_steps(loader, cfg, steps, compile_model=True), "img/s")
-        )
-    except Exception as e:  # compile needs a C++ toolchain; fall back and say why
-        print(f"torch.compile unavailable here ({type(e).__name__}: {str(e)[:80]})")
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
     levers.append(("bf16 autocast (20 steps)", time_steps(loader, cfg, 20, autocast=bf16), "img/s"))
     print_table(

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaelab.cli import main
-from vaelab.cli.boundary import EXIT_UNEXPECTED
+from vaelab.cli import EXIT_UNEXPECTED, main
 from vaelab.data.sources import FILES, encode_idx
 
 TINY_RUN = dict(

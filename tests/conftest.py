@@ -30,10 +30,20 @@ SHARED_FIXTURES = ("smoke_study", "tiny_runs", "postgres_url")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests sharing an expensive fixture share an xdist group. CUDA-marked tests skip where there
+    is no GPU: a plain skip even under VAELAB_REQUIRE_ALL, since no CI machine has one
+    (benchmarks/gpu_check.sh runs them on a GPU machine)."""
+    import torch
+
+    skip_cuda = None
+    if not torch.cuda.is_available():
+        skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
     for item in items:
         used = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
         if used:
             item.add_marker(pytest.mark.xdist_group(used[0]))
+        if skip_cuda is not None and item.get_closest_marker("cuda"):
+            item.add_marker(skip_cuda)
 
 
 @pytest.fixture(scope="session")

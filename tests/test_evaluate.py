@@ -77,6 +77,9 @@ def test_evaluate_vae_writes_every_documented_key_and_figure(runs):
         assert (runs / "vae" / "figures" / fig).is_file(), fig
     # sanity of the numbers themselves
     assert m["test/iw_nll"] <= -m["test/elbo"] + 1.0  # IW bound at least as tight (noise aside)
+    # standard errors of means over 400 images: positive and a small fraction of the estimate
+    for est in ("sse", "elbo", "iw_nll"):
+        assert 0 < m[f"test/{est}_se"] < 0.1 * abs(m[f"test/{est}"]), est
     # the class fractions are argmax counts over the 400 samples, the entropy is theirs
     fracs = np.array([m[f"samples/class_frac_{c}"] for c in range(10)])
     np.testing.assert_allclose(fracs * 400, np.round(fracs * 400), atol=1e-9)

@@ -24,9 +24,8 @@ from optuna.trial import TrialState
 from vaelab.study import make_config
 from vaelab.study.runs import RunBook
 from vaelab.study.schema import to_json
-from vaelab.study.search import BetaSearch, SearchPlacement
+from vaelab.study.search import POINT_ATTR, RUN_ATTR, BetaSearch, SearchPlacement
 from vaelab.tune import halving
-from vaelab.tune.beta_search import POINT_ATTR, RUN_ATTR
 from vaelab.tune.storage import normalise_url
 
 pytestmark = pytest.mark.slow

@@ -34,20 +34,18 @@ __version__ = "0.2.0"
 
 # name -> the module that defines it, imported on first access (PEP 562)
 _LAZY = {
-    "TrainConfig": "vaelab.config",
-    "DiagonalGaussian": "vaelab.distributions",
-    "EvalConfig": "vaelab.evaluate",
-    "StudyConfig": "vaelab.study",
-    "StudyResult": "vaelab.study",
-    "load_study": "vaelab.study",
-    "make_config": "vaelab.study",
-    "SearchPlacement": "vaelab.study.search",
-    "RunResult": "vaelab.train.loop",
-    **dict.fromkeys(
-        ["encode", "interpolate", "load_images", "reconstruct", "sample"], "vaelab.decoding"
-    ),
+    name: module
+    for module, names in {
+        "vaelab.config": ["TrainConfig"],
+        "vaelab.distributions": ["DiagonalGaussian"],
+        "vaelab.evaluate": ["EvalConfig"],
+        "vaelab.study": ["StudyConfig", "StudyResult", "load_study", "make_config"],
+        "vaelab.study.search": ["SearchPlacement"],
+        "vaelab.train.loop": ["RunResult"],
+        "vaelab.decoding": ["encode", "interpolate", "load_images", "reconstruct", "sample"],
+    }.items()
+    for name in names
 }
-
 __all__ = [
     "DiagonalGaussian",
     "EvalConfig",
@@ -71,8 +69,7 @@ __all__ = [
 
 
 def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], Any]:
-    """A PEP 562 module `__getattr__` for `package`: `name` is imported from the module
-    `table[name]` on first access, so importing the package itself stays light."""
+    """A PEP 562 module `__getattr__`: `name` is imported from `table[name]` on first access."""
 
     def __getattr__(name: str) -> Any:
         if name in table:
@@ -93,8 +90,7 @@ def train(
     tensorboard: bool = True,
     on_epoch_end: EpochCallback | None = None,
 ) -> RunResult:
-    """Train `config` into the run directory `out_dir` (see `vaelab.train.loop.train`);
-    `on_epoch_end(epoch, record)` returning True stops it there, resumable."""
+    """Train `config` into `out_dir`; `on_epoch_end(epoch, record)` returning True stops it."""
     from vaelab.train.loop import train as run_training
 
     return run_training(
@@ -105,16 +101,14 @@ def train(
 def evaluate(
     run_dir: str | Path, config: EvalConfig | None = None, **options: Any
 ) -> dict[str, float]:
-    """Evaluate a finished run -> the eval.json metrics (also written to `run_dir`); `options`
-    are `EvalConfig` fields when no `config` is given (see `vaelab.evaluate.evaluate_run`)."""
+    """A finished run's eval.json metrics; `options`: EvalConfig fields when `config` is None."""
     from vaelab.evaluate import evaluate_run
 
     return evaluate_run(run_dir, config, **options)
 
 
 def study(config: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
-    """Run (or finish) the whole study -> what study.json holds (see `vaelab.study.run_study`);
-    `placement`: where the β search's trials are queued and how many processes train them."""
+    """Run (or finish) the study; `placement`: where the β search's trials queue and train."""
     from vaelab.study import run_study
 
     return run_study(config, placement)

@@ -96,6 +96,12 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     """`bf16` uses autocast for the forward pass (for GPUs; on CPUs without native bf16 it is
     slower than fp32). Losses and evaluation are always fp32."""
+    channels_last: bool = False
+    """Train in the NHWC memory layout (`benchmarks/bench_step.py` measures it against NCHW on
+    this machine). Off by default: on CPU it changes the weights' last bits."""
+    compile: bool = False
+    """Train through `torch.compile` (inductor; its cache under VAELAB_HOME/inductor is shared by
+    runs). Off by default: the first run pays the compile cost (see vaelab.train.loop)."""
     limit_train: Positive | None = None
     """Train on the first N training images only (quick experiments, tests)."""
     limit_val: Positive | None = None

@@ -145,8 +145,7 @@ def close_logger(logger: logging.Logger) -> None:
 
 @contextlib.contextmanager
 def signal_handlers(signals: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """`handler` for `signals` while the block runs, then the old ones; a no-op off the main
-    thread, where Python allows no signal handler."""
+    """`handler` for `signals` while the block runs; off the main thread (no handlers) a no-op."""
     old: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         old = {s: signal.signal(s, handler) for s in signals}

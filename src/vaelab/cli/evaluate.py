@@ -58,8 +58,7 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _check_options(opts: Any, bounds: Mapping[str, tuple[int, int | None, str]]) -> None:
-    """--device, --seed and each integer option within its bounds (None: not given), then
-    --out when the command writes a file."""
+    """--device, --seed, each integer option within its bounds (None: not given) and --out."""
     from vaelab.train.preflight import check_device, check_out_file
 
     check_device(opts.device)
@@ -73,8 +72,7 @@ def _check_options(opts: Any, bounds: Mapping[str, tuple[int, int | None, str]])
 
 
 def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
-    """(model on the CPU, validated config) of the run, after checking that the folder holds a
-    checkpoint that loads into the model its config describes (a few MB, before any work)."""
+    """(model on the CPU, config) of the run: its checkpoint loaded (a few MB) before any work."""
     from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)

@@ -16,7 +16,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     pf.check_device(args.device)
     pf.check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
     pf.check_out_dir(args.out)
-    _check_workers(args)
+    pf.check_processes("--workers", args.workers, args.threads)
     cfg = make_config(
         args.preset,
         dataset=args.dataset,
@@ -45,17 +45,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     pf.check_device(args.device)
     pf.check_out_dir(args.out)
-    _check_workers(args)
+    pf.check_processes("--workers", 1, args.threads)
     run_worker(
         WorkerArgs(args.storage, args.name, args.out, args.device, args.data_dir, args.threads)
     )
     return 0
-
-
-def _check_workers(args: argparse.Namespace) -> None:
-    from vaelab.train import preflight as pf
-
-    pf.check_processes("--workers", getattr(args, "workers", 1), args.threads)
 
 
 def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:
@@ -138,8 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_study_data(cfg) -> None:
-    """The data every stage needs, checked before the first of them: splits, sizes, memory and
-    the interpolation labels of the evaluations."""
+    """The data every stage needs (splits, sizes, memory, interpolation labels), checked first."""
     from vaelab.cli.evaluate import check_labels
     from vaelab.config import DEFAULT_PAIRS
     from vaelab.train.preflight import check_data

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
             raise
-        from vaelab.cli.boundary import os_error_message
+        from vaelab.cli import os_error_message
 
         raise RunError(
             f"{os_error_message(e)}; the checkpoints already in {out / 'checkpoints'} are "

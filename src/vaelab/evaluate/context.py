@@ -19,7 +19,7 @@ from vaelab.data import load_arrays
 from vaelab.data.store import UNLABELLED, split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
-from vaelab.evaluate.features import kth_neighbour_distance, real_nn_scale
+from vaelab.evaluate.features import kth_neighbour_distance
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
 from vaelab.models import AutoEncoder, batched, codes, sample_prior
@@ -163,15 +163,24 @@ class EvalContext:
         return self.classify(self.data.x)
 
     @cached_property
+    def _real_neighbours(self) -> np.ndarray:
+        """(N, 2): each real image's distance to its nearest and its k-th nearest (k = pr_k)
+        other real image, from one pass over the real × real distances."""
+        n = len(self.real[0])
+        return kth_neighbour_distance(self.real[0], (1, min(self.ecfg.pr_k, n - 1)))
+
+    @cached_property
     def real_radii(self) -> np.ndarray:
         """Each real image's distance to its k-th nearest other real image (k = pr_k), in the
         first `pr_size` real features: the real manifold of precision/recall."""
+        if self.pr_size == len(self.real[0]) > self.ecfg.pr_k:
+            return self._real_neighbours[:, 1]
         return kth_neighbour_distance(self.real[0][: self.pr_size], self.ecfg.pr_k)
 
     @cached_property
     def real_nn_scale(self) -> float:
         """Median distance from a real image to its nearest other real image (realism's unit)."""
-        return real_nn_scale(self.real[0])
+        return float(np.median(self._real_neighbours[:, 0]))
 
     @cached_property
     def pr_size(self) -> int:

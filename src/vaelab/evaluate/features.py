@@ -29,16 +29,20 @@ def _distance_chunks(a: Features, b: Features, chunk: int) -> Iterator[tuple[int
         yield i, d2.clamp_min_(0).sqrt_()
 
 
-def kth_neighbour_distance(features: Features, k: int, chunk: int = CHUNK) -> np.ndarray:
-    """Distance from each row (N, d) to its k-th nearest *other* row: (N,). Row i's distance to
-    itself (0) comes first, so that is the (k + 1)-th smallest; duplicates count at distance 0."""
-    n = len(features)
-    if not 1 <= k < n:
+def kth_neighbour_distance(
+    features: Features, k: int | tuple[int, ...], chunk: int = CHUNK
+) -> np.ndarray:
+    """Distance from each row (N, d) to its k-th nearest *other* row: (N,), or (N, len(k)) for a
+    tuple of k, all from one pass over the distances. Row i's distance to itself (0) comes first,
+    so that is the (k + 1)-th smallest; duplicates count at distance 0."""
+    n, ks = len(features), (k,) if isinstance(k, int) else k
+    if not all(1 <= k_ < n for k_ in ks):
         raise ValueError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
-    out = np.empty(n)
+    out = np.empty((n, len(ks)))
     for i, d in _distance_chunks(features, features, chunk):
-        out[i : i + len(d)] = d.kthvalue(k + 1, dim=1).values.numpy()
-    return out
+        nearest = d.topk(max(ks) + 1, dim=1, largest=False).values  # (chunk, max k + 1), sorted
+        out[i : i + len(d)] = nearest[:, list(ks)].numpy()
+    return out[:, 0] if isinstance(k, int) else out
 
 
 def nearest_distance(
@@ -54,17 +58,6 @@ def nearest_distance(
             r, c = torch.nonzero(rows >= 0, as_tuple=True)
             d[r, rows[r, c]] = torch.inf
         out[i : i + len(d)] = d.min(1).values.numpy()
-    return out
-
-
-def _within_any_ball(
-    queries: Features, centres: Features, radii: np.ndarray, chunk: int
-) -> np.ndarray:
-    """For each query (Q, d): is it within radii[j] of some centre j (N, d)? Bool (Q,)."""
-    r = torch.as_tensor(radii, dtype=torch.float64)[None, :]
-    out = np.empty(len(queries), dtype=bool)
-    for i, d in _distance_chunks(queries, centres, chunk):
-        out[i : i + len(d)] = (d <= r).any(1).numpy()
     return out
 
 
@@ -86,10 +79,15 @@ def precision_recall(
         real_radii = kth_neighbour_distance(real, k, chunk)
     if len(real_radii) != len(real):
         raise ValueError(f"{len(real_radii)} radii for {len(real)} real points")
-    fake_radii = kth_neighbour_distance(fake, k, chunk)
-    precision = _within_any_ball(fake, real, real_radii, chunk).mean()
-    recall = _within_any_ball(real, fake, fake_radii, chunk).mean()
-    return float(precision), float(recall)
+    fake_radii = torch.as_tensor(kth_neighbour_distance(fake, k, chunk))[None, :]
+    # One pass over the real × fake distances gives both: a real row is recalled when some fake
+    # ball holds it, and a fake column is precise when some real ball holds it.
+    recalled, precise = np.empty(len(real), dtype=bool), np.zeros(len(fake), dtype=bool)
+    for i, d in _distance_chunks(real, fake, chunk):
+        recalled[i : i + len(d)] = (d <= fake_radii).any(1).numpy()
+        radii = torch.as_tensor(real_radii[i : i + len(d)], dtype=torch.float64)[:, None]
+        precise |= (d <= radii).any(0).numpy()
+    return float(precise.mean()), float(recalled.mean())
 
 
 def real_nn_scale(real: np.ndarray, chunk: int = CHUNK) -> float:

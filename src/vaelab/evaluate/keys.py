@@ -44,6 +44,7 @@ class Reconstruction:
     """Distortion and rate of the code, and what the classifier makes of reconstructions."""
 
     sse: float = field(metadata=key("{split}/sse"))
+    sse_se: float = field(metadata=key("{split}/sse_se"))
     mse: float = field(metadata=key("{split}/mse"))
     bce: float = field(metadata=key("{split}/bce"))
     kl: float | None = field(metadata=key("{split}/kl", vae=True))
@@ -65,7 +66,9 @@ class Likelihood:
     """ELBO and importance-weighted NLL (VAE only)."""
 
     elbo: float = field(metadata=key("{split}/elbo", vae=True))
+    elbo_se: float = field(metadata=key("{split}/elbo_se", vae=True))
     iw_nll: float = field(metadata=key("{split}/iw_nll", vae=True))
+    iw_nll_se: float = field(metadata=key("{split}/iw_nll_se", vae=True))
     iw_bits_per_dim: float = field(metadata=key("{split}/iw_bits_per_dim", vae=True))
     iw_k: int = field(metadata=key("{split}/iw_k", vae=True))
     iw_n_images: int = field(metadata=key("{split}/iw_n_images", vae=True))
@@ -219,6 +222,7 @@ TEST_KL = key_of(Reconstruction, "kl")
 TEST_ACTIVE_UNITS = key_of(Reconstruction, "active_units")
 TEST_ELBO = key_of(Likelihood, "elbo")
 TEST_IW_NLL = key_of(Likelihood, "iw_nll")
+TEST_IW_NLL_SE = key_of(Likelihood, "iw_nll_se")
 TEST_NEG_ELBO_SAME_IMAGES = key_of(Likelihood, "neg_elbo_same_images")
 RECON_FD = key_of(Reconstruction, "fd")
 RECON_ACCURACY = key_of(Reconstruction, "accuracy")

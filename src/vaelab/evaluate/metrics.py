@@ -37,7 +37,8 @@ from vaelab.runtime import stream_seed
 
 def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
     x, logits = ctx.data.x, ctx.recon_logits
-    sse_ = float(sse(logits, x).double().mean())
+    per_image = sse(logits, x).double()
+    sse_ = float(per_image.mean())
     mu, q = ctx.codes
     kl_dim = None if q is None else q.kl_per_dim().double().mean(0)
     feats, probs = ctx.classify(ctx.recon)
@@ -52,6 +53,7 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
     realism = realism_ratio(feats, real_feats, ctx.real_nn_scale, exclude=own)
     m = Reconstruction(
         sse=sse_,
+        sse_se=standard_error(per_image),
         mse=sse_ / x[0].numel(),
         bce=float(bce(logits, x).double().mean()),
         # The rate of the same codes whose decodes give the SSE: KL(q(z|x) ‖ N(0, I)) per image.
@@ -103,9 +105,13 @@ def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
     )
     d = x_lik[0].numel()
     iw_nll = float(-lp.mean())
+    # The standard errors over images say how many images a precision needs: the IW-NLL's
+    # shrinks as 1/sqrt(--iw-limit), while its bias shrinks with K (--iw-samples).
     return Likelihood(
         elbo=float(el.mean()),
+        elbo_se=standard_error(el),
         iw_nll=iw_nll,
+        iw_nll_se=standard_error(lp),
         iw_bits_per_dim=iw_nll / (d * math.log(2))
         + (8.0 if cfg.likelihood == "gaussian" else 0.0),  # dequantised 8-bit data: see README
         iw_k=e.iw_samples,
@@ -213,6 +219,13 @@ def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
         f"{m['lerp'].min_conf:.3f}"
     )
     return m
+
+
+def standard_error(per_image: torch.Tensor) -> float:
+    """The standard error of the mean of per-image values (N,): their sample SD / sqrt(N)."""
+    if len(per_image) < 2:
+        return 0.0
+    return float(per_image.double().std() / math.sqrt(len(per_image)))
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float | None:

@@ -181,8 +181,7 @@ ROUTES = {
 
 
 def route(method: str, path: str) -> Handler:
-    """The handler of (method, path), checking the request's fields first; 404 for an unknown
-    path, 405 for a known one."""
+    """The handler of (method, path), which checks the request's fields first."""
     spec = ROUTES.get(path)
     if spec is None:
         raise ApiError(404, f"no API route {path:.200}; routes: {', '.join(ROUTES)}")

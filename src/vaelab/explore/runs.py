@@ -7,8 +7,8 @@ damaged folder is refused with one line before the server starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vaelab.errors import ConfigError, RunError
 from vaelab.study.schema import REBUILD, load_study
@@ -17,12 +17,9 @@ from vaelab.train.checkpoint import read_done
 MAX_RUNS = 8  # side by side beyond this the panels are too narrow to read
 
 
-@dataclass
-class FoundRuns:
-    dirs: list[Path]
-    """Run directories, each with checkpoints/best.pt, in display order."""
-    classifier: str | None
-    """The reference-classifier variant a study recorded (None when no study said)."""
+class FoundRuns(NamedTuple):
+    dirs: list[Path]  # run directories, each with checkpoints/best.pt, in display order
+    classifier: str | None  # the reference classifier a study recorded (None: no study said)
 
 
 def _is_run(path: Path) -> bool:
@@ -30,8 +27,7 @@ def _is_run(path: Path) -> bool:
 
 
 def _study_runs(study: Path) -> tuple[list[Path], str | None]:
-    """The AE and the tuned VAE named in study.json; without study.json (an unfinished study)
-    every finished run under runs/, in name order."""
+    """The AE and tuned VAE of study.json, else (unfinished) every finished run under runs/."""
     if not (study / "study.json").exists():
         done = sorted(
             d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d)

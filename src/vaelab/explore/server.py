@@ -29,6 +29,7 @@ from vaelab.errors import RunError
 from vaelab.explore import api
 from vaelab.explore.api import MAX_BODY_BYTES, ApiError, parse_json_object
 from vaelab.explore.session import Explorer
+from vaelab.runtime import signal_handlers
 
 READ_TIMEOUT_S = 60
 CONTENT_TYPES = {
@@ -63,8 +64,7 @@ def host_name(header: str) -> str:
 
 
 def static_file(url_path: str) -> Path:
-    """The file that / or /static/<name> names, looked up by name: no path from a client ever
-    reaches the file system, so nothing can leave the static folder."""
+    """The file / or /static/<name> names, looked up by name: no client path reaches the disk."""
     name = "index.html" if url_path == "/" else unquote(url_path.removeprefix("/static/"))
     if name not in STATIC_FILES:
         raise ApiError(404, f"no static file {url_path:.100}; the page's files: {STATIC_FILES}")
@@ -97,7 +97,10 @@ class ExploreHandler(BaseHTTPRequestHandler):
             elif url.path == "/" or url.path.startswith("/static/"):
                 if method != "GET":
                     raise ApiError(405, f"{url.path:.100} accepts GET, not {method}")
-                self._send_file(static_file(url.path))
+                path = static_file(url.path)
+                csp = {"Content-Security-Policy": CSP} if path.suffix == ".html" else {}
+                extra = {"Cache-Control": "no-cache", **csp}
+                self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], extra)
             else:
                 raise ApiError(404, f"nothing at {url.path:.80}; the app is at /, the API at /api/")
         except ApiError as e:
@@ -177,12 +180,6 @@ class ExploreHandler(BaseHTTPRequestHandler):
         body = json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
         self._send(status, body, "application/json", {"Cache-Control": "no-store"})
 
-    def _send_file(self, path: Path) -> None:
-        extra = {"Cache-Control": "no-cache"}
-        if path.suffix == ".html":
-            extra["Content-Security-Policy"] = CSP
-        self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], extra)
-
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (bad request line, unsupported method...) as JSON too."""
         self.close_connection = True
@@ -242,18 +239,13 @@ def serve(explorer: Explorer, host: str, port: int, *, open_browser: bool, verbo
     )
     if open_browser:
         threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        # Both signals stop the server, whatever this process inherited: a shell starts
-        # background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, signal.default_int_handler)
+    # Both signals stop the server, whatever this process inherited: a shell starts background
+    # jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
     try:
-        server.serve_forever(poll_interval=0.2)
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), signal.default_int_handler):
+            server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         print("vaelab explore: stopped", flush=True)
     finally:
         server.server_close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0

@@ -261,9 +261,16 @@ def q_tuned(doc: Doc, s: StudyResult) -> None:
         f"entropy {ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats. It uses "
         f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.train.latent_dim} latent units at KL "
         f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
-        f"{ev(t, keys.TEST_IW_NLL, '.2f')} nats against a negative ELBO of "
+        f"{ev(t, keys.TEST_IW_NLL, '.2f')}{_se(doc, t, keys.TEST_IW_NLL_SE)} nats against a "
+        "negative ELBO of "
         f"{ev(t, keys.TEST_NEG_ELBO_SAME_IMAGES, '.2f')} on the same images."
     )
+
+
+def _se(doc: Doc, run: str, key: str) -> str:
+    """ " ± the standard error" of a run's estimate; empty for an eval.json written before vaelab
+    recorded it."""
+    return f" ± {doc.ev(run, key, '.2f')}" if key in doc.study.runs[run].eval else ""  # type: ignore[union-attr]
 
 
 def _realism_verdict(ae: float, vae: float, pixel: float) -> str:

@@ -21,7 +21,7 @@ from vaelab.errors import ConfigError
 from vaelab.fsutil import atomic_write_text
 from vaelab.report import figures
 from vaelab.report.render import Doc
-from vaelab.tune.storage import default_storage_url, load_existing_study
+from vaelab.tune.storage import best_trials, default_storage_url, load_existing_study
 
 
 @dataclass
@@ -112,45 +112,10 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _best(study: optuna.Study) -> list[FrozenTrial]:
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        return []
-    return [study.best_trial] if len(study.directions) == 1 else list(study.best_trials)
-
-
-def _importance(
-    study: optuna.Study, trials: list[FrozenTrial], index: int
-) -> tuple[dict[str, float] | None, str]:
-    """PED-ANOVA importances of objective `index`, or None and why they would mean nothing."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    varying = [
-        p for p in {p for t in done for p in t.params} if len({t.params.get(p) for t in done}) > 1
-    ]
-    if len(done) < 2 or len(varying) < 2:
-        return None, (
-            f"not computed: importance compares parameters, and this study has {len(done)} "
-            f"complete trial(s) with {len(varying)} varying parameter(s) (needs 2 and 2)"
-        )
-    sign = -1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-    try:
-        with warnings.catch_warnings():
-            # it warns that it ranks low targets best: `sign` already makes lower better
-            warnings.simplefilter("ignore", UserWarning)
-            imp = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, params=varying, target=lambda t: sign * t.values[index]
-            )
-    except (ValueError, RuntimeError) as e:
-        return None, f"not computed: {e}"
-    return dict(imp), "PED-ANOVA (Optuna): how much each parameter separates the best trials"
 
 
 def _slug(text: str) -> str:
@@ -186,7 +151,7 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
 
 def _best_section(doc: Doc, study: optuna.Study) -> None:
     doc.h(2, "Best trial" if len(study.directions) == 1 else "Pareto front")
-    best = _best(study)
+    best = best_trials(study)
     if not best:
         doc.p("No complete trial yet.")
     for t in best:
@@ -230,15 +195,38 @@ def _panel(done: list[FrozenTrial], name: str, index: int) -> figures.ParamPanel
 def _importance_figures(
     doc: Doc, study: optuna.Study, trials: list[FrozenTrial], root: Path
 ) -> list[Path]:
+    """PED-ANOVA importances of each objective, or why they would mean nothing."""
     doc.h(2, "Parameter importance")
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    varying = [
+        p for p in {p for t in done for p in t.params} if len({t.params.get(p) for t in done}) > 1
+    ]
     drawn = []
     for i, lab in enumerate(_value_labels(study)):
-        imp, why = _importance(study, trials, i)
-        if imp is None:
-            doc.p(f"{lab}: {why}.")
+        if len(done) < 2 or len(varying) < 2:
+            doc.p(
+                f"{lab}: not computed: importance compares parameters, and this study has "
+                f"{len(done)} complete trial(s) with {len(varying)} varying parameter(s) "
+                "(needs 2 and 2)."
+            )
+            continue
+        sign = -1.0 if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        try:
+            with warnings.catch_warnings():
+                # it warns that it ranks low targets best: `sign` already makes lower better
+                warnings.simplefilter("ignore", UserWarning)
+                imp = optuna.importance.get_param_importances(
+                    study,
+                    evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                    params=varying,
+                    target=lambda t: sign * t.values[i],  # noqa: B023 (called at once)
+                )
+        except (ValueError, RuntimeError) as e:
+            doc.p(f"{lab}: not computed: {e}.")
             continue
         drawn.append(figures.importance_bars(root / f"importance_{_slug(lab)}.png", imp, lab))
         ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
+        why = "PED-ANOVA (Optuna): how much each parameter separates the best trials"
         doc.img(drawn[-1].name, f"{lab}: {why} ({ranked})")
     return drawn
 

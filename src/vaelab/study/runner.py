@@ -22,9 +22,8 @@ from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
 from vaelab.study.schema import Environment, SearchResult, StudyResult
-from vaelab.study.search import BetaSearch, SearchPlacement
+from vaelab.study.search import BetaQueue, BetaSearch, SearchPlacement
 from vaelab.tune import halving
-from vaelab.tune.beta_search import BetaQueue
 
 STAGES = ("data", "ae", "extremes", "search", "tuned", "interpolation", "representation")
 

@@ -1,9 +1,13 @@
-"""The study's β-search stage: trials (β, rung) queued in an Optuna study
-(vaelab.tune.beta_search), trained as study runs by the coordinator and any workers
-(`run_worker`), decided by vaelab.tune.halving and recorded as the study's `SearchResult`."""
+"""The study's β-search stage. Its trials (β, rung) are an Optuna study, the work queue and the
+record: β and rung are fixed parameters, the selection loss the value, the study's run entry (and
+host, pid, wall time) user attributes, so the coordinator needs no access to a worker's files.
+The coordinator queues a batch and works on it like any worker until it is complete; workers
+(`run_worker`) run queued trials until it marks the search finished. vaelab.tune.halving decides,
+and the search is recorded as the study's `SearchResult`."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -12,27 +16,120 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
+from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import json_sha256
 from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.train.preflight import threads_per_process
-from vaelab.tune import halving
-from vaelab.tune.beta_search import (
-    RUN_ATTR,
-    SEARCH_DB,
-    BetaQueue,
-    Point,
-    evaluate_batch,
-    join_search,
-    open_search,
-    work,
-)
+from vaelab.tune import halving, jobs
 from vaelab.tune.halving import halving_rule_text, select_beta
-from vaelab.tune.jobs import LocalWorkers, requeue_dead_local_trials, worker_tag
-from vaelab.tune.storage import default_storage_url
+from vaelab.tune.storage import (
+    DEFINITION_ATTR,
+    ask_lock,
+    default_storage_url,
+    load_existing_study,
+    open_storage,
+    open_study,
+    redact,
+)
+
+SEARCH_DB = "search.db"
+POINT_ATTR = "vaelab:point"  # [β, rung]: set when queued, kept by retries
+RUN_ATTR = "vaelab:run"  # the study's run entry of a finished trial
+FINISHED_ATTR = "vaelab:search_finished"  # study attribute: workers may stop
+SETTINGS_ATTR = "vaelab:settings"  # study attribute: the unhashed settings workers need
+# β and rung are fixed parameters, never sampled; the bounds only name their distributions.
+BETA_BOUNDS, RUNG_BOUNDS = (1e-12, 1e12), (0, 1000)
+
+Point = tuple[float, int]  # (β, rung)
+
+
+class BetaQueue(jobs.Queue):
+    """One β search's Optuna study, its storage and the settings of its heartbeats."""
+
+    @classmethod
+    def of(cls, study: optuna.Study, storage: Any, cfg: StudyConfig) -> BetaQueue:
+        # A short poll (one small query): a batch waits this long after its last trial.
+        return cls(study, storage, cfg, poll_s=min(float(cfg.heartbeat_interval), 0.5))
+
+    def _by_point(self) -> dict[Point, list[FrozenTrial]]:
+        out: dict[Point, list[FrozenTrial]] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            p = t.user_attrs.get(POINT_ATTR)
+            if p is not None:
+                out.setdefault((float(p[0]), int(p[1])), []).append(t)
+        return out
+
+    def status(self, points: list[Point]) -> tuple[dict[Point, FrozenTrial], dict[Point, str]]:
+        """(complete trial of each finished point, error of each point that failed for good:
+        no complete, no queued or running trial left). Under the ask lock, as every retry is
+        queued (right after its original failed)."""
+        with ask_lock(self.storage, self.name):
+            by_point = self._by_point()
+        complete, failed = {}, {}
+        for p in points:
+            trials = by_point.get(p, [])
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            if done:
+                complete[p] = done[-1]
+            elif trials and all(t.state == TrialState.FAIL for t in trials):
+                failed[p] = str(trials[-1].user_attrs.get("error", "failed"))
+        return complete, failed
+
+    def submit(self, points: list[Point]) -> None:
+        """Queue every point without a complete, queued or running trial."""
+        with ask_lock(self.storage, self.name):
+            by_point = self._by_point()
+            for b, r in points:
+                states = {t.state for t in by_point.get((b, r), [])}
+                if not states & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
+                    self.study.enqueue_trial(
+                        {"beta": b, "rung": r}, user_attrs={POINT_ATTR: [b, r]}
+                    )
+
+    def finished(self) -> bool:
+        return bool(self.study.user_attrs.get(FINISHED_ATTR))
+
+
+@dataclass
+class BetaJob:
+    """β-search trials for the job loop: only queued ones are taken; a worker stops once the
+    search is marked finished, the coordinator when its batch is complete."""
+
+    search: BetaSearch
+    queue: BetaQueue
+    stop_when_finished: bool
+    fix: str = "see this worker's log and fix the cause"
+
+    def verdict(self, study: optuna.Study) -> jobs.Verdict:
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return "ask"  # ask() now takes the oldest queued trial, never samples one
+        return "done" if self.stop_when_finished and self.queue.finished() else "wait"
+
+    def title(self, trial: Trial) -> str:
+        p = trial.params
+        return f"trial β = {p['beta']:g} (rung {p['rung']})" if p else f"trial {trial.number}"
+
+    def point(self, trial: Trial) -> Point:
+        if POINT_ATTR not in trial.user_attrs:
+            raise RunError(f"trial {trial.number} was not queued by a β-search coordinator")
+        beta = trial.suggest_float("beta", *BETA_BOUNDS, log=True)
+        return beta, trial.suggest_int("rung", *RUNG_BOUNDS)
+
+    def fresh_dir(self, taken: jobs.Taken) -> Path:
+        return self.search.trial_dir(*self.point(taken.trial))
+
+    def run(self, taken: jobs.Taken, run_dir: Path) -> float:
+        entry, loss = self.search.search_trial(*self.point(taken.trial), run_dir)
+        taken.trial.set_user_attr(RUN_ATTR, entry)
+        # Optuna stores ±inf; a NaN would fail the trial (the loss maps NaN FD to inf).
+        return loss if not math.isnan(loss) else math.inf
+
+    def say(self, msg: str) -> None:
+        self.search.say(msg)
 
 
 def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -69,7 +166,7 @@ class BetaSearch:
         self.book = book
         self.cfg = book.cfg
         self.placement = placement or SearchPlacement()
-        self.local_workers: LocalWorkers | None = None
+        self.local_workers: jobs.LocalWorkers | None = None
 
     def say(self, msg: str) -> None:
         self.book.say(msg)
@@ -130,16 +227,20 @@ class BetaSearch:
 
     # ------------------------------------------------------------------ the search
     def open_queue(self) -> BetaQueue:
-        """The β search's study, refused if that name holds another definition: opened before
-        the study folder is made, so a refused storage or study creates nothing."""
+        """The β search's study (another definition under that name is refused), with the
+        settings workers need: opened before the study folder is made, so a refusal creates
+        nothing."""
         url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
-        settings = {k: getattr(self.cfg, k) for k in SETTINGS}
-        return open_search(url, self.cfg, *definition(self.cfg, self.placement.name), settings)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
+        storage = open_storage(url, self.cfg)
+        study = open_study(storage, *definition(self.cfg, self.placement.name), ["minimize"])
+        study.set_user_attr(SETTINGS_ATTR, {k: getattr(self.cfg, k) for k in SETTINGS})
+        return BetaQueue.of(study, storage, self.cfg)
 
     def start(self, queue: BetaQueue) -> None:
         """This host's dead trials of an earlier, killed run are queued again at once; local
         workers start now, so they are ready when the search is."""
-        lost = requeue_dead_local_trials(queue)
+        lost = jobs.requeue_dead_local_trials(queue)
         if lost:
             self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
         p, c = self.placement, self.cfg
@@ -147,7 +248,7 @@ class BetaSearch:
             threads = threads_per_process(p.workers, p.threads)
             url, where = queue.storage.url, (c.out, c.train.device, c.train.data_dir)
             specs = [WorkerArgs(url, queue.name, *where, threads, i) for i in range(1, p.workers)]
-            self.local_workers = LocalWorkers(run_worker, specs, first=1)
+            self.local_workers = jobs.LocalWorkers(run_worker, specs, first=1)
 
     def run(self, queue: BetaQueue) -> SearchResult:
         """The β search (vaelab.tune.halving.run_search) with trials queued in `queue` and
@@ -157,7 +258,7 @@ class BetaSearch:
         def evaluate(betas: list[float], rung: int) -> dict[float, float]:
             points = [(b, rung) for b in betas]
             recorded = queue.status(points)[0]
-            complete = evaluate_batch(queue, points, self)
+            complete = self._batch(queue, points)
             entries = {b: self._accept(complete[b, rung], (b, rung) in recorded) for b in betas}
             names.update({(b, rung): e.name for b, e in entries.items()})
             c = self.cfg  # the trial's value, recomputed from the same metrics
@@ -167,29 +268,46 @@ class BetaSearch:
         self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
         return self.record(self._decide(queue, evaluate), names, queue.url, queue.name)
 
+    def _batch(self, queue: BetaQueue, points: list[Point]) -> dict[Point, FrozenTrial]:
+        """The coordinator's side of one batch: queue what is missing, work on queued trials
+        until every point is complete; a point whose trials all failed stops the study."""
+
+        def complete() -> bool:
+            done, failed = queue.status(points)
+            if failed:
+                (b, r), why = next(iter(failed.items()))
+                raise RunError(
+                    f"β-search trial β = {b:g} (rung {r}) failed: {why}; fix it and run the same "
+                    "command again"
+                )
+            return len(done) == len(points)
+
+        queue.submit(points)
+        job = BetaJob(self, queue, stop_when_finished=False)
+        jobs.work(queue, job, complete, reraise=True)
+        return queue.status(points)[0]
+
     def record(
         self, outcome: halving.SearchOutcome, names: dict[Point, str], url: str, name: str
     ) -> SearchResult:
-        """The search as study.json records it. The choice, its eligible β and whether it fell
-        back all come from the rung that decided (the last one trained; rung 0 in a grid
-        search), so they describe one decision."""
+        """The search as study.json records it; the choice, its eligible β and its fallback all
+        come from the rung that decided (the last trained), so they describe one decision."""
         c, runs = self.cfg, self.book.runs
         decided = outcome.rungs[-1]
         at = {b: runs[names[b, decided.index]].eval for b in decided.losses}
         choice = select_beta(at, c.min_recon_accuracy, c.min_class_entropy)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
+        rungs = [self._rung_record(r, names) for r in outcome.rungs]
         halving_search = c.search == "halving"
         return SearchResult(
             method=c.search,
             trials=sorted(rung0),
             trial_runs={f"{b:g}": n for b, n in sorted(rung0.items())},
             log=outcome.log,
-            rungs=[self._rung_record(r, names) for r in outcome.rungs],
+            rungs=rungs,
             chosen_beta=outcome.chosen,
             eligible=choice.eligible,
-            reason=self._halving_reason(decided, outcome.chosen)
-            if halving_search
-            else choice.reason,
+            reason=_halving_reason(rungs[-1], outcome.chosen) if halving_search else choice.reason,
             fallback=choice.fallback,
             best_decade=outcome.best_decade,
             rule=halving_rule_text(c) if halving_search else "",
@@ -198,13 +316,15 @@ class BetaSearch:
         )
 
     def _rung_record(self, r: halving.RungResult, names: dict[Point, str]) -> RungRecord:
-        """One rung of the search as study.json records it."""
         c, n_train = self.cfg, self.book.n_train
-        rung = self.plan()[r.index] if c.search == "halving" else None
+        epochs, limit_train = c.trial_epochs, n_train
+        if c.search == "halving":
+            rung = self.plan()[r.index]
+            epochs, limit_train = rung.epochs, min(n_train, rung.limit_train or n_train)
         return RungRecord(
             rung=r.index,
-            epochs=rung.epochs if rung is not None else c.trial_epochs,
-            limit_train=min(n_train, rung.limit_train or n_train) if rung is not None else n_train,
+            epochs=epochs,
+            limit_train=limit_train,
             selection_loss={f"{b:g}": v for b, v in sorted(r.losses.items())},
             runs={f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
             promoted=r.promoted,
@@ -225,7 +345,7 @@ class BetaSearch:
                 max_extensions=c.max_extensions,
                 refine=c.refine,
             )
-            queue.mark_finished()  # workers anywhere stop when the queue is empty
+            queue.study.set_user_attr(FINISHED_ATTR, True)  # workers anywhere stop when idle
         except BaseException:
             self.stop_workers()
             raise
@@ -242,21 +362,19 @@ class BetaSearch:
         if self.local_workers is not None:
             self.local_workers.stop()
 
-    def _halving_reason(self, last: halving.RungResult, chosen: float) -> str:
-        loss = last.losses[chosen]
-        what = (
-            f"its sample Fréchet distance {loss:.2f} was the lowest among the eligible β"
-            if loss < halving.INELIGIBLE_PENALTY
-            else "no β met both thresholds there, so the lowest sample Fréchet distance "
-            f"({loss - halving.INELIGIBLE_PENALTY:.2f}) decided"
-        )
-        rung = self.plan()[last.index]
-        images = min(self.book.n_train, rung.limit_train or self.book.n_train)
-        betas = ", ".join(f"{b:g}" for b in sorted(last.losses))
-        return (
-            f"β = {chosen:g} won the last search rung (rung {last.index}: {rung.epochs} epochs "
-            f"on {images} images; β {betas}): {what}"
-        )
+
+def _halving_reason(rung: RungRecord, chosen: float) -> str:
+    loss = rung.selection_loss[f"{chosen:g}"]
+    what = (
+        f"its sample Fréchet distance {loss:.2f} was the lowest among the eligible β"
+        if loss < halving.INELIGIBLE_PENALTY
+        else "no β met both thresholds there, so the lowest sample Fréchet distance "
+        f"({loss - halving.INELIGIBLE_PENALTY:.2f}) decided"
+    )
+    return (
+        f"β = {chosen:g} won the last search rung (rung {rung.rung}: {rung.epochs} epochs "
+        f"on {rung.limit_train} images; β {', '.join(rung.selection_loss)}): {what}"
+    )
 
 
 # ---- workers -----------------------------------------------------------------------------------
@@ -280,27 +398,33 @@ class WorkerArgs:
 
 def run_worker(args: WorkerArgs) -> int:
     """Work on the β search until the coordinator marks it finished (waiting while trials may
-    still be queued); returns how many trials ran here."""
+    still be queued); returns how many trials ran here. The definition and settings come from
+    the storage, not from flags."""
     if args.threads:
         torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
-
-    def build(stored: dict[str, Any]) -> StudyConfig:
-        """The coordinator's definition and settings, with this machine's folders and device."""
-        here = {"out": args.out, "device": args.device, "data_dir": args.data_dir}
-        return StudyConfig.from_options(
-            {**stored, **here},
-            source="this β search's definition in its storage",
-            fix="it was defined by another vaelab version: run the coordinator's version here",
-        ).validate()
-
-    queue, cfg = join_search(args.storage, args.name, build)
-    book = RunBook(cfg)
-    tag = worker_tag()
+    existing = load_existing_study(args.storage, args.name)
+    definition = existing.user_attrs.get(DEFINITION_ATTR)
+    settings = existing.user_attrs.get(SETTINGS_ATTR)
+    if definition is None or settings is None:
+        raise ConfigError(
+            f"study '{existing.study_name}' in {redact(args.storage)} is not a vaelab β search; "
+            "pass the --name the coordinator printed"
+        )
+    # the coordinator's definition and settings, with this machine's folders and device
+    here = {"out": args.out, "device": args.device, "data_dir": args.data_dir}
+    cfg = StudyConfig.from_options(
+        {**definition, **settings, **here},
+        source="this β search's definition in its storage",
+        fix="it was defined by another vaelab version: run the coordinator's version here",
+    ).validate()
+    storage = open_storage(args.storage, cfg)
+    study = optuna.load_study(study_name=existing.study_name, storage=storage)
+    queue, book, tag = BetaQueue.of(study, storage, cfg), RunBook(cfg), jobs.worker_tag()
     book.log.prefix = f"[worker {args.index} {tag}] "
     with book.log.to_file(Path(args.out) / "logs" / f"worker-{tag}.log"):
         threads = torch.get_num_threads()
         book.say(f"joined β search '{queue.name}' in {queue.url} (torch threads {threads})")
-        ran = work(queue, BetaSearch(book))
+        ran = jobs.work(queue, BetaJob(BetaSearch(book), queue, stop_when_finished=True))
         book.say(f"β search '{queue.name}' is finished; {ran} trials ran here")
     return ran

@@ -102,8 +102,7 @@ def _damage_advice(path: Path) -> str:
 def load_run_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """A training run's checkpoint (last.pt / best.pt): loaded, every key of `SCHEMA` present
-    with its type, and a plausible image shape."""
+    """A run's last.pt / best.pt, with every key of `SCHEMA` typed and a plausible image shape."""
     ckpt, path = load_checkpoint(path, map_location), Path(path)
     for key, kind in SCHEMA.items():
         if key not in ckpt:

@@ -13,12 +13,12 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import DEVNULL, STDOUT, Popen
 from typing import Any, TypeVar
 
 import torch
@@ -126,8 +126,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
 
 def global_batch_norm(module: M) -> M:
-    """Swap every BatchNorm2d for GlobalBatchNorm2d in place (same parameters and buffers, so
-    state dicts and checkpoints are unchanged)."""
+    """Swap every BatchNorm2d for GlobalBatchNorm2d in place (same state dict and checkpoints)."""
     for child in module.modules():
         if type(child) is nn.BatchNorm2d:
             child.__class__ = GlobalBatchNorm2d
@@ -198,10 +197,8 @@ def check_nproc(nproc: int, cfg: TrainConfig) -> None:
 
 
 def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | None) -> None:
-    """Run `vaelab *vaelab_argv` as `nproc` ranks; a forwarded signal raises
-    `TrainingInterrupted`, a failed rank `RunError`, each one line (rank logs: RUN_DIR/ranks/)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "ranks").mkdir(exist_ok=True)
+    """Run `vaelab *vaelab_argv` as `nproc` ranks; raises `TrainingInterrupted` or `RunError`."""
+    (run_dir / "ranks").mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=run_dir / "ranks"))
     cmd = [
         *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
@@ -229,7 +226,7 @@ def _run_forwarding_signals(
 ) -> tuple[int, signal.Signals | None]:
     """Run the launcher to its end; (its exit code, the first signal passed on to it)."""
     received: list[signal.Signals] = []
-    procs: list[subprocess.Popen] = []
+    procs: list[Popen] = []
 
     def pass_on(signum: int) -> None:
         # SIGHUP (the terminal closed) becomes SIGTERM: the ranks save and stop
@@ -242,16 +239,9 @@ def _run_forwarding_signals(
             pass_on(signum)
 
     with signal_handlers(FORWARDED, forward):
-        procs.append(
-            subprocess.Popen(
-                cmd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+        # its own session: the launcher gets no terminal signal but those passed on here
+        proc = Popen(cmd, env=env, stdin=DEVNULL, stdout=log, stderr=STDOUT, start_new_session=True)
+        procs.append(proc)
         if received:  # a signal that came before the launcher existed
             pass_on(received[0])
         code = procs[0].wait()
@@ -297,6 +287,6 @@ def _failed(errors: dict[int, str], nproc: int, log_dir: Path) -> RunError:
             f"the system, e.g. out of memory?); see {log_dir / 'launcher.log'}"
         )
     err = RunError(f"rank {rank} of {nproc} failed: {errors[rank]} (rank logs: {log_dir})")
-    if root and int(root[2]) in (1, 2, 3):  # vaelab's own exit codes (see cli.boundary)
+    if root and int(root[2]) in (1, 2, 3):  # vaelab's own exit codes (see vaelab.cli)
         err.exit_code = int(root[2])
     return err

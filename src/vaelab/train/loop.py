@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.loader import Binarize
-from vaelab.data.store import split_arrays
+from vaelab.data.store import split_arrays, vaelab_home
 from vaelab.errors import ConfigError, RunError, TrainingInterrupted, first_line
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
@@ -57,7 +58,7 @@ from vaelab.train.preflight import check_training
 from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
-RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every")
+RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every", "compile")
 
 EpochCallback = Callable[[int, dict[str, float]], bool]
 """`on_epoch_end(epoch, record) -> stop`: called after each epoch's validation (epoch 1-based,
@@ -104,8 +105,10 @@ def train_step(
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
 ) -> LossParts:
-    """One optimisation step on batch x (B, C, H, W) of `model` (or its DDP wrapper); returns
-    the detached loss parts."""
+    """One optimisation step on batch x (B, C, H, W) of `model` (or its DDP wrapper, either
+    compiled); returns the detached loss parts."""
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         out = model(x)
     parts = objective(out, x, beta, cfg.likelihood, cfg.sigma2)
@@ -331,9 +334,13 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     _, c, h, w = train_loader.images.shape  # (N, C, H, W)
     model = build_model(cfg, (c, h, w))
     model = distributed.prepare(model, rank, device).to(device)
+    if cfg.channels_last:  # before the optimizer, whose moments then share the layout
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas)
     net = distributed.wrap(model, rank, device)
+    if cfg.compile:
+        net = _compiled(net)
     loaders = (train_loader, val_loader)
     return _Run(
         cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, _autocast(cfg, device)
@@ -381,6 +388,20 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
             file=sys.stderr,
         )
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` through torch.compile, its inductor cache under VAELAB_HOME/inductor so that later
+    runs (the study's next β, a resumed run) load the kernels instead of compiling them again.
+
+    Worth it only when the compile cost is repaid within the run: a run of S steps at t s/step
+    eager and r× faster compiled saves S·t·(1 − 1/r); a cold compile of c s pays off when
+    S > c / (t·(1 − 1/r)). Measured on a 2-core CPU (benchmarks/bench_step.py, VAE, batch 64):
+    c = 37 s, t = 35 ms, r = 0.99: never repaid, so the default stays eager (a warm cache cut
+    another cold 27 s compile to 2 s). benchmarks/gpu_check.sh trains with and without it on a
+    GPU, where t is far shorter and r must be larger still."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(vaelab_home() / "inductor"))
+    return torch.compile(net)  # type: ignore[return-value]
 
 
 def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:

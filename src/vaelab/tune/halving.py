@@ -42,9 +42,8 @@ def promoted_count(n: int, eta: int) -> int:
 
 
 def promote(losses: dict[float, float], eta: int) -> list[float]:
-    """The β that go to the next rung: the ⌊n/η⌋ lowest selection losses (ties keep the lower
-    β, for determinism). A trial with an infinite loss (non-finite FD) never goes on unless all
-    are infinite."""
+    """The ⌊n/η⌋ β of lowest selection loss (ties: the lower β); an infinite loss (non-finite FD)
+    goes on only if all are infinite."""
     ranked = sorted(losses, key=lambda b: (losses[b], b))
     keep = ranked[: promoted_count(len(ranked), eta)]
     finite = [b for b in keep if math.isfinite(losses[b])]
@@ -103,11 +102,9 @@ def run_search(
     max_extensions: int,
     refine: bool,
 ) -> SearchOutcome:
-    """The β search as a pure driver over batches (every β known at one point: the decades,
-    each extension, the refinement pair, each rung's promoted set), so workers run a batch in
-    parallel and the decisions depend only on the losses. Rung 0: the decades, extended while
-    the best sits on an edge, then its half-decade neighbours; rung r: `promote(rung r-1)`. The
-    chosen β is the one promoted into the last rung (n_rungs=1: the best of rung 0, a grid
+    """The β search over batches (the decades, each extension, the refinement pair, each rung's
+    promoted set), so workers run a batch in parallel and decisions depend only on the losses.
+    The chosen β is the one promoted into the last rung (n_rungs=1: the best of rung 0, a grid
     search), whose full-budget run is the caller's."""
     losses: dict[float, float] = {}
 
@@ -200,13 +197,12 @@ def criterion_text(
 def select_beta(
     trials: dict[float, dict[str, float]], min_recon_accuracy: float, min_class_entropy: float
 ) -> Choice:
-    """Apply the criterion to {β: eval metrics}; if no β is eligible, fall back to the lowest
-    sample FD overall and say so."""
+    """The criterion applied to {β: eval metrics}; no β eligible: the lowest sample FD."""
     if not trials:
         raise ValueError("no β trials to choose from")
     loss = {b: selection_loss(m, min_recon_accuracy, min_class_entropy) for b, m in trials.items()}
     eligible = sorted(b for b, v in loss.items() if v < INELIGIBLE_PENALTY)
-    best = min(loss, key=lambda b: (loss[b], b))
+    best = _best(loss)
     fd = trials[best][keys.SAMPLES_FD]
     if eligible:
         reason = (

@@ -75,12 +75,17 @@ def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
         if url.startswith("sqlite:///"):
             db = sqlite_file(url, must_exist=False)
             db.parent.mkdir(parents=True, exist_ok=True)
-            # WAL lets readers run beside the one writer; the busy timeout rides out the
-            # short write bursts of several local workers (heartbeats, trial updates).
+            # WAL lets readers run beside the one writer
             with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_BUSY_S)) as con:
                 con.execute("PRAGMA journal_mode=WAL")
             engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}}
-        with _schema_lock(url):
+        with contextlib.ExitStack() as stack:
+            if url.startswith("postgresql"):
+                # Workers started at once on a new database would race to create Optuna's
+                # tables (duplicate-key errors): one creates them while the rest wait.
+                engine = sqlalchemy.create_engine(url)
+                stack.callback(engine.dispose)
+                stack.enter_context(_advisory_lock(engine, "schema"))
             return RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
@@ -159,21 +164,6 @@ def storage_errors(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """PostgreSQL: workers started at once on a new database would race to create Optuna's
-    tables (duplicate-key errors); an advisory lock lets one create them while the rest wait."""
-    if not url.startswith("postgresql"):
-        yield
-        return
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with _advisory_lock(engine, "schema"):
-            yield
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
 def _advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None]:
     """A PostgreSQL session-level advisory lock, which dies with a crashed worker's connection."""
     with engine.connect() as con:
@@ -216,6 +206,13 @@ def open_study(
     elif [d.name.lower() for d in study.directions] != list(directions):
         raise ConfigError(f"study '{name}' has other objective directions; use --name NEW")
     return study
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial (one objective) or the Pareto front; none before a trial is complete."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else list(study.best_trials)
 
 
 def load_existing_study(url: str, name: str | None) -> optuna.Study:

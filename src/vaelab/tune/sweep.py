@@ -4,6 +4,7 @@ to the job loop (vaelab.tune.jobs); the sampler and pruner are built from the `S
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import Counter
@@ -23,22 +24,46 @@ from vaelab.fsutil import atomic_write_json
 from vaelab.train.loop import TrainingInterrupted
 from vaelab.train.preflight import check_processes, threads_per_process
 from vaelab.tune import jobs
-from vaelab.tune.storage import default_storage_url, open_storage, open_study, redact
+from vaelab.tune.storage import (
+    best_trials,
+    default_storage_url,
+    open_storage,
+    open_study,
+    redact,
+)
 from vaelab.tune.sweep_config import ParamSpec, SweepConfig, validate
 
 
-class DelegatingSampler(BaseSampler):
-    """Hands every call to the sampler `_base`; subclasses change what they need."""
+class SweepSampler(BaseSampler):
+    """`factory`'s sampler, reseeded `seed + trial number` for every trial (when `seed` is set),
+    with `grid` parameters taking the least-tried point of their product.
 
-    _base: BaseSampler
+    Per-trial seeds: one seed per worker would make two workers (or a re-run) propose the same
+    trials; the trial number is unique in the study, so a draw depends only on the seed, the number
+    and the study's history. The grid point is chosen from the trials in the storage, so workers
+    on several machines share one balance (two asking at the same instant may pick the same
+    point); a retried trial keeps its parameters (Optuna reuses them), hence its point.
+    """
+
+    def __init__(
+        self, factory: Callable[[int | None], BaseSampler], seed: int | None, grid: dict[str, list]
+    ) -> None:
+        self._factory, self._seed, self._base = factory, seed, factory(seed)
+        self._names, self._points = list(grid), list(itertools.product(*grid.values()))
 
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
 
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self._seed is not None:
+            self._base = self._factory(self._seed + trial.number)
+        self._base.before_trial(study, trial)
+
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
+        space = self._base.infer_relative_search_space(study, trial)
+        return {k: v for k, v in space.items() if k not in self._names}
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, space: dict[str, BaseDistribution]
@@ -48,42 +73,14 @@ class DelegatingSampler(BaseSampler):
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
     ) -> Any:
-        return self._base.sample_independent(study, trial, name, dist)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._base.before_trial(study, trial)
+        if name not in self._names:
+            return self._base.sample_independent(study, trial, name, dist)
+        return self._points[self._least_tried(study, trial)][self._names.index(name)]
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any
     ) -> None:
         self._base.after_trial(study, trial, state, values)
-
-
-class GridCycleSampler(DelegatingSampler):
-    """Grid parameters take the least-tried point of their product; the rest come from `base`.
-
-    Stateless: the point is chosen from the trials in the storage, so workers on several machines
-    share one balance (two workers asking at the same instant may pick the same point).
-    A retried trial keeps its parameters (Optuna reuses them), hence its grid point.
-    """
-
-    def __init__(self, base: BaseSampler, grid: dict[str, list[Any]]) -> None:
-        self._base = base
-        self._names = list(grid)
-        self._points = list(itertools.product(*grid.values()))
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        space = self._base.infer_relative_search_space(study, trial)
-        return {k: v for k, v in space.items() if k not in self._names}
-
-    def sample_independent(
-        self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
-    ) -> Any:
-        if name not in self._names:
-            return self._base.sample_independent(study, trial, name, dist)
-        return self._points[self._least_tried(study, trial)][self._names.index(name)]
 
     def _least_tried(self, study: optuna.Study, trial: FrozenTrial) -> int:
         counts: Counter[int] = Counter()
@@ -99,50 +96,28 @@ class GridCycleSampler(DelegatingSampler):
         return all(params[n] == point[j] for j, n in enumerate(self._names) if n in params)
 
 
-class PerTrialSeedSampler(DelegatingSampler):
-    """Seeds a fresh `factory(seed + trial number)` sampler for every trial.
-
-    One seed per worker would make two workers (or a re-run) propose the same trials; the trial
-    number is unique in the study, so proposals differ everywhere and a trial's draw depends only
-    on the seed, its number and the study's history (TPE reads that from the storage anyway).
-    """
-
-    def __init__(self, factory: Callable[[int | None], BaseSampler], seed: int) -> None:
-        self._factory, self._seed = factory, seed
-        self._base = factory(seed)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._base = self._factory(self._seed + trial.number)
-        self._base.before_trial(study, trial)
-
-
 def make_sampler(cfg: SweepConfig) -> BaseSampler:
     def factory(seed: int | None) -> BaseSampler:
         if cfg.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)
 
-    base = factory(None) if cfg.seed is None else PerTrialSeedSampler(factory, cfg.seed)
-    return GridCycleSampler(base, cfg.grid) if cfg.grid else base
+    if cfg.seed is None and not cfg.grid:
+        return factory(None)
+    return SweepSampler(factory, cfg.seed, cfg.grid)
 
 
 def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
     p = cfg.pruner
+    rungs = {"min_resource": p.min_resource, "reduction_factor": p.reduction_factor}
     if p.kind == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
-        )
+        return optuna.pruners.MedianPruner(p.n_startup_trials, p.n_warmup_steps)
     if p.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=p.min_resource, reduction_factor=p.reduction_factor
-        )
+        return optuna.pruners.SuccessiveHalvingPruner(**rungs)
     if p.kind == "hyperband":
+        searched = "epochs" in {s.name for s in cfg.space}
         epochs = cfg.train.get("epochs", TrainConfig().epochs)
-        return optuna.pruners.HyperbandPruner(
-            min_resource=p.min_resource,
-            max_resource="auto" if "epochs" in {s.name for s in cfg.space} else epochs,
-            reduction_factor=p.reduction_factor,
-        )
+        return optuna.pruners.HyperbandPruner(max_resource="auto" if searched else epochs, **rungs)
     return optuna.pruners.NopPruner()
 
 
@@ -213,7 +188,7 @@ def run_sweep(
     # Open the study first: a refused storage or study (other space) stops before any work.
     study = _open_study(open_storage(url, cfg), cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "sweep.json", {**cfg.to_dict(), "storage": redact(url)})
+    atomic_write_json(out / "sweep.json", {**dataclasses.asdict(cfg), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
     specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     try:
@@ -345,7 +320,9 @@ class SweepJob:
         resume = (run_dir / "config.json").is_file()
         result = train(cfg, run_dir, resume=resume, tensorboard=False, on_epoch_end=on_epoch_end)
         summary = result.summary.to_dict()
-        trial.set_user_attr("train/summary", {k: v for k, v in summary.items() if _num(v)})
+        numbers = {k: v for k, v in summary.items() if isinstance(v, int | float)}
+        numbers = {k: v for k, v in numbers.items() if not isinstance(v, bool)}
+        trial.set_user_attr("train/summary", numbers)
         if pruned_at:
             raise optuna.TrialPruned(
                 f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
@@ -366,20 +343,13 @@ def _suggest(trial: Trial, p: ParamSpec) -> Any:
         return trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)  # type: ignore[arg-type]
     if p.type == "int":
         return trial.suggest_int(p.name, p.low, p.high, log=p.log, step=p.step or 1)  # type: ignore[arg-type]
-    return trial.suggest_categorical(p.name, p.choices)  # categorical, and grid (GridCycleSampler)
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return trial.suggest_categorical(p.name, p.choices)  # categorical, and grid (SweepSampler)
 
 
 def summarise(study: optuna.Study, storage: str) -> SweepResult:
     counts = Counter(t.state for t in study.get_trials(deepcopy=False))
-    top: list[FrozenTrial] = []
-    if counts[TrialState.COMPLETE]:
-        top = [study.best_trial] if len(study.directions) == 1 else study.best_trials
     best = [
         dict(number=t.number, values=t.values, params=t.params, run_dir=t.user_attrs.get("run_dir"))
-        for t in top
+        for t in best_trials(study)
     ]
     return SweepResult(study.study_name, storage, {s.name: c for s, c in counts.items()}, best)

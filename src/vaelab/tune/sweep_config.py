@@ -124,7 +124,6 @@ class SweepConfig(SweepHead):
     """EvalConfig fields (`figures` defaults to false; `device` follows the trial's)."""
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
 
-    # ------------------------------------------------------------------ derived views
     @property
     def grid(self) -> dict[str, list[Any]]:
         return {p.name: p.choices for p in self.space if p.type == "grid"}
@@ -152,9 +151,6 @@ class SweepConfig(SweepHead):
     def eval_config(self, device: str) -> EvalConfig:
         values = {"figures": False, **self.evaluation, "device": device}
         return read(EvalConfig, values, source="invalid sweep config [evaluation]", what="key")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -255,9 +251,7 @@ def _check_param(p: ParamSpec) -> None:
 
 
 def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
-    options = []
-    for p in space:
-        options.append(p.choices if p.type in ("categorical", "grid") else [p.low, p.high])
+    options = [p.choices if p.type in ("categorical", "grid") else [p.low, p.high] for p in space]
     names = [p.name for p in space]
     combos = itertools.islice(itertools.product(*options), 256)  # enough to catch bad values
     return [dict(zip(names, c, strict=True)) for c in combos]
