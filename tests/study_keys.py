@@ -125,6 +125,20 @@ STUDY_JSON_KEYS = {
 }
 OPTIONAL = {"env::gpu"}  # on CUDA devices only
 
+# `config`: StudyConfig's flat record (vaelab.config.OPTIONS), pinned here too so that a new
+# option is a decision. Picture folders added `image_size` and `color` (their import settings:
+# null for MNIST, Fashion-MNIST and a folder imported with its own size and colour).
+CONFIG_KEYS = {
+    *("ae_epochs", "batch_size", "channels", "classifier", "color", "data_dir", "dataset"),
+    *("decades", "device", "eval_limit", "extreme_epochs", "grace_period", "halving_eta"),
+    *("halving_rungs", "heartbeat_interval", "image_size", "iw_limit", "iw_samples"),
+    *("latent_dim", "limit_train", "limit_val", "lr", "lr_schedule", "max_extensions"),
+    *("max_retry", "min_class_entropy", "min_recon_accuracy", "n_samples", "out", "preset"),
+    *("probe_train", "refine", "search", "seed", "selection_limit", "selection_samples"),
+    *("trial_epochs", "trial_evaluation", "trial_kl_warmup_steps", "trial_limit_train"),
+    *("tuned_epochs", "warmup_steps"),
+}
+
 
 def key_tree(node: Any, path: str = "") -> set[str]:
     """Every key path of study.json's content, data keys as "*", list items as "*"."""

@@ -119,20 +119,15 @@ def test_unlabelled_64_blobs_get_label_free_metrics_and_say_what_was_skipped(
     assert (tmp_path / "blobs" / "figures" / "reconstructions.png").is_file()
 
 
-# Known gap, strict so it fails once fixed: the study's interpolation stage
-# (study.analysis.interpolations), its figures and report section still read the interp/* keys
-# that an unlabelled evaluation skips.
-UNLABELLED_STUDY_GAP = pytest.mark.xfail(
-    strict=True, reason="the study's interpolation stage still needs labels"
-)
-
-
-@pytest.mark.parametrize("name", ["digits", pytest.param("blobs", marks=UNLABELLED_STUDY_GAP)])
+@pytest.mark.parametrize("name", ["digits", "blobs"])
 def test_smoke_study_runs_on_a_picture_folder(
     name: str, digits_folder: Path, blobs_folder: Path, tmp_path: Path
 ) -> None:
     """`vaelab study --preset smoke --dataset folder` to its report: labelled 32×32 colour digits
-    and unlabelled 64×64 blobs (whose β is chosen by label-free FD alone)."""
+    and unlabelled 64×64 blobs (whose β is chosen by label-free FD alone, and whose study skips
+    the interpolation and representation stages, saying why)."""
+    from vaelab.report.answers import NO_INTERPOLATION
+
     folder = {"digits": digits_folder, "blobs": blobs_folder}[name]
     out = tmp_path / "study"
     argv = ["study", "--preset", "smoke", "--dataset", "folder", "--data-dir", str(folder)]
@@ -152,6 +147,10 @@ def test_smoke_study_runs_on_a_picture_folder(
     assert f"a sum over its {shape} values" in report
     unlabelled = "these images have no labels" in report
     assert unlabelled == (name == "blobs")
+    assert (report.count(NO_INTERPOLATION) == 2) == unlabelled  # §6 and its answer
+    assert (study["interpolation"] == {} == study["representation"]) == unlabelled
+    assert ("interpolation" in study["stage_order"]) != unlabelled
+    assert (study["classifier"]["test_accuracy"] is None) == unlabelled
 
 
 def test_report_names_the_data_it_is_about() -> None:

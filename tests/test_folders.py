@@ -206,3 +206,30 @@ def test_many_tiny_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"1x1 \(100000\).*--image-size") as e:
         _fetch(d)
     assert "\n" not in str(e.value)
+
+
+def test_three_class_folder_scales_the_class_entropy_threshold(tmp_path: Path) -> None:
+    """Sample class entropy is judged against the same share of the uniform entropy ln K for a
+    folder of K = 3 classes (2.0 × ln 3 / ln 10 ≈ 0.954 nats), and the criterion says so; ten
+    classes keep the setting exactly."""
+    from vaelab.study.presets import make_config
+    from vaelab.study.runs import RunBook
+    from vaelab.study.search import BetaSearch
+    from vaelab.tune.halving import class_entropy_threshold, criterion_text
+
+    for split, n in (("train", 4), ("test", 2)):
+        for k in range(3):
+            for i in range(n):
+                _save(tmp_path / "f" / split / f"kind{k}" / f"{i}.png", _grey(10 * k + i))
+    _arrays(tmp_path / "f")
+    cfg = make_config(
+        "smoke", dataset="folder", data_dir=str(tmp_path / "f"), out=str(tmp_path / "study")
+    )
+    assert cfg.min_class_entropy == 2.0
+    assert BetaSearch(RunBook(cfg)).min_class_entropy == pytest.approx(0.95424, abs=1e-5)
+    counts = store.info("folder", str(tmp_path / "f"))["splits"]["train"]["label_counts"]
+    assert sum(1 for n in counts if n) == 3  # what the report counts (StudyResult.classes)
+    text = criterion_text(0.8, 2.0, classes=3)
+    assert "≥ 0.95 nats = 2.00 × ln 3 / ln 10" in text and "ln 10 ≈ 2.30 being" not in text
+    assert class_entropy_threshold(2.3, 10) == 2.3  # MNIST: unchanged
+    assert "ln 10 ≈ 2.30 being uniform" in criterion_text(0.8, 2.0)

@@ -31,7 +31,7 @@ from vaelab.study.schema import (
     resolve,
 )
 
-from .study_keys import OPTIONAL, STUDY_JSON_KEYS, key_tree
+from .study_keys import CONFIG_KEYS, OPTIONAL, STUDY_JSON_KEYS, key_tree
 
 
 def _run(name: str, model: str, beta: float, metrics: dict[str, float]) -> RunEntry:
@@ -61,7 +61,7 @@ def _study() -> StudyResult:
         "beta_1_r0": _run("beta_1_r0", "vae", 1.0, metrics),
         "beta_3_r0": _run("beta_3_r0", "vae", 3.0, metrics),
     }
-    split = SplitInfo(count=3, label_counts=[1, 2], pixel_mean=0.1, shape=[1, 2, 2], sha256="x")
+    split = SplitInfo(count=10, label_counts=[1] * 10, pixel_mean=0.1, shape=[1, 2, 2], sha256="x")
     return StudyResult(
         config=make_config("smoke", out="s"),
         env=Environment(
@@ -77,7 +77,9 @@ def _study() -> StudyResult:
             git_commit=None,
             argv=["vaelab", "study"],
         ),
-        data=DataInfo(dataset="mnist", splits={"test": split}, source=None, cache="c"),
+        data=DataInfo(
+            dataset="mnist", splits={"train": split, "test": split}, source=None, cache="c"
+        ),
         baselines=Baselines(mean_image_sse=50.0, prior_norm=8.0),
         runs=runs,
         search=SearchResult(
@@ -124,6 +126,8 @@ def test_to_dict_has_the_pinned_keys_and_round_trips():
     assert key_tree(data) == STUDY_JSON_KEYS
     assert StudyResult.from_dict(data) == s
     assert data["config"] == s.config.to_dict()
+    assert set(data["config"]) == CONFIG_KEYS
+    assert data["config"]["image_size"] is None is data["config"]["color"]  # MNIST: unset
     # the GPU name is written on CUDA devices only, and read back either way
     s.env.gpu = "H100"
     with_gpu = json.loads(json.dumps(s.to_dict()))

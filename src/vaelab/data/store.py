@@ -362,6 +362,11 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
     return (x[:, None] if x.ndim == 3 else x), y
 
 
+def label_classes(y: np.ndarray) -> int:
+    """How many distinct labels `y` holds (the no-label marker counts as none)."""
+    return int(np.unique(y[y != UNLABELLED]).size)
+
+
 def load_split(
     dataset: str,
     split: str,

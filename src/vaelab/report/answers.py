@@ -11,6 +11,7 @@ from vaelab.evaluate.keys import interp_key
 from vaelab.report.citations import INTERP, probe
 from vaelab.report.render import Doc
 from vaelab.study.schema import StudyResult
+from vaelab.tune.halving import class_entropy_threshold
 
 # ---- thresholds behind the wording of the answers -------------------------------------------
 PRIOR_NORM_BAND = (0.8, 1.25)
@@ -35,6 +36,15 @@ CONFIDENCE_MARGIN = 0.02
 """Lowest-confidence averages closer than this count as equal."""
 PR_LOW_SHARE = 0.5
 """Sample precision (recall) under this share of its real-vs-real floor counts as low."""
+
+
+NO_INTERPOLATION = (
+    "Not measured: these images have no labels, and the evaluation's paths join images of two "
+    "chosen classes and are scored by the classifier's confidence in them, so this report "
+    "cannot give the AE's and the tuned VAE's path realism, confidence or smoothness, nor the "
+    "probes' accuracies downstream (eval.json: `skipped/interpolation`, `skipped/probes`)."
+)
+"""§6 and its answer on unlabelled images, whose evaluations skip paths and probes."""
 
 
 def _pair_text() -> str:
@@ -128,9 +138,7 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> None:
         f"{ev('ae', keys.SAMPLES_FD)}, {verdict} (floor, real train vs test: "
         f"{ev('ae', keys.FLOOR_FD)}); {_pr(doc, 'ae')} (tuned VAE: "
         f"{_pr(doc, tuned)}; real train vs test: {ev('ae', keys.FLOOR_PRECISION, '.2f')}, "
-        f"{ev('ae', keys.FLOOR_RECALL, '.2f')}); the classifier's mean confidence on them is "
-        f"{ev('ae', keys.SAMPLES_CONFIDENCE)} (real images: {ev('ae', keys.REAL_CONFIDENCE)}) "
-        f"and their class entropy {ev('ae', keys.SAMPLES_CLASS_ENTROPY)} nats. "
+        f"{ev('ae', keys.FLOOR_RECALL, '.2f')}){_class_reading(doc, s)}. "
         + (
             f"Yet its reconstructions are the sharpest of all runs (SSE "
             f"{ev('ae', keys.TEST_SSE)} per image): the decoder is good, the prior is wrong for "
@@ -139,6 +147,18 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> None:
             else f"Its reconstructions are sharp (SSE {ev('ae', keys.TEST_SSE)} per image): the "
             "decoder is good, the prior is wrong for it."
         )
+    )
+
+
+def _class_reading(doc: Doc, s: StudyResult) -> str:
+    """What the classifier makes of the AE's samples, as a clause (none without labels)."""
+    if not s.labelled:
+        return ""
+    ev = doc.ev
+    return (
+        f"; the classifier's mean confidence on them is {ev('ae', keys.SAMPLES_CONFIDENCE)} "
+        f"(real images: {ev('ae', keys.REAL_CONFIDENCE)}) and their class entropy "
+        f"{ev('ae', keys.SAMPLES_CLASS_ENTROPY)} nats"
     )
 
 
@@ -156,6 +176,11 @@ def q_beta0(doc: Doc, s: StudyResult) -> None:
         else "yet, contrary to the expected story, its prior samples score no worse than the "
         "tuned VAE's"
     )
+    confidence = (
+        f" and classifier confidence {ev('vae_beta0', keys.SAMPLES_CONFIDENCE)}"
+        if s.labelled
+        else ""
+    )
     doc.h(3, "What does β = 0 do, and why?")
     doc.p(
         f"With β = 0 the KL term is absent, so nothing pulls q(z|x) towards the prior: the "
@@ -166,8 +191,7 @@ def q_beta0(doc: Doc, s: StudyResult) -> None:
         f"{ev('vae_beta0', keys.TEST_SSE)}; AE {ev('ae', keys.TEST_SSE)}), and prior samples "
         f"have Fréchet distance {ev('vae_beta0', keys.SAMPLES_FD)} (AE "
         f"{ev('ae', keys.SAMPLES_FD)}, tuned VAE {ev(tuned, keys.SAMPLES_FD)}), "
-        f"{_pr(doc, 'vae_beta0')} and classifier confidence "
-        f"{ev('vae_beta0', keys.SAMPLES_CONFIDENCE)}, {story}. The model is a noisy "
+        f"{_pr(doc, 'vae_beta0')}{confidence}, {story}. The model is a noisy "
         "auto-encoder, not a generative model."
     )
 
@@ -205,17 +229,28 @@ def q_beta10(doc: Doc, s: StudyResult) -> None:
         f"active units, and the reconstruction error is {ev(b10, keys.TEST_SSE)} per image — "
         f"predicting the mean training image scores "
         f"{doc.cite(lambda s: s.baselines.mean_image_sse)}, the AE "
-        f"{ev('ae', keys.TEST_SSE)}. So {_beta10_text(s)}. The classifier recognises "
-        f"{ev(b10, keys.RECON_ACCURACY, '.1%')} of its reconstructions (AE: "
-        f"{ev('ae', keys.RECON_ACCURACY, '.1%')}); its samples have class entropy "
-        f"{ev(b10, keys.SAMPLES_CLASS_ENTROPY)} nats (ln 10 = 2.303) and "
+        f"{ev('ae', keys.TEST_SSE)}. So {_beta10_text(s)}. {_beta10_samples(doc, s)}"
+    )
+
+
+def _beta10_samples(doc: Doc, s: StudyResult) -> str:
+    """What the classifier makes of β = 10's reconstructions and samples (without labels, only
+    the samples' precision and recall)."""
+    ev, b10 = doc.ev, "vae_beta10"
+    if not s.labelled:
+        return f"Its samples have {_pr(doc, b10)}: {_pr_reading(s, b10)}."
+    return (
+        f"The classifier recognises {ev(b10, keys.RECON_ACCURACY, '.1%')} of its "
+        f"reconstructions (AE: {ev('ae', keys.RECON_ACCURACY, '.1%')}); its samples have class "
+        f"entropy {ev(b10, keys.SAMPLES_CLASS_ENTROPY)} nats (ln {s.classes} = "
+        f"{math.log(s.classes):.3f}) and "
         f"{_pr(doc, b10)}: {_pr_reading(s, b10)}."
     )
 
 
 def _tuned_texts(s: StudyResult) -> tuple[str, str, str, str]:
     """The tuned VAE in words: (fallback note, place among course results, its
-    reconstructions, its samples)."""
+    reconstructions (empty without labels), its samples)."""
     c, search = s.config, s.search
     ae, t = s.runs["ae"].eval, s.runs[s.tuned].eval
     fallback = (
@@ -227,13 +262,16 @@ def _tuned_texts(s: StudyResult) -> tuple[str, str, str, str]:
     ref = ("inside" if lo <= search.chosen_beta <= hi else "outside") + (
         f" the range {lo:g}–{hi:g} that course solutions reached once converted to these units"
     )
+    if not s.labelled:  # no identity to keep, no classes to cover: Fréchet distance alone
+        closer = "closer" if t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD] else "no closer"
+        return fallback, ref, "", f"{closer} to real images than the AE's by Fréchet distance"
     recon_text = (
         "keep the identity of the input"
         if t[keys.RECON_ACCURACY] >= c.min_recon_accuracy
         else "do not reliably keep the identity of the input"
     )
     good_samples = (
-        t[keys.SAMPLES_CLASS_ENTROPY] >= c.min_class_entropy
+        t[keys.SAMPLES_CLASS_ENTROPY] >= class_entropy_threshold(c.min_class_entropy, s.classes)
         and t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
     )
     sample_text = (
@@ -250,20 +288,42 @@ def q_tuned(doc: Doc, s: StudyResult) -> None:
     doc.h(3, "What does a well-tuned VAE look like, and which β was chosen?")
     doc.p(
         f"β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} was chosen: {s.search.reason}."
-        f"{fallback} This is {ref}. Its reconstructions {recon_text} (the classifier recognises "
-        f"{ev(t, keys.RECON_ACCURACY, '.1%')}; SSE {ev(t, keys.TEST_SSE)} per image "
-        f"against the AE's {ev('ae', keys.TEST_SSE)}: the KL term trades sharpness for a smooth, "
-        f"prior-matched code), and its prior samples are {sample_text}: Fréchet distance "
+        f"{fallback} This is {ref}. {_tuned_recon(doc, s, recon_text)}, and its prior samples "
+        f"are {sample_text}: Fréchet distance "
         f"{ev(t, keys.SAMPLES_FD)} (AE {ev('ae', keys.SAMPLES_FD)}, floor "
         f"{ev('ae', keys.FLOOR_FD)}), {_pr(doc, t)} (AE "
-        f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}), classifier confidence "
-        f"{ev(t, keys.SAMPLES_CONFIDENCE)}, class "
-        f"entropy {ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats. It uses "
+        f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}){_tuned_classes(doc, s)}. It uses "
         f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.train.latent_dim} latent units at KL "
         f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
         f"{ev(t, keys.TEST_IW_NLL, '.2f')}{_se(doc, t, keys.TEST_IW_NLL_SE)} nats against a "
         "negative ELBO of "
         f"{ev(t, keys.TEST_NEG_ELBO_SAME_IMAGES, '.2f')} on the same images."
+    )
+
+
+def _tuned_recon(doc: Doc, s: StudyResult, recon_text: str) -> str:
+    """The tuned VAE's reconstructions against the AE's (with labels: whether they are
+    recognised)."""
+    ev, t = doc.ev, s.tuned
+    sse = f"SSE {ev(t, keys.TEST_SSE)} per image against the AE's {ev('ae', keys.TEST_SSE)}"
+    trade = "the KL term trades sharpness for a smooth, prior-matched code"
+    if not s.labelled:
+        return f"Its reconstructions have {sse} ({trade})"
+    return (
+        f"Its reconstructions {recon_text} (the classifier recognises "
+        f"{ev(t, keys.RECON_ACCURACY, '.1%')}; {sse}: {trade})"
+    )
+
+
+def _tuned_classes(doc: Doc, s: StudyResult) -> str:
+    """The classifier's confidence and class entropy on the tuned VAE's samples, as a clause
+    (none without labels)."""
+    ev, t = doc.ev, s.tuned
+    if not s.labelled:
+        return ""
+    return (
+        f", classifier confidence {ev(t, keys.SAMPLES_CONFIDENCE)}, class entropy "
+        f"{ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats"
     )
 
 
@@ -313,6 +373,10 @@ def _confidence_text(ae_dip: float, vae_dip: float) -> str:
 
 def q_interpolation(doc: Doc, s: StudyResult) -> None:
     ev, tuned = doc.ev, s.tuned
+    if not s.interpolation:
+        doc.h(3, "How do AE and VAE interpolations differ, and what does it mean downstream?")
+        doc.p(NO_INTERPOLATION)
+        return
     ae, t = s.runs["ae"].eval, s.runs[tuned].eval
     verdict = _realism_verdict(
         ae[_lerp("realism_median")],

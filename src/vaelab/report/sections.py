@@ -24,7 +24,12 @@ from vaelab.report.citations import (
 from vaelab.report.render import Doc
 from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
-from vaelab.tune.halving import INELIGIBLE_PENALTY, criterion_text, selection_loss
+from vaelab.tune.halving import (
+    INELIGIBLE_PENALTY,
+    class_entropy_threshold,
+    criterion_text,
+    selection_loss,
+)
 
 SPLITS = ("train", "val", "test", "train+val")
 """vaelab.data.store.SPLITS, whose package imports torch: study.json sorts its keys, and a
@@ -43,13 +48,17 @@ def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
     doc.h(1, f"vaelab study: AE and β-VAE on {c.train.dataset} ({c.preset} preset)")
+    paths = (
+        "linear interpolations between test images (ends are the real images) with their "
+        "realism (1 ≈ a real image), and "
+        if s.interpolation
+        else ""
+    )
     doc.img(
         "figures/summary.png",
         "Top: prior samples of the AE, the tuned VAE and the β = 10 VAE with their Fréchet "
         "distance, precision (are samples realistic?) and recall (are all kinds of digits "
-        "produced?). Bottom: linear interpolations between test images (ends are the real "
-        "images) with their realism (1 ≈ a real image), and the rate–distortion curve of the "
-        "β search with the chosen β.",
+        f"produced?). Bottom: {paths}the rate–distortion curve of the β search with the chosen β.",
     )
     doc.p(
         f"Chosen β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} (per-image SSE + β·KL, see "
@@ -83,11 +92,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
                 f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
             ],
             ["seed", f"{c.train.seed} (every run; evaluation seed {c.train.seed})"],
-            [
-                "reference classifier",
-                f"{s.classifier.variant}, test accuracy "
-                f"{doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}",
-            ],
+            ["reference classifier", _classifier_text(doc, s)],
         ],
     )
     doc.table(
@@ -98,6 +103,15 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
         f"Compute in the runs (training + evaluation, summed over sessions): "
         f"{doc.cite(lambda s: s.compute_time_s, '.0f')} s. Re-running the command reuses "
         "finished runs and resumes unfinished ones."
+    )
+
+
+def _classifier_text(doc: Doc, s: StudyResult) -> str:
+    if s.classifier.test_accuracy is None:
+        return f"{s.classifier.variant}, label-free (predicts the pixels; no labels to score it)"
+    return (
+        f"{s.classifier.variant}, test accuracy "
+        f"{doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}"
     )
 
 
@@ -140,6 +154,8 @@ def run_section(doc: Doc, s: StudyResult, name: str, title: str, full: bool = Fa
             ("kl_per_dim.png", "KL per latent dimension."),
             ("interp_confidence.png", "Classifier confidence along its own paths."),
         ):
+            if f.startswith("interp_") and not s.interpolation:
+                continue  # no paths without labels
             doc.img(f"{d}/figures/{f}", cap)
 
 
@@ -165,13 +181,12 @@ def search_section(doc: Doc, s: StudyResult) -> None:
     trials were evaluated, and the trade-off figures."""
     c, search = s.config, s.search
     doc.h(2, "4. β search", "search")
-    labelled = not any(k.startswith("skipped/") for r in s.runs.values() for k in r.eval)
-    criterion = criterion_text(c.min_recon_accuracy, c.min_class_entropy, labelled)
+    criterion = criterion_text(c.min_recon_accuracy, c.min_class_entropy, s.labelled, s.classes)
     doc.p(
         f"Selection criterion: {criterion}. Search: {'; '.join(search.log)}. "
         f"Result: {search.reason}."
     )
-    if not labelled:
+    if not s.labelled:
         doc.p(
             "Without labels this report cannot give the reference classifier's accuracy, the "
             "classifier's readings of reconstructions and samples (accuracy, class entropy, "
@@ -195,8 +210,9 @@ def search_section(doc: Doc, s: StudyResult) -> None:
         ("figures/beta_active_units.png", "Active units vs β."),
         ("figures/beta_probe.png", "Linear-probe and 5-NN accuracy vs β."),
     ):
-        if rel.endswith("beta_probe.png") and not (doc.root / rel).is_file():
-            continue  # trials with the selection evaluation have no probes
+        optional = rel.endswith(("beta_probe.png", "beta_entropy.png"))
+        if optional and not (doc.root / rel).is_file():
+            continue  # no probes in the selection evaluation, no class readings without labels
         doc.img(rel, cap)
 
 
@@ -205,10 +221,11 @@ def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     when its own first-rung evaluation meets both thresholds (`search.eligible` is the rung that
     decided, which in a halving search can hold fewer β than this table)."""
     search, c, rows = s.search, s.config, []
+    min_entropy = class_entropy_threshold(c.min_class_entropy, s.classes)
     for b in search.trials:
         name = search.trial_run(b)
         ev = s.runs[name].eval
-        eligible = selection_loss(ev, c.min_recon_accuracy, c.min_class_entropy)
+        eligible = selection_loss(ev, c.min_recon_accuracy, min_entropy)
         mark = (
             " (chosen)"
             if b == search.chosen_beta
@@ -228,7 +245,8 @@ def _rung_tables(doc: Doc, s: StudyResult) -> None:
             + [METRICS[k][0] for k in cols[:2]]
             + ["recon accuracy"],
             [
-                [b] + [doc.ev(name, k, METRICS[k][1]) for k in cols]
+                [b]
+                + [doc.ev(name, k, METRICS[k][1]) if k in s.runs[name].eval else "–" for k in cols]
                 for b, name in sorted(rung.runs.items(), key=lambda kv: float(kv[0]))
             ],
         )
@@ -270,6 +288,9 @@ INTERP_COLUMNS = [
 
 def interpolation_section(doc: Doc, s: StudyResult) -> None:
     doc.h(2, "6. Interpolation: AE vs tuned VAE", "interpolation")
+    if not s.interpolation:
+        doc.p(answers.NO_INTERPOLATION)
+        return
     for a, b in INTERP.pairs:
         doc.img(
             f"figures/interp_compare_{a}to{b}.png",
@@ -313,6 +334,9 @@ def _interpolation_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
 
 def representation_section(doc: Doc, s: StudyResult) -> None:
     doc.h(2, "7. Representation usefulness", "representation")
+    if not s.representation:
+        doc.p("Not measured: the probes predict labels from the codes, and these images have none.")
+        return
     doc.table(
         ["run", "linear probe", "5-NN"],
         [

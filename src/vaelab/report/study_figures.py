@@ -31,7 +31,8 @@ def write_study_figures(root: Path, s: StudyResult) -> None:
     beta_figures(fig_dir, s)
     arrays = _stored_arrays(root, s)
     if arrays is not None:
-        interpolation_figures(fig_dir, s, arrays)
+        if s.interpolation:  # none without labels (the study skipped its stage)
+            interpolation_figures(fig_dir, s, arrays)
         summary_panel(fig_dir, s, arrays)
 
 
@@ -60,7 +61,7 @@ def beta_figures(fig_dir: Path, s: StudyResult) -> None:
     figures.rate_distortion(fig_dir / "rate_distortion.png", _rate_distortion(s))
     for name, title, ylabel, series, hlines in _beta_plots(s, trials[0]):
         if any(k not in trials[0] for k in series.values()):
-            continue  # trials with the selection evaluation have no probes
+            continue  # no probes in the selection evaluation, no class readings without labels
         figures.xy_lines(
             fig_dir / name,
             betas,
@@ -108,7 +109,7 @@ def _beta_plots(
                 "class entropy of samples": keys.SAMPLES_CLASS_ENTROPY,
                 "mean confidence on samples": keys.SAMPLES_CONFIDENCE,
             },
-            [(math.log(10), "ln 10 (uniform over classes)")],
+            [(math.log(max(s.classes, 1)), f"ln {s.classes} (uniform over classes)")],
         ),
         (
             "beta_active_units.png",
@@ -122,7 +123,7 @@ def _beta_plots(
             "Downstream accuracy of μ vs β",
             "test accuracy",
             {"linear probe": keys.PROBE_LINEAR, "5-NN": keys.PROBE_KNN},
-            [(ae[keys.PROBE_LINEAR], "AE linear probe")],
+            [(ae[keys.PROBE_LINEAR], "AE linear probe")] if keys.PROBE_LINEAR in ae else [],
         ),
     ]
 
@@ -166,7 +167,8 @@ def _sample_title(name: str, run: RunEntry) -> str:
 
 def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) -> Path:
     """figures/summary.png: prior samples of the AE, the tuned VAE and the β = 10 VAE; the first
-    lerp path per label pair of the AE and the tuned VAE; the rate–distortion curve."""
+    lerp path per label pair of the AE and the tuned VAE (when the study has interpolations);
+    the rate–distortion curve."""
     c, runs = s.config, s.runs
     shown = [
         ("ae", "AE"),
@@ -178,7 +180,7 @@ def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) 
         for name, label in shown
     ]
     strips = []
-    for name, label in shown[:2]:
+    for name, label in shown[:2] if s.interpolation else []:
         rows = [(f"{a}→{b}", pair_paths(arrays[name], (a, b), "lerp")[0]) for a, b in INTERP.pairs]
         realism = runs[name].eval[interp_key("lerp", "realism_median")]
         strips.append((f"{label}: lerp paths, realism {realism:.2f}", rows))

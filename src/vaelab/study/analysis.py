@@ -56,11 +56,18 @@ def data_overview(
     ), baselines
 
 
-def classifier_info(cfg: StudyConfig, device: torch.device) -> ClassifierInfo:
-    """The reference classifier every run's sample metrics use."""
+def classifier_info(cfg: StudyConfig, device: torch.device, labelled: bool) -> ClassifierInfo:
+    """The reference classifier every run's sample metrics use (without labels, the label-free
+    network whose features stand in for it: no test accuracy)."""
     c = cfg.train
     meta = clf.reference_classifier(
-        c.dataset, c.data_dir, c.image_size, c.color, variant=cfg.eval.classifier, device=device
+        c.dataset,
+        c.data_dir,
+        c.image_size,
+        c.color,
+        variant=cfg.eval.classifier,
+        device=device,
+        label_free=not labelled,
     )
     return ClassifierInfo(
         variant=meta[1]["variant"],

@@ -21,7 +21,7 @@ from vaelab.runtime import environment, resolve_device
 from vaelab.study import analysis
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
-from vaelab.study.schema import Environment, SearchResult, StudyResult
+from vaelab.study.schema import Environment, InterpolationSummary, SearchResult, StudyResult
 from vaelab.study.search import BetaQueue, BetaSearch, SearchPlacement
 from vaelab.tune import halving
 
@@ -37,6 +37,18 @@ def timed(book: RunBook, key: str, title: str, pending: Pending) -> Iterator[Non
     t0 = time.perf_counter()
     yield
     book.stage_time[key] = book.stage_time.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _ran(
+    book: RunBook, key: str, title: str, evaluation: dict[str, float], group: str = ""
+) -> bool:
+    """Whether stage `key` has its metric group (default: the stage's name) in `evaluation`;
+    if skipped there, the stage is announced as skipped and takes no time."""
+    if f"skipped/{group or key}" not in evaluation:
+        return True
+    i = STAGES.index(key) + 1
+    book.say(f"[{i}/{len(STAGES)}] {title}: skipped, the images have no labels")
+    return False
 
 
 def pending(book: RunBook) -> Pending:
@@ -97,14 +109,21 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     with timed(book, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", todo):
         tuned = book.ensure_run(tuned_name, tuned_cfg, "tuned")
         code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
-    with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
-        interp = analysis.interpolations(runs, tuned.name)
-    with timed(book, "representation", "representation usefulness", []):
-        representation = {
-            name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
-            for name, r in runs.items()
-            if r.evaluation == "full"
-        }
+    # Unlabelled images: the evaluations skipped paths and probes (eval.json's skipped/<group>),
+    # so these stages have nothing to summarise; the report says which numbers it cannot give.
+    labelled = not any(k.startswith("skipped/") for k in tuned.eval)
+    interp: dict[str, InterpolationSummary] = {}
+    if _ran(book, "interpolation", "interpolations AE vs tuned VAE", tuned.eval):
+        with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
+            interp = analysis.interpolations(runs, tuned.name)
+    representation: dict[str, dict[str, float]] = {}
+    if _ran(book, "representation", "representation usefulness", tuned.eval, "probes"):
+        with timed(book, "representation", "representation usefulness", []):
+            representation = {
+                name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
+                for name, r in runs.items()
+                if r.evaluation == "full"
+            }
     return StudyResult(
         config=c,
         env=Environment(**environment(device)),
@@ -116,7 +135,7 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         code_stats=code_stats,
         interpolation=interp,
         representation=representation,
-        classifier=analysis.classifier_info(c, device),
+        classifier=analysis.classifier_info(c, device, labelled),
         **_totals(book),
         wall_time_s=time.perf_counter() - t0,
     )

@@ -185,7 +185,8 @@ class ClassifierInfo:
     """The reference classifier every feature-based measure uses."""
 
     variant: str
-    test_accuracy: float
+    test_accuracy: float | None
+    """None for the label-free network of unlabelled images (nothing to score it against)."""
     epochs: int
     train_images: int
 
@@ -219,6 +220,17 @@ class StudyResult:
     train_images: int
     wall_time_s: float
     """This session's wall time."""
+
+    @property
+    def classes(self) -> int:
+        """How many labels the train split holds (0 without labels)."""
+        return sum(1 for n in self.data.splits["train"].label_counts if n)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the images had labels: an unlabelled evaluation marks each measure it could
+        not take as eval.json's `skipped/<key>`."""
+        return not any(k.startswith("skipped/") for r in self.runs.values() for k in r.eval)
 
     def to_dict(self) -> dict[str, Any]:
         """The content of study.json."""

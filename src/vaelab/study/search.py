@@ -11,6 +11,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import torch
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.config import SETTINGS, UNHASHED, StudyConfig, TrainConfig
+from vaelab.data import load_arrays
+from vaelab.data.store import label_classes, split_arrays
 from vaelab.errors import ConfigError, RunError
 from vaelab.fsutil import json_sha256
 from vaelab.study.runs import RunBook, beta_name
@@ -171,6 +174,13 @@ class BetaSearch:
     def say(self, msg: str) -> None:
         self.book.say(msg)
 
+    @cached_property
+    def min_class_entropy(self) -> float:
+        """The class-entropy threshold for the classes of this data's train split."""
+        c = self.cfg.train
+        _, y = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
+        return halving.class_entropy_threshold(self.cfg.min_class_entropy, label_classes(y))
+
     # ------------------------------------------------------------------ one trial
     def plan(self) -> list[halving.Rung]:
         c = self.cfg
@@ -198,7 +208,7 @@ class BetaSearch:
         name, tcfg, evaluation = self._trial_run(beta, rung)
         entry = self.book.ensure_run(name, tcfg, "search", evaluation, run_dir)
         c = self.cfg
-        loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, c.min_class_entropy)
+        loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, self.min_class_entropy)
         return to_json(entry), loss
 
     def _accept(self, trial: FrozenTrial, recorded: bool) -> RunEntry:
@@ -262,7 +272,7 @@ class BetaSearch:
             entries = {b: self._accept(complete[b, rung], (b, rung) in recorded) for b in betas}
             names.update({(b, rung): e.name for b, e in entries.items()})
             c = self.cfg  # the trial's value, recomputed from the same metrics
-            th = c.min_recon_accuracy, c.min_class_entropy
+            th = c.min_recon_accuracy, self.min_class_entropy
             return {b: halving.selection_loss(e.eval, *th) for b, e in entries.items()}
 
         self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
@@ -295,7 +305,7 @@ class BetaSearch:
         c, runs = self.cfg, self.book.runs
         decided = outcome.rungs[-1]
         at = {b: runs[names[b, decided.index]].eval for b in decided.losses}
-        choice = select_beta(at, c.min_recon_accuracy, c.min_class_entropy)
+        choice = select_beta(at, c.min_recon_accuracy, self.min_class_entropy)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         rungs = [self._rung_record(r, names) for r in outcome.rungs]
         halving_search = c.search == "halving"

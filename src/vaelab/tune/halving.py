@@ -20,6 +20,16 @@ from vaelab.evaluate import keys
 INELIGIBLE_PENALTY = 1e6
 
 
+def class_entropy_threshold(min_class_entropy: float, classes: int) -> float:
+    """The sample class-entropy threshold for data of `classes` labels: `min_class_entropy` is
+    set for ten classes (uniform: ln 10 nats), so K classes keep its share of the uniform ln K,
+    min_class_entropy × ln K / ln 10. Ten classes return it as is (not × ln 10 / ln 10, which
+    may round differently), so MNIST's choices do not move."""
+    if classes == 10:
+        return min_class_entropy
+    return min_class_entropy * math.log(max(classes, 1)) / math.log(10)
+
+
 def selection_loss(
     metrics: dict[str, float], min_recon_accuracy: float, min_class_entropy: float
 ) -> float:
@@ -180,15 +190,25 @@ UNLABELLED_CRITERION = (
 
 
 def criterion_text(
-    min_recon_accuracy: float, min_class_entropy: float, labelled: bool = True
+    min_recon_accuracy: float, min_class_entropy: float, labelled: bool = True, classes: int = 10
 ) -> str:
+    """The criterion in words; `min_class_entropy` as configured (for ten classes), scaled here
+    to `classes` by class_entropy_threshold, whose rule is stated when it changes the value."""
     if not labelled:
         return UNLABELLED_CRITERION
+    threshold = class_entropy_threshold(min_class_entropy, classes)
+    entropy = (
+        f"{threshold:.2f} nats, ln 10 ≈ 2.30 being uniform"
+        if classes == 10
+        else f"{threshold:.2f} nats = {min_class_entropy:.2f} × ln {classes} / ln 10, the "
+        f"setting's share of the uniform ln {classes} ≈ {math.log(max(classes, 1)):.2f} for "
+        f"these {classes} classes"
+    )
     return (
         f"a β is eligible when the reference classifier still recognises at least "
         f"{min_recon_accuracy:.0%} of its test reconstructions (`recon/classifier_accuracy`: "
         f"reconstructions stay sharp and faithful) and its prior samples cover the classes "
-        f"(`samples/class_entropy` ≥ {min_class_entropy:.2f} nats, ln 10 ≈ 2.30 being uniform); "
+        f"(`samples/class_entropy` ≥ {entropy}); "
         "among eligible β, the one whose prior samples have the lowest Fréchet distance to the "
         "test set (`samples/fd`: clear, realistic samples) is chosen"
     )
