@@ -39,18 +39,6 @@ def timed(book: RunBook, key: str, title: str, pending: Pending) -> Iterator[Non
     book.stage_time[key] = book.stage_time.get(key, 0.0) + time.perf_counter() - t0
 
 
-def _ran(
-    book: RunBook, key: str, title: str, evaluation: dict[str, float], group: str = ""
-) -> bool:
-    """Whether stage `key` has its metric group (default: the stage's name) in `evaluation`;
-    if skipped there, the stage is announced as skipped and takes no time."""
-    if f"skipped/{group or key}" not in evaluation:
-        return True
-    i = STAGES.index(key) + 1
-    book.say(f"[{i}/{len(STAGES)}] {title}: skipped, the images have no labels")
-    return False
-
-
 def pending(book: RunBook) -> Pending:
     """The runs this preset will train: (name, epochs, images per epoch, evaluation)."""
     c, n = book.cfg, book.n_train
@@ -110,14 +98,15 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         tuned = book.ensure_run(tuned_name, tuned_cfg, "tuned")
         code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
     # Unlabelled images: the evaluations skipped paths and probes (eval.json's skipped/<group>),
-    # so these stages have nothing to summarise; the report says which numbers it cannot give.
-    labelled = not any(k.startswith("skipped/") for k in tuned.eval)
+    # so these two stages have nothing to summarise; the report says which numbers it cannot give.
+    labelled = "skipped/interpolation" not in tuned.eval
     interp: dict[str, InterpolationSummary] = {}
-    if _ran(book, "interpolation", "interpolations AE vs tuned VAE", tuned.eval):
+    representation: dict[str, dict[str, float]] = {}
+    if not labelled:
+        book.say("[6-7/7] interpolations, representation usefulness: skipped (no labels)")
+    else:
         with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
             interp = analysis.interpolations(runs, tuned.name)
-    representation: dict[str, dict[str, float]] = {}
-    if _ran(book, "representation", "representation usefulness", tuned.eval, "probes"):
         with timed(book, "representation", "representation usefulness", []):
             representation = {
                 name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
