@@ -15,7 +15,7 @@ from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
+from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run, memo
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
 from vaelab.evaluate.keys import eval_keys, key_requirement
@@ -138,6 +138,53 @@ def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
     assert set(m) == eval_keys(is_vae=True, latent_dim=64, groups=SELECTION_GROUPS)
     with pytest.raises(ConfigError, match="groups"):
         evaluate_run(run, EvalConfig(groups=["samples", "fid"]))
+
+
+@pytest.mark.parametrize("n_samples", [400, 300])  # radii from the one neighbour pass, or not
+def test_memoised_evaluations_are_bitwise_the_uncached_ones(runs, n_samples, monkeypatch):
+    """The model-independent parts (real and floor features, neighbours, floor measures) come
+    from the memo on a second evaluation, with exactly the numbers of a fresh computation."""
+    ecfg = EvalConfig(figures=False, **(FAST_EVAL | {"n_samples": n_samples}))
+    timing = ("eval/time_s", "test/iw_time_s")
+    calls: list[str] = []
+    classify = clf.classify
+    monkeypatch.setattr(clf, "classify", lambda *a, **k: calls.append("") or classify(*a, **k))
+    with memo.disabled():
+        fresh = evaluate_run(runs / "vae", ecfg)
+    n_fresh = len(calls)
+    memo.clear()
+    first = evaluate_run(runs / "vae", ecfg)
+    calls.clear()
+    again = evaluate_run(runs / "vae", ecfg)
+    for m in (first, again):
+        assert {k: v for k, v in m.items() if k not in timing} == {
+            k: v for k, v in fresh.items() if k not in timing
+        }
+    assert len(calls) == n_fresh - 2  # neither the real nor the floor images classified again
+
+
+def test_memo_keys_on_content_and_hands_out_copies():
+    calls = []
+
+    def compute(a):
+        calls.append(1)
+        return a * 2, float(a.sum())
+
+    a = np.arange(6.0)
+    memo.clear()
+    x, s = memo.memoised("t", (a, 3), lambda: compute(a))
+    x[:] = -1  # a caller editing its copy changes nothing memoised
+    y, t = memo.memoised("t", (a.copy(), 3), lambda: compute(a))
+    assert len(calls) == 1 and (y == a * 2).all() and t == s
+    memo.memoised("t", (a, 4), lambda: compute(a))
+    memo.memoised("t", (a.astype(np.float32), 3), lambda: compute(a))
+    memo.memoised("t", (torch.from_numpy(a), 3), lambda: compute(a))
+    assert len(calls) == 4
+    with memo.disabled():
+        memo.memoised("t", (a, 3), lambda: compute(a))
+    assert len(calls) == 5
+    with pytest.raises(TypeError, match="cannot key"):
+        memo.content_key("t", object())
 
 
 def test_evaluate_ae_skips_posterior_metrics(runs):
