@@ -255,3 +255,27 @@ def test_sample_and_interpolate_are_deterministic(runs, tmp_path, capsys):
     assert i1.read_bytes() == i2.read_bytes()
     assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 1
     assert "no checkpoints/best.pt" in capsys.readouterr().err
+
+
+def test_classifier_max_pool_is_max_pool2d(mnist_arrays):
+    """The classifier's inference pooling: the values of F.max_pool2d(x, 2), ties and NaN
+    included (signed zeros compare equal), and the very bits of its features of real images;
+    with autograd, max_pool2d's gradient (one input per block)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 8, 6, generator=g).round()  # many ties
+    x[1, 1, 0, 0] = torch.nan
+    with torch.no_grad():
+        for t in (x, x.contiguous(memory_format=torch.channels_last), x[..., :5]):
+            ref, got = torch.nn.functional.max_pool2d(t, 2), clf.max_pool2(t)
+            assert got.shape == ref.shape and torch.equal(got.nan_to_num(), ref.nan_to_num())
+            assert torch.equal(got.isnan(), ref.isnan())
+    w = x.nan_to_num().requires_grad_()
+    clf.max_pool2(w).sum().backward()
+    assert w.grad is not None and w.grad.sum() == 5 * 3 * 4 * 3
+    model, _ = clf.reference_classifier("mnist", variant="smoke")
+    images = torch.from_numpy(split_arrays(mnist_arrays, "test")[0][:500]).float() / 255.0
+    feats, probs = clf.classify(model, images, batch_size=250)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(clf, "max_pool2", lambda t: torch.nn.functional.max_pool2d(t, 2))
+        ref_feats, ref_probs = clf.classify(model, images, batch_size=250)
+    assert feats.tobytes() == ref_feats.tobytes() and probs.tobytes() == ref_probs.tobytes()
