@@ -15,7 +15,7 @@ from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError
-from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run
+from vaelab.evaluate import GROUPS, SELECTION_GROUPS, EvalConfig, evaluate_run, memo
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
 from vaelab.evaluate.keys import eval_keys, key_requirement
@@ -140,6 +140,53 @@ def test_selection_groups_compute_only_what_they_need(runs, tmp_path):
         evaluate_run(run, EvalConfig(groups=["samples", "fid"]))
 
 
+@pytest.mark.parametrize("n_samples", [400, 300])  # radii from the one neighbour pass, or not
+def test_memoised_evaluations_are_bitwise_the_uncached_ones(runs, n_samples, monkeypatch):
+    """The model-independent parts (real and floor features, neighbours, floor measures) come
+    from the memo on a second evaluation, with exactly the numbers of a fresh computation."""
+    ecfg = EvalConfig(figures=False, **(FAST_EVAL | {"n_samples": n_samples}))
+    timing = ("eval/time_s", "test/iw_time_s")
+    calls: list[str] = []
+    classify = clf.classify
+    monkeypatch.setattr(clf, "classify", lambda *a, **k: calls.append("") or classify(*a, **k))
+    with memo.disabled():
+        fresh = evaluate_run(runs / "vae", ecfg)
+    n_fresh = len(calls)
+    memo.clear()
+    first = evaluate_run(runs / "vae", ecfg)
+    calls.clear()
+    again = evaluate_run(runs / "vae", ecfg)
+    for m in (first, again):
+        assert {k: v for k, v in m.items() if k not in timing} == {
+            k: v for k, v in fresh.items() if k not in timing
+        }
+    assert len(calls) == n_fresh - 2  # neither the real nor the floor images classified again
+
+
+def test_memo_keys_on_content_and_hands_out_copies():
+    calls = []
+
+    def compute(a):
+        calls.append(1)
+        return a * 2, float(a.sum())
+
+    a = np.arange(6.0)
+    memo.clear()
+    x, s = memo.memoised("t", (a, 3), lambda: compute(a))
+    x[:] = -1  # a caller editing its copy changes nothing memoised
+    y, t = memo.memoised("t", (a.copy(), 3), lambda: compute(a))
+    assert len(calls) == 1 and (y == a * 2).all() and t == s
+    memo.memoised("t", (a, 4), lambda: compute(a))
+    memo.memoised("t", (a.astype(np.float32), 3), lambda: compute(a))
+    memo.memoised("t", (torch.from_numpy(a), 3), lambda: compute(a))
+    assert len(calls) == 4
+    with memo.disabled():
+        memo.memoised("t", (a, 3), lambda: compute(a))
+    assert len(calls) == 5
+    with pytest.raises(TypeError, match="cannot key"):
+        memo.content_key("t", object())
+
+
 def test_evaluate_ae_skips_posterior_metrics(runs):
     m = evaluate_run(runs / "ae", **FAST_EVAL)
     assert set(m) == eval_keys(is_vae=False, latent_dim=64, steps=3)
@@ -208,3 +255,27 @@ def test_sample_and_interpolate_are_deterministic(runs, tmp_path, capsys):
     assert i1.read_bytes() == i2.read_bytes()
     assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 1
     assert "no checkpoints/best.pt" in capsys.readouterr().err
+
+
+def test_classifier_max_pool_is_max_pool2d(mnist_arrays):
+    """The classifier's inference pooling: the values of F.max_pool2d(x, 2), ties and NaN
+    included (signed zeros compare equal), and the very bits of its features of real images;
+    with autograd, max_pool2d's gradient (one input per block)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 8, 6, generator=g).round()  # many ties
+    x[1, 1, 0, 0] = torch.nan
+    with torch.no_grad():
+        for t in (x, x.contiguous(memory_format=torch.channels_last), x[..., :5]):
+            ref, got = torch.nn.functional.max_pool2d(t, 2), clf.max_pool2(t)
+            assert got.shape == ref.shape and torch.equal(got.nan_to_num(), ref.nan_to_num())
+            assert torch.equal(got.isnan(), ref.isnan())
+    w = x.nan_to_num().requires_grad_()
+    clf.max_pool2(w).sum().backward()
+    assert w.grad is not None and w.grad.sum() == 5 * 3 * 4 * 3
+    model, _ = clf.reference_classifier("mnist", variant="smoke")
+    images = torch.from_numpy(split_arrays(mnist_arrays, "test")[0][:500]).float() / 255.0
+    feats, probs = clf.classify(model, images, batch_size=250)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(clf, "max_pool2", lambda t: torch.nn.functional.max_pool2d(t, 2))
+        ref_feats, ref_probs = clf.classify(model, images, batch_size=250)
+    assert feats.tobytes() == ref_feats.tobytes() and probs.tobytes() == ref_probs.tobytes()

@@ -19,6 +19,7 @@ from vaelab.data import load_arrays
 from vaelab.data.store import UNLABELLED, split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
+from vaelab.evaluate import memo
 from vaelab.evaluate.features import kth_neighbour_distance
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
@@ -160,14 +161,19 @@ class EvalContext:
 
     @cached_property
     def real(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.classify(self.data.x)
+        # model-independent, as are the neighbours and the floor: memoised by content
+        images = self.data.x
+        return memo.memoised(
+            "classify", (self.classifier[0], images), lambda: self.classify(images)
+        )
 
     @cached_property
     def _real_neighbours(self) -> np.ndarray:
         """(N, 2): each real image's distance to its nearest and its k-th nearest (k = pr_k)
         other real image, from one pass over the real × real distances."""
-        n = len(self.real[0])
-        return kth_neighbour_distance(self.real[0], (1, min(self.ecfg.pr_k, n - 1)))
+        feats = self.real[0]
+        ks = (1, min(self.ecfg.pr_k, len(feats) - 1))
+        return memo.memoised("kth", (feats, ks), lambda: kth_neighbour_distance(feats, ks))
 
     @cached_property
     def real_radii(self) -> np.ndarray:
@@ -175,7 +181,8 @@ class EvalContext:
         first `pr_size` real features: the real manifold of precision/recall."""
         if self.pr_size == len(self.real[0]) > self.ecfg.pr_k:
             return self._real_neighbours[:, 1]
-        return kth_neighbour_distance(self.real[0][: self.pr_size], self.ecfg.pr_k)
+        feats, k = self.real[0][: self.pr_size], self.ecfg.pr_k
+        return memo.memoised("kth", (feats, k), lambda: kth_neighbour_distance(feats, k))
 
     @cached_property
     def real_nn_scale(self) -> float:
@@ -199,8 +206,12 @@ class EvalContext:
     def floor(self) -> tuple[np.ndarray, np.ndarray]:
         """Classifier outputs of real *train* images: what a perfect generator would score."""
         x_tr8 = self.train_images[0]
-        n_floor = min(len(x_tr8), max(len(self.data.x), 1000))
-        return self.classify(torch.from_numpy(x_tr8[:n_floor]).float() / 255.0)
+        x8 = x_tr8[: min(len(x_tr8), max(len(self.data.x), 1000))]
+        return memo.memoised(
+            "classify_bytes",
+            (self.classifier[0], x8),
+            lambda: self.classify(torch.from_numpy(x8).float() / 255.0),
+        )
 
     # ---- interpolation ----------------------------------------------------------------------
     @cached_property
