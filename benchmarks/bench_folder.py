@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from vaelab.data import sources, store
-from vaelab.data.idx import decode_idx
+from vaelab.data.sources import decode_idx
 
 
 def run(limit: int = 60_000) -> dict[str, float]:
