@@ -130,6 +130,56 @@ def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarr
     return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()
 
 
+def _labels(root: Path, rels: list[str]) -> tuple[bool, bool, list[str], np.ndarray]:
+    """(train/ + test/ given, labelled, class names, labels): a picture's label is its first
+    folder below the root (below train/ or test/ when split), names sorted."""
+    parts = [Path(rel).parts for rel in rels]
+    split = {p[0] for p in parts} == {"train", "test"}
+    parts = [p[1:] if split else p for p in parts]
+    labelled = all(len(p) > 1 for p in parts)
+    if not labelled and any(len(p) > 1 for p in parts):
+        raise DataError(
+            f"{root}: pictures both in sub-folders and at the top; use class sub-folders only "
+            "(labelled) or a flat folder (unlabelled)"
+        )
+    classes = sorted({p[0] for p in parts}) if labelled else []
+    if len(classes) > 256:
+        raise DataError(f"{root}: {len(classes)} class folders; vaelab handles at most 256")
+    y = np.array([classes.index(p[0]) for p in parts] if labelled else [0] * len(parts), np.uint8)
+    return split, labelled, classes, y
+
+
+def _split_indices(
+    rels: list[str], split: bool, say: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices: the train/ and test/ folders when given, else a seeded 1 in
+    TEST_EVERY; each shuffled with SPLIT_SEED and stated."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    if split:
+        is_test = np.array([rel.split(os.sep)[0] == "test" for rel in rels])
+        train = rng.permutation(np.flatnonzero(~is_test))
+        test = rng.permutation(np.flatnonzero(is_test))
+        say(f"splits: train/ {len(train)}, test/ {len(test)} pictures")
+        return train, test
+    perm = rng.permutation(len(rels))
+    test, train = perm[: len(rels) // TEST_EVERY], perm[len(rels) // TEST_EVERY :]
+    say(
+        f"no train/ + test/ folders: a seeded 1 in {TEST_EVERY} ({len(test)}) of the "
+        f"{len(rels)} pictures is the test split, {len(train)} train"
+    )
+    return train, test
+
+
+def _say_skipped(skipped: list[tuple[str, str]], say: Callable[[str], None]) -> None:
+    if skipped:
+        reasons = Counter(why.split(" (")[0] for _, why in skipped)
+        say(
+            f"skipped {len(skipped)} files: "
+            + "; ".join(f"{n} {r}" for r, n in reasons.items())
+            + f" (first: {skipped[0][0]}: {skipped[0][1]})"
+        )
+
+
 def import_folder(
     root: str | Path,
     listing: Listing,
@@ -154,43 +204,12 @@ def import_folder(
     ]
     if not kept:
         raise DataError(f"{root}: none of {len(listing)} pictures could be read: {skipped[0][1]}")
-    parts = [Path(rel).parts for rel, _ in kept]
-    split = {p[0] for p in parts} == {"train", "test"}
-    parts = [p[1:] if split else p for p in parts]
-    labelled = all(len(p) > 1 for p in parts)
-    if not labelled and any(len(p) > 1 for p in parts):
-        raise DataError(
-            f"{root}: pictures both in sub-folders and at the top; use class sub-folders only "
-            "(labelled) or a flat folder (unlabelled)"
-        )
-    classes = sorted({p[0] for p in parts}) if labelled else []
-    if len(classes) > 256:
-        raise DataError(f"{root}: {len(classes)} class folders; vaelab handles at most 256")
+    rels = [rel for rel, _ in kept]
+    split, labelled, classes, y = _labels(root, rels)
     x = _stack([a for _, a in kept], image_size, root)
-    y = np.array([classes.index(p[0]) for p in parts] if labelled else [0] * len(x), np.uint8)
-    rng = np.random.default_rng(SPLIT_SEED)
-    if split:
-        is_test = np.array([rel.split(os.sep)[0] == "test" for rel, _ in kept])
-        train, test = (
-            rng.permutation(np.flatnonzero(~is_test)),
-            rng.permutation(np.flatnonzero(is_test)),
-        )
-        say(f"splits: train/ {len(train)}, test/ {len(test)} pictures")
-    else:
-        perm = rng.permutation(len(x))
-        test, train = perm[: len(x) // TEST_EVERY], perm[len(x) // TEST_EVERY :]
-        say(
-            f"no train/ + test/ folders: a seeded 1 in {TEST_EVERY} ({len(test)}) of the "
-            f"{len(x)} pictures is the test split, {len(train)} train"
-        )
-    reasons = Counter(why.split(" (")[0] for _, why in skipped)
-    if skipped:
-        say(
-            f"skipped {len(skipped)} files: "
-            + "; ".join(f"{n} {r}" for r, n in reasons.items())
-            + f" (first: {skipped[0][0]}: {skipped[0][1]})"
-        )
-    small = [c for c, n in Counter(p[0] for p in parts).items() if n < 2] if labelled else []
+    train, test = _split_indices(rels, split, say)
+    _say_skipped(skipped, say)
+    small = [classes[c] for c, n in Counter(y.tolist()).items() if n < 2] if labelled else []
     if small:
         say(f"note: class folder(s) {', '.join(small)} hold a single picture")
     no_labels = np.zeros(0, np.uint8)

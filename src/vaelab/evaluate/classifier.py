@@ -127,6 +127,31 @@ def train_classifier(
     return model.eval()
 
 
+def _load_cached(
+    path: Path,
+    data_sha: str,
+    shape: tuple[int, ...],
+    variant: str,
+    device: torch.device | str,
+    log: Callable[[str], None] | None,
+) -> tuple[LeNet, dict] | None:
+    """The cached network at `path` when it was trained on these very images, else None."""
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_checkpoint(path, map_location=device)
+        if ckpt["meta"]["train_data_sha256"] != data_sha:
+            return None
+        model = LeNet(shape[0], shape[1], ckpt["meta"]["classes"])
+        model.load_state_dict(ckpt["model"])
+        return model.to(device).eval(), {"variant": variant, **ckpt["meta"]}
+    except (RunError, KeyError, TypeError, ValueError, RuntimeError) as e:
+        # a cache, not a result: a damaged copy is rebuilt, never a reason to stop
+        if log:
+            log(f"cached classifier {path} is unreadable ({str(e)[:80]}); retraining it")
+        return None
+
+
 def reference_classifier(
     dataset: str,
     data_dir: str | None = None,
@@ -156,17 +181,9 @@ def reference_classifier(
     x_te, y_te = split_arrays(arrays, "test")
     data_sha = sha256_bytes(x_tr.tobytes() + y_tr.tobytes())
     with file_lock(path.parent / f".{path.name}.lock"):
-        if path.is_file():
-            try:
-                ckpt = load_checkpoint(path, map_location=device)
-                if ckpt["meta"]["train_data_sha256"] == data_sha:
-                    model = LeNet(x_tr.shape[1], x_tr.shape[2], ckpt["meta"]["classes"])
-                    model.load_state_dict(ckpt["model"])
-                    return model.to(device).eval(), {"variant": variant, **ckpt["meta"]}
-            except (RunError, KeyError, TypeError, ValueError, RuntimeError) as e:
-                # a cache, not a result: a damaged copy is rebuilt, never a reason to stop
-                if log:
-                    log(f"cached classifier {path} is unreadable ({str(e)[:80]}); retraining it")
+        cached = _load_cached(path, data_sha, x_tr.shape[1:3], variant, device, log)
+        if cached is not None:
+            return cached
         if log:
             log(f"training the {variant} reference classifier for {key} (once; cached in {path})")
         t0 = time.perf_counter()
