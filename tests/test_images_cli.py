@@ -30,5 +30,5 @@ def test_unknown_dataset_is_one_line_error(capsys):
     assert main(["data", "info", "--dataset", "cifar"]) == 2  # a usage error
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "vaelab: error: unknown dataset 'cifar'; choose one of mnist, fashion-mnist, idx"
+        "vaelab: error: unknown dataset 'cifar'; choose one of mnist, fashion-mnist, idx, folder"
     ]
