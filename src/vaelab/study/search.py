@@ -140,8 +140,9 @@ def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str
     evaluation, the thresholds, dataset and seed); the name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
     parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
-    for k in ("image_size", "color"):  # unset: the hash of every earlier definition is kept
-        if parts[k] is None:
+    # unset: the hash of every earlier definition is kept
+    for k, unset in (("image_size", None), ("color", None), ("channels_last", False)):
+        if parts[k] == unset:
             del parts[k]
     return name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts
 
