@@ -128,10 +128,11 @@ OPTIONAL = {"env::gpu"}  # on CUDA devices only
 # `config`: StudyConfig's flat record (vaelab.config.OPTIONS), pinned here too so that a new
 # option is a decision. Picture folders added `image_size` and `color` (their import settings:
 # null for MNIST, Fashion-MNIST and a folder imported with its own size and colour); the speed
-# work added `channels_last` (the training memory layout: true in the default preset).
+# work added `channels_last` and `fused_adam` (the training memory layout and Adam's kernel: both
+# true in the default preset).
 CONFIG_KEYS = {
     *("ae_epochs", "batch_size", "channels", "channels_last", "classifier", "color"),
-    *("data_dir", "dataset"),
+    *("data_dir", "dataset", "fused_adam"),
     *("decades", "device", "eval_limit", "extreme_epochs", "grace_period", "halving_eta"),
     *("halving_rungs", "heartbeat_interval", "image_size", "iw_limit", "iw_samples"),
     *("latent_dim", "limit_train", "limit_val", "lr", "lr_schedule", "max_extensions"),

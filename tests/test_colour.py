@@ -151,6 +151,9 @@ def test_smoke_study_runs_on_a_picture_folder(
     assert (study["interpolation"] == {} == study["representation"]) == unlabelled
     assert ("interpolation" in study["stage_order"]) != unlabelled
     assert (study["classifier"]["test_accuracy"] is None) == unlabelled
+    # the units paragraph lists only what the full evaluation measured on these images
+    assert ("IW-NLL with K = 8, probes, interpolations, all figures" in report) != unlabelled
+    assert ("FD = Fréchet distance of the label-free network's features" in report) == unlabelled
 
 
 def test_report_names_the_data_it_is_about() -> None:

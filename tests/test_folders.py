@@ -112,6 +112,23 @@ def test_data_info_on_a_flat_folder_says_it_is_unlabelled(tmp_path: Path, capsys
     assert info["splits"]["train"]["label_counts"] == [] and info["splits"]["test"]["count"] == 2
 
 
+def test_data_info_counts_a_folders_own_classes(tmp_path: Path, capsys) -> None:
+    """Three class folders give three counts per split (not ten, as digits), named in order."""
+    from vaelab.cli import main
+
+    sizes = {"cat": 9, "dog": 6, "owl": 3}
+    for name, n in sizes.items():
+        for i in range(n):
+            _save(tmp_path / "pets" / "train" / name / f"{i}.png", _grey(i))
+        _save(tmp_path / "pets" / "test" / name / "0.png", _grey(50))
+    info = store.info("folder", tmp_path / "pets")
+    assert info["classes"] == ["cat", "dog", "owl"]
+    assert info["splits"]["test"]["label_counts"] == [1, 1, 1]
+    assert info["splits"]["train+val"]["label_counts"] == [9, 6, 3]
+    assert main(["data", "info", "--dataset", "folder", "--data-dir", str(tmp_path / "pets")]) == 0
+    assert "classes (label order): cat, dog, owl" in capsys.readouterr().out
+
+
 def _bad_folders(root: Path) -> dict[str, tuple[Path, dict, str]]:
     """name: (folder, import options, what its one line says)."""
     out = {}

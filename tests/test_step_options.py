@@ -1,5 +1,5 @@
-"""The training step's speed options (--channels-last, --compile): each trains the same model as
-the default step, up to float rounding, and each resumes exactly."""
+"""The training step's speed options (--channels-last, --fused-adam, --compile): each trains the
+same model as the default step, up to float rounding, and each resumes exactly."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ def _close_to_eager(run: Path, tmp_path: Path) -> None:
 def test_channels_last_trains_the_same_model_and_resumes_exactly(tmp_path, mnist_arrays):
     _close_to_eager(_resumes_exactly(tmp_path, channels_last=True), tmp_path)
     assert main(["train", "--out", str(tmp_path / "cli"), "--channels-last", *_flags()]) == 0
+
+
+def test_fused_adam_trains_the_same_model_and_resumes_exactly(tmp_path, mnist_arrays):
+    run = _resumes_exactly(tmp_path, fused_adam=True)
+    _close_to_eager(run, tmp_path)
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")["optimizer"]["param_groups"][0]
+    assert saved["fused"] is True  # the kernel the run used, restored on --resume
+    assert main(["train", "--out", str(tmp_path / "cli"), "--fused-adam", *_flags()]) == 0
 
 
 @pytest.mark.slow

@@ -71,6 +71,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
         counts = s["label_counts"] or "none (a flat folder: the images are unlabelled)"
         print(f"            {'x'.join(map(str, s['shape']))} pixels, label counts {counts}")
+    if result["classes"]:
+        print(f"  classes (label order): {', '.join(result['classes'])}")
     return 0
 
 

@@ -386,15 +386,17 @@ def info(
     color: str | None = None,
 ) -> dict[str, Any]:
     """Per-split count, label counts (none for a flat folder), pixel mean (x/255) and sha256;
-    plus the source."""
+    plus a folder's class names (its sub-folders, in label order) and the source."""
     spec = resolve_spec(dataset, data_dir, image_size, color)
     arrays = load_arrays(dataset, data_dir, image_size, color)
     manifest = check_cache(spec).manifest or {}
+    # a folder's classes are its class folders; IDX labels are digits (or more, as EMNIST's)
+    classes = (manifest.get("folder") or {}).get("classes") or None
     splits = {}
     for split in SPLITS:
         x, y = split_arrays(arrays, split)
         y = y[y != UNLABELLED]
-        n_classes = max(10, int(y.max()) + 1) if len(y) else 0  # unlabelled: no counts at all
+        n_classes = len(classes) if classes else max(10, int(y.max()) + 1) if len(y) else 0
         splits[split] = {
             "count": len(x),
             "label_counts": np.bincount(y, minlength=n_classes).tolist() if len(y) else [],
@@ -405,6 +407,7 @@ def info(
     return {
         "dataset": dataset if dataset not in ("idx", "folder") else spec.name,
         "splits": splits,
+        "classes": classes,
         "source": manifest.get("source"),
         "cache": str(cache_dir(spec)),
     }

@@ -256,18 +256,28 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
     c = s.config
     first = s.search.trial_run(s.search.trials[0])
     full = [n for n in s.run_order if s.runs[n].evaluation == "full"]
+    # without labels there is no accuracy, class entropy, probe or class-pair path to list
+    recon, samples, extra, features = (
+        (
+            "reconstruction accuracy and rate/distortion",
+            "FD, precision/recall and class entropy",
+            "probes, interpolations, ",
+            "reference-classifier features",
+        )
+        if s.labelled
+        else ("rate/distortion", "FD and precision/recall", "", "the label-free network's features")
+    )
     doc.p(
         "Evaluation sized to the decision: trials got the selection evaluation "
-        f"(reconstruction accuracy and rate/distortion on {c.selection_limit} test "
-        f"images, FD, precision/recall and class entropy of {c.selection_samples} prior "
-        "samples; FD grows and the k-NN measures change as the sample count shrinks, so "
+        f"({recon} on {c.selection_limit} test images, {samples} of {c.selection_samples} "
+        "prior samples; FD grows and the k-NN measures change as the sample count shrinks, so "
         f"trial values compare with each other only); {', '.join(full)} got the full one "
-        f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, probes, "
-        "interpolations, all figures). "
+        f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, {extra}"
+        "all figures). "
         f"Units: SSE per image{_summed_over(s)}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
         f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
-        "σ² = ½); FD = Fréchet distance of reference-classifier features; precision and recall "
+        f"σ² = ½); FD = Fréchet distance of {features}; precision and recall "
         f"with k = {doc.ev(first, keys.SAMPLES_PR_K, 'g')} nearest neighbours on "
         f"{doc.ev(first, keys.SAMPLES_PR_N, 'g')} images per set. Floors for the trials (real "
         f"train vs test at the same set size): FD {doc.ev(first, keys.FLOOR_FD)}"

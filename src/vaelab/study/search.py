@@ -135,15 +135,20 @@ class BetaJob:
         self.search.say(msg)
 
 
+LATER_OPTIONS = {"image_size": None, "color": None, "channels_last": False, "fused_adam": False}
+"""Options added after vaelab 0.2, with the value that leaves them out of the definition: an
+earlier study's hash, and so its storage, stays the same."""
+
+
 def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str, Any]]:
     """(study name, every option that changes a trial's result: the trial schedules, the
     evaluation, the thresholds, dataset and seed); the name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
-    parts = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
-    # unset: the hash of every earlier definition is kept
-    for k, unset in (("image_size", None), ("color", None), ("channels_last", False)):
-        if parts[k] == unset:
-            del parts[k]
+    parts = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in UNHASHED and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])
+    }
     return name or f"{cfg.preset}-{json_sha256(parts)[:8]}", parts
 
 

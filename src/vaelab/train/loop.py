@@ -337,7 +337,8 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     if cfg.channels_last:  # before the optimizer, whose moments then share the layout
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     betas = (cfg.adam_beta1, cfg.adam_beta2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas)
+    fused = True if cfg.fused_adam else None  # None: torch's default (foreach)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, fused=fused)
     net = distributed.wrap(model, rank, device)
     if cfg.compile:
         net = _compiled(net)
