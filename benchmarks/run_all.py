@@ -1,4 +1,10 @@
-"""`make bench`: every benchmark in one run, so ratios are measured side by side."""
+"""`make bench`: every benchmark in one run, so ratios are measured side by side.
+
+The default study on a folder of 20,000 colour pictures (64×64) runs first: it is the longest
+(about 15 min on 2 cores) and the one most likely to stop on a new machine. Then the loader, the
+training step's options, time to quality, the 60,000-PNG import and the evaluation's stages.
+`bench_study_time.py` (the default study in course-recipe epochs) runs on its own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_colour_study
 import bench_eval
 import bench_folder
 import bench_loader
@@ -15,6 +22,7 @@ import bench_step
 import bench_train
 
 if __name__ == "__main__":
+    bench_colour_study.run()
     bench_loader.run()
     bench_train.run()
     bench_step.run()

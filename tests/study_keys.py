@@ -123,7 +123,7 @@ STUDY_JSON_KEYS = {
     "tuned",
     "wall_time_s",
 }
-OPTIONAL = {"env::gpu"}  # on CUDA devices only
+OPTIONAL = {"env::gpu", "data::classes"}  # on CUDA devices only; a labelled picture folder only
 
 # `config`: StudyConfig's flat record (vaelab.config.OPTIONS), pinned here too so that a new
 # option is a decision. Picture folders added `image_size` and `color` (their import settings:

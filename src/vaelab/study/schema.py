@@ -71,6 +71,8 @@ class DataInfo:
     splits: dict[str, SplitInfo]
     source: str | None
     cache: str
+    classes: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    """A picture folder's class names (its sub-folders) in label order; absent otherwise."""
 
 
 @dataclass
