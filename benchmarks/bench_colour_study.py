@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import os
 import shutil
 import sys
 import tempfile
@@ -94,9 +95,20 @@ def run(
         made = make_folder(pics, n, size)
         print(f"made {n} {size}×{size} colour PNGs in {made:.0f} s")
         out = keep or Path(tmp) / "study"
+        if keep is not None and keep.exists():
+            shutil.rmtree(keep)  # a study folder that exists would be finished, not run
         cmd = [sys.executable, "-m", "vaelab", "study", "--preset", preset]
         cmd += ["--dataset", "folder", "--data-dir", str(pics), "--out", str(out)]
-        _, wall = timed_process(cmd, f"{preset} study on a colour folder")
+        # a cache of its own: the import is timed as a first study's, and leaves no copy behind
+        home = os.environ.get("VAELAB_HOME")
+        os.environ["VAELAB_HOME"] = str(Path(tmp) / "home")
+        try:
+            _, wall = timed_process(cmd, f"{preset} study on a colour folder")
+        finally:
+            if home is None:
+                del os.environ["VAELAB_HOME"]
+            else:
+                os.environ["VAELAB_HOME"] = home
         report(out, wall, n, size)
         if figure is not None:
             shutil.copyfile(out / "figures" / "summary.png", figure)
@@ -109,7 +121,7 @@ if __name__ == "__main__":
     p.add_argument("--n", type=int, default=20_000, help="pictures in the folder")
     p.add_argument("--size", type=int, default=64, choices=[28, 32, 64])
     p.add_argument("--preset", default="default")
-    p.add_argument("--keep", type=Path, default=None, help="study folder to keep")
+    p.add_argument("--keep", type=Path, default=None, help="study folder to keep (replaced)")
     p.add_argument("--figure", type=Path, default=None, help="copy the summary picture here")
     a = p.parse_args()
     run(a.n, a.size, a.preset, a.keep, a.figure)

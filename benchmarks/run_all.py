@@ -1,8 +1,9 @@
 """`make bench`: every benchmark in one run, so ratios are measured side by side.
 
 The default study on a folder of 20,000 colour pictures (64×64) runs first: it is the longest
-(about 15 min on 2 cores) and the one most likely to stop on a new machine. Then the loader, the
-training step's options, time to quality, the 60,000-PNG import and the evaluation's stages.
+(about 15 min on 2 cores) and the one most likely to stop on a new machine; its study folder
+stays in build/bench/colour_study. Then the loader, the training step's options, time to
+quality, the 60,000-PNG import and the evaluation's stages.
 `bench_study_time.py` (the default study in course-recipe epochs) runs on its own.
 """
 
@@ -21,8 +22,11 @@ import bench_recipe
 import bench_step
 import bench_train
 
+COLOUR_STUDY = Path("build/bench/colour_study")
+"""Kept, to read its report; replaced by the next `make bench`."""
+
 if __name__ == "__main__":
-    bench_colour_study.run()
+    bench_colour_study.run(keep=COLOUR_STUDY)
     bench_loader.run()
     bench_train.run()
     bench_step.run()
