@@ -129,6 +129,29 @@ def test_data_info_counts_a_folders_own_classes(tmp_path: Path, capsys) -> None:
     assert "classes (label order): cat, dog, owl" in capsys.readouterr().out
 
 
+def test_default_study_keeps_its_optimizer_steps_on_a_small_folder(tmp_path: Path) -> None:
+    """The default preset's epochs are for 50,000 training images; a folder of fewer gets more
+    epochs (the same steps), except where the caller set them; MNIST's stay as written."""
+    from vaelab.study import make_config
+    from vaelab.study.presets import PRESETS, STEP_BUDGET_IMAGES
+
+    for i in range(98):
+        _save(tmp_path / "p" / ("a" if i % 2 else "b") / f"{i}.png", _grey(i))
+    x, _ = store.split_arrays(_arrays(tmp_path / "p"), "train")
+    ratio = round(STEP_BUDGET_IMAGES / len(x))
+    d = PRESETS["default"]
+    cfg = make_config("default", dataset="folder", data_dir=str(tmp_path / "p"), ae_epochs=5)
+    assert cfg.ae_epochs == 5  # given: kept
+    assert (cfg.extreme_epochs, cfg.tuned_epochs) == (
+        d["extreme_epochs"] * ratio,
+        d["tuned_epochs"] * ratio,
+    )
+    assert cfg.trial_epochs == d["trial_epochs"] * round(d["trial_limit_train"] / len(x))
+    mnist = make_config("default")
+    assert (mnist.ae_epochs, mnist.tuned_epochs, mnist.trial_epochs) == (4, 6, 1)
+    assert make_config("course", dataset="folder", data_dir=str(tmp_path / "p")).ae_epochs == 10
+
+
 def _bad_folders(root: Path) -> dict[str, tuple[Path, dict, str]]:
     """name: (folder, import options, what its one line says)."""
     out = {}

@@ -8,6 +8,10 @@
   5 epochs, 20 epochs per β trial, every trial the full budget), kept as the reference. `full` is
   an alias (its name in vaelab 0.1).
 - `smoke`: a one-minute end-to-end check for tests.
+
+On a picture folder (or IDX files) with fewer training images than MNIST, `default` keeps its
+optimizer steps: its epochs grow in proportion (`STEP_BUDGET_IMAGES`), and the config recorded in
+study.json holds the epochs that ran.
 """
 
 from __future__ import annotations
@@ -77,6 +81,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 ALIASES = {"quick": "default", "full": "course"}
 
 
+STEP_BUDGET_IMAGES = 50_000
+"""The `default` preset's epochs are for this many training images (MNIST's and Fashion-MNIST's
+train split). Its schedule is tuned in optimizer steps (the LR and KL warm-ups, the cosine
+decay), so on a smaller picture folder each stage trains proportionally more epochs and keeps
+its steps. Measured on 17,143 training pictures (64×64 colour) with the epochs as written:
+one-epoch runs of 134 steps left the β = 0 VAE reconstructing worse than the β = 10 one (SSE
+484 vs 348 per image), which would turn the study's answers around."""
+
+
 def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
     preset = ALIASES.get(preset, preset) if isinstance(preset, str) else preset
     if not isinstance(preset, str) or preset not in PRESETS:
@@ -84,5 +97,31 @@ def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
             f"invalid study option 'preset': {preset!r} is not one of {', '.join(PRESETS)} "
             f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return StudyConfig.from_options({"preset": preset, **values}).validate()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**PRESETS[preset], **given}
+    cfg = StudyConfig.from_options({"preset": preset, **values}).validate()
+    if preset == "default" and cfg.train.dataset in ("folder", "idx"):
+        cfg = _keep_steps(cfg, given)
+    return cfg
+
+
+def _keep_steps(cfg: StudyConfig, given: dict[str, Any]) -> StudyConfig:
+    """The default preset on a train split smaller than `STEP_BUDGET_IMAGES`: each epoch count
+    it sets (not one the caller gave) times the ratio, rounded, so every stage keeps about its
+    optimizer steps; a β-search trial's by its own images (`trial_limit_train`)."""
+    from vaelab.data.store import load_arrays, split_arrays
+
+    c = cfg.train
+    x, _ = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
+    n = min(len(x), c.limit_train or len(x))
+    trial_n = min(n, cfg.trial_limit_train or n)
+    scale = {
+        "ae_epochs": STEP_BUDGET_IMAGES / n,
+        "extreme_epochs": STEP_BUDGET_IMAGES / n,
+        "tuned_epochs": STEP_BUDGET_IMAGES / n,
+        "trial_epochs": (cfg.trial_limit_train or STEP_BUDGET_IMAGES) / trial_n,
+    }
+    for name, ratio in scale.items():
+        if name not in given and ratio > 1:
+            setattr(cfg, name, getattr(cfg, name) * max(1, round(ratio)))
+    return cfg.validate()
