@@ -151,6 +151,9 @@ def test_smoke_study_runs_on_a_picture_folder(
     assert (study["interpolation"] == {} == study["representation"]) == unlabelled
     assert ("interpolation" in study["stage_order"]) != unlabelled
     assert (study["classifier"]["test_accuracy"] is None) == unlabelled
+    # named by its folder, and reproduced by a command that reads the same pictures
+    assert report.startswith(f"# vaelab study: AE and β-VAE on the picture folder {folder.name}/")
+    assert f"--dataset folder --data-dir {folder} --out {out}" in report
     # the units paragraph lists only what the full evaluation measured on these images
     assert ("IW-NLL with K = 8, probes, interpolations, all figures" in report) != unlabelled
     assert ("FD = Fréchet distance of the label-free network's features" in report) == unlabelled

@@ -47,7 +47,12 @@ def _n_paths() -> int:
 def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
-    doc.h(1, f"vaelab study: AE and β-VAE on {c.train.dataset} ({c.preset} preset)")
+    data: str = c.train.dataset
+    if data in ("folder", "idx"):  # the folder's own name says more than the source kind
+        kind = "the picture folder" if data == "folder" else "the IDX files in"
+        size = "×".join(map(str, s.data.splits["train"].shape))
+        data = f"{kind} {Path(c.train.data_dir or '.').name}/ ({size})"
+    doc.h(1, f"vaelab study: AE and β-VAE on {data} ({c.preset} preset)")
     paths = (
         "linear interpolations between test images (ends are the real images) with their "
         "realism (1 ≈ a real image), and "
@@ -76,10 +81,13 @@ def summary(doc: Doc, s: StudyResult) -> None:
 def reproduce_section(doc: Doc, s: StudyResult) -> None:
     c, env = s.config, s.env
     doc.h(2, "How to reproduce", "reproduce")
-    doc.code(
-        f"make study            # or: vaelab study --preset {c.preset} --dataset "
-        f"{c.train.dataset} --out {c.out}"
-    )
+    cmd = f"vaelab study --preset {c.preset} --dataset {c.train.dataset}"
+    if c.train.dataset == "mnist":  # what `make study` runs
+        doc.code(f"make study            # or: {cmd} --out {c.out}")
+    else:  # the data's own flags: without them the command would study other images
+        flags = {"data-dir": c.train.data_dir, "image-size": c.train.image_size}
+        flags["color"] = c.train.color
+        doc.code(cmd + "".join(f" --{k} {v}" for k, v in flags.items() if v) + f" --out {c.out}")
     doc.table(
         ["item", "value"],
         [
