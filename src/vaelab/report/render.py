@@ -88,7 +88,7 @@ class Doc:
     def img(self, src: str, caption: str) -> None:
         if not (self.root / src).is_file():
             raise FileNotFoundError(f"report references missing figure {src}")
-        self.blocks.append(("img", (src, caption)))
+        self.blocks.append(("img", (src, phrase(caption, self.dataset))))  # the alt text too
 
     def code(self, text: str, language: str = "") -> None:
         self.blocks.append(("code", (text, language)))
