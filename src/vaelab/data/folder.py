@@ -29,8 +29,10 @@ SPLIT_SEED = 0
 Listing = list[list[Any]]  # [relative path, bytes, mtime_ns] per picture, sorted
 
 
-def _walk(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
-    """Every file under `root`, following folder links once (a link loop is skipped)."""
+def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """(folder, name) of every file under `root`, following folder links once (a link loop is
+    skipped). Strings, not Paths: a reload re-lists the whole folder, and 60,000 Path objects
+    cost more than the rest of it (measured: 1.1 s of a 60,000-picture reload)."""
     seen: set[tuple[int, int]] = set()
     for top, dirs, files in os.walk(
         root,
@@ -44,7 +46,7 @@ def _walk(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()
-        yield from (Path(top) / f for f in sorted(files))
+        yield from ((top, f) for f in sorted(files))
 
 
 def scan(root: str | Path) -> tuple[Listing, list[tuple[str, str]]]:
@@ -55,13 +57,17 @@ def scan(root: str | Path) -> tuple[Listing, list[tuple[str, str]]]:
         raise DataError(f"--data-dir {root}: no such folder; give the folder of your pictures")
     listing: Listing = []
     skipped: list[tuple[str, str]] = []
-    for path in _walk(root, skipped):
-        rel = str(path.relative_to(root))
-        if path.suffix.lower() not in PICTURES:
-            skipped.append((rel, f"not a picture ({path.suffix or 'no extension'})"))
+    start = len(os.path.join(str(root), ""))  # a path relative to root: what follows its "/"
+    for top, name in _walk(str(root), skipped):
+        path = top + os.sep + name  # os.path.join's checks cost a fifth of a reload
+        rel = path[start:]
+        suffix = os.path.splitext(name)[1]
+        suffix = "" if suffix == "." else suffix  # as Path.suffix: "name." has none
+        if suffix.lower() not in PICTURES:
+            skipped.append((rel, f"not a picture ({suffix or 'no extension'})"))
             continue
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError as e:
             skipped.append((rel, f"unreadable ({e.strerror})"))
             continue
