@@ -45,8 +45,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
+# one pytest worker per core; tests that share a costly session fixture (the smoke study, the
+# tiny runs, the PostgreSQL server) stay on one worker (tests/conftest.py), so each is built once
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 data: $(RUN_STAMP)
 	$(PY) -m vaelab data fetch --dataset mnist
