@@ -40,8 +40,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
     for item in items:
         used = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
-        if used:
-            item.add_marker(pytest.mark.xdist_group(used[0]))
+        # the others stay with their file: its module fixtures (a browser page, a picture
+        # folder) are built once, and its tests run in the order they are written
+        item.add_marker(pytest.mark.xdist_group(used[0] if used else item.nodeid.split("::")[0]))
         if skip_cuda is not None and item.get_closest_marker("cuda"):
             item.add_marker(skip_cuda)
 

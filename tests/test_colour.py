@@ -152,7 +152,8 @@ def test_smoke_study_runs_on_a_picture_folder(
     assert ("interpolation" in study["stage_order"]) != unlabelled
     assert (study["classifier"]["test_accuracy"] is None) == unlabelled
     # named by its folder, and reproduced by a command that reads the same pictures
-    assert report.startswith(f"# vaelab study: AE and β-VAE on the picture folder {folder.name}/")
+    title = f"# vaelab study: AE and β-VAE on the picture folder `{folder.name}/` ({shape})"
+    assert report.startswith(title)  # a folder named "digits" keeps its name
     assert f"--dataset folder --data-dir {folder} --out {out}" in report
     # the units paragraph lists only what the full evaluation measured on these images
     assert ("IW-NLL with K = 8, probes, interpolations, all figures" in report) != unlabelled

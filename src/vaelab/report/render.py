@@ -43,13 +43,29 @@ DATA_NOUNS = {"fashion-mnist": ("garment", "clothes")}
 _DIGIT = re.compile(r"\b(an? )?(?:handwritten )?digit(s)?\b")
 
 
+def data_name(dataset: str, data_dir: str | None, shape: list[int], quote: str = "") -> str:
+    """What the study was run on, for titles: a picture folder or IDX files by their folder's
+    name (between `quote`s) and image shape (their source kind alone says little), a named
+    dataset by its name."""
+    if dataset not in ("folder", "idx"):
+        return dataset
+    kind = "the picture folder" if dataset == "folder" else "the IDX files in"
+    name = f"{quote}{Path(data_dir or '.').name}/{quote}"
+    return f"{kind} {name} ({'×'.join(map(str, shape))})"
+
+
 def phrase(text: str, dataset: str) -> str:
     """`text` with MNIST's "digit(s)" replaced by the data noun of `dataset` (MNIST: as is)."""
     if dataset == "mnist":
         return text
     one, many = DATA_NOUNS.get(dataset, ("image", "images"))
     article = "an " if one[0] in "aeiou" else "a "
-    return _DIGIT.sub(lambda m: (article if m[1] else "") + (many if m[2] else one), text)
+    # code spans (a folder's name, a command) are quoted as they are
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(
+        p if i % 2 else _DIGIT.sub(lambda m: (article if m[1] else "") + (many if m[2] else one), p)
+        for i, p in enumerate(parts)
+    )
 
 
 class Doc:

@@ -21,7 +21,7 @@ from vaelab.report.citations import (
     stage_time,
     train_value,
 )
-from vaelab.report.render import Doc
+from vaelab.report.render import Doc, data_name
 from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import (
@@ -47,11 +47,7 @@ def _n_paths() -> int:
 def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
-    data: str = c.train.dataset
-    if data in ("folder", "idx"):  # the folder's own name says more than the source kind
-        kind = "the picture folder" if data == "folder" else "the IDX files in"
-        size = "×".join(map(str, s.data.splits["train"].shape))
-        data = f"{kind} {Path(c.train.data_dir or '.').name}/ ({size})"
+    data = data_name(c.train.dataset, c.train.data_dir, s.data.splits["train"].shape, quote="`")
     doc.h(1, f"vaelab study: AE and β-VAE on {data} ({c.preset} preset)")
     paths = (
         "linear interpolations between test images (ends are the real images) with their "

@@ -13,6 +13,7 @@ from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
 from vaelab.evaluate.keys import interp_key
 from vaelab.report import figures
 from vaelab.report.citations import INTERP, run_label
+from vaelab.report.render import data_name
 from vaelab.report.run_figures import pair_paths
 from vaelab.study.schema import RunEntry, StudyResult
 
@@ -184,12 +185,14 @@ def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) 
         rows = [(f"{a}→{b}", pair_paths(arrays[name], (a, b), "lerp")[0]) for a, b in INTERP.pairs]
         realism = runs[name].eval[interp_key("lerp", "realism_median")]
         strips.append((f"{label}: lerp paths, realism {realism:.2f}", rows))
+    shape = s.data.splits["train"].shape
     return figures.summary_panel(
         fig_dir / "summary.png",
         samples,
         strips,
         _rate_distortion(s),
-        f"AE vs tuned VAE vs β = 10 on {c.train.dataset} ({c.preset} preset; realism: "
+        f"AE vs tuned VAE vs β = 10 on {data_name(c.train.dataset, c.train.data_dir, shape)} "
+        f"({c.preset} preset; realism: "
         "1 ≈ a real image, higher = less real)",
     )
 
