@@ -102,8 +102,8 @@ class TrainConfig:
     preset turns it on: 1.2× the steps/s of NCHW for the reference models on a 2-core CPU)."""
     fused_adam: bool = False
     """Adam's fused kernel: one pass over all parameters per step instead of a pass per operation
-    (1.09× the steps/s of the default foreach kernel for the reference VAE on a 2-core CPU). Off by
-    default: it changes the weights' last bits (the `default` study preset turns it on)."""
+    (1.05–1.14× the steps/s of the default foreach kernel for the reference VAE on a 2-core
+    CPU). Off by default: it changes the weights' last bits (the `default` study turns it on)."""
     compile: bool = False
     """Train through `torch.compile` (inductor; its cache under VAELAB_HOME/inductor is shared by
     runs). Off by default: the first run pays the compile cost (see vaelab.train.loop)."""
