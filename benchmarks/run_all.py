@@ -1,9 +1,9 @@
 """`make bench`: every benchmark in one run, so ratios are measured side by side.
 
 The default study on a folder of 20,000 colour pictures (64×64) runs first: it is the longest
-(about 35 min on 2 cores; `make bench` takes about an hour) and the one most likely to stop on a new machine; its study folder
-stays in build/bench/colour_study. Then the loader, the training step's options, time to
-quality, the 60,000-PNG import and the evaluation's stages.
+(about 35 min on 2 cores; `make bench` takes about an hour) and the one most likely to stop on a
+new machine; its study folder stays in build/bench/colour_study. Then the loader, the training
+step's options, time to quality, the 60,000-PNG import and the evaluation's stages.
 `bench_study_time.py` (the default study in course-recipe epochs) runs on its own.
 """
 
