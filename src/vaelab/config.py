@@ -99,7 +99,7 @@ class TrainConfig:
     channels_last: bool = False
     """Train in the NHWC memory layout (`benchmarks/bench_step.py` measures it against NCHW on
     this machine). Off by default: on CPU it changes the weights' last bits (the `default` study
-    preset turns it on: 1.2× the steps/s of NCHW for the reference models on a 2-core CPU)."""
+    preset turns it on: 1.12–1.24× the steps/s of NCHW for the reference VAE on a 2-core CPU)."""
     fused_adam: bool = False
     """Adam's fused kernel: one pass over all parameters per step instead of a pass per operation
     (1.05–1.14× the steps/s of the default foreach kernel for the reference VAE on a 2-core

@@ -229,6 +229,19 @@ def fetch(
     manifest. A failing source is skipped with its reason; when all fail, the error lists each.
     A picture folder (`folder`, with `image_size` and `color`) is imported again whenever its
     listing (paths, sizes, mtimes) changed."""
+    return _ensure(dataset, data_dir, force, log, image_size, color).manifest  # type: ignore[return-value]
+
+
+def _ensure(
+    dataset: str,
+    data_dir: str | Path | None,
+    force: bool,
+    log: Any,
+    image_size: int | None,
+    color: str | None,
+) -> CacheStatus:
+    """`fetch`'s work; a folder's status carries the bytes it verified (`load_arrays` parses
+    them: hashing them again cost a sixth of a 60,000-picture reload)."""
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
     spec = resolve_spec(dataset, data_dir, image_size, color)
@@ -237,7 +250,7 @@ def fetch(
     try:
         if dataset == "folder":
             return _import_locked(spec, data_dir, force, say, image_size, color)  # type: ignore[arg-type]
-        return _fetch_locked(dataset, spec, data_dir, force, say)
+        return CacheStatus(True, [], _fetch_locked(dataset, spec, data_dir, force, say))
     except OSError as e:
         home = vaelab_home()
         if e.filename is None or home not in (Path(e.filename), *Path(e.filename).parents):
@@ -250,20 +263,19 @@ def fetch(
 
 def _import_locked(
     spec: DatasetSpec, data_dir: Path, force: bool, say: Any, size: int | None, color: str | None
-) -> dict[str, Any]:
+) -> CacheStatus:
     with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
         status = check_cache(spec)
         listing, skipped = folder.scan(data_dir)
         if status.ok and not force and status.manifest["folder"]["listing"] == listing:  # type: ignore[index]
-            _JUST_CHECKED[spec.name] = status.files  # type: ignore[assignment]
-            return status.manifest  # type: ignore[return-value]
+            return status
         if status.manifest is not None:
             say(f"{data_dir} changed since its import (or its cache is damaged): importing again")
         files, meta = folder.import_folder(
             data_dir, listing, skipped, image_size=size, color=color, say=say
         )
         _store(spec, files, f"folder {data_dir}", folder=meta)
-        return check_cache(spec).manifest  # type: ignore[return-value]
+        return check_cache(spec)
 
 
 def _fetch_locked(
@@ -328,8 +340,8 @@ def load_arrays(
     raws = None if dataset == "folder" else check_cache(spec).files
     if raws is None:
         say = _stderr if dataset == "folder" else None  # a folder's import report
-        fetch(dataset, data_dir, image_size=image_size, color=color, log=say)
-        raws = _JUST_CHECKED.pop(spec.name, None) or check_cache(spec).files
+        status = _ensure(dataset, data_dir, False, say, image_size, color)
+        raws = status.files or check_cache(spec).files
     if raws is None:
         raise DataError(
             f"{cache_dir(spec)}: cache fails verification right after fetching; "
@@ -338,11 +350,6 @@ def load_arrays(
     arrays = {n: decode_idx(raws[n], name=str(cache_dir(spec) / n)) for n in FILES}
     _VERIFIED[key] = arrays
     return arrays
-
-
-_JUST_CHECKED: dict[str, dict[str, bytes]] = {}
-"""A reused folder cache's bytes, verified by `fetch` an instant before `load_arrays` parses
-them: hashing them again cost a sixth of a 60,000-picture reload."""
 
 
 def _stderr(msg: str) -> None:

@@ -81,8 +81,8 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
     if c.train.dataset == "mnist":  # what `make study` runs
         doc.code(f"make study            # or: {cmd} --out {c.out}")
     else:  # the data's own flags: without them the command would study other images
-        flags = {"data-dir": c.train.data_dir, "image-size": c.train.image_size}
-        flags["color"] = c.train.color
+        t = c.train
+        flags = {"data-dir": t.data_dir, "image-size": t.image_size, "color": t.color}
         doc.code(cmd + "".join(f" --{k} {v}" for k, v in flags.items() if v) + f" --out {c.out}")
     doc.table(
         ["item", "value"],
