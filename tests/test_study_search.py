@@ -140,6 +140,21 @@ def shared_search(tmp_path: Path, url: str, baseline) -> None:
     beta_search = BetaSearch(book, SearchPlacement(storage=url, name="shared", threads=1))
     queue = beta_search.open_queue()
     worker = start_worker(url, "shared", tmp_path / "worker")
+    submit = queue.submit
+
+    def submit_then_let_the_worker_take_one(points):
+        # A tiny trial trains in about a second: with the first batch queued, the coordinator
+        # waits until the worker has taken a trial, or it may train them all on a fast machine.
+        submit(points)
+        queue.submit = submit
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            if any(t.user_attrs.get("pid") == worker.pid for t in trials_of(url, "shared")):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the worker took no trial of the first batch")
+
+    queue.submit = submit_then_let_the_worker_take_one
     try:
         wait_joined(worker, tmp_path / "worker")
         search = to_json(beta_search.run(queue))
