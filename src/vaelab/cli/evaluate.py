@@ -33,20 +33,20 @@ SAMPLE_BOUNDS = {
     "-n": (1, 10_000, "a grid of more images is unreadable"),
     "--nrow": (1, MAX_GRID_SIDE, "wider grids are unreadable"),
 }
+LABEL = (0, 255, "IDX labels are bytes")
 INTERPOLATE_BOUNDS = {
     "--pairs": (1, 100, "more rows are unreadable"),
     "--steps": (1, 100, "longer strips are unreadable"),
-    "--from-label": (0, 255, "IDX labels are bytes"),
-    "--to-label": (0, 255, "IDX labels are bytes"),
+    "--from-label": LABEL,
+    "--to-label": LABEL,
 }
 
 
 def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
     pairs = []
     for item in text.split(","):
-        parts = item.strip().split(":")
         try:
-            a, b = (int(v) for v in parts)
+            a, b = (int(v) for v in item.strip().split(":"))
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"label pairs look like 5:8,4:8,1:7 (FROM:TO, labels 0..255), got {text!r}"
@@ -57,18 +57,21 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _check_options(opts: Any, bounds: Mapping[str, tuple[int, int | None, str]]) -> None:
-    """--device, --seed, each integer option within its bounds (None: not given) and --out."""
-    from vaelab.train.preflight import check_device, check_out_file
+def check_options(
+    opts: Any, bounds: Mapping[str, tuple[int, int | None, str]], out_dir: bool = False
+) -> None:
+    """--device, --seed and each integer option within its bounds (None or absent: not given),
+    then --out: a folder (`out_dir`) or a file."""
+    from vaelab.train.preflight import check_device, check_out_dir, check_out_file
 
     check_device(opts.device)
     for flag, (low, high, why) in {"--seed": (0, MAX_SEED, "seeds are 32-bit"), **bounds}.items():
-        value = getattr(opts, flag.lstrip("-").replace("-", "_"))
+        value = getattr(opts, flag.lstrip("-").replace("-", "_"), None)
         if value is not None and not (low <= value and (high is None or value <= high)):
             must = f">= {low}" if high is None else f"in {low}..{high}"
             raise ConfigError(f"invalid option {flag} {value}: must be {must} ({why})")
     if getattr(opts, "out", None) is not None:
-        check_out_file(opts.out)
+        (check_out_dir if out_dir else check_out_file)(opts.out)
 
 
 def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
@@ -100,10 +103,8 @@ def check_labels(
     from vaelab.data import load_arrays
     from vaelab.data.store import UNLABELLED, split_arrays
 
-    y = split_arrays(load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color), split)[1][
-        :limit
-    ]
-    present = set(np.unique(y).tolist())
+    arrays = load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color)
+    present = set(np.unique(split_arrays(arrays, split)[1][:limit]).tolist())
     if UNLABELLED in present and not paths:
         return
     if UNLABELLED in present:
@@ -126,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # Every option but RUN_DIR is an EvalConfig field; those not given keep its defaults.
     fields = {f.name for f in dataclasses.fields(EvalConfig)}
     ecfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    _check_options(ecfg, EVALUATE_BOUNDS)
+    check_options(ecfg, EVALUATE_BOUNDS)
     cfg = _run_model(args.run_dir, ecfg.checkpoint)[1]
     check_labels(cfg, [label for pair in ecfg.pairs for label in pair], ecfg.split, ecfg.limit)
     m = evaluate_run(args.run_dir, ecfg)
@@ -141,7 +142,7 @@ def _kind(model: Any, cfg: Any) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    _check_options(args, SAMPLE_BOUNDS)
+    check_options(args, SAMPLE_BOUNDS)
     rows = -(-args.n // min(args.nrow, args.n))
     if rows > MAX_GRID_SIDE:
         raise ConfigError(
@@ -164,7 +165,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    _check_options(args, INTERPOLATE_BOUNDS)
+    check_options(args, INTERPOLATE_BOUNDS)
     model, cfg = _run_model(args.run_dir)
     check_labels(cfg, [args.from_label, args.to_label], paths=True)
 
@@ -182,12 +183,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     paths = interpolation_paths(model, x, pairs, args.steps, args.mode)
     label = f"{args.from_label}→{args.to_label}"
     rows = [(f"{label} #{i + 1}", p.cpu().numpy()) for i, p in enumerate(paths)]
-    figures.image_rows(
-        args.out,
-        rows,
-        f"{_kind(model, cfg)}: {args.mode} {args.from_label}→{args.to_label} "
-        f"(start, {args.steps} codes, end), seed {args.seed}",
-    )
+    title = f"{_kind(model, cfg)}: {args.mode} {label} (start, {args.steps} codes, end)"
+    figures.image_rows(args.out, rows, f"{title}, seed {args.seed}")
     print(f"wrote {args.out}")
     return 0
 

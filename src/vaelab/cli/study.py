@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import argparse
 
+# The flags that become study options, beside --preset.
+STUDY_FLAGS = ("dataset", "data_dir", "image_size", "color", "out", "device", "seed")
+HEARTBEAT_FLAGS = ("heartbeat_interval", "grace_period")
+
 
 def cmd_study(args: argparse.Namespace) -> int:
     from vaelab.cli.data import check_data_args
-    from vaelab.config import MAX_SEED
+    from vaelab.cli.evaluate import check_labels, check_options
+    from vaelab.config import DEFAULT_PAIRS
     from vaelab.study import make_config, run_study
     from vaelab.study.search import SearchPlacement
-    from vaelab.train import preflight as pf
+    from vaelab.train.preflight import check_data, check_processes
 
     check_data_args(args)
-    pf.check_device(args.device)
-    pf.check_int_range("--seed", args.seed, 0, MAX_SEED, "seeds are 32-bit")
-    pf.check_out_dir(args.out)
-    pf.check_processes("--workers", args.workers, args.threads)
-    cfg = make_config(
-        args.preset,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        color=args.color,
-        out=args.out,
-        device=args.device,
-        seed=args.seed,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-    )
-    _check_study_data(cfg)
+    check_options(args, {}, out_dir=True)
+    check_processes("--workers", args.workers, args.threads)
+    cfg = make_config(args.preset, **{k: getattr(args, k) for k in STUDY_FLAGS + HEARTBEAT_FLAGS})
+    # The data every stage needs (splits, sizes, memory, interpolation labels), checked first.
+    run = cfg.run_config("ae", 0.0, 1)
+    check_data(run)
+    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval.limit)
     placement = SearchPlacement(args.storage, args.name, args.workers, args.threads)
     result = run_study(cfg, placement)
     print(
@@ -40,12 +35,12 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from vaelab.cli.evaluate import check_options
     from vaelab.study.search import WorkerArgs, run_worker
-    from vaelab.train import preflight as pf
+    from vaelab.train.preflight import check_processes
 
-    pf.check_device(args.device)
-    pf.check_out_dir(args.out)
-    pf.check_processes("--workers", 1, args.threads)
+    check_options(args, {}, out_dir=True)
+    check_processes("--workers", 1, args.threads)
     run_worker(
         WorkerArgs(args.storage, args.name, args.out, args.device, args.data_dir, args.threads)
     )
@@ -53,33 +48,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:
-    p.add_argument(
-        "--storage",
-        default=None,
-        required=not coordinator,
-        help="β-search study database URL"
-        + (
+    """--storage, --name and --threads of the coordinator (`study`) or of a `study worker`."""
+    if coordinator:
+        storage = (
             " (default sqlite:///OUT/search.db); postgresql://user:pw@host/db lets "
             "`vaelab study worker` on other machines train its trials"
-            if coordinator
-            else " (the coordinator's --storage)"
-        ),
-    )
+        )
+        name = "study name in the storage (default <preset>-<hash of the study's definition>)"
+        threads = "torch threads per process during the β search (default: cores / workers)"
+    else:
+        storage = " (the coordinator's --storage)"
+        name = "study name (default: the storage's only study)"
+        threads = "torch threads (default: all cores)"
     p.add_argument(
-        "--name",
-        default=None,
-        help="study name in the storage (default <preset>-<hash of the study's definition>)"
-        if coordinator
-        else "study name (default: the storage's only study)",
+        "--storage", required=not coordinator, help=f"β-search study database URL{storage}"
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads per process during the β search (default: cores / workers)"
-        if coordinator
-        else "torch threads (default: all cores)",
-    )
+    p.add_argument("--name", help=name)
+    p.add_argument("--threads", type=int, help=threads)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "schedule), smoke (a one-minute check); quick and full are aliases of default and course",
     )
     p.add_argument("--dataset", default="mnist")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir")
     add_folder_args(p)
     p.add_argument("--out", default="study", help="study directory (default ./study)")
     p.add_argument("--device", default="auto")
@@ -108,13 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--heartbeat-interval",
         type=int,
-        default=None,
         help="seconds between a running trial's heartbeats (default 10)",
     )
     p.add_argument(
         "--grace-period",
         type=int,
-        default=None,
         help="seconds without a heartbeat before a trial's worker counts as dead and the "
         "trial is retried (default 60)",
     )
@@ -127,16 +110,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     _search_flags(w, coordinator=False)
     w.add_argument("--out", required=True, help="directory of this worker's runs and logs")
     w.add_argument("--device", default="auto")
-    w.add_argument("--data-dir", default=None, help="where this machine keeps the dataset")
+    w.add_argument("--data-dir", help="where this machine keeps the dataset")
     w.set_defaults(func=cmd_worker)
-
-
-def _check_study_data(cfg) -> None:
-    """The data every stage needs (splits, sizes, memory, interpolation labels), checked first."""
-    from vaelab.cli.evaluate import check_labels
-    from vaelab.config import DEFAULT_PAIRS
-    from vaelab.train.preflight import check_data
-
-    run = cfg.run_config("ae", 0.0, 1)
-    check_data(run)
-    check_labels(run, [label for pair in DEFAULT_PAIRS for label in pair], "test", cfg.eval.limit)

@@ -10,21 +10,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vaelab.tune.sweep_config import load_sweep
 
     cfg = load_sweep(args.config, name=args.name)
-    result = run_sweep(
-        cfg,
-        args.out,
-        storage=args.storage,
-        trials=args.trials,
-        workers=args.workers,
-        threads=args.threads,
-    )
+    placement = {k: getattr(args, k) for k in ("storage", "trials", "workers", "threads")}
+    result = run_sweep(cfg, args.out, **placement)
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"study '{result.name}' in {result.storage}: {counts}")
     for b in result.best:
-        values = ", ".join(
-            f"{o.key} = {v:.6g}" for o, v in zip(cfg.objectives, b["values"], strict=True)
-        )
-        print(f"best trial {b['number']}: {values}; {b['params']}; {b['run_dir']}")
+        values = zip(cfg.objectives, b["values"], strict=True)
+        shown = ", ".join(f"{o.key} = {v:.6g}" for o, v in values)
+        print(f"best trial {b['number']}: {shown}; {b['params']}; {b['run_dir']}")
     where = args.out if not args.storage else f"--storage URL --name {result.name} --out DIR"
     print(f"report: vaelab sweep report {where}")
     return 0
@@ -49,30 +42,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="sweep directory: trials/<n>/, logs/, sweep.db")
     r.add_argument(
         "--storage",
-        default=None,
         help="study database URL (default sqlite:///OUT/sweep.db); postgresql://user:pw@host/db "
         "lets workers on several machines share one study",
     )
-    r.add_argument("--name", default=None, help="study name (default [sweep] name or file stem)")
+    r.add_argument("--name", help="study name (default [sweep] name or file stem)")
     r.add_argument(
         "--trials",
         type=int,
-        default=None,
         help="finished (complete + pruned) trials the study should have; a re-run continues",
     )
     r.add_argument(
         "--workers", type=int, default=1, help="local worker processes (threads = cores / K)"
     )
     r.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads per worker (default: cores / workers)",
+        "--threads", type=int, help="torch threads per worker (default: cores / workers)"
     )
     r.set_defaults(func=cmd_run)
     rep = sweep_sub.add_parser("report", help="trial table, best trial, figures, HTML page")
-    rep.add_argument("dir", nargs="?", default=None, help="sweep directory (uses its sweep.db)")
-    rep.add_argument("--storage", default=None, help="study database URL instead of DIR")
-    rep.add_argument("--name", default=None, help="study name (default: the storage's only one)")
-    rep.add_argument("--out", default=None, help="report folder (default DIR/report)")
+    rep.add_argument("dir", nargs="?", help="sweep directory (uses its sweep.db)")
+    rep.add_argument("--storage", help="study database URL instead of DIR")
+    rep.add_argument("--name", help="study name (default: the storage's only one)")
+    rep.add_argument("--out", help="report folder (default DIR/report)")
     rep.set_defaults(func=cmd_report)

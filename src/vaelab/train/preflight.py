@@ -30,13 +30,23 @@ MEMORY_SHARE = 0.8
 
 
 # --------------------------------------------------------------------------- paths
-def _check_writable_below(path: Path, flag: str) -> None:
-    """The nearest existing ancestor must be a folder we can create files in."""
-    base = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+def _check_out(path: str | Path, flag: str, folder: bool) -> Path:
+    """An output folder or file: it exists or can be created, below a folder we can write in."""
+    kind, example = ("folder", "runs/x") if folder else ("file", "figure.png")
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; give a {kind} path (e.g. {flag} {example})")
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
+    if folder and p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
+    if not folder and (p.is_dir() or str(path).endswith(os.sep)):
+        raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
+    # the nearest existing ancestor must be a folder we can create files in
+    base = next(a for a in (p.absolute(), *p.absolute().parents) if a.exists())
     if not base.is_dir():
         raise ConfigError(
-            f"{flag} {path}: {base} is a file, so nothing can be created below it; "
-            "choose another path"
+            f"{flag} {p}: {base} is a file, so nothing can be created below it; choose another path"
         )
     try:  # os.access is wrong for root and for read-only mounts: try it for real
         fd, tmp = tempfile.mkstemp(prefix=".vaelab-probe-", dir=base)
@@ -44,35 +54,17 @@ def _check_writable_below(path: Path, flag: str) -> None:
         os.unlink(tmp)
     except OSError as e:
         raise ConfigError(
-            f"{flag} {path}: cannot write in {base} ({e.strerror}); choose a writable location"
+            f"{flag} {p}: cannot write in {base} ({e.strerror}); choose a writable location"
         ) from None
-
-
-def _check_out_path(path: str | Path, flag: str, kind: str, example: str) -> Path:
-    if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; give a {kind} path (e.g. {flag} {example})")
-    p = Path(path)
-    if p.is_symlink() and not p.exists():
-        raise ConfigError(f"{flag} {p} is a dangling symbolic link; remove it or choose another")
     return p
 
 
 def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    """A folder that exists or can be created, and that we can write in."""
-    p = _check_out_path(path, flag, "folder", "runs/x")
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"{flag} {p} is an existing file, not a folder; choose a folder path")
-    _check_writable_below(p, flag)
-    return p
+    return _check_out(path, flag, folder=True)
 
 
 def check_out_file(path: str | Path, flag: str = "--out") -> Path:
-    """A file path (not a folder) whose folder exists or can be created and is writable."""
-    p = _check_out_path(path, flag, "file", "figure.png")
-    if p.is_dir() or str(path).endswith(os.sep):
-        raise ConfigError(f"{flag} {p} is a folder; give a file path such as {p / 'figure.png'}")
-    _check_writable_below(p, flag)
-    return p
+    return _check_out(path, flag, folder=False)
 
 
 # --------------------------------------------------------------------------- devices
@@ -103,11 +95,6 @@ def threads_per_process(n: int, threads: int | None) -> int | None:
     if threads is not None or n == 1:
         return threads
     return max(1, available_cores() // n)
-
-
-def check_int_range(name: str, value: int, low: int, high: int, why: str) -> None:
-    if not low <= value <= high:
-        raise ConfigError(f"invalid option {name} {value}: must be in {low}..{high} ({why})")
 
 
 # --------------------------------------------------------------------------- datasets
