@@ -377,15 +377,9 @@ class StudyConfig(Heartbeats):
     ) -> TrainConfig:
         """The validated config of one of this study's runs; `trial`: a β-search trial, which
         trains with the preset's KL warm-up."""
-        kl_warmup_steps = self.trial_kl_warmup_steps if trial else 0
-        return dataclasses.replace(
-            self.train,
-            model=model,
-            beta=beta,
-            epochs=epochs,
-            kl_warmup_steps=kl_warmup_steps,
-            **changes,
-        ).validate()
+        warmup = self.trial_kl_warmup_steps if trial else 0
+        run = {"model": model, "beta": beta, "epochs": epochs, "kl_warmup_steps": warmup}
+        return dataclasses.replace(self.train, **run, **changes).validate()
 
     def eval_config(self, kind: Literal["full", "selection"]) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 
 from vaelab.errors import ConfigError
 
@@ -24,13 +25,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     check_data_args(args)
     options = {"image_size": args.image_size, "color": args.color}
-    manifest = store.fetch(
-        args.dataset,
-        args.data_dir,
-        force=args.force,
-        log=lambda m: print(m, file=sys.stderr),
-        **options,
-    )
+    log = partial(print, file=sys.stderr)
+    manifest = store.fetch(args.dataset, args.data_dir, force=args.force, log=log, **options)
     spec = store.resolve_spec(args.dataset, args.data_dir, **options)
     print(f"{args.dataset}: verified in {store.cache_dir(spec)} (source: {manifest['source']})")
     return 0
@@ -82,17 +78,13 @@ def add_folder_args(p: argparse.ArgumentParser) -> None:
         "--image-size",
         type=int,
         choices=(28, 32, 64),
-        default=None,
-        help=(
-            "--dataset folder: resize the shorter side and centre-crop (default: the pictures' own "
-            "size when they share one of 28, 32, 64)"
-        ),
+        help="--dataset folder: resize the shorter side and centre-crop (default: the pictures' "
+        "own size when they share one of 28, 32, 64)",
     )
     p.add_argument(
         "--color",
         choices=("grey", "rgb"),
-        default=None,
-        help=("--dataset folder: grey or rgb (default: rgb when any picture has colour)"),
+        help="--dataset folder: grey or rgb (default: rgb when any picture has colour)",
     )
 
 
@@ -102,7 +94,6 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--data-dir",
-        default=None,
         help="folder with train-/t10k- images/labels IDX files (.gz or not); for mnist and "
         "fashion-mnist it must hold exactly that dataset (checked by sha256); for folder: "
         "pictures in class sub-folders or flat, optionally under train/ and test/",

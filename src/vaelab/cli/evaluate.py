@@ -74,8 +74,10 @@ def check_options(
         (check_out_dir if out_dir else check_out_file)(opts.out)
 
 
-def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
-    """(model on the CPU, config) of the run: its checkpoint loaded (a few MB) before any work."""
+def _run_model(run_dir: str, checkpoint: str = "best", device: str = "cpu") -> tuple[Any, Any, Any]:
+    """(model, config, torch device) of the run: its checkpoint loaded (a few MB) before any
+    work, the model moved to `device` (checked)."""
+    from vaelab.runtime import resolve_device
     from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)
@@ -89,7 +91,9 @@ def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
             f"{run_dir} has no checkpoints/{checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    return load_model(path, checkpoint, "cpu")
+    model, cfg = load_model(path, checkpoint, "cpu")
+    dev = resolve_device(device)
+    return model.to(dev), cfg, dev
 
 
 def check_labels(
@@ -149,14 +153,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
             f"-n {args.n} with --nrow {args.nrow} makes {rows} rows (at most {MAX_GRID_SIDE} "
             "fit in one image); raise --nrow"
         )
-    model, cfg = _run_model(args.run_dir)
+    model, cfg, dev = _run_model(args.run_dir, device=args.device)
 
     from vaelab.models import sample_prior
     from vaelab.report import figures
-    from vaelab.runtime import resolve_device, stream_seed
+    from vaelab.runtime import stream_seed
 
-    dev = resolve_device(args.device)
-    model = model.to(dev)
     images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
     figures.image_grid(args.out, images.cpu().numpy(), title, nrow=min(args.nrow, args.n))
@@ -166,16 +168,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     check_options(args, INTERPOLATE_BOUNDS)
-    model, cfg = _run_model(args.run_dir)
+    model, cfg, dev = _run_model(args.run_dir, device=args.device)
     check_labels(cfg, [args.from_label, args.to_label], paths=True)
 
     from vaelab.evaluate.context import eval_data_for
     from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
     from vaelab.report import figures
-    from vaelab.runtime import resolve_device
 
-    dev = resolve_device(args.device)
-    model = model.to(dev)
     # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised
     # Bernoulli runs: the same seeded binarisation draw).
     x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)

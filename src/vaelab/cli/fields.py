@@ -31,15 +31,10 @@ def field_docs(cls: type) -> dict[str, str]:
         return {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
+    for pair in itertools.pairwise(body):
+        match pair:
+            case ast.AnnAssign(target=ast.Name(id=name)), ast.Expr(ast.Constant(value=str(doc))):
+                docs[name] = " ".join(doc.split())
     return docs
 
 
@@ -47,53 +42,39 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _strip_optional(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if type(None) in typing.get_args(hint) and len(args) == 1:
-        return args[0]
-    return hint
-
-
-def _scalar(kind: type) -> Callable[[str], Any]:
-    """argparse `type=` for int/float/str with a message that names the expected type."""
+def _scalar(kind: type, many: bool = False) -> Callable[[str], Any]:
+    """argparse `type=` for int/float/str, or a comma-separated list of them (`many`), with a
+    message that names the expected type."""
     names = {int: "an integer", float: "a number", str: "a string"}
 
-    def parse(text: str) -> Any:
+    def one(text: str) -> Any:
         try:
             return kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {names[kind]}, got {text!r}") from None
 
+    def parse(text: str) -> Any:
+        return [one(v.strip()) for v in text.split(",")] if many else one(text)
+
     parse.__name__ = kind.__name__
     return parse
 
 
-def _list_of(kind: type) -> Callable[[str], list[Any]]:
-    item = _scalar(kind)
-
-    def parse(text: str) -> list[Any]:
-        return [item(v.strip()) for v in text.split(",")]
-
-    return parse
-
-
 def _default_text(f: dataclasses.Field) -> str:
-    factory = f.default_factory
-    value = f.default if factory is dataclasses.MISSING else factory()
+    value = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     return "" if value in (None, dataclasses.MISSING) else f" (default {value})"
 
 
-def add_dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()
-) -> list[str]:
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
     """Add one flag per field of `cls`; returns the field names that got a flag."""
     docs, hints, added = field_docs(cls), typing.get_type_hints(cls), []
     for f in dataclasses.fields(cls):
-        if f.name in exclude:
-            continue
-        hint = _strip_optional(hints[f.name])
+        hint = hints[f.name]
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if type(None) in typing.get_args(hint) and len(members) == 1:  # X | None: a flag of X
+            hint = members[0]
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         help_ = (docs.get(f.name, "").split(". ")[0].rstrip(".") + _default_text(f)).strip()
         kw: dict[str, Any] = {"dest": f.name, "default": None, "help": help_.replace("%", "%%")}
@@ -104,7 +85,7 @@ def add_dataclass_flags(
             # Not argparse `choices`: the config's own check names the field and the values.
             kw["type"] = _scalar(type(args[0]))
         elif origin is list:
-            kw["type"] = _list_of(args[0])
+            kw["type"] = _scalar(args[0], many=True)
             kw["metavar"] = f"{args[0].__name__.upper()},..."
         elif hint in (int, float, str):
             kw["type"] = _scalar(hint)
@@ -128,8 +109,7 @@ def to_flags(values: dict[str, Any]) -> list[str]:
         flag = flag_name(name)
         if isinstance(value, bool):
             argv.append(flag if value else f"--no-{flag[2:]}")
-        elif isinstance(value, list):
-            argv.append(f"{flag}={','.join(str(v) for v in value)}")
         else:
-            argv.append(f"{flag}={value}")
+            text = ",".join(map(str, value)) if isinstance(value, list) else value
+            argv.append(f"{flag}={text}")
     return argv

@@ -91,7 +91,7 @@ def _report_done(out: Path, s: TrainSummary) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an AE or β-VAE into a run directory")
     p.set_defaults(config_fields=add_dataclass_flags(p, TrainConfig))
-    p.add_argument("--config", default=None, help="TOML file with config fields ([train] or top)")
+    p.add_argument("--config", help="TOML file with config fields ([train] or top)")
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt"
@@ -99,7 +99,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--nproc",
         type=int,
-        default=None,
         metavar="N",
         help="train with N local data-parallel processes, as `torchrun --standalone "
         "--nproc_per_node N` would (global --batch-size divisible by N; one core or GPU each; "
