@@ -32,7 +32,6 @@ Seed = Annotated[int, Interval(ge=0, le=MAX_SEED)]
 Fraction = Annotated[float, Interval(ge=0, le=1)]
 Decay = Annotated[float, Interval(ge=0, lt=1)]
 Channels = Annotated[list[Positive], Len(4, 4)]
-LearningRate = Annotated[float, Interval(gt=0, lt=10)]
 ModelKind = Literal["ae", "vae"]
 Likelihood = Literal["gaussian", "bernoulli"]
 
@@ -74,7 +73,7 @@ class TrainConfig:
     """Passes over the training split."""
     batch_size: Positive = 64
     """Images per optimisation step."""
-    lr: LearningRate = 1e-3
+    lr: Annotated[float, Interval(gt=0, lt=10)] = 1e-3
     """Adam learning rate; with a schedule, its peak."""
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """`constant` (the course); `cosine`: linear warm-up over `warmup_steps`, then a cosine decay
