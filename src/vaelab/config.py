@@ -377,8 +377,8 @@ class StudyConfig(Heartbeats):
         """The validated config of one of this study's runs; `trial`: a β-search trial, which
         trains with the preset's KL warm-up."""
         warmup = self.trial_kl_warmup_steps if trial else 0
-        run = {"model": model, "beta": beta, "epochs": epochs, "kl_warmup_steps": warmup}
-        return dataclasses.replace(self.train, **run, **changes).validate()
+        run: dict[str, Any] = {"model": model, "beta": beta, "epochs": epochs}
+        return dataclasses.replace(self.train, **run, kl_warmup_steps=warmup, **changes).validate()
 
     def eval_config(self, kind: Literal["full", "selection"]) -> EvalConfig:
         """`full`: every metric and figure; `selection`: what choosing β needs (reconstruction

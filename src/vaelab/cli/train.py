@@ -52,17 +52,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     cfg = config_from_args(args, out if args.resume else None)
     if args.nproc is not None:
-        from vaelab.train.ddp import check_nproc
+        from vaelab.train.checkpoint import read_done
+        from vaelab.train.ddp import check_nproc, launch
 
         check_nproc(args.nproc, cfg)
-    if args.nproc is not None and args.nproc > 1:  # one process trains: `train` checks
-        from vaelab.train.checkpoint import read_done
-        from vaelab.train.ddp import launch
-
-        check_training(cfg, out, args.resume)  # before any rank starts
-        launch(args.nproc, rank_argv(args), out, cfg.threads)
-        _report_done(out, read_done(out))
-        return 0
+        if args.nproc > 1:  # one process trains: `train` checks
+            check_training(cfg, out, args.resume)  # before any rank starts
+            launch(args.nproc, rank_argv(args), out, cfg.threads)
+            _report_done(out, read_done(out))
+            return 0
     try:
         result = train(cfg, out, resume=args.resume)
     except OSError as e:

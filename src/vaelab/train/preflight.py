@@ -21,7 +21,7 @@ from vaelab.data.sources import FILES
 from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError, DataError
 from vaelab.models import ConvEncoder, build_model
-from vaelab.runtime import check_device
+from vaelab.runtime import check_device, resolve_device
 from vaelab.train.checkpoint import check_resumable
 
 # Above this share of the available memory a run is refused: the estimate ignores allocator
@@ -154,7 +154,7 @@ def check_splits(arrays: dict[str, np.ndarray], cfg: TrainConfig | None, origin:
 
 # --------------------------------------------------------------------------- memory
 def available_memory(device: torch.device) -> int:
-    """Bytes that an allocation on `device` may use: free GPU memory, or MemAvailable."""
+    """Bytes that an allocation on `device` may use: free GPU memory, or MemAvailable (CPU, MPS)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     with contextlib.suppress(OSError, ValueError):
@@ -184,9 +184,7 @@ def check_model_fits(cfg: TrainConfig, image_shape: tuple[int, int, int], n_trai
     model(torch.empty((batch, *image_shape), device="meta"))
     # fp32: weights + gradients + two Adam moments; activations kept for backward + their grads.
     need = 4 * (4 * params) + 4 * (2 * acts[0])
-    on_gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-    device = torch.device(cfg.device if cfg.device.startswith("cuda") else "cuda")
-    have = available_memory(device if on_gpu else torch.device("cpu"))
+    have = available_memory(resolve_device(cfg.device))
     if need > MEMORY_SHARE * have:
         raise ConfigError(
             f"the model does not fit: {params:,} parameters and {acts[0]:,} "
