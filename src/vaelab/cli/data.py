@@ -88,30 +88,27 @@ def add_folder_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dataset", default="mnist", help="mnist, fashion-mnist, idx or folder (default mnist)"
-    )
-    p.add_argument(
-        "--data-dir",
-        help="folder with train-/t10k- images/labels IDX files (.gz or not); for mnist and "
-        "fashion-mnist it must hold exactly that dataset (checked by sha256); for folder: "
-        "pictures in class sub-folders or flat, optionally under train/ and test/",
-    )
-    add_folder_args(p)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="obtain, verify and describe datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    p = data_sub.add_parser("fetch", help="download/convert, verify by sha256 and cache a dataset")
-    _add_data_args(p)
-    p.add_argument("--force", action="store_true", help="re-fetch even when the cache verifies")
-    p.set_defaults(func=cmd_fetch)
-    p = data_sub.add_parser("verify", help="re-hash the cached files; exit 1 on any mismatch")
-    _add_data_args(p)
-    p.set_defaults(func=cmd_verify)
-    p = data_sub.add_parser("info", help="per-split counts, label counts, pixel mean, sha256")
-    _add_data_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_info)
+    actions = {
+        "fetch": (cmd_fetch, "download/convert, verify by sha256 and cache a dataset"),
+        "verify": (cmd_verify, "re-hash the cached files; exit 1 on any mismatch"),
+        "info": (cmd_info, "per-split counts, label counts, pixel mean, sha256"),
+    }
+    for name, (func, help_) in actions.items():
+        p = data_sub.add_parser(name, help=help_)
+        p.add_argument(
+            "--dataset", default="mnist", help="mnist, fashion-mnist, idx or folder (default mnist)"
+        )
+        p.add_argument(
+            "--data-dir",
+            help="folder with train-/t10k- images/labels IDX files (.gz or not); for mnist and "
+            "fashion-mnist it must hold exactly that dataset (checked by sha256); for folder: "
+            "pictures in class sub-folders or flat, optionally under train/ and test/",
+        )
+        add_folder_args(p)
+        p.set_defaults(func=func)
+    fetch, info = data_sub.choices["fetch"], data_sub.choices["info"]
+    fetch.add_argument("--force", action="store_true", help="re-fetch even when the cache verifies")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
