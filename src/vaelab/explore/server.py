@@ -46,7 +46,6 @@ MAX_ABS_VALUE = 1e4  # latent values and map coordinates: far outside any traine
 # A JSON string, or an unterminated one up to the end: linear, whatever the body holds.
 STRINGS = re.compile(r'(?s)"(?:[^"\\]|\\.?)*+(?:"|\Z)')
 DIGITS = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
-READ_TIMEOUT_S = 60
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -248,7 +247,7 @@ class ExploreHandler(BaseHTTPRequestHandler):
     # client's delayed ACK (~40 ms on Linux), which measured as a 48 ms decode of 2 ms work.
     disable_nagle_algorithm = True
     # A client that stops sending (or an idle keep-alive connection) frees its thread after this.
-    timeout = READ_TIMEOUT_S
+    timeout = 60  # s
     server: ExploreServer
 
     def _dispatch(self, method: str | None = None) -> None:

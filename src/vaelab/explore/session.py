@@ -1,13 +1,11 @@
-"""The explorer's state and actions: the runs to show, their models, the test images, the 2-D
-latent map of each run (a PCA of its test codes) and its most informative dimensions, and the
-reference classifier.
+"""The explorer's state and actions: the runs to show, their models, the test images, each run's
+2-D latent map (a PCA of its test codes) and most informative dimensions, the classifier.
 
-Every file is read through the validated readers (study.json through `vaelab.study.schema`, DONE
-and the checkpoints through `vaelab.train.checkpoint`, which also checks config.json), so a
-damaged folder is refused with one line before the server starts. Every action takes a run index
-and plain tensors that `server` has already checked, and returns a JSON-ready dict. Model calls
-hold one lock (the server is threaded and PyTorch modules are not meant to be called
-concurrently) and run under `torch.inference_mode`.
+study.json, DONE, the checkpoints and config.json are read through the validated readers of
+`vaelab.study.schema` and `vaelab.train.checkpoint`, so a damaged folder is refused with one line
+before the server starts. Actions take a run index and tensors `server` has checked and return
+JSON-ready dicts; model calls hold one lock (the server is threaded; PyTorch modules are not meant
+to be called concurrently) and run under `torch.inference_mode`.
 """
 
 from __future__ import annotations
@@ -180,8 +178,7 @@ def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
     if len(rows) == 0:
         return x
     crop = x[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
-    box = round(20 / 28 * min(h, w))
-    scale = box / max(crop.shape[2], crop.shape[3])
+    scale = round(20 / 28 * min(h, w)) / max(crop.shape[2:])  # the longer side fills the box
     size = (max(1, round(crop.shape[2] * scale)), max(1, round(crop.shape[3] * scale)))
     small = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
     small = small.clamp(0, 1)  # (1, C, h', w')
