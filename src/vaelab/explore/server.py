@@ -40,8 +40,7 @@ from vaelab.runtime import signal_handlers
 MAX_BODY_BYTES = 64 * 1024  # a 28×28×3 image as JSON floats is ~30 KB; nothing needs more
 MAX_DEPTH = 8  # the deepest request, {"a": {"image": [...]}}, nests three levels
 MAX_DIGITS = 18  # an integer literal longer than this is no index, count or seed
-MAX_SAMPLES = 64
-MAX_STEPS = 32
+MAX_SAMPLES, MAX_STEPS = 64, 32
 MAX_ABS_VALUE = 1e4  # latent values and map coordinates: far outside any trained code, still sane
 # A JSON string, or an unterminated one up to the end: linear, whatever the body holds.
 STRINGS = re.compile(r'(?s)"(?:[^"\\]|\\.?)*+(?:"|\Z)')
@@ -53,6 +52,7 @@ CONTENT_TYPES = {
 }
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = sorted(p.name for p in STATIC_DIR.iterdir() if p.suffix in CONTENT_TYPES)
+HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}  # on every answer
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -345,14 +345,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        for k, v in extra.items():
-            self.send_header(k, v)
+        headers = {"Content-Type": ctype, "Content-Length": str(len(body)), **HEADERS, **extra}
         if self.close_connection:
-            self.send_header("Connection", "close")
+            headers["Connection"] = "close"
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -392,12 +389,9 @@ class ExploreServer(ThreadingHTTPServer):
         except OSError as e:
             hint = "pass --port 0 for a free port, or another --port N" if port else "check --host"
             raise RunError(f"cannot listen on {host}:{port} ({e.strerror or e}); {hint}") from None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
-        return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+        bound, port = self.server_address[:2]
+        shown = "127.0.0.1" if bound in ("", "0.0.0.0") else str(bound)
+        self.url = f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (reset, closed mid-answer, timed out) is no server error."""
