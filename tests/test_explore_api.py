@@ -23,9 +23,8 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.explore.runs import find_runs
 from vaelab.explore.server import STATIC_DIR, ExploreHandler, ExploreServer
-from vaelab.explore.session import center_like_mnist, fit_map, load_explorer
+from vaelab.explore.session import center_like_mnist, find_runs, fit_map, load_explorer
 from vaelab.models import sample_prior
 from vaelab.train.checkpoint import load_model
 

@@ -27,6 +27,7 @@ need(
     "chromium-driver; .ci/run installs them)",
 )
 
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -49,6 +50,21 @@ def driver():
     d = start_chromium(1500, 1000)
     yield d
     d.quit()
+
+
+@pytest.fixture
+def loaded_page(driver, url):
+    """The app loaded and quiet in the module's driver before a test that works on it, loaded
+    again where the page is not the app or is gone (a renderer lost under load), instead of every
+    later test failing. No test relies on what an earlier one left on the page."""
+    ready = f"return location.href === {url!r} && document.body.dataset.ready === '1';"
+    try:
+        loaded = driver.execute_script(ready)
+    except WebDriverException:
+        loaded = False
+    if not loaded:
+        driver.get(url)
+    wait_quiet(driver)
 
 
 def pixels_of(driver, css: str) -> str:
@@ -89,6 +105,7 @@ def test_page_loads_side_by_side_without_console_errors(driver, url):
         assert len(driver.find_elements(By.CSS_SELECTOR, f"#interp-runs {base} canvas.chart")) == 1
 
 
+@pytest.mark.usefixtures("loaded_page")
 def test_clicks_on_the_map_decode_different_images(driver, url):
     decoded = "#map-runs [data-run='1'] .decode-panel canvas"
     v = version(driver, decoded)
@@ -106,6 +123,7 @@ def test_clicks_on_the_map_decode_different_images(driver, url):
     assert console_errors(driver) == []
 
 
+@pytest.mark.usefixtures("loaded_page")
 def test_points_picked_on_a_map_interpolate_on_every_run(driver, url):
     driver.find_element(By.CSS_SELECTOR, "input[name=click-mode][value=a]").click()
     click_map(driver, 0, 0.985, 0.015)  # a corner, beyond the codes: nothing to snap to
@@ -121,6 +139,7 @@ def test_points_picked_on_a_map_interpolate_on_every_run(driver, url):
     assert console_errors(driver) == []
 
 
+@pytest.mark.usefixtures("loaded_page")
 def test_a_slider_moves_the_decode(driver, url):
     canvases = driver.find_elements(By.CSS_SELECTOR, "#slider-runs [data-run='1'] canvas.digit")
     driver.execute_script("arguments[0].id = 'slider-decode-1';", canvases[1])
@@ -136,6 +155,7 @@ def test_a_slider_moves_the_decode(driver, url):
     assert console_errors(driver) == []
 
 
+@pytest.mark.usefixtures("loaded_page")
 def test_drawing_a_stroke_is_encoded_and_reconstructed(driver, url, tmp_path):
     draw_stroke(driver, [(0.3, 0.25), (0.7, 0.25), (0.55, 0.55), (0.45, 0.85)])
     for run in (0, 1):

@@ -7,14 +7,12 @@ import sys
 
 from vaelab.errors import ConfigError
 
-DEFAULT_PORT = 8765
 BOUNDS = {"port": (0, 65535), "map_points": (10, 10_000), "sliders": (1, 32)}
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from vaelab.explore.runs import MAX_RUNS, find_runs
     from vaelab.explore.server import serve
-    from vaelab.explore.session import load_explorer
+    from vaelab.explore.session import MAX_RUNS, find_runs, load_explorer
 
     for name, (low, high) in BOUNDS.items():
         if not low <= (value := getattr(args, name)) <= high:
@@ -51,12 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run or study directories")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument(
         "--classifier",

@@ -1,5 +1,5 @@
 """`vaelab explore`: a local web app that looks inside trained runs, side by side.
 
-`runs` finds the run directories, `session` loads models, fits the latent maps and answers every
-action, `api` checks untrusted requests, `server` serves them and `static/` the page.
+`session` finds the runs, loads their models and answers every action, `server` checks untrusted
+requests and serves them, `static/` holds the page.
 """

@@ -1,9 +1,11 @@
-"""The explorer's state and actions: models, test images, the 2-D latent map of each run (a PCA
-of its test codes) and its most informative dimensions, and the reference classifier.
+"""The explorer's state and actions: the runs to show, their models, the test images, each run's
+2-D latent map (a PCA of its test codes) and most informative dimensions, the classifier.
 
-Every action takes a run index and plain tensors that `api` has already checked, and returns
-a JSON-ready dict. Model calls hold one lock (the server is threaded and PyTorch modules are not
-meant to be called concurrently) and run under `torch.inference_mode`.
+study.json, DONE, the checkpoints and config.json are read through the validated readers of
+`vaelab.study.schema` and `vaelab.train.checkpoint`, so a damaged folder is refused with one line
+before the server starts. Actions take a run index and tensors `server` has checked and return
+JSON-ready dicts; model calls hold one lock (the server is threaded; PyTorch modules are not meant
+to be called concurrently) and run under `torch.inference_mode`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -25,17 +27,77 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
 from vaelab.distributions import DiagonalGaussian
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, RunError
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate.interpolation import interpolate
-from vaelab.models import AutoEncoder
 from vaelab.runtime import resolve_device, stream_seed
-from vaelab.train.checkpoint import load_model
+from vaelab.study.schema import REBUILD, load_study
+from vaelab.train.checkpoint import load_model, read_done
 
+MAX_RUNS = 8  # side by side beyond this the panels are too narrow to read
 FASHION_CLASSES = (
     "T-shirt", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "boot",
 )  # fmt: skip
+INK = 0.05  # pixels above this count as ink when finding the bounding box
+
+
+class FoundRuns(NamedTuple):
+    dirs: list[Path]  # run directories, each with checkpoints/best.pt, in display order
+    classifier: str | None  # the reference classifier a study recorded (None: no study said)
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "checkpoints" / "best.pt").is_file()
+
+
+def _study_runs(study: Path) -> tuple[list[Path], str | None]:
+    """The AE and tuned VAE of study.json, else (unfinished) every finished run under runs/."""
+    if not (study / "study.json").exists():
+        done = sorted(
+            d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d)
+        )
+        for d in done:
+            read_done(d)  # a damaged DONE is refused here, not halfway through serving
+        return done, None
+    result = load_study(study / "study.json")
+    dirs = []
+    for name in ("ae", result.tuned):
+        if name not in result.runs or not _is_run(study / result.runs[name].dir):
+            where = study / "study.json"
+            raise RunError(f"{where} names run '{name}', which {study} lacks; {REBUILD}")
+        dirs.append(study / result.runs[name].dir)
+    return dirs, result.classifier.variant
+
+
+def find_runs(paths: list[str | Path]) -> FoundRuns:
+    """Resolve command-line paths (run or study directories) to run directories."""
+    dirs: list[Path] = []
+    variant = None
+    for raw in paths:
+        path = Path(raw)
+        if _is_run(path):
+            found = [path]
+        elif (path / "study.json").is_file() or (path / "runs").is_dir():
+            found, variant = _study_runs(path)
+            if not found:
+                raise RunError(
+                    f"study {path} has no finished runs yet; let `vaelab study --out {path}` "
+                    "finish a stage first"
+                )
+        else:
+            raise RunError(
+                f"{path} is neither a run directory (checkpoints/best.pt) nor a study directory "
+                "(study.json or runs/); train a run or run `vaelab study` first"
+            )
+        dirs += [d for d in found if d.resolve() not in {x.resolve() for x in dirs}]
+    if len(dirs) > MAX_RUNS:
+        names = ", ".join(str(d) for d in dirs)
+        raise ConfigError(
+            f"explore shows at most {MAX_RUNS} runs side by side, got {len(dirs)} ({names}); "
+            "name the run directories you want"
+        )
+    return FoundRuns(dirs, variant)
 
 
 @dataclass
@@ -80,24 +142,14 @@ def fit_map(mu: torch.Tensor) -> LatentMap:
     return LatentMap(mean, basis, explained, False)
 
 
-@dataclass
-class LatentDim:
-    index: int
-    score: float
-    """Mean KL per image in nats (VAE) or the variance of μ (AE) of this dimension."""
-    lo: float
-    hi: float
-    """Slider range: the test codes' mean ± 3 standard deviations, widened to their min/max."""
-
-
 def informative_dims(
     mu: torch.Tensor, posterior: DiagonalGaussian | None, k: int
-) -> tuple[str, list[LatentDim]]:
-    """The k dimensions that carry the most: (score name, dims by decreasing score).
-
-    A VAE's KL per dimension measures the information its posterior carries about the image
-    (collapsed dims have KL ≈ 0 whatever their μ spread); an AE has no posterior, so the variance of
-    its codes along each dimension stands in."""
+) -> tuple[str, list[dict[str, float]]]:
+    """The k dimensions that carry the most: (score name, {index, score, lo, hi} by decreasing
+    score). A VAE's score is its mean KL per image in nats, the information its posterior carries
+    about the image (collapsed dims have KL ≈ 0 whatever their μ spread); an AE has no posterior,
+    so the variance of its codes along each dimension stands in. [lo, hi] is the slider range:
+    the test codes' mean ± 3 standard deviations, widened to their min/max."""
     mu = mu.double().cpu()
     if posterior is not None:
         name, score = "KL (nats)", posterior.to("cpu", torch.float64).kl_per_dim().mean(0)
@@ -107,11 +159,11 @@ def informative_dims(
     mean, std = mu.mean(0), mu.std(0)
     lo = torch.minimum(mean - 3 * std, mu.min(0).values)
     hi = torch.maximum(mean + 3 * std, mu.max(0).values)
-    dims = [LatentDim(int(d), float(score[d]), float(lo[d]), float(hi[d])) for d in order]
+    dims = [
+        {"index": int(d), "score": float(score[d]), "lo": float(lo[d]), "hi": float(hi[d])}
+        for d in order
+    ]
     return name, dims
-
-
-INK = 0.05  # pixels above this count as ink when finding the bounding box
 
 
 def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
@@ -126,8 +178,7 @@ def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
     if len(rows) == 0:
         return x
     crop = x[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
-    box = round(20 / 28 * min(h, w))
-    scale = box / max(crop.shape[2], crop.shape[3])
+    scale = round(20 / 28 * min(h, w)) / max(crop.shape[2:])  # the longer side fills the box
     size = (max(1, round(crop.shape[2] * scale)), max(1, round(crop.shape[3] * scale)))
     small = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
     small = small.clamp(0, 1)  # (1, C, h', w')
@@ -143,17 +194,43 @@ def center_like_mnist(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@dataclass
-class LoadedRun:
-    name: str
-    path: Path
-    model: AutoEncoder
-    cfg: TrainConfig
+class LoadedRun(NamedTuple):
+    model: models.AutoEncoder
     latent_map: LatentMap
-    codes: torch.Tensor
-    """μ of the map's test images (N, nz), on the model's device."""
-    dim_score: str
-    dims: list[LatentDim]
+    codes: torch.Tensor  # μ of the map's test images (N, nz), on the model's device
+    about: dict[str, Any]  # its entry in /api/runs, less its id
+
+
+def _load_run(
+    path: Path,
+    name: str,
+    model: models.AutoEncoder,
+    cfg: TrainConfig,
+    x: torch.Tensor,
+    sliders: int,
+) -> LoadedRun:
+    """The run's codes of the test images x, its latent map and slider dimensions."""
+    if tuple(model.image_shape) != tuple(x.shape[1:]):
+        raise ConfigError(
+            f"{path} was trained on {model.image_shape} images but its dataset's test images "
+            f"are {tuple(x.shape[1:])}; was the data folder changed?"
+        )
+    with torch.inference_mode():
+        codes, posterior = models.codes(model, x)
+        score, dims = informative_dims(codes, posterior, sliders)
+        latent_map = fit_map(codes)
+    about = {
+        "name": name,
+        "path": str(path),
+        "kind": f"VAE β={cfg.beta:g}" if model.is_vae else "AE",
+        "model": cfg.model,
+        "beta": cfg.beta if model.is_vae else None,
+        "latent_dim": model.latent_dim,
+        "map": {"explained": list(latent_map.explained), "exact": latent_map.exact},
+        "dim_score": score,
+        "dims": dims,
+    }
+    return LoadedRun(model, latent_map, codes, about)
 
 
 def encode_images(x: torch.Tensor) -> list[str]:
@@ -169,46 +246,12 @@ def _round(a: torch.Tensor | np.ndarray, digits: int = 4) -> list:
 @dataclass
 class Explorer:
     runs: list[LoadedRun]
-    images: torch.Tensor
-    """(N, C, H, W) in [0, 1] on `device`: the map's test images."""
-    labels: torch.Tensor
-    """(N,) int64 on the CPU."""
+    images: torch.Tensor  # (N, C, H, W) in [0, 1] on `device`: the map's test images
+    labels: torch.Tensor  # (N,) int64 on the CPU
     classifier: clf.LeNet
-    classifier_meta: dict[str, Any]
+    info: dict[str, Any]  # the answer to /api/runs
     device: torch.device
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        _, c, h, w = self.images.shape
-        return c, h, w
-
-    def info(self) -> dict[str, Any]:
-        cfg = self.runs[0].cfg
-        return {
-            "dataset": cfg.dataset,
-            "class_names": list(FASHION_CLASSES) if cfg.dataset == "fashion-mnist" else None,
-            "image_shape": list(self.image_shape),
-            "test_images": len(self.images),
-            "classifier": {
-                k: self.classifier_meta.get(k) for k in ("variant", "test_accuracy", "dataset")
-            },
-            "runs": [
-                {
-                    "id": i,
-                    "name": r.name,
-                    "path": str(r.path),
-                    "kind": f"VAE β={r.cfg.beta:g}" if r.model.is_vae else "AE",
-                    "model": r.cfg.model,
-                    "beta": r.cfg.beta if r.model.is_vae else None,
-                    "latent_dim": r.model.latent_dim,
-                    "map": {"explained": list(r.latent_map.explained), "exact": r.latent_map.exact},
-                    "dim_score": r.dim_score,
-                    "dims": [vars(d) for d in r.dims],
-                }
-                for i, r in enumerate(self.runs)
-            ],
-        }
 
     def map_points(self, run: int) -> dict[str, Any]:
         xy = self.runs[run].latent_map.to_map(self.runs[run].codes)
@@ -221,50 +264,43 @@ class Explorer:
         with self.lock, torch.inference_mode():
             return self.runs[run].model.encode(x.to(self.device))[0]
 
-    def _decode(self, run: int, z: torch.Tensor) -> torch.Tensor:
-        """(B, nz) → images (B, C, H, W) in [0, 1]; caller holds the lock."""
-        return torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
-
-    def _readings(self, images: torch.Tensor) -> list[dict[str, Any]]:
-        probs = clf.classify(self.classifier, images)[1]
-        return [{"label": int(p.argmax()), "confidence": round(float(p.max()), 4)} for p in probs]
-
-    def _points(self, run: int, z: torch.Tensor) -> list:
-        return _round(self.runs[run].latent_map.to_map(z.view(-1, z.shape[-1])))
-
-    def _decodes(self, run: int, z: torch.Tensor) -> dict[str, Any]:
-        """Codes (B, nz) → images, classifier readings, map points; caller holds the lock."""
-        imgs = self._decode(run, z)
+    def _decodes(self, run: int, z: torch.Tensor, shown: torch.Tensor | None = None) -> dict:
+        """Codes (B, nz) → images, map points and classifier readings (of the `shown` images, then
+        the decoded ones); caller holds the lock."""
+        imgs = torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
+        seen = imgs if shown is None else torch.cat([shown.to(self.device), imgs])
+        probs = clf.classify(self.classifier, seen)[1]
         return {
             "images": encode_images(imgs),
-            "readings": self._readings(imgs),
-            "points": self._points(run, z),
+            "readings": [
+                {"label": int(p.argmax()), "confidence": round(float(p.max()), 4)} for p in probs
+            ],
+            "points": _round(self.runs[run].latent_map.to_map(z.view(-1, z.shape[-1]))),
         }
 
     def decode(self, run: int, z: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
         with self.lock, torch.inference_mode():
-            one = {k: v[0] for k, v in self._decodes(run, z.view(1, -1)).items()}
+            out = self._decodes(run, z.view(1, -1))
         return {
-            "image": one["images"],
-            "reading": one["readings"],
-            "point": one["points"],
+            "image": out["images"][0],
+            "reading": out["readings"][0],
+            "point": out["points"][0],
             "server_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
     def test_image(self, run: int, index: int) -> dict[str, Any]:
-        z = self.runs[run].codes[index]
+        x, z = self.images[index : index + 1], self.runs[run].codes[index]
         with self.lock, torch.inference_mode():
-            recon = self._decode(run, z.view(1, -1))
-            readings = self._readings(torch.cat([self.images[index : index + 1], recon]))
+            out = self._decodes(run, z.view(1, -1), x)
         return {
             "index": index,
             "label": int(self.labels[index]),
-            "image": encode_images(self.images[index : index + 1])[0],
-            "reconstruction": encode_images(recon)[0],
-            "readings": readings,
+            "image": encode_images(x)[0],
+            "reconstruction": out["images"][0],
+            "readings": out["readings"],
             "code": _round(z),
-            "point": self._points(run, z)[0],
+            "point": out["points"][0],
         }
 
     def interpolate(self, run: int, a: torch.Tensor, b: torch.Tensor, steps: int) -> dict[str, Any]:
@@ -288,15 +324,14 @@ class Explorer:
         seen = center_like_mnist(x) if center else x
         with self.lock, torch.inference_mode():
             z = self.runs[run].model.encode(seen.to(self.device))
-            recon = self._decode(run, z)
-            readings = self._readings(torch.cat([seen.to(self.device), recon]))
+            out = self._decodes(run, z, seen)
         return {
             "input": encode_images(seen)[0],
-            "reconstruction": encode_images(recon)[0],
-            "input_reading": readings[0],
-            "reconstruction_reading": readings[1],
+            "reconstruction": out["images"][0],
+            "input_reading": out["readings"][0],
+            "reconstruction_reading": out["readings"][1],
             "code": _round(z[0]),
-            "point": self._points(run, z)[0],
+            "point": out["points"][0],
         }
 
 
@@ -323,8 +358,8 @@ def load_explorer(
         raise ConfigError(
             f"the runs use different datasets ({found}); explore runs of one dataset together"
         )
-    dataset, data_dir, image_size, color = datasets.pop()
-    x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), "test")
+    spec = datasets.pop()
+    x8, y = split_arrays(load_arrays(*spec), "test")
     x = torch.from_numpy(x8[:map_points]).to(dev).float() / 255.0  # (N, C, H, W)
     names = [d.name for d in run_dirs]
     if len(set(names)) < len(names):  # same-named runs of different folders: show the paths
@@ -333,16 +368,14 @@ def load_explorer(
     for path, name, (model, cfg) in zip(run_dirs, names, loaded, strict=True):
         if log:
             log(f"loading {path}")
-        if tuple(model.image_shape) != tuple(x.shape[1:]):
-            raise ConfigError(
-                f"{path} was trained on {model.image_shape} images but its dataset's test images "
-                f"are {tuple(x.shape[1:])}; was the data folder changed?"
-            )
-        with torch.inference_mode():
-            codes, posterior = models.codes(model, x)
-            score, dims = informative_dims(codes, posterior, sliders)
-            runs.append(LoadedRun(name, path, model, cfg, fit_map(codes), codes, score, dims))
-    model, meta = clf.reference_classifier(
-        dataset, data_dir, image_size, color, variant=classifier, device=dev, log=log
-    )
-    return Explorer(runs, x, torch.from_numpy(y[:map_points]), model, meta, dev)
+        runs.append(_load_run(path, name, model, cfg, x, sliders))
+    model, meta = clf.reference_classifier(*spec, variant=classifier, device=dev, log=log)
+    info = {
+        "dataset": spec[0],
+        "class_names": list(FASHION_CLASSES) if spec[0] == "fashion-mnist" else None,
+        "image_shape": list(x.shape[1:]),
+        "test_images": len(x),
+        "classifier": {k: meta.get(k) for k in ("variant", "test_accuracy", "dataset")},
+        "runs": [{"id": i, **r.about} for i, r in enumerate(runs)],
+    }
+    return Explorer(runs, x, torch.from_numpy(y[:map_points]), model, info, dev)
