@@ -92,8 +92,11 @@ class SweepSampler(BaseSampler):
 
 
 def make_sampler(cfg: SweepConfig) -> BaseSampler:
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-    factory = samplers[cfg.sampler]
+    def factory(seed: int | None) -> BaseSampler:
+        if cfg.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
     if cfg.seed is None and not cfg.grid:
         return factory(None)
     return SweepSampler(factory, cfg.seed, cfg.grid)
