@@ -7,7 +7,6 @@ and the search is recorded as the study's `SearchResult`."""
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from vaelab.study.runs import RunBook, beta_name
 from vaelab.study.schema import Evaluation, RunEntry, RungRecord, SearchResult, parse, to_json
 from vaelab.train.preflight import threads_per_process
 from vaelab.tune import halving, jobs
-from vaelab.tune.halving import halving_rule_text, select_beta
 from vaelab.tune.storage import (
     DEFINITION_ATTR,
     ask_lock,
@@ -107,6 +105,9 @@ class BetaJob:
     stop_when_finished: bool
     fix: str = "see this worker's log and fix the cause"
 
+    def __post_init__(self) -> None:
+        self.say = self.search.book.say
+
     def verdict(self, study: optuna.Study) -> jobs.Verdict:
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return "ask"  # ask() now takes the oldest queued trial, never samples one
@@ -123,16 +124,15 @@ class BetaJob:
         return beta, trial.suggest_int("rung", *RUNG_BOUNDS)
 
     def fresh_dir(self, taken: jobs.Taken) -> Path:
-        return self.search.trial_dir(*self.point(taken.trial))
+        return self.search.book.root / "runs" / self.search.trial_run(*self.point(taken.trial))[0]
 
     def run(self, taken: jobs.Taken, run_dir: Path) -> float:
-        entry, loss = self.search.search_trial(*self.point(taken.trial), run_dir)
-        taken.trial.set_user_attr(RUN_ATTR, entry)
-        # Optuna stores ±inf; a NaN would fail the trial (the loss maps NaN FD to inf).
-        return loss if not math.isnan(loss) else math.inf
-
-    def say(self, msg: str) -> None:
-        self.search.say(msg)
+        """Train and evaluate the trial as a study run; its entry goes to the study storage."""
+        name, tcfg, evaluation = self.search.trial_run(*self.point(taken.trial))
+        entry = self.search.book.ensure_run(name, tcfg, "search", evaluation, run_dir)
+        taken.trial.set_user_attr(RUN_ATTR, to_json(entry))
+        # Optuna stores ±inf, not NaN: the loss maps a NaN FD to inf.
+        return self.search.loss(entry)
 
 
 LATER_OPTIONS = {"image_size": None, "color": None, "channels_last": False, "fused_adam": False}
@@ -141,8 +141,7 @@ earlier study's hash, and so its storage, stays the same."""
 
 
 def definition(cfg: StudyConfig, name: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(study name, every option that changes a trial's result: the trial schedules, the
-    evaluation, the thresholds, dataset and seed); the name defaults to
+    """(study name, every option that changes a trial's result); the name defaults to
     `<preset>-<8 hex digits of the definition>`, one study per definition in a storage."""
     parts = {
         k: v
@@ -168,17 +167,13 @@ class SearchPlacement:
 
 
 class BetaSearch:
-    """The β search of the study whose runs `book` keeps, its trials placed as `placement`
-    says."""
+    """The β search of the study whose runs `book` keeps, its trials placed by `placement`."""
 
     def __init__(self, book: RunBook, placement: SearchPlacement | None = None) -> None:
         self.book = book
         self.cfg = book.cfg
         self.placement = placement or SearchPlacement()
         self.local_workers: jobs.LocalWorkers | None = None
-
-    def say(self, msg: str) -> None:
-        self.book.say(msg)
 
     @cached_property
     def min_class_entropy(self) -> float:
@@ -187,6 +182,11 @@ class BetaSearch:
         _, y = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
         return halving.class_entropy_threshold(self.cfg.min_class_entropy, label_classes(y))
 
+    def loss(self, entry: RunEntry) -> float:
+        """A trial's selection loss, from its run's evaluation."""
+        th = self.cfg.min_recon_accuracy, self.min_class_entropy
+        return halving.selection_loss(entry.eval, *th)
+
     # ------------------------------------------------------------------ one trial
     def plan(self) -> list[halving.Rung]:
         c = self.cfg
@@ -194,7 +194,7 @@ class BetaSearch:
             c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
         )
 
-    def _trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, Evaluation]:
+    def trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, Evaluation]:
         """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
         c = self.cfg
         if c.search == "grid":
@@ -204,18 +204,6 @@ class BetaSearch:
         limit_train = r.limit_train or c.train.limit_train
         tcfg = c.run_config("vae", beta, r.epochs, trial=True, limit_train=limit_train)
         return beta_name(beta, rung), tcfg, "selection"
-
-    def trial_dir(self, beta: float, rung: int) -> Path:
-        return self.book.root / "runs" / self._trial_run(beta, rung)[0]
-
-    def search_trial(self, beta: float, rung: int, run_dir: Path) -> tuple[dict[str, Any], float]:
-        """Train and evaluate one β-search trial in `run_dir`; returns its run entry (as JSON,
-        for the study storage) and selection loss."""
-        name, tcfg, evaluation = self._trial_run(beta, rung)
-        entry = self.book.ensure_run(name, tcfg, "search", evaluation, run_dir)
-        c = self.cfg
-        loss = halving.selection_loss(entry.eval, c.min_recon_accuracy, self.min_class_entropy)
-        return to_json(entry), loss
 
     def _accept(self, trial: FrozenTrial, recorded: bool) -> RunEntry:
         """Take a finished trial's run entry from the study storage into this study."""
@@ -243,11 +231,9 @@ class BetaSearch:
 
     # ------------------------------------------------------------------ the search
     def open_queue(self) -> BetaQueue:
-        """The β search's study (another definition under that name is refused), with the
-        settings workers need: opened before the study folder is made, so a refusal creates
-        nothing."""
+        """The β search's study (another definition under that name is refused) with the settings
+        workers need; opened before the study folder is made, so a refusal creates nothing."""
         url = self.placement.storage or default_storage_url(self.book.root, SEARCH_DB)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
         storage = open_storage(url, self.cfg)
         study = open_study(storage, *definition(self.cfg, self.placement.name), ["minimize"])
         study.set_user_attr(SETTINGS_ATTR, {k: getattr(self.cfg, k) for k in SETTINGS})
@@ -258,7 +244,7 @@ class BetaSearch:
         workers start now, so they are ready when the search is."""
         lost = jobs.requeue_dead_local_trials(queue)
         if lost:
-            self.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
+            self.book.say(f"queued again the trials of a stopped run: {', '.join(map(str, lost))}")
         p, c = self.placement, self.cfg
         if p.workers > 1:  # in the study folder, the storage URL with its password
             threads = threads_per_process(p.workers, p.threads)
@@ -270,38 +256,34 @@ class BetaSearch:
         """The β search (vaelab.tune.halving.run_search) with trials queued in `queue` and
         trained as study runs, here and in any workers."""
         names: dict[Point, str] = {}
+        job = BetaJob(self, queue, stop_when_finished=False)
 
         def evaluate(betas: list[float], rung: int) -> dict[float, float]:
+            """The coordinator's side of one batch: queue what is missing, work on queued
+            trials until every point is complete; a point whose trials all failed stops the
+            study."""
             points = [(b, rung) for b in betas]
             recorded = queue.status(points)[0]
-            complete = self._batch(queue, points)
-            entries = {b: self._accept(complete[b, rung], (b, rung) in recorded) for b in betas}
+
+            def complete() -> bool:
+                done, failed = queue.status(points)
+                if failed:
+                    (b, r), why = next(iter(failed.items()))
+                    raise RunError(
+                        f"β-search trial β = {b:g} (rung {r}) failed: {why}; fix it and run the "
+                        "same command again"
+                    )
+                return len(done) == len(points)
+
+            queue.submit(points)
+            jobs.work(queue, job, complete, reraise=True)
+            done = queue.status(points)[0]
+            entries = {b: self._accept(done[b, rung], (b, rung) in recorded) for b in betas}
             names.update({(b, rung): e.name for b, e in entries.items()})
-            c = self.cfg  # the trial's value, recomputed from the same metrics
-            th = c.min_recon_accuracy, self.min_class_entropy
-            return {b: halving.selection_loss(e.eval, *th) for b, e in entries.items()}
+            return {b: self.loss(e) for b, e in entries.items()}  # the trials' values, recomputed
 
-        self.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
+        self.book.say(f"  β-search trials: study '{queue.name}' in {queue.url}")
         return self.record(self._decide(queue, evaluate), names, queue.url, queue.name)
-
-    def _batch(self, queue: BetaQueue, points: list[Point]) -> dict[Point, FrozenTrial]:
-        """The coordinator's side of one batch: queue what is missing, work on queued trials
-        until every point is complete; a point whose trials all failed stops the study."""
-
-        def complete() -> bool:
-            done, failed = queue.status(points)
-            if failed:
-                (b, r), why = next(iter(failed.items()))
-                raise RunError(
-                    f"β-search trial β = {b:g} (rung {r}) failed: {why}; fix it and run the same "
-                    "command again"
-                )
-            return len(done) == len(points)
-
-        queue.submit(points)
-        job = BetaJob(self, queue, stop_when_finished=False)
-        jobs.work(queue, job, complete, reraise=True)
-        return queue.status(points)[0]
 
     def record(
         self, outcome: halving.SearchOutcome, names: dict[Point, str], url: str, name: str
@@ -311,7 +293,7 @@ class BetaSearch:
         c, runs = self.cfg, self.book.runs
         decided = outcome.rungs[-1]
         at = {b: runs[names[b, decided.index]].eval for b in decided.losses}
-        choice = select_beta(at, c.min_recon_accuracy, self.min_class_entropy)
+        choice = halving.select_beta(at, c.min_recon_accuracy, self.min_class_entropy)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
         rungs = [self._rung_record(r, names) for r in outcome.rungs]
         halving_search = c.search == "halving"
@@ -326,7 +308,7 @@ class BetaSearch:
             reason=_halving_reason(rungs[-1], outcome.chosen) if halving_search else choice.reason,
             fallback=choice.fallback,
             best_decade=outcome.best_decade,
-            rule=halving_rule_text(c) if halving_search else "",
+            rule=halving.halving_rule_text(c) if halving_search else "",
             storage=url,
             study_name=name,
         )
@@ -370,7 +352,7 @@ class BetaSearch:
         bad = self.local_workers.join() if self.local_workers is not None else []
         if bad:
             codes = ", ".join(map(str, bad))
-            self.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
+            self.book.say(f"  {len(bad)} local workers ended with exit codes {codes}; see logs/")
         return outcome
 
     def stop_workers(self) -> None:
@@ -414,11 +396,7 @@ class WorkerArgs:
 
 def run_worker(args: WorkerArgs) -> int:
     """Work on the β search until the coordinator marks it finished (waiting while trials may
-    still be queued); returns how many trials ran here. The definition and settings come from
-    the storage, not from flags."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say more
+    still be queued); returns how many trials ran here."""
     existing = load_existing_study(args.storage, args.name)
     definition = existing.user_attrs.get(DEFINITION_ATTR)
     settings = existing.user_attrs.get(SETTINGS_ATTR)
@@ -436,10 +414,8 @@ def run_worker(args: WorkerArgs) -> int:
     ).validate()
     storage = open_storage(args.storage, cfg)
     study = optuna.load_study(study_name=existing.study_name, storage=storage)
-    queue, book, tag = BetaQueue.of(study, storage, cfg), RunBook(cfg), jobs.worker_tag()
-    book.log.prefix = f"[worker {args.index} {tag}] "
-    with book.log.to_file(Path(args.out) / "logs" / f"worker-{tag}.log"):
-        threads = torch.get_num_threads()
+    queue, book = BetaQueue.of(study, storage, cfg), RunBook(cfg)
+    with jobs.worker_log(book.log, args.index, Path(args.out), args.threads) as threads:
         book.say(f"joined β search '{queue.name}' in {queue.url} (torch threads {threads})")
         ran = jobs.work(queue, BetaJob(BetaSearch(book), queue, stop_when_finished=True))
         book.say(f"β search '{queue.name}' is finished; {ran} trials ran here")

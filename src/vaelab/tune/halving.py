@@ -21,10 +21,8 @@ INELIGIBLE_PENALTY = 1e6
 
 
 def class_entropy_threshold(min_class_entropy: float, classes: int) -> float:
-    """The sample class-entropy threshold for data of `classes` labels: `min_class_entropy` is
-    set for ten classes (uniform: ln 10 nats), so K classes keep its share of the uniform ln K,
-    min_class_entropy × ln K / ln 10. Ten classes return it as is (not × ln 10 / ln 10, which
-    may round differently), so MNIST's choices do not move."""
+    """`min_class_entropy` (set for ten classes, uniform: ln 10 nats) scaled to K classes as its
+    share of the uniform ln K; ten return it as is (× ln 10 / ln 10 may round differently)."""
     if classes == 10:
         return min_class_entropy
     return min_class_entropy * math.log(max(classes, 1)) / math.log(10)
@@ -73,8 +71,8 @@ class Rung:
 def rungs(
     first_epochs: int, first_limit: int | None, eta: int, final_epochs: int, n_rungs: int
 ) -> list[Rung]:
-    """Rung budgets: rung r trains first_epochs·η^r epochs on `first_limit` images; the last rung
-    is the chosen β's full run (`final_epochs` on the whole train split)."""
+    """Rung r trains first_epochs·η^r epochs on `first_limit` images; the last is the chosen β's
+    full run (`final_epochs` on the whole train split)."""
     out = [Rung(r, first_epochs * eta**r, first_limit) for r in range(n_rungs - 1)]
     out.append(Rung(n_rungs - 1, final_epochs, None))
     return out
@@ -181,21 +179,18 @@ class Choice:
     fallback: bool
 
 
-UNLABELLED_CRITERION = (
-    "these images have no labels, so no β can be checked for recognisable reconstructions or "
-    "class coverage: every β is eligible, and the one whose prior samples have the lowest "
-    "Fréchet distance to the test set in the label-free features (`samples/fd`: a LeNet "
-    "trained to predict the pixels) is chosen"
-)
-
-
 def criterion_text(
     min_recon_accuracy: float, min_class_entropy: float, labelled: bool = True, classes: int = 10
 ) -> str:
     """The criterion in words; `min_class_entropy` as configured (for ten classes), scaled here
     to `classes` by class_entropy_threshold, whose rule is stated when it changes the value."""
     if not labelled:
-        return UNLABELLED_CRITERION
+        return (
+            "these images have no labels, so no β can be checked for recognisable reconstructions "
+            "or class coverage: every β is eligible, and the one whose prior samples have the "
+            "lowest Fréchet distance to the test set in the label-free features (`samples/fd`: a "
+            "LeNet trained to predict the pixels) is chosen"
+        )
     threshold = class_entropy_threshold(min_class_entropy, classes)
     entropy = (
         f"{threshold:.2f} nats, ln 10 ≈ 2.30 being uniform"

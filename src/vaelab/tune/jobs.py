@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
@@ -47,7 +46,6 @@ class Queue:
 
     @property
     def url(self) -> str:
-        """The storage URL without its password."""
         return redact(self.storage.url)
 
 
@@ -71,8 +69,7 @@ class Job(Protocol):
     measured in its user attributes and returns its objective value(s), or raises
     optuna.TrialPruned."""
 
-    @property
-    def fix(self) -> str: ...
+    fix: str
 
     def verdict(self, study: optuna.Study) -> Verdict: ...
 
@@ -99,18 +96,14 @@ def take(queue: Queue, job: Job) -> Taken | Verdict:
         before = queue.storage.get_trial(tid)  # a retry carries its original's host, run_dir
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-    origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(before)
-    return Taken(trial, tid, origin, _resume_dir(before.user_attrs))
-
-
-def _resume_dir(original: dict[str, object]) -> Path | None:
-    """A retry resumes in its original's run folder when that is on this host and holds a run
-    (whichever --out it was started in); else it trains in a fresh folder of this process."""
-    run_dir = original.get("run_dir")
-    here = original.get("host") == socket.gethostname()
+    # A retry resumes in its original's run folder when that is on this host and holds a run
+    # (whichever --out it was started in); else it trains in a fresh folder of this process.
+    run_dir, resume_dir = before.user_attrs.get("run_dir"), None
+    here = before.user_attrs.get("host") == socket.gethostname()
     if isinstance(run_dir, str) and here and (Path(run_dir) / "config.json").is_file():
-        return Path(run_dir)
-    return None
+        resume_dir = Path(run_dir)
+    origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(before)
+    return Taken(trial, tid, origin, resume_dir)
 
 
 def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> TrialState:
@@ -137,9 +130,7 @@ def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> Tr
             with ask_lock(queue.storage, queue.name):
                 why = f"interrupted by {cause}"
                 requeue(queue.study, queue.storage, trial, queue.settings.max_retry, why)
-            job.say(
-                f"{job.title(trial)} interrupted by {cause}; queued again (a re-run resumes it)"
-            )
+            job.say(f"{job.title(trial)} {why}; queued again (a re-run resumes it)")
             raise
         except Exception as e:  # a trial's own failure must not stop the others
             why = str(e) if isinstance(e, VaelabError) else f"{type(e).__name__}: {e}"
@@ -180,6 +171,21 @@ def work(
     return ran
 
 
+@contextlib.contextmanager
+def worker_log(log: Log, index: int, out: Path, threads: int | None) -> Iterator[int]:
+    """A worker process on `threads` torch threads (None: PyTorch's default, all cores), its
+    lines tagged `[worker <index> <host>-<pid>]` and kept in OUT/logs/worker-<host>-<pid>.log;
+    yields its torch threads."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    tag = f"{socket.gethostname()}-{os.getpid()}"
+    log.prefix = f"[worker {index} {tag}] "
+    with log.to_file(out / "logs" / f"worker-{tag}.log"):
+        yield torch.get_num_threads()
+
+
 def requeue_dead_local_trials(queue: Queue) -> list[int]:
     """Fail and queue again at once the RUNNING trials of processes of this host that are gone
     (a killed command run again), instead of after the grace period."""
@@ -209,10 +215,14 @@ def _pid_alive(pid: int) -> bool:
 
 class Log:
     """One process's lines: each on stderr (after `prefix`, a worker's tag) and, while
-    `to_file(path)` is active, in that file with a timestamp; `debug` lines in the file only."""
+    `to_file(path)` is active, in that file with a timestamp; `debug` lines in the file only.
+    Pickled (into a worker process), it arrives new: a process's lines are its own."""
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
+    def __reduce__(self) -> tuple[type[Log], tuple[()]]:
+        return Log, ()
+
+    def __init__(self) -> None:
+        self.prefix = ""
         self.file = logging.Logger("vaelab", logging.DEBUG)  # this object's own, unregistered
 
     def say(self, msg: str) -> None:
@@ -235,11 +245,6 @@ class Log:
             handler.close()
 
 
-def worker_tag() -> str:
-    """`<host>-<pid>`: names a worker's log file and its lines on stderr."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class LocalWorkers:
     """`--workers K`: worker processes on this machine, each running `target(spec)` (a
     module-level function: it is pickled). A worker's error is one `vaelab: error: worker <i>:
@@ -249,7 +254,7 @@ class LocalWorkers:
         # spawn, not fork: a forked child would inherit the parent's SQLAlchemy connections
         # and torch thread pools.
         ctx = multiprocessing.get_context("spawn")
-        self.procs: list[BaseProcess] = [
+        self.procs = [
             ctx.Process(target=_worker_main, args=(target, s, i), name=f"vaelab-worker-{i}")
             for i, s in enumerate(specs, start=first)
         ]
@@ -257,9 +262,14 @@ class LocalWorkers:
             p.start()
 
     def join(self) -> list[int]:
-        """Wait for them; the exit codes of those that failed."""
-        for p in self.procs:
-            p.join()
+        """Wait for them; the exit codes of those that failed. On Ctrl-C, which reached every
+        worker of the terminal's process group, wait while each saves and queues its trial."""
+        try:
+            for p in self.procs:
+                p.join()
+        except KeyboardInterrupt:
+            self.stop()
+            raise
         return [p.exitcode or 0 for p in self.procs if p.exitcode != 0]
 
     def stop(self) -> None:

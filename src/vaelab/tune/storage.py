@@ -69,6 +69,7 @@ def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
     """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
     the next worker that asks for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # vaelab's own log lines say more
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
     with storage_errors(url):
         url = normalise_url(url)
@@ -289,13 +290,11 @@ def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[N
 
 def requeue(
     study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
-) -> FrozenTrial:
+) -> None:
     """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again with its
-    parameters, like a dead worker's, so the next worker resumes it; returns the failed trial."""
+    parameters, like a dead worker's, so the next worker resumes it."""
     number = trial if isinstance(trial, int) else trial.number
     tid = trial_id(storage, study.study_name, number)
     storage.set_trial_user_attr(tid, "error", why)
     study.tell(number, state=TrialState.FAIL)
-    frozen = storage.get_trial(tid)
-    RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, frozen)
-    return frozen
+    RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, storage.get_trial(tid))

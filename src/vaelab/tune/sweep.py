@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,7 @@ from vaelab.fsutil import atomic_write_json
 from vaelab.train.loop import TrainingInterrupted
 from vaelab.train.preflight import check_processes, threads_per_process
 from vaelab.tune import jobs
-from vaelab.tune.storage import (
-    best_trials,
-    default_storage_url,
-    open_storage,
-    open_study,
-    redact,
-)
+from vaelab.tune.storage import best_trials, default_storage_url, open_storage, open_study, redact
 from vaelab.tune.sweep_config import ParamSpec, SweepConfig, validate
 
 
@@ -134,30 +129,16 @@ INTERRUPTED = (
 @dataclass
 class SweepResult:
     name: str
-    storage: str
-    """The storage URL without its password."""
-    counts: dict[str, int]
-    """Trials per state (COMPLETE, PRUNED, FAIL, ...)."""
+    storage: str  # the URL without its password
+    counts: dict[str, int]  # trials per state (COMPLETE, PRUNED, FAIL, ...)
     best: list[dict[str, Any]]
     """The best trial (one objective) or the Pareto front: number, values, params, run_dir."""
-
-
-@dataclass
-class WorkerSpec:
-    cfg: SweepConfig
-    out_dir: Path
-    storage_url: str
-    trials: int
-    """Finished (complete + pruned) trials the study should end with."""
-    threads: int | None = None
-    """torch threads of this worker (None: PyTorch's default, all cores)."""
-    index: int = 0
 
 
 def resolve_trials(cfg: SweepConfig, trials: int | None) -> int:
     n = trials if trials is not None else cfg.trials
     if n is None and cfg.space and all(p.type == "grid" for p in cfg.space):
-        n = cfg.grid_size()  # a pure grid: each point once
+        n = math.prod(len(v) for v in cfg.grid.values())  # a pure grid: each point once
     if n is None:
         raise ConfigError("how many trials? set trials = N in [sweep] or pass --trials N")
     if not isinstance(n, int) or n < 1:
@@ -182,7 +163,6 @@ def run_sweep(
     validate(cfg)  # a SweepConfig built in Python gets the checks a TOML file gets
     n_trials = resolve_trials(cfg, trials)
     check_processes("--workers", workers, threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the workers log each trial
     out = Path(out_dir).resolve()
     url = storage or default_storage_url(out)
     # Open the study first: a refused storage or study (other space) stops before any work.
@@ -190,7 +170,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**dataclasses.asdict(cfg), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
-    specs = [WorkerSpec(cfg, out, url, n_trials, threads, i) for i in range(workers)]
+    specs = [SweepJob(cfg, out, url, n_trials, threads, i) for i in range(workers)]
     try:
         if workers == 1:
             work(specs[0])
@@ -208,15 +188,8 @@ def _open_study(storage: Any, cfg: SweepConfig) -> optuna.Study:
     )
 
 
-def _run_processes(specs: list[WorkerSpec]) -> None:
-    local = jobs.LocalWorkers(work, specs)
-    try:
-        bad = local.join()
-    except KeyboardInterrupt:
-        # Ctrl-C reached every worker of the terminal's process group: each saves its trial
-        # and queues it again; wait for them to do so.
-        local.stop()
-        raise
+def _run_processes(specs: list[SweepJob]) -> None:
+    bad = jobs.LocalWorkers(work, specs).join()
     if bad and all(code == 130 for code in bad):
         raise SweepInterrupted(INTERRUPTED)
     if bad:
@@ -227,56 +200,55 @@ def _run_processes(specs: list[WorkerSpec]) -> None:
         )
 
 
-def work(spec: WorkerSpec) -> int:
-    """Run trials until the study has `spec.trials` finished ones; returns how many ran here."""
-    import torch
-
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say more
-    tag = jobs.worker_tag()
-    log = jobs.Log(f"[worker {spec.index} {tag}] ")
-    storage = open_storage(spec.storage_url, spec.cfg)
-    study = _open_study(storage, spec.cfg)
-    queue = jobs.Queue(study, storage, spec.cfg, poll_s=min(spec.cfg.heartbeat_interval, 5))
-    name, n = spec.cfg.name, spec.trials
-    with log.to_file(spec.out_dir / "logs" / f"worker-{tag}.log"):
-        log.say(
-            f"joined study '{name}' ({n} trials wanted, torch threads {torch.get_num_threads()})"
-        )
-        ran = jobs.work(queue, SweepJob(spec, log))
-        log.say(f"study '{name}' has its {n} finished trials; {ran} ran here")
+def work(job: SweepJob) -> int:
+    """Run trials until the study has `job.trials` finished ones; returns how many ran here."""
+    cfg, n, log = job.cfg, job.trials, job.log
+    storage = open_storage(job.storage_url, cfg)
+    queue = jobs.Queue(_open_study(storage, cfg), storage, cfg, min(cfg.heartbeat_interval, 5))
+    with jobs.worker_log(log, job.index, job.out_dir, job.threads) as threads:
+        log.say(f"joined study '{cfg.name}' ({n} trials wanted, torch threads {threads})")
+        ran = jobs.work(queue, job)
+        log.say(f"study '{cfg.name}' has its {n} finished trials; {ran} ran here")
     return ran
 
 
 @dataclass
 class SweepJob:
-    """Sweep trials for the job loop: sampled (or queued retries), trained in OUT/trials/<n>/,
-    until the study has its finished trials."""
+    """One worker's sweep trials for the job loop (pickled into a `--workers` process): sampled
+    (or queued retries), trained in OUT/trials/<n>/, until the study has `trials` finished ones
+    (complete or pruned)."""
 
-    spec: WorkerSpec
-    log: jobs.Log
+    cfg: SweepConfig
+    out_dir: Path
+    storage_url: str
+    trials: int
+    threads: int | None
+    """torch threads of this worker (None: PyTorch's default, all cores)."""
+    index: int
+    log: jobs.Log = field(default_factory=jobs.Log, repr=False)
 
-    @property
-    def fix(self) -> str:
-        return f"see {self.spec.out_dir / 'logs'} and fix the sweep config"
+    def __post_init__(self) -> None:
+        self.fix = f"see {self.out_dir / 'logs'} and fix the sweep config"
+
+    def say(self, msg: str) -> None:
+        self.log.say(msg)
 
     def verdict(self, study: optuna.Study) -> jobs.Verdict:
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
         finished = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
-        if finished >= self.spec.trials:
+        if finished >= self.trials:
             return "done"
-        return "wait" if finished + n[TrialState.RUNNING] >= self.spec.trials else "ask"
+        return "wait" if finished + n[TrialState.RUNNING] >= self.trials else "ask"
 
     def title(self, trial: Trial) -> str:
         return f"trial {trial.number}"
 
     def fresh_dir(self, taken: jobs.Taken) -> Path:
         number = taken.trial.number if taken.origin is None else taken.origin
-        return self.spec.out_dir / "trials" / str(number)
+        return self.out_dir / "trials" / str(number)
 
     def run(self, taken: jobs.Taken, run_dir: Path) -> list[float]:
-        t0, trial, cfg = time.time(), taken.trial, self.spec.cfg
+        t0, trial, cfg = time.time(), taken.trial, self.cfg
         params = {p.name: _suggest(trial, p) for p in cfg.space}
         retry = f" (retry of trial {taken.origin})" if taken.origin is not None else ""
         self.log.say(f"trial {trial.number}{retry}: {params} in {run_dir}")
@@ -287,18 +259,15 @@ class SweepJob:
         self.log.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
         return values
 
-    def say(self, msg: str) -> None:
-        self.log.say(msg)
-
     def _train_and_evaluate(
         self, trial: Trial, params: dict[str, Any], run_dir: Path
     ) -> tuple[list[float], dict[str, float]]:
         from vaelab.evaluate import evaluate_run
         from vaelab.train.loop import train
 
-        sweep, values = self.spec.cfg, dict(params)
-        if self.spec.threads and "threads" not in sweep.train:
-            values["threads"] = self.spec.threads
+        sweep, values = self.cfg, dict(params)
+        if self.threads and "threads" not in sweep.train:
+            values["threads"] = self.threads
         cfg = sweep.trial_config(values)
         pruned_at: list[tuple[int, float]] = []  # (epoch, metric) where the pruner stopped it
         metric = sweep.pruner.metric

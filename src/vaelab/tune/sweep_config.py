@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +126,6 @@ class SweepConfig(SweepHead):
     @property
     def grid(self) -> dict[str, list[Any]]:
         return {p.name: p.choices for p in self.space if p.type == "grid"}
-
-    def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.grid.values()) if self.grid else 0
 
     @property
     def directions(self) -> list[Direction]:
