@@ -116,12 +116,8 @@ def _keep_steps(cfg: StudyConfig, given: dict[str, Any]) -> StudyConfig:
     x, _ = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
     n = min(len(x), c.limit_train or len(x))
     trial_n = min(n, cfg.trial_limit_train or n)
-    scale = {
-        "ae_epochs": STEP_BUDGET_IMAGES / n,
-        "extreme_epochs": STEP_BUDGET_IMAGES / n,
-        "tuned_epochs": STEP_BUDGET_IMAGES / n,
-        "trial_epochs": (cfg.trial_limit_train or STEP_BUDGET_IMAGES) / trial_n,
-    }
+    scale = dict.fromkeys(("ae_epochs", "extreme_epochs", "tuned_epochs"), STEP_BUDGET_IMAGES / n)
+    scale["trial_epochs"] = (cfg.trial_limit_train or STEP_BUDGET_IMAGES) / trial_n
     for name, ratio in scale.items():
         if name not in given and ratio > 1:
             setattr(cfg, name, getattr(cfg, name) * max(1, round(ratio)))
