@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,12 @@ def _decode_all(
     root: Path, listing: Listing, size: int | None, color: str | None
 ) -> list[np.ndarray | str]:
     paths = [str(root / rel) for rel, _, _ in listing]
-    args = (paths, [size] * len(paths), [color] * len(paths))
+    decode = partial(_to_array, size=size, color=color)
     workers = len(os.sched_getaffinity(0))
     if len(paths) < 500 or workers < 2:  # a process pool costs more than it saves
-        return list(map(_to_array, *args))
+        return list(map(decode, paths))
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_to_array, *args, chunksize=256))
+        return list(pool.map(decode, paths, chunksize=256))
 
 
 def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarray:

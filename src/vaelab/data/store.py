@@ -125,11 +125,9 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
             problems.append(f"{path}: missing")
             continue
         size = path.stat().st_size
-        if size != manifest["files"][name].get("bytes", size):
-            problems.append(
-                f"{path}: truncated or resized ({size} bytes, expected "
-                f"{manifest['files'][name]['bytes']})"
-            )
+        expected = manifest["files"][name].get("bytes", size)
+        if size != expected:
+            problems.append(f"{path}: truncated or resized ({size} bytes, expected {expected})")
             continue
         files[name] = path.read_bytes()
         if sha256_bytes(files[name]) != spec.sha256.get(name, recorded[name]):
@@ -203,8 +201,7 @@ def check_named_folder(dataset: str, data_dir: str | Path) -> None:
 def _obtain(
     dataset: str, spec: DatasetSpec, data_dir: Path | None, say: Callable[[str], None]
 ) -> tuple[dict[str, bytes], str]:
-    """The verified files of the first source that has them, and its name; a failing source is
-    skipped with its reason, and when all fail, the error lists each."""
+    """The verified files of the first source that has them, and that source's name."""
     cands: list[tuple[str, Callable[[], dict[str, bytes]]]] = []
     if data_dir is not None:
         # A folder the user named is the only source: never fall back to another one.

@@ -99,8 +99,7 @@ def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
             f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
     given = {k: v for k, v in overrides.items() if v is not None}
-    values = {**PRESETS[preset], **given}
-    cfg = StudyConfig.from_options({"preset": preset, **values}).validate()
+    cfg = StudyConfig.from_options({"preset": preset, **PRESETS[preset], **given}).validate()
     if preset == "default" and cfg.train.dataset in ("folder", "idx"):
         cfg = _keep_steps(cfg, given)
     return cfg

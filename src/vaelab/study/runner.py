@@ -3,7 +3,8 @@
 interpolations and representation), then study.json and the report (vaelab.report.sections);
 re-running it after a crash finishes without redoing work. What the study measures across runs:
 the data overview and baselines, where the codes lie against the prior, the AE-vs-tuned-VAE
-interpolation measures, the reference classifier.
+interpolation measures (from the evaluations, which stored the paths the report draws), the
+reference classifier.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from vaelab.study.schema import (
     DataInfo,
     Environment,
     InterpolationSummary,
-    RunEntry,
     SearchResult,
     StudyResult,
     parse,
@@ -88,14 +88,13 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     c, runs = book.cfg, book.runs
     t0 = time.perf_counter()
     device = resolve_device(c.train.device)
-    fig_dir = book.root / "figures"
     arrays = load_arrays(c.train.dataset, c.train.data_dir, c.train.image_size, c.train.color)
     x_tr, _ = split_arrays(arrays, "train")
     book.n_train = min(len(x_tr), c.train.limit_train or len(x_tr))
     plan = pending(book)
 
     with timed(book, "data", "data overview", plan):
-        data, baselines = data_overview(c, arrays, book.n_train, fig_dir)
+        data, baselines = data_overview(c, arrays, book.n_train, book.root / "figures")
     with timed(book, "ae", "auto-encoder", plan):
         book.ensure_run("ae", c.run_config("ae", 0.0, c.ae_epochs), "ae")
     with timed(book, "extremes", "VAE at β = 0 and β = 10", plan):
@@ -118,7 +117,11 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         book.say("[6-7/7] interpolations, representation usefulness: skipped (no labels)")
     else:
         with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
-            interp = interpolations(runs, tuned.name)
+            for name, label in (("ae", "AE"), (tuned.name, f"VAE β={tuned.beta:g}")):
+                for mode in ("lerp", "slerp"):
+                    interp[f"{label} {mode}"] = InterpolationSummary.from_eval(
+                        runs[name].eval, mode
+                    )
         with timed(book, "representation", "representation usefulness", []):
             representation = {
                 name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
@@ -239,16 +242,6 @@ def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[s
             dim_mean_abs_max=float(mu.double().mean(0).abs().max()),
         )
     return out
-
-
-def interpolations(runs: dict[str, RunEntry], tuned: str) -> dict[str, InterpolationSummary]:
-    """The AE's and the tuned VAE's interpolation measures, lerp and slerp, from their
-    evaluations (the report draws their paths from what those stored)."""
-    summary: dict[str, InterpolationSummary] = {}
-    for name, label in (("ae", "AE"), (tuned, f"VAE β={runs[tuned].beta:g}")):
-        for mode in ("lerp", "slerp"):
-            summary[f"{label} {mode}"] = InterpolationSummary.from_eval(runs[name].eval, mode)
-    return summary
 
 
 def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
