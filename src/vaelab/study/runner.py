@@ -1,27 +1,48 @@
 """`vaelab study`: the course study as resumable runs in STUDY_DIR/runs/<name>/, stage by stage
 (data overview, AE, VAE at β = 0 and 10, β search in vaelab.study.search, tuned VAE,
-interpolations and representation in vaelab.study.analysis), then study.json and the report
-(vaelab.report.sections); re-running it after a crash finishes without redoing work.
+interpolations and representation), then study.json and the report (vaelab.report.sections);
+re-running it after a crash finishes without redoing work. What the study measures across runs:
+the data overview and baselines, where the codes lie against the prior, the AE-vs-tuned-VAE
+interpolation measures (from the evaluations, which stored the paths the report draws), the
+reference classifier.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from vaelab import models
 from vaelab.config import TrainConfig
+from vaelab.data import info as data_info
 from vaelab.data import load_arrays
 from vaelab.data.store import split_arrays
-from vaelab.evaluate import keys
+from vaelab.evaluate import classifier as clf
+from vaelab.evaluate import keys, load_eval_data
 from vaelab.fsutil import atomic_write_json, file_lock
-from vaelab.runtime import environment, resolve_device
-from vaelab.study import analysis
+from vaelab.report import figures
+from vaelab.runtime import environment, resolve_device, stream_seed
 from vaelab.study.presets import StudyConfig
 from vaelab.study.runs import Pending, RunBook, beta_name
-from vaelab.study.schema import Environment, InterpolationSummary, SearchResult, StudyResult
+from vaelab.study.schema import (
+    Baselines,
+    ClassifierInfo,
+    CodeStats,
+    DataInfo,
+    Environment,
+    InterpolationSummary,
+    SearchResult,
+    StudyResult,
+    parse,
+)
 from vaelab.study.search import BetaQueue, BetaSearch, SearchPlacement
 from vaelab.tune import halving
 
@@ -62,28 +83,18 @@ def pending(book: RunBook) -> Pending:
     return out
 
 
-def run(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
-    """Every stage of the study; local search workers are stopped if one fails."""
-    try:
-        search.start(queue)
-        return _stages(book, search, queue)
-    except BaseException:
-        search.stop_workers()
-        raise
-
-
 def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
+    """Every stage of the study, then its result."""
     c, runs = book.cfg, book.runs
     t0 = time.perf_counter()
     device = resolve_device(c.train.device)
-    fig_dir = book.root / "figures"
     arrays = load_arrays(c.train.dataset, c.train.data_dir, c.train.image_size, c.train.color)
     x_tr, _ = split_arrays(arrays, "train")
     book.n_train = min(len(x_tr), c.train.limit_train or len(x_tr))
     plan = pending(book)
 
     with timed(book, "data", "data overview", plan):
-        data, baselines = analysis.data_overview(c, arrays, book.n_train, fig_dir)
+        data, baselines = data_overview(c, arrays, book.n_train, book.root / "figures")
     with timed(book, "ae", "auto-encoder", plan):
         book.ensure_run("ae", c.run_config("ae", 0.0, c.ae_epochs), "ae")
     with timed(book, "extremes", "VAE at β = 0 and β = 10", plan):
@@ -96,7 +107,7 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     todo = [(tuned_name, tuned_cfg.epochs, book.n_train, "full")]
     with timed(book, "tuned", f"tuned VAE (β = {result.chosen_beta:g})", todo):
         tuned = book.ensure_run(tuned_name, tuned_cfg, "tuned")
-        code_stats = analysis.code_stats(book, ["ae", tuned.name], device)
+        stats = code_stats(book, ["ae", tuned.name], device)
     # Unlabelled images: the evaluations skipped paths and probes (eval.json's skipped/<group>),
     # so these two stages have nothing to summarise; the report says which numbers it cannot give.
     labelled = "skipped/interpolation" not in tuned.eval
@@ -106,7 +117,11 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         book.say("[6-7/7] interpolations, representation usefulness: skipped (no labels)")
     else:
         with timed(book, "interpolation", "interpolations AE vs tuned VAE", []):
-            interp = analysis.interpolations(runs, tuned.name)
+            for name, label in (("ae", "AE"), (tuned.name, f"VAE β={tuned.beta:g}")):
+                for mode in ("lerp", "slerp"):
+                    interp[f"{label} {mode}"] = InterpolationSummary.from_eval(
+                        runs[name].eval, mode
+                    )
         with timed(book, "representation", "representation usefulness", []):
             representation = {
                 name: {k: r.eval[k] for k in (keys.PROBE_LINEAR, keys.PROBE_KNN)}
@@ -121,10 +136,10 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
         runs=runs,
         search=result,
         tuned=tuned.name,
-        code_stats=code_stats,
+        code_stats=stats,
         interpolation=interp,
         representation=representation,
-        classifier=analysis.classifier_info(c, device, labelled),
+        classifier=classifier_info(c, device, labelled),
         **_totals(book),
         wall_time_s=time.perf_counter() - t0,
     )
@@ -151,6 +166,84 @@ def _tuned(book: RunBook, search: SearchResult) -> tuple[str, TrainConfig]:
     return f"beta_{beta:g}_tuned", c.run_config("vae", beta, c.tuned_epochs)
 
 
+def data_overview(
+    cfg: StudyConfig, arrays: dict, n_train: int, fig_dir: Path
+) -> tuple[DataInfo, Baselines]:
+    """The dataset's info, a strip of training images, and the baselines the report compares
+    against (the mean image's SSE, the prior's norm)."""
+    c = cfg.train
+    x_tr, _ = split_arrays(arrays, "train")
+    strip = x_tr[:16].astype(np.float32) / 255.0
+    figures.image_grid(
+        fig_dir / "data_strip.png", strip, f"{c.dataset}: the first 16 training images", nrow=16
+    )
+    x_te = torch.from_numpy(split_arrays(arrays, "test")[0][: cfg.eval.limit]).double() / 255.0
+    mean_img = torch.from_numpy(x_tr[:n_train]).double().mean(0) / 255.0
+    mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
+    info = data_info(c.dataset, c.data_dir, c.image_size, c.color)
+    baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
+    return parse(DataInfo, info, "the dataset's info", "a bug in vaelab"), baselines
+
+
+def classifier_info(cfg: StudyConfig, device: torch.device, labelled: bool) -> ClassifierInfo:
+    """The reference classifier every run's sample metrics use (without labels, the label-free
+    network whose features stand in for it: no test accuracy)."""
+    c = cfg.train
+    _, meta = clf.reference_classifier(
+        c.dataset,
+        c.data_dir,
+        c.image_size,
+        c.color,
+        variant=cfg.eval.classifier,
+        device=device,
+        label_free=not labelled,
+    )
+    return ClassifierInfo(**{f.name: meta[f.name] for f in dataclasses.fields(ClassifierInfo)})
+
+
+@torch.no_grad()
+def code_stats(study: RunBook, names: list[str], device: torch.device) -> dict[str, CodeStats]:
+    """Where each model's test codes live, compared with the N(0, I) prior."""
+    from vaelab.train.checkpoint import load_model
+
+    c = study.cfg.train  # the test images every run is evaluated on, in [0, 1]:
+    x = load_eval_data(
+        c.dataset,
+        "test",
+        data_dir=c.data_dir,
+        image_size=c.image_size,
+        color=c.color,
+        limit=study.cfg.eval.limit,
+        seed=c.seed,
+        device=device,
+    ).x
+    out = {}
+    for name in names:
+        model, _ = load_model(study.root / "runs" / name, "best", device)
+        mu, q = models.codes(model, x)
+        seen = mu  # the codes the decoder was trained on: μ for the AE, z ~ q(z|x) for a VAE
+        if q is not None:  # drawn on the CPU: the same codes whatever the device
+            seed = stream_seed(c.seed, "study_code_noise")
+            seen = q.to("cpu").sample(torch.Generator().manual_seed(seed))
+        std = mu.double().std(0)
+        # Off-manifold test: distance from a prior sample to its nearest test code, relative
+        # to the distance from a held-out test code to its nearest other test code.
+        g = torch.Generator().manual_seed(stream_seed(c.seed, "study_prior"))
+        codes = seen[: len(seen) // 2].double().cpu()
+        held = seen[len(seen) // 2 :].double().cpu()
+        prior = torch.randn(len(held), mu.shape[1], generator=g, dtype=torch.float64)
+        nn_prior = torch.cdist(prior, codes).min(1).values.mean()
+        nn_real = torch.cdist(held, codes).min(1).values.mean()
+        out[name] = CodeStats(
+            prior_nn_ratio=float(nn_prior / nn_real),
+            norm_mean=float(mu.double().norm(dim=1).mean()),
+            dim_std_min=float(std.min()),
+            dim_std_max=float(std.max()),
+            dim_mean_abs_max=float(mu.double().mean(0).abs().max()),
+        )
+    return out
+
+
 def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> StudyResult:
     """Run (or finish) the study in cfg.out and write study.json, report.md and report.html.
     `placement`: where the β search's trials are queued and how many local processes train
@@ -163,7 +256,12 @@ def run_study(cfg: StudyConfig, placement: SearchPlacement | None = None) -> Stu
     queue = search.open_queue()  # first: a refused storage or study creates and trains nothing
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".lock", blocking=False), book.log.to_file(root / "study.log"):
-        result = run(book, search, queue)
+        try:
+            search.start(queue)
+            result = _stages(book, search, queue)
+        except BaseException:
+            search.stop_workers()  # local search workers stop when a stage fails
+            raise
         atomic_write_json(root / "study.json", result.to_dict())  # the report cites this file
         write_report(root, result)
         book.say(f"study done in {result.wall_time_s / 60:.1f} min: {root / 'report.html'}")
