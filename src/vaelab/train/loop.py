@@ -19,12 +19,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vaelab import runtime
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.loader import Binarize
@@ -33,28 +34,13 @@ from vaelab.errors import ConfigError, RunError, TrainingInterrupted, first_line
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
-from vaelab.runtime import (
-    close_logger,
-    environment,
-    file_logger,
-    progress,
-    resolve_device,
-    seed_everything,
-    signal_handlers,
-    stream_seed,
-)
+from vaelab.runtime import stream_seed
+from vaelab.train import checkpoint
 from vaelab.train import ddp as distributed
-from vaelab.train.checkpoint import (
-    TrainSummary,
-    read_done,
-    read_run_config,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from vaelab.train.checkpoint import TrainSummary, read_done, read_run_config
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
+from vaelab.train.runlog import MetricsLog, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every", "compile")
@@ -198,7 +184,8 @@ class _Run:
     elapsed_s: float = 0.0
     images: int = 0
     best_val_loss: float = math.inf
-    metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
+    metrics: MetricsLog | None = None
+    """The metric log, written by rank 0 alone."""
     val: dict[str, float] | None = None
     """The last validation's metrics, once an epoch has ended in this process."""
     stop_signal: int | None = None
@@ -221,14 +208,14 @@ class _Run:
         shape = list(self.train_loader.images.shape[1:])  # (C, H, W)
         position = {name: getattr(self, name) for name in POSITION}
         ckpt = {**weights, "config": self.cfg.to_dict(), "image_shape": shape, **position}
-        save_checkpoint(self.ckpt(name), {**ckpt, "rng": rng_state()})
+        checkpoint.save_checkpoint(self.ckpt(name), {**ckpt, "rng": checkpoint.rng_state()})
 
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
         """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into this run."""
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["rng"])
+            checkpoint.set_rng_state(ckpt["rng"])
             # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
             images = int(ckpt.get("images", ckpt["step"] * self.cfg.batch_size))
             for name in POSITION:
@@ -267,7 +254,7 @@ def train(
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
     distributed.check_batch_split(cfg.batch_size, rank.world_size)
-    device = distributed.init(rank, resolve_device(cfg.device))
+    device = distributed.init(rank, runtime.resolve_device(cfg.device))
     try:
         if rank.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +269,7 @@ def train(
             try:
                 result = _loop(run, tensorboard, on_epoch_end)
             finally:
-                close_logger(run.logger)
+                runtime.close_logger(run.logger)
             # Every rank leaves together: gloo's teardown hung (rarely, seen in 2 of ~8 test runs)
             # when one rank destroyed the group while rank 0 was still writing DONE.
             distributed.barrier(rank)
@@ -296,7 +283,7 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
     try:
-        with signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
+        with runtime.signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
             while run.epoch < cfg.epochs:
                 epoch_time, seen = _train_epoch(run)
                 val = validation_loss(run.model, run.val_loader, cfg)
@@ -305,8 +292,9 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
                     run.logger.info("stopped by the caller after epoch %d", run.epoch)
                     return RunResult(run.run_dir, run.summarise(val, stopped_at_epoch=run.epoch))
     finally:
-        with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
-            run.metrics.close()
+        if run.metrics:
+            with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
+                run.metrics.close()
     return _finish(run)
 
 
@@ -316,11 +304,11 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     logger = (
-        file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
+        runtime.file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
         if rank.is_main
         else logging.getLogger(f"vaelab.run.rank{rank.rank}")
     )
-    seed_everything(stream_seed(cfg.seed, "train_init"))
+    runtime.seed_everything(stream_seed(cfg.seed, "train_init"))
     train_loader, val_loader = _loaders(cfg, rank, device)
     _, c, h, w = train_loader.images.shape  # (N, C, H, W)
     model = build_model(cfg, (c, h, w))
@@ -407,7 +395,7 @@ def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> No
     with contextlib.suppress(FileNotFoundError):
         (run.run_dir / "DONE").unlink()  # extending a finished run: it is unfinished again
     atomic_write_json(run.run_dir / "config.json", run.cfg.to_dict())
-    env = {**environment(run.device), "resumed_at_step": run.step}
+    env = {**runtime.environment(run.device), "resumed_at_step": run.step}
     atomic_write_json(run.run_dir / "env.json", env)
     run.logger.info("config %s", json.dumps(run.cfg.to_dict()))
 
@@ -423,7 +411,7 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     run.model.train()
     t_epoch, seen, first, stopped = time.perf_counter(), 0, run.batch, False
     window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device), run.step, t_epoch)
-    bar = progress(
+    bar = runtime.progress(
         enumerate(loader),
         total=len(loader),
         desc=f"epoch {run.epoch + 1}",
@@ -477,7 +465,8 @@ class _Window:
             "train/lr": run.optimizer.param_groups[0]["lr"],
             "images_per_s": steps * run.cfg.batch_size / max(now - self.start, 1e-9),
         }
-        run.metrics.log(rec)
+        if run.metrics:
+            run.metrics.log(rec)
         bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")
         self.sums.zero_()
         self.step, self.start = run.step, now
@@ -517,8 +506,9 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
         "epoch_time_s": epoch_time,
         "images_per_s": seen / max(epoch_time, 1e-9),
     }
-    run.metrics.log(rec)
-    run.metrics.sync()
+    if run.metrics:
+        run.metrics.log(rec)
+        run.metrics.sync()
     run.logger.info("epoch %d/%d %s", run.epoch, run.cfg.epochs, json.dumps(rec))
     if not math.isfinite(val["val/loss"]):
         raise RunError(
