@@ -22,7 +22,7 @@ from vaelab.config import TrainConfig
 from vaelab.distributions import DiagonalGaussian
 
 # (kernel, stride, padding) of the four encoder convolutions, reference architecture.
-_LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
+_LAYERS: tuple[tuple[int, int, int], ...] = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
 
 
 @dataclass

@@ -133,24 +133,21 @@ def global_batch_norm(module: M) -> M:
     return module
 
 
-def prepare(model: M, rank: Rank, device: torch.device) -> M:
-    """BatchNorm over the global batch (before the optimizer sees the parameters): torch's
-    SyncBatchNorm on GPUs, GlobalBatchNorm2d on CPUs. A no-op in one process."""
+def parallel(model: M, rank: Rank, device: torch.device) -> tuple[M, nn.Module]:
+    """(model, the module to call in training). Under torchrun: BatchNorm over the global batch
+    (torch's SyncBatchNorm on GPUs, GlobalBatchNorm2d on CPUs), and DDP around the model to
+    average gradients over ranks; buffers are not broadcast, as every rank computes the same
+    global BatchNorm statistics. In one process: (model, model)."""
     if not rank.active:
-        return model
+        return model, model
     if device.type == "cuda":
         # swaps the layers in place and returns `model` itself (never a bare BatchNorm layer)
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return global_batch_norm(model)
-
-
-def wrap(model: nn.Module, rank: Rank, device: torch.device) -> nn.Module:
-    """The module to call in training: DDP averages gradients over ranks. Buffers are not
-    broadcast: every rank computes the same global BatchNorm statistics."""
-    if not rank.active:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        model, ids = nn.SyncBatchNorm.convert_sync_batchnorm(model), [device.index]
+    else:
+        model, ids = global_batch_norm(model), None
+    return model, nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, broadcast_buffers=False
+    )
 
 
 def barrier(rank: Rank) -> None:

@@ -311,14 +311,13 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     runtime.seed_everything(stream_seed(cfg.seed, "train_init"))
     train_loader, val_loader = _loaders(cfg, rank, device)
     _, c, h, w = train_loader.images.shape  # (N, C, H, W)
-    model = build_model(cfg, (c, h, w))
-    model = distributed.prepare(model, rank, device).to(device)
+    model = build_model(cfg, (c, h, w)).to(device)
     if cfg.channels_last:  # before the optimizer, whose moments then share the layout
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model, net = distributed.parallel(model, rank, device)
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     fused = True if cfg.fused_adam else None  # None: torch's default (foreach)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-    net = distributed.wrap(model, rank, device)
     if cfg.compile:
         net = _compiled(net)
     loaders = (train_loader, val_loader)
@@ -381,17 +380,14 @@ def _compiled(net: torch.nn.Module) -> torch.nn.Module:
 
 def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:
     """Restore checkpoint `last` when resuming; rank 0 then (re)writes the run's records."""
-    path = run.ckpt()
     if last is not None:
-        run.restore(last, path)
+        run.restore(last, run.ckpt())
+        at = (run.epoch, run.batch, run.step)
+        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", run.ckpt(), *at)
     if not run.rank.is_main:
         return
-    if last is not None:
+    if resume:  # drop the records of lost work (all of them without a checkpoint: step 0)
         MetricsLog.truncate_after(run.run_dir, run.step)
-        at = (run.epoch, run.batch, run.step)
-        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", path, *at)
-    elif resume:
-        MetricsLog.truncate_after(run.run_dir, 0)  # crashed before the first checkpoint
     with contextlib.suppress(FileNotFoundError):
         (run.run_dir / "DONE").unlink()  # extending a finished run: it is unfinished again
     atomic_write_json(run.run_dir / "config.json", run.cfg.to_dict())
