@@ -213,9 +213,14 @@ def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | Non
     if code == 0:
         return
     errors = rank_errors(log_dir)
-    if received is not None:
-        raise TrainingInterrupted(_interrupted(errors, received, nproc, log_dir))
-    raise _failed(errors, nproc, log_dir)
+    if received is None:
+        raise _failed(errors, nproc, log_dir)
+    msg = errors.get(0) or next(iter(errors.values()), "")
+    if not msg:
+        msg = f"stopped by {received.name} before training started (rank logs: {log_dir})"
+    elif msg.endswith("--resume"):  # rank 0's hint names a one-process resume
+        msg += f" --nproc {nproc}"
+    raise TrainingInterrupted(msg)
 
 
 def _run_forwarding_signals(
@@ -255,15 +260,6 @@ def rank_errors(log_dir: Path) -> dict[int, str]:
         if ours or "Traceback (most recent call last):" in lines:
             errors[int(path.parent.name)] = (ours or lines)[-1]
     return errors
-
-
-def _interrupted(errors: dict[int, str], sig: signal.Signals, nproc: int, log_dir: Path) -> str:
-    msg = errors.get(0) or next(iter(errors.values()), "")
-    if not msg:
-        return f"stopped by {sig.name} before training started (rank logs: {log_dir})"
-    if msg.endswith("--resume"):  # rank 0's hint names a one-process resume
-        msg += f" --nproc {nproc}"
-    return msg
 
 
 def _failed(errors: dict[int, str], nproc: int, log_dir: Path) -> RunError:

@@ -256,10 +256,8 @@ def train(
     distributed.check_batch_split(cfg.batch_size, rank.world_size)
     device = distributed.init(rank, runtime.resolve_device(cfg.device))
     try:
-        if rank.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        lock = file_lock(run_dir / ".lock", blocking=False) if rank.is_main else None
-        with lock or contextlib.nullcontext():
+        lock = file_lock(run_dir / ".lock", blocking=False)  # creates the run directory
+        with lock if rank.is_main else contextlib.nullcontext():
             done = _check_run_dir(cfg, run_dir, resume)
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
             if done is not None and done.epochs >= cfg.epochs:
