@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
@@ -77,21 +78,20 @@ def check_batch_split(batch_size: int, world_size: int) -> None:
         )
 
 
-def init(rank: Rank, device: torch.device) -> torch.device:
-    """Join the process group; on CUDA each local rank takes its own GPU. Returns the device."""
-    if not rank.active:
-        return device
-    if device.type == "cuda":
+@contextlib.contextmanager
+def process_group(rank: Rank, device: torch.device) -> Iterator[torch.device]:
+    """The block as a member of the process group (a no-op in one process); on CUDA each local
+    rank takes its own GPU. Yields the device to train on."""
+    if rank.active and device.type == "cuda":
         device = torch.device("cuda", rank.local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    if rank.active and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def shutdown(rank: Rank) -> None:
-    if rank.active and dist.is_initialized():
-        dist.destroy_process_group()
+    try:
+        yield device
+    finally:
+        if rank.active and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):

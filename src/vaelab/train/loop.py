@@ -254,8 +254,7 @@ def train(
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
     distributed.check_batch_split(cfg.batch_size, rank.world_size)
-    device = distributed.init(rank, runtime.resolve_device(cfg.device))
-    try:
+    with distributed.process_group(rank, runtime.resolve_device(cfg.device)) as device:
         lock = file_lock(run_dir / ".lock", blocking=False)  # creates the run directory
         with lock if rank.is_main else contextlib.nullcontext():
             done = _check_run_dir(cfg, run_dir, resume)
@@ -272,8 +271,6 @@ def train(
             # when one rank destroyed the group while rank 0 was still writing DONE.
             distributed.barrier(rank)
             return result
-    finally:
-        distributed.shutdown(rank)
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
