@@ -72,8 +72,7 @@ def objective(
     """reconstruction + β·KL, batch-averaged. The AE (no posterior) has KL = 0."""
     recon = reconstruction_loss(out.logits.float(), x, likelihood, sigma2).mean()
     if out.log_sigma is None:
-        kl = torch.zeros((), device=x.device)
-        return LossParts(total=recon, recon=recon, kl=kl)
+        return LossParts(total=recon, recon=recon, kl=torch.zeros((), device=x.device))
     kl = DiagonalGaussian(out.mu, out.log_sigma).to(torch.float32).kl().mean()
     # β = 0 must mean *no* KL term (not 0·KL, which still propagates NaN/inf gradients).
     total = recon + beta * kl if beta > 0 else recon

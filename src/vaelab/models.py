@@ -22,17 +22,7 @@ from vaelab.config import TrainConfig
 from vaelab.distributions import DiagonalGaussian
 
 # (kernel, stride, padding) of the four encoder convolutions, reference architecture.
-_LAYERS = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
-
-
-def layers_for(image_size: int, channels: list[int]) -> tuple[tuple, list[int]]:
-    """The encoder's (kernel, stride, padding) per layer and its widths for this image size:
-    the reference stack below 64 pixels; from 64 one more stride-2 block and a last layer
-    twice as wide (a 4-width list gains that fifth width)."""
-    if image_size < 64:
-        return _LAYERS, channels
-    widths = channels if len(channels) == len(_LAYERS) + 1 else [*channels, 2 * channels[-1]]
-    return ((4, 2, 1), *_LAYERS), widths
+_LAYERS: tuple[tuple[int, int, int], ...] = ((4, 2, 1), (4, 2, 1), (3, 2, 0), (3, 1, 0))
 
 
 @dataclass
@@ -46,22 +36,20 @@ class ModelOutput:
 
 
 class ConvEncoder(nn.Module):
-    """(B, C, H, W) images → (B, out_features)."""
+    """(B, C, H, W) images → (B, outputs)."""
 
     def __init__(
-        self,
-        image_channels: int,
-        image_size: int,
-        channels: list[int],
-        out_features: int,
-        norm: bool = True,
+        self, in_channels: int, image_size: int, channels: list[int], outputs: int, norm: bool
     ) -> None:
         super().__init__()
+        self.layers, self.widths = _LAYERS, channels
+        if image_size >= 64:  # one more stride-2 block; a 4-width list gains a last, twice as wide
+            self.layers = ((4, 2, 1), *_LAYERS)
+            self.widths = channels if len(channels) == 5 else [*channels, 2 * channels[-1]]
         blocks: list[nn.Module] = []
-        c_in, size = image_channels, image_size
+        c_in, size = in_channels, image_size
         self.sizes = [size]
-        self.layers, channels = layers_for(image_size, channels)
-        for i, ((k, s, p), c_out) in enumerate(zip(self.layers, channels, strict=True)):
+        for i, ((k, s, p), c_out) in enumerate(zip(self.layers, self.widths, strict=True)):
             blocks.append(nn.Conv2d(c_in, c_out, k, s, p))
             if norm and i > 0:  # the reference leaves the first convolution un-normalised
                 blocks.append(nn.BatchNorm2d(c_out))
@@ -71,8 +59,7 @@ class ConvEncoder(nn.Module):
                 raise ValueError(f"image size {image_size} is too small for this encoder")
             self.sizes.append(size)
         self.features = nn.Sequential(*blocks)
-        self.flat_features = c_in * size * size
-        self.to_latent = nn.Linear(self.flat_features, out_features)
+        self.to_latent = nn.Linear(c_in * size * size, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)  # (B, C4, s4, s4): 256×1×1 for 28×28 input
@@ -80,25 +67,20 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, nz) codes → (B, C, H, W) logits; mirrors `ConvEncoder`."""
+    """(B, nz) codes → (B, C, H, W) logits; mirrors `encoder` (its layers, widths and sizes)."""
 
     def __init__(
-        self,
-        latent_dim: int,
-        image_channels: int,
-        channels: list[int],
-        sizes: list[int],
-        norm: bool = True,
+        self, latent_dim: int, out_channels: int, encoder: ConvEncoder, norm: bool
     ) -> None:
         super().__init__()
-        layers, channels = layers_for(sizes[0], channels)
+        layers, channels, sizes = encoder.layers, encoder.widths, encoder.sizes
         c_in, self.top, self.start = channels[-1], channels[-1], sizes[-1]
         self.from_latent = nn.Linear(latent_dim, c_in * self.start * self.start)
         self.input_act = nn.Sequential(
             nn.BatchNorm2d(c_in) if norm else nn.Identity(), nn.LeakyReLU(0.2)
         )
         blocks: list[nn.Module] = []
-        outs = [*reversed(channels[:-1]), image_channels]  # 128, 64, 32, C
+        outs = [*reversed(channels[:-1]), out_channels]  # 128, 64, 32, C
         for i, (k, s, p) in enumerate(reversed(layers)):
             size_in, size_out = sizes[-1 - i], sizes[-2 - i]
             pad_out = size_out - ((size_in - 1) * s - 2 * p + k)
@@ -134,7 +116,7 @@ class AutoEncoder(nn.Module):
         self.image_shape = (image_channels, image_size, image_size)
         outputs = 2 * latent_dim if self.is_vae else latent_dim  # a VAE's encoder: [μ, log σ]
         self.encoder = ConvEncoder(image_channels, image_size, channels, outputs, norm)
-        self.decoder = ConvDecoder(latent_dim, image_channels, channels, self.encoder.sizes, norm)
+        self.decoder = ConvDecoder(latent_dim, image_channels, self.encoder, norm)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) → the deterministic code (B, nz): an AE's embedding, a VAE's mean μ."""

@@ -61,17 +61,13 @@ def check_device(name: str, flag: str = "--device") -> None:
     """Syntax and availability of a device name, without allocating anything on it."""
     if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
         raise ConfigError(f"invalid {flag} {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    if name in ("auto", "cpu"):
-        return
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"invalid {flag} {name}: this machine has {torch.cuda.device_count()} CUDA "
-                f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})"
-            )
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"invalid {flag} {name}: CUDA is unavailable here; use cpu or auto")
+    if name.startswith("cuda") and int(name.partition(":")[2] or 0) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ConfigError(
+            f"invalid {flag} {name}: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})"
+        )
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"invalid {flag} mps: MPS is unavailable here; use cpu or auto")
 
@@ -83,7 +79,7 @@ def resolve_device(name: str, flag: str = "--device") -> torch.device:
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 

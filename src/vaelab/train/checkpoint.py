@@ -5,7 +5,6 @@ Every file read back is untrusted input: a mismatch is one `RunError` naming the
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -20,7 +19,7 @@ import torch
 from vaelab import __version__
 from vaelab.config import Count, TrainConfig
 from vaelab.errors import ConfigError, RunError, first_line
-from vaelab.fsutil import atomic_write_bytes
+from vaelab.fsutil import atomic_write
 from vaelab.models import build_model
 from vaelab.schema import RECORD, read
 
@@ -29,21 +28,21 @@ FORMAT_VERSION = 1
 ARCHITECTURE = ("model", "latent_dim", "channels", "norm")
 
 
+# numpy's legacy state tuple, saved as a dict of these keys (its uint32 keys as an int64 tensor).
+NUMPY_STATE = ("name", "keys", "pos", "has_gauss", "gauss")
+
+
 def rng_state() -> dict[str, Any]:
     # The legacy tuple: numpy's global RandomState is always MT19937, whose state get_state
     # returns as a tuple (its stub also allows the dict of other bit generators).
-    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
+    name, keys, pos, has_gauss, gauss = cast(
+        tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True)
+    )
+    numpy = (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
     py_version, py_state, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "numpy": {
-            "name": np_name,
-            "keys": torch.from_numpy(np_keys.astype(np.int64)),
-            "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss),
-            "gauss": float(np_gauss),
-        },
+        "numpy": dict(zip(NUMPY_STATE, numpy, strict=True)),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -52,9 +51,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
+    py, npy = state["python"], state["numpy"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
-    npy = state["numpy"]
     keys = npy["keys"].numpy().astype(np.uint32)
     np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["gauss"]))
     torch.set_rng_state(state["torch"])
@@ -64,39 +62,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     payload = {"format_version": FORMAT_VERSION, "vaelab_version": __version__, **payload}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 # What every checkpoint holds, with the type each value must have (checked on load).
 SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "model": dict,
-    "optimizer": dict,
-    "config": dict,
+    **dict.fromkeys(("model", "optimizer", "config"), dict),
     "image_shape": list,
-    "epoch": int,
-    "batch": int,
-    "step": int,
-    "elapsed_s": (int, float),
-    "best_val_loss": (int, float),
+    **dict.fromkeys(("epoch", "batch", "step"), int),
+    **dict.fromkeys(("elapsed_s", "best_val_loss"), (int, float)),
     "rng": dict,
 }
 
 
-# What to do about a damaged checkpoint, by its file name.
-DAMAGE_ADVICE = {
-    "best.pt": "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) or "
-    "re-train the run",
-    "last.pt": "delete it to restart from scratch, or copy checkpoints/best.pt over it to resume "
-    "from the best epoch",
-}
-
-
 def _damage_advice(path: Path) -> str:
-    return DAMAGE_ADVICE.get(
-        path.name, "delete it so that it is rebuilt, or restore it from a copy"
-    )
+    """What to do about a damaged checkpoint, by its file name."""
+    return {
+        "best.pt": "copy checkpoints/last.pt over it (the latest epoch, not necessarily the best) "
+        "or re-train the run",
+        "last.pt": "delete it to restart from scratch, or copy checkpoints/best.pt over it to "
+        "resume from the best epoch",
+    }.get(path.name, "delete it so that it is rebuilt, or restore it from a copy")
 
 
 def load_run_checkpoint(
@@ -105,13 +91,12 @@ def load_run_checkpoint(
     """A run's last.pt / best.pt, with every key of `SCHEMA` typed and a plausible image shape."""
     ckpt, path = load_checkpoint(path, map_location), Path(path)
     for key, kind in SCHEMA.items():
-        if key not in ckpt:
-            raise RunError(f"checkpoint {path} lacks '{key}' (damaged); {_damage_advice(path)}")
-        if not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool):
-            raise RunError(
-                f"checkpoint {path}: '{key}' is a {type(ckpt[key]).__name__} (damaged); "
-                f"{_damage_advice(path)}"
+        value = ckpt.get(key)
+        if key not in ckpt or not isinstance(value, kind) or isinstance(value, bool):
+            what = (
+                f" lacks '{key}'" if key not in ckpt else f": '{key}' is a {type(value).__name__}"
             )
+            raise RunError(f"checkpoint {path}{what} (damaged); {_damage_advice(path)}")
     shape = ckpt["image_shape"]
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise RunError(f"checkpoint {path}: bad image_shape {shape!r}; {_damage_advice(path)}")

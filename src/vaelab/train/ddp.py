@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
@@ -77,21 +78,20 @@ def check_batch_split(batch_size: int, world_size: int) -> None:
         )
 
 
-def init(rank: Rank, device: torch.device) -> torch.device:
-    """Join the process group; on CUDA each local rank takes its own GPU. Returns the device."""
-    if not rank.active:
-        return device
-    if device.type == "cuda":
+@contextlib.contextmanager
+def process_group(rank: Rank, device: torch.device) -> Iterator[torch.device]:
+    """The block as a member of the process group (a no-op in one process); on CUDA each local
+    rank takes its own GPU. Yields the device to train on."""
+    if rank.active and device.type == "cuda":
         device = torch.device("cuda", rank.local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    if rank.active and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def shutdown(rank: Rank) -> None:
-    if rank.active and dist.is_initialized():
-        dist.destroy_process_group()
+    try:
+        yield device
+    finally:
+        if rank.active and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -133,24 +133,21 @@ def global_batch_norm(module: M) -> M:
     return module
 
 
-def prepare(model: M, rank: Rank, device: torch.device) -> M:
-    """BatchNorm over the global batch (before the optimizer sees the parameters): torch's
-    SyncBatchNorm on GPUs, GlobalBatchNorm2d on CPUs. A no-op in one process."""
+def parallel(model: M, rank: Rank, device: torch.device) -> tuple[M, nn.Module]:
+    """(model, the module to call in training). Under torchrun: BatchNorm over the global batch
+    (torch's SyncBatchNorm on GPUs, GlobalBatchNorm2d on CPUs), and DDP around the model to
+    average gradients over ranks; buffers are not broadcast, as every rank computes the same
+    global BatchNorm statistics. In one process: (model, model)."""
     if not rank.active:
-        return model
+        return model, model
     if device.type == "cuda":
         # swaps the layers in place and returns `model` itself (never a bare BatchNorm layer)
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return global_batch_norm(model)
-
-
-def wrap(model: nn.Module, rank: Rank, device: torch.device) -> nn.Module:
-    """The module to call in training: DDP averages gradients over ranks. Buffers are not
-    broadcast: every rank computes the same global BatchNorm statistics."""
-    if not rank.active:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        model, ids = nn.SyncBatchNorm.convert_sync_batchnorm(model), [device.index]
+    else:
+        model, ids = global_batch_norm(model), None
+    return model, nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, broadcast_buffers=False
+    )
 
 
 def barrier(rank: Rank) -> None:
@@ -216,9 +213,14 @@ def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | Non
     if code == 0:
         return
     errors = rank_errors(log_dir)
-    if received is not None:
-        raise TrainingInterrupted(_interrupted(errors, received, nproc, log_dir))
-    raise _failed(errors, nproc, log_dir)
+    if received is None:
+        raise _failed(errors, nproc, log_dir)
+    msg = errors.get(0) or next(iter(errors.values()), "")
+    if not msg:
+        msg = f"stopped by {received.name} before training started (rank logs: {log_dir})"
+    elif msg.endswith("--resume"):  # rank 0's hint names a one-process resume
+        msg += f" --nproc {nproc}"
+    raise TrainingInterrupted(msg)
 
 
 def _run_forwarding_signals(
@@ -258,15 +260,6 @@ def rank_errors(log_dir: Path) -> dict[int, str]:
         if ours or "Traceback (most recent call last):" in lines:
             errors[int(path.parent.name)] = (ours or lines)[-1]
     return errors
-
-
-def _interrupted(errors: dict[int, str], sig: signal.Signals, nproc: int, log_dir: Path) -> str:
-    msg = errors.get(0) or next(iter(errors.values()), "")
-    if not msg:
-        return f"stopped by {sig.name} before training started (rank logs: {log_dir})"
-    if msg.endswith("--resume"):  # rank 0's hint names a one-process resume
-        msg += f" --nproc {nproc}"
-    return msg
 
 
 def _failed(errors: dict[int, str], nproc: int, log_dir: Path) -> RunError:

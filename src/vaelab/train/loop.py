@@ -11,7 +11,6 @@ the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -20,12 +19,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vaelab import runtime
 from vaelab.config import TrainConfig
 from vaelab.data import TensorLoader, load_arrays
 from vaelab.data.loader import Binarize
@@ -34,28 +34,13 @@ from vaelab.errors import ConfigError, RunError, TrainingInterrupted, first_line
 from vaelab.fsutil import atomic_write_json, file_lock
 from vaelab.losses import LossParts, objective
 from vaelab.models import AutoEncoder, build_model
-from vaelab.runtime import (
-    close_logger,
-    environment,
-    file_logger,
-    progress,
-    resolve_device,
-    seed_everything,
-    signal_handlers,
-    stream_seed,
-)
+from vaelab.runtime import stream_seed
+from vaelab.train import checkpoint
 from vaelab.train import ddp as distributed
-from vaelab.train.checkpoint import (
-    TrainSummary,
-    read_done,
-    read_run_config,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from vaelab.train.checkpoint import TrainSummary, read_done, read_run_config
 from vaelab.train.ddp import Rank
 from vaelab.train.preflight import check_training
-from vaelab.train.runlog import MetricsLog, NullMetrics, read_metrics
+from vaelab.train.runlog import MetricsLog, read_metrics
 
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "log_every", "compile")
@@ -75,11 +60,8 @@ class RunResult:
 # --------------------------------------------------------------------------- schedules
 def kl_weight(cfg: TrainConfig, step: int) -> float:
     """β, ramped linearly over the first `kl_warmup_steps` steps when warm-up is on."""
-    if cfg.model != "vae":
-        return 0.0
-    if cfg.kl_warmup_steps > 0:
-        return cfg.beta * min(1.0, step / cfg.kl_warmup_steps)
-    return cfg.beta
+    ramp = min(1.0, step / cfg.kl_warmup_steps) if cfg.kl_warmup_steps > 0 else 1.0
+    return cfg.beta * ramp if cfg.model == "vae" else 0.0
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -119,9 +101,7 @@ def train_step(
 
 
 @torch.no_grad()
-def validation_loss(
-    model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig, seed: int
-) -> dict[str, float]:
+def validation_loss(model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig) -> dict[str, float]:
     """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split;
     the noise comes from a forked RNG, so validating never shifts the training stream."""
     was_training = model.training
@@ -131,7 +111,7 @@ def validation_loss(
     n = 0
     devices = [loader.device] if loader.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        torch.manual_seed(stream_seed(cfg.seed, "val_noise"))
         for x, _ in loader:
             p = objective(model(x), x, beta, cfg.likelihood, cfg.sigma2)
             sums += torch.stack([p.total, p.recon, p.kl]).double() * len(x)
@@ -142,18 +122,18 @@ def validation_loss(
 
 
 # --------------------------------------------------------------------------- run directory
-def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
-    """Apply the refusal rules; return whether a finished (DONE) run is being extended."""
-    saved_path = run_dir / "config.json"
+def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainSummary | None:
+    """Apply the refusal rules; return the summary of a finished (DONE) run being extended."""
+    saved_path, done = run_dir / "config.json", run_dir / "DONE"
     if not saved_path.exists():
         if resume:
             raise RunError(
                 f"nothing to resume in {run_dir} (no config.json); drop --resume to "
                 "start a new run there"
             )
-        return False
+        return None
     if not resume:
-        state = "a finished run (DONE)" if (run_dir / "DONE").exists() else "an unfinished run"
+        state = "a finished run (DONE)" if done.exists() else "an unfinished run"
         raise RunError(
             f"{run_dir} already holds {state}; pass --resume to continue it (with "
             "more --epochs to extend it) or choose another --out"
@@ -174,7 +154,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
             f"--epochs cannot change on --resume of a '{cfg.lr_schedule}' run: its learning-rate "
             "schedule is fixed by the epoch count; train a new run with the longer schedule"
         )
-    return (run_dir / "DONE").exists()
+    return read_done(run_dir) if done.exists() else None
 
 
 # The position and clocks of a run, saved in its checkpoints and restored under these names.
@@ -204,8 +184,10 @@ class _Run:
     elapsed_s: float = 0.0
     images: int = 0
     best_val_loss: float = math.inf
-    metrics: MetricsLog | NullMetrics = field(default_factory=NullMetrics)
-    summary: TrainSummary | None = None
+    metrics: MetricsLog | None = None
+    """The metric log, written by rank 0 alone."""
+    val: dict[str, float] | None = None
+    """The last validation's metrics, once an epoch has ended in this process."""
     stop_signal: int | None = None
     """Set by SIGINT/SIGTERM: the loop finishes its step, saves and stops."""
 
@@ -215,9 +197,8 @@ class _Run:
             raise KeyboardInterrupt
         self.stop_signal = signum
 
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+    def ckpt(self, name: str = "last") -> Path:
+        return self.run_dir / "checkpoints" / f"{name}.pt"
 
     def save(self, name: str) -> None:
         """Write checkpoints/NAME.pt atomically (see vaelab.train.checkpoint)."""
@@ -227,14 +208,14 @@ class _Run:
         shape = list(self.train_loader.images.shape[1:])  # (C, H, W)
         position = {name: getattr(self, name) for name in POSITION}
         ckpt = {**weights, "config": self.cfg.to_dict(), "image_shape": shape, **position}
-        save_checkpoint(self.ckpt_dir / f"{name}.pt", {**ckpt, "rng": rng_state()})
+        checkpoint.save_checkpoint(self.ckpt(name), {**ckpt, "rng": checkpoint.rng_state()})
 
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
         """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into this run."""
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["rng"])
+            checkpoint.set_rng_state(ckpt["rng"])
             # vaelab 0.1 checkpoints lack the image count: estimate it from the steps taken.
             images = int(ckpt.get("images", ckpt["step"] * self.cfg.batch_size))
             for name in POSITION:
@@ -245,7 +226,7 @@ class _Run:
                 "directory to start again, or resume with the config it was written with"
             ) from None
 
-    def summarise(self, val: dict[str, float]) -> TrainSummary:
+    def summarise(self, val: dict[str, float], **extra: Any) -> TrainSummary:
         return TrainSummary(
             epochs=self.epoch,
             steps=self.step,
@@ -253,6 +234,7 @@ class _Run:
             best_val_loss=self.best_val_loss,
             images_per_s_mean=self.images / max(self.elapsed_s, 1e-9),
             val=dict(val),
+            **extra,
         )
 
 
@@ -272,30 +254,23 @@ def train(
     run_dir = Path(out_dir)
     rank = distributed.rank_from_env()
     distributed.check_batch_split(cfg.batch_size, rank.world_size)
-    device = distributed.init(rank, resolve_device(cfg.device))
-    try:
-        if rank.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        lock = file_lock(run_dir / ".lock", blocking=False) if rank.is_main else None
-        with lock or contextlib.nullcontext():
-            extending = _check_run_dir(cfg, run_dir, resume)
+    with distributed.process_group(rank, runtime.resolve_device(cfg.device)) as device:
+        lock = file_lock(run_dir / ".lock", blocking=False)  # creates the run directory
+        with lock if rank.is_main else contextlib.nullcontext():
+            done = _check_run_dir(cfg, run_dir, resume)
             distributed.barrier(rank)  # every rank has read the directory before rank 0 writes
-            if extending:  # only ever with --resume
-                done = read_done(run_dir)
-                if done.epochs >= cfg.epochs:
-                    return RunResult(run_dir, done)  # already finished: nothing to do
+            if done is not None and done.epochs >= cfg.epochs:
+                return RunResult(run_dir, done)  # already finished: nothing to do
             run = _open_run(cfg, run_dir, rank, device)
             _resume_or_start(run, resume, last)
             try:
                 result = _loop(run, tensorboard, on_epoch_end)
             finally:
-                close_logger(run.logger)
+                runtime.close_logger(run.logger)
             # Every rank leaves together: gloo's teardown hung (rarely, seen in 2 of ~8 test runs)
             # when one rank destroyed the group while rank 0 was still writing DONE.
             distributed.barrier(rank)
             return result
-    finally:
-        distributed.shutdown(rank)
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
@@ -303,19 +278,18 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
     try:
-        with signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
+        with runtime.signal_handlers((signal.SIGINT, signal.SIGTERM), run.on_signal):
             while run.epoch < cfg.epochs:
                 epoch_time, seen = _train_epoch(run)
-                val_seed = stream_seed(cfg.seed, "val_noise")
-                val = validation_loss(run.model, run.val_loader, cfg, seed=val_seed)
+                val = validation_loss(run.model, run.val_loader, cfg)
                 record = _end_epoch(run, val, epoch_time, seen)
                 if on_epoch_end is not None and on_epoch_end(run.epoch, record):
                     run.logger.info("stopped by the caller after epoch %d", run.epoch)
-                    summary = dataclasses.replace(run.summarise(val), stopped_at_epoch=run.epoch)
-                    return RunResult(run.run_dir, summary)
+                    return RunResult(run.run_dir, run.summarise(val, stopped_at_epoch=run.epoch))
     finally:
-        with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
-            run.metrics.close()
+        if run.metrics:
+            with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
+                run.metrics.close()
     return _finish(run)
 
 
@@ -325,21 +299,20 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     logger = (
-        file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
+        runtime.file_logger(f"vaelab.run.{run_dir.resolve()}", run_dir / "train.log")
         if rank.is_main
         else logging.getLogger(f"vaelab.run.rank{rank.rank}")
     )
-    seed_everything(stream_seed(cfg.seed, "train_init"))
+    runtime.seed_everything(stream_seed(cfg.seed, "train_init"))
     train_loader, val_loader = _loaders(cfg, rank, device)
     _, c, h, w = train_loader.images.shape  # (N, C, H, W)
-    model = build_model(cfg, (c, h, w))
-    model = distributed.prepare(model, rank, device).to(device)
+    model = build_model(cfg, (c, h, w)).to(device)
     if cfg.channels_last:  # before the optimizer, whose moments then share the layout
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model, net = distributed.parallel(model, rank, device)
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     fused = True if cfg.fused_adam else None  # None: torch's default (foreach)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-    net = distributed.wrap(model, rank, device)
     if cfg.compile:
         net = _compiled(net)
     loaders = (train_loader, val_loader)
@@ -353,11 +326,6 @@ def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[Tensor
     arrays = load_arrays(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.color)
     x_train, y_train = (a[: cfg.limit_train] for a in split_arrays(arrays, "train"))
     x_val, y_val = (a[: cfg.limit_val] for a in split_arrays(arrays, "val"))
-    if len(x_train) == 0 or len(x_val) == 0:
-        raise RunError(
-            f"dataset {cfg.dataset} has an empty {'train' if len(x_train) == 0 else 'val'} split; "
-            "check --data-dir and --limit-train/--limit-val"
-        )
     train_loader = TensorLoader(
         x_train,
         y_train,
@@ -407,35 +375,23 @@ def _compiled(net: torch.nn.Module) -> torch.nn.Module:
 
 def _resume_or_start(run: _Run, resume: bool, last: dict[str, Any] | None) -> None:
     """Restore checkpoint `last` when resuming; rank 0 then (re)writes the run's records."""
-    path = run.ckpt_dir / "last.pt"
     if last is not None:
-        run.restore(last, path)
+        run.restore(last, run.ckpt())
+        at = (run.epoch, run.batch, run.step)
+        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", run.ckpt(), *at)
     if not run.rank.is_main:
         return
-    if last is not None:
+    if resume:  # drop the records of lost work (all of them without a checkpoint: step 0)
         MetricsLog.truncate_after(run.run_dir, run.step)
-        at = (run.epoch, run.batch, run.step)
-        run.logger.info("resumed from %s at epoch %d batch %d (step %d)", path, *at)
-    elif resume:
-        MetricsLog.truncate_after(run.run_dir, 0)  # crashed before the first checkpoint
     with contextlib.suppress(FileNotFoundError):
         (run.run_dir / "DONE").unlink()  # extending a finished run: it is unfinished again
     atomic_write_json(run.run_dir / "config.json", run.cfg.to_dict())
-    env = {**environment(run.device), "resumed_at_step": run.step}
+    env = {**runtime.environment(run.device), "resumed_at_step": run.step}
     atomic_write_json(run.run_dir / "env.json", env)
     run.logger.info("config %s", json.dumps(run.cfg.to_dict()))
 
 
 # --------------------------------------------------------------------------- the loop
-@dataclass
-class _Window:
-    """The training losses summed since the last log line (total, recon, kl), and its start."""
-
-    sums: torch.Tensor
-    steps: int = 0
-    start: float = field(default_factory=time.perf_counter)
-
-
 def _train_epoch(run: _Run) -> tuple[float, int]:
     """Train from (run.epoch, run.batch) to the epoch's end; returns (seconds, images).
     The one finiteness check looks at the running sum of the `log_every`-step window: every step
@@ -444,9 +400,9 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     check_every = 1 if run.device.type == "cpu" else cfg.log_every
     loader.set_epoch(run.epoch)
     run.model.train()
-    t_epoch, seen, first = time.perf_counter(), 0, run.batch
-    window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device))
-    bar = progress(
+    t_epoch, seen, first, stopped = time.perf_counter(), 0, run.batch, False
+    window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device), run.step, t_epoch)
+    bar = runtime.progress(
         enumerate(loader),
         total=len(loader),
         desc=f"epoch {run.epoch + 1}",
@@ -463,45 +419,54 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
         run.step, run.batch = run.step + 1, batch + 1
         seen += len(x) * run.rank.world_size  # images of the global batch
         window.sums += torch.stack([parts.total, parts.recon, parts.kl]).double()
-        window.steps += 1
         if run.step % check_every == 0 and not torch.isfinite(window.sums).all().item():
             _raise_nonfinite(run, window.sums)
         if run.step % cfg.log_every == 0:
-            _log_window(run, window, beta, (batch + 1) / len(loader), bar)
-        if distributed.any_rank(run.stop_signal is not None, run.rank, run.device):
-            signum = run.stop_signal or signal.SIGINT  # a rank the signal did not reach
-            _save_and_stop(run, signum, time.perf_counter() - t_epoch, seen)
+            window.log(run, beta, (batch + 1) / len(loader), bar)
+        if stopped := distributed.any_rank(run.stop_signal is not None, run.rank, run.device):
+            break
     epoch_time = time.perf_counter() - t_epoch
     run.elapsed_s += epoch_time
     run.images += seen
+    if stopped:
+        _save_and_stop(run, run.stop_signal or signal.SIGINT)  # SIGINT: a rank it did not reach
     run.epoch, run.batch = run.epoch + 1, 0
     return epoch_time, seen
 
 
-def _log_window(run: _Run, window: _Window, beta: float, done: float, bar: Any) -> None:
-    """Log the window's mean losses (`done`: the share of the epoch trained) and restart it."""
-    loss, recon, kl = (window.sums / window.steps).tolist()
-    now = time.perf_counter()
-    rec = {
-        "step": run.step,
-        "epoch": run.epoch + done,
-        "train/loss": loss,
-        "train/recon": recon,
-        "train/kl": kl,
-        "train/beta": beta,
-        "train/lr": run.optimizer.param_groups[0]["lr"],
-        "images_per_s": window.steps * run.cfg.batch_size / max(now - window.start, 1e-9),
-    }
-    run.metrics.log(rec)
-    bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")
-    window.sums.zero_()
-    window.steps, window.start = 0, now
+@dataclass
+class _Window:
+    """The training losses (total, recon, kl) summed since the last log line, and its start."""
+
+    sums: torch.Tensor
+    step: int
+    start: float
+
+    def log(self, run: _Run, beta: float, done: float, bar: Any) -> None:
+        """Log the mean losses (`done`: the share of the epoch trained) and restart the window."""
+        steps, now = run.step - self.step, time.perf_counter()
+        loss, recon, kl = (self.sums / steps).tolist()
+        rec = {
+            "step": run.step,
+            "epoch": run.epoch + done,
+            "train/loss": loss,
+            "train/recon": recon,
+            "train/kl": kl,
+            "train/beta": beta,
+            "train/lr": run.optimizer.param_groups[0]["lr"],
+            "images_per_s": steps * run.cfg.batch_size / max(now - self.start, 1e-9),
+        }
+        if run.metrics:
+            run.metrics.log(rec)
+        bar.set_postfix(loss=f"{loss:.2f}", kl=f"{kl:.2f}", img_s=f"{rec['images_per_s']:.0f}")
+        self.sums.zero_()
+        self.step, self.start = run.step, now
 
 
 def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
     _, recon, kl = acc.tolist()
     term = "recon" if not math.isfinite(recon) else "kl" if not math.isfinite(kl) else "loss"
-    last = run.ckpt_dir / "last.pt"
+    last = run.ckpt()
     kept = (
         f"{last} from the last good epoch is intact"
         if last.exists()
@@ -513,15 +478,13 @@ def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
     )
 
 
-def _save_and_stop(run: _Run, signum: int, epoch_s: float, seen: int) -> None:
-    run.elapsed_s += epoch_s
-    run.images += seen
+def _save_and_stop(run: _Run, signum: int) -> None:
     run.save("last")
     name = signal.Signals(signum).name
     run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
     raise TrainingInterrupted(
         f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
-        f"{run.ckpt_dir / 'last.pt'}; resume with: vaelab train --out {run.run_dir} --resume"
+        f"{run.ckpt()}; resume with: vaelab train --out {run.run_dir} --resume"
     )
 
 
@@ -534,36 +497,31 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
         "epoch_time_s": epoch_time,
         "images_per_s": seen / max(epoch_time, 1e-9),
     }
-    run.metrics.log(rec)
-    run.metrics.sync()
+    if run.metrics:
+        run.metrics.log(rec)
+        run.metrics.sync()
     run.logger.info("epoch %d/%d %s", run.epoch, run.cfg.epochs, json.dumps(rec))
     if not math.isfinite(val["val/loss"]):
         raise RunError(
-            f"non-finite val/loss after epoch {run.epoch}; {run.ckpt_dir / 'last.pt'} from the "
-            "epoch before is intact; lower --lr or add --kl-warmup-steps"
+            f"non-finite val/loss after epoch {run.epoch}; {run.ckpt()} from the epoch "
+            "before is intact; lower --lr or add --kl-warmup-steps"
         )
     if val["val/loss"] < run.best_val_loss:
         run.best_val_loss = val["val/loss"]
         run.save("best")
     run.save("last")
-    run.summary = run.summarise(val)
+    run.val = val
     return rec
 
 
 def _finish(run: _Run) -> RunResult:
     """Write DONE with the final summary."""
-    summary = run.summary
-    if summary is None:  # resumed after the last epoch's checkpoint, before DONE was written
-        val_records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
-        last_val = val_records[-1] if val_records else {}
-        summary = run.summarise({k: v for k, v in last_val.items() if k.startswith("val/")})
-    summary = dataclasses.replace(
-        summary,
-        run_dir=str(run.run_dir),
-        model=run.cfg.model,
-        beta=run.cfg.beta,
-        device=str(run.device),
-    )
+    val = run.val
+    if val is None:  # resumed after the last epoch's checkpoint, before DONE was written
+        records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
+        val = {k: v for k, v in records[-1].items() if k.startswith("val/")} if records else {}
+    where = {"run_dir": str(run.run_dir), "device": str(run.device)}
+    summary = run.summarise(val, model=run.cfg.model, beta=run.cfg.beta, **where)
     if run.rank.is_main:
         atomic_write_json(run.run_dir / "DONE", summary.to_dict())
     run.logger.info("done %s", json.dumps(summary.to_dict()))

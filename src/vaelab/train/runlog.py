@@ -14,28 +14,20 @@ from typing import Any
 from vaelab.fsutil import atomic_write_text
 
 
-def _is_record(value: Any) -> bool:
-    """A metrics record: an object with a step whose every value is a number."""
-    return (
-        isinstance(value, dict)
-        and "step" in value
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
-    )
-
-
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl. Lines that are not records (a torn last line after a
     crash, or junk written into the file) are skipped: the log is evidence, not state."""
-    records: list[dict[str, Any]] = []
     path = Path(path)
-    if not path.is_file():
-        return records
-    for line in path.read_bytes().splitlines():
+    records: list[dict[str, Any]] = []
+    for line in path.read_bytes().splitlines() if path.is_file() else []:
         try:
             value = json.loads(line.decode("utf-8"))
         except ValueError:  # includes UnicodeDecodeError
             continue
-        if _is_record(value):
+        numbers = isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        )
+        if numbers and "step" in value:  # a record: a step, and numbers only
             records.append(value)
     return records
 
@@ -107,16 +99,3 @@ class MetricsLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
-
-
-class NullMetrics:
-    """The metric log of a process that writes none (ranks other than 0 under torchrun)."""
-
-    def log(self, record: dict[str, Any]) -> None:
-        pass
-
-    def sync(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
