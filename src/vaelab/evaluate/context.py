@@ -20,7 +20,11 @@ from vaelab.data.store import UNLABELLED, split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate import memo
-from vaelab.evaluate.features import kth_neighbour_distance
+from vaelab.evaluate.features import (
+    frechet_distance_features,
+    kth_neighbour_distance,
+    precision_recall,
+)
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
 from vaelab.models import AutoEncoder, batched, codes, sample_prior
@@ -84,11 +88,10 @@ def eval_data_for(cfg: TrainConfig, split: str = "test", **kw: Any) -> EvalData:
 
 @dataclass(frozen=True)
 class DecodedPath:
-    """One decoded path between two test images: label pair, its index among the pair's paths,
-    the images (steps + 2, C, H, W) and the indices of its two end images in the split."""
+    """One decoded path between two test images: label pair, the images (steps + 2, C, H, W) and
+    the indices of its two end images in the split."""
 
     pair: tuple[int, int]
-    index: int
     images: torch.Tensor
     ends: tuple[int, int]
 
@@ -102,15 +105,6 @@ class EvalContext:
     data: EvalData
     device: torch.device
     say: Callable[[str], None]
-
-    @property
-    def split(self) -> str:
-        return self.ecfg.split
-
-    @property
-    def kind(self) -> str:
-        """How figures name the model: `AE` or `VAE β=…`."""
-        return f"VAE β={self.cfg.beta:g}" if self.model.is_vae else "AE"
 
     # ---- the model on the evaluated images ------------------------------------------------
     @cached_property
@@ -166,6 +160,12 @@ class EvalContext:
         return memo.memoised(
             "classify", (self.classifier[0], images), lambda: self.classify(images)
         )
+
+    def against_real(self, feats: np.ndarray) -> tuple[float, float, float]:
+        """(Fréchet distance, precision, recall) of features against the real images'."""
+        real, n, k = self.real[0], self.pr_size, self.ecfg.pr_k
+        precision, recall = precision_recall(real[:n], feats[:n], k, real_radii=self.real_radii)
+        return frechet_distance_features(feats, real), precision, recall
 
     @cached_property
     def _real_neighbours(self) -> np.ndarray:
@@ -224,6 +224,7 @@ class EvalContext:
             ends = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
             for mode in PATH_MODES:
                 paths = interpolation_paths(self.model, self.data.x, ends, e.steps, mode)
-                for j, (p, end) in enumerate(zip(paths, ends, strict=True)):
-                    out[mode].append(DecodedPath((a, b), j, p, end))
+                out[mode] += [
+                    DecodedPath((a, b), p, end) for p, end in zip(paths, ends, strict=True)
+                ]
         return out

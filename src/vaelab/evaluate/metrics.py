@@ -16,10 +16,8 @@ from vaelab.evaluate import memo
 from vaelab.evaluate.context import EvalContext
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
 from vaelab.evaluate.features import (
-    frechet_distance_features,
     knn_accuracy,
     linear_probe_accuracy,
-    precision_recall,
     realism_ratio,
 )
 from vaelab.evaluate.interpolation import path_smoothness
@@ -43,15 +41,11 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
     mu, q = ctx.codes
     kl_dim = None if q is None else q.kl_per_dim().double().mean(0)
     feats, probs = ctx.classify(ctx.recon)
-    real_feats = ctx.real[0]
-    n = ctx.pr_size
-    precision, recall = precision_recall(
-        real_feats[:n], feats[:n], ctx.ecfg.pr_k, real_radii=ctx.real_radii
-    )
+    fd, precision, recall = ctx.against_real(feats)
     # Realism of decodes of real codes, each matched against the real images except its own
     # original: the level the same model's interpolations can be read against.
     own = np.arange(len(feats))[:, None]
-    realism = realism_ratio(feats, real_feats, ctx.real_nn_scale, exclude=own)
+    realism = realism_ratio(feats, ctx.real[0], ctx.real_nn_scale, exclude=own)
     m = Reconstruction(
         sse=sse_,
         sse_se=standard_error(per_image),
@@ -65,7 +59,7 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
         accuracy=float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean())
         if ctx.labelled
         else None,
-        fd=frechet_distance_features(feats, real_feats),
+        fd=fd,
         precision=precision,
         recall=recall,
         realism_median=float(np.median(realism)),
@@ -127,25 +121,20 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
     same measures between real train and real images as the floor."""
     real_feats, real_probs = ctx.real
     feats, probs = ctx.classify(ctx.samples)
-    floor_feats = ctx.floor[0]
-    n, k = ctx.pr_size, ctx.ecfg.pr_k
-    real, radii = real_feats[:n], ctx.real_radii
-    precision, recall = precision_recall(real, feats[:n], k, real_radii=radii)
+    fd, precision, recall = ctx.against_real(feats)
+    floor_feats, n, k = ctx.floor[0], ctx.pr_size, ctx.ecfg.pr_k
     # real train against real images: the same for every model, memoised by content
     floor_fd, floor_precision, floor_recall = memo.memoised(
         "floor",
-        (floor_feats, real_feats, n, k, radii),
-        lambda: (
-            frechet_distance_features(floor_feats, real_feats),
-            *precision_recall(real, floor_feats[:n], k, real_radii=radii),
-        ),
+        (floor_feats, real_feats, n, k, ctx.real_radii),
+        lambda: ctx.against_real(floor_feats),
     )
     hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
     nz_hist = hist[hist > 0]
     labelled = ctx.labelled  # without labels the last layer predicts pixels, not classes
     m = SampleQuality(
         classifier_accuracy=ctx.classifier[1]["test_accuracy"],
-        fd=frechet_distance_features(feats, real_feats),
+        fd=fd,
         floor_fd=floor_fd,
         precision=precision,
         recall=recall,

@@ -117,7 +117,7 @@ def _numpy(images: torch.Tensor) -> np.ndarray:
 def eval_arrays(ctx: EvalContext) -> EvalArrays:
     """Reconstructions, prior samples, interpolation paths with their curves, and the latent
     space (see EvalArrays)."""
-    x, n_show, modes = ctx.data.x, min(16, len(ctx.data.x)), ("lerp", "slerp")
+    x, modes = ctx.data.x, ("lerp", "slerp")
     # unlabelled data has no paths (they are chosen by label): empty arrays of the usual shapes
     has_paths, t = bool(ctx.paths["lerp"]), ctx.ecfg.steps
     mu, q = ctx.codes
@@ -127,11 +127,11 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
     kl = None if q is None else q.kl_per_dim().double().mean(0).cpu()
     order = torch.argsort(var if kl is None else kl, descending=True)
     return EvalArrays(
-        kind=ctx.kind,
-        split=ctx.split,
+        kind=f"VAE β={ctx.cfg.beta:g}" if ctx.model.is_vae else "AE",
+        split=ctx.ecfg.split,
         steps=ctx.ecfg.steps,
-        inputs=_numpy(x[:n_show]),
-        recon=_numpy(ctx.recon[:n_show]),
+        inputs=_numpy(x[:16]),
+        recon=_numpy(ctx.recon[:16]),
         samples=_numpy(ctx.samples[:64]),
         path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]).reshape(-1, 2),
         paths={
