@@ -74,16 +74,8 @@ def load_eval_data(
 
 def eval_data_for(cfg: TrainConfig, split: str = "test", **kw: Any) -> EvalData:
     """load_eval_data (limit, seed, device: `kw`) for the data and likelihood of a run's config."""
-    return load_eval_data(
-        cfg.dataset,
-        split,
-        data_dir=cfg.data_dir,
-        image_size=cfg.image_size,
-        color=cfg.color,
-        likelihood=cfg.likelihood,
-        binarize=cfg.binarize,
-        **kw,
-    )
+    same = ("data_dir", "image_size", "color", "likelihood", "binarize")
+    return load_eval_data(cfg.dataset, split, **{k: getattr(cfg, k) for k in same}, **kw)
 
 
 @dataclass(frozen=True)
@@ -205,8 +197,7 @@ class EvalContext:
     @cached_property
     def floor(self) -> tuple[np.ndarray, np.ndarray]:
         """Classifier outputs of real *train* images: what a perfect generator would score."""
-        x_tr8 = self.train_images[0]
-        x8 = x_tr8[: min(len(x_tr8), max(len(self.data.x), 1000))]
+        x8 = self.train_images[0][: max(len(self.data.x), 1000)]
         return memo.memoised(
             "classify_bytes",
             (self.classifier[0], x8),
