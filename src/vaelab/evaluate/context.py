@@ -189,10 +189,8 @@ class EvalContext:
     @cached_property
     def train_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The train split (uint8 images, labels): floor images and probe training codes."""
-        return split_arrays(
-            load_arrays(self.cfg.dataset, self.cfg.data_dir, self.cfg.image_size, self.cfg.color),
-            "train",
-        )
+        c = self.cfg
+        return split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
 
     @cached_property
     def floor(self) -> tuple[np.ndarray, np.ndarray]:

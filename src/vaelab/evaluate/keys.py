@@ -168,19 +168,15 @@ def eval_keys(
 
 
 # Numbered key families, written with their first member in the canonical form.
-_NUMBERED = (
-    (re.compile(r"(/kl_dim_)\d+$"), r"\g<1>00"),
-    (re.compile(r"(/class_frac_)\d+$"), r"\g<1>0"),
-    (re.compile(r"(/realism_step_)\d+$"), r"\g<1>1"),
-)
+_NUMBERED = re.compile(r"/(kl_dim|class_frac|realism_step)_\d+$")
+_FIRST = {"kl_dim": "00", "class_frac": "0", "realism_step": "1"}
 
 
 def key_requirement(key: str, split: str = "test") -> str | None:
     """What an evaluation on `split` must include for eval.json to hold `key`: "" (always),
     a group name, "vae+<group>" (that group, on a VAE run), or None (no such key).
     A key two groups write (classifier/test_accuracy) names the first of GROUPS."""
-    for pattern, first in _NUMBERED:
-        key = pattern.sub(first, key)
+    key = _NUMBERED.sub(lambda m: f"/{m[1]}_{_FIRST[m[1]]}", key)
     keys_of = functools.partial(eval_keys, split, latent_dim=1, steps=1, classes=1)
     if key in keys_of(is_vae=False, groups=()):
         return ""
