@@ -59,7 +59,6 @@ def load_eval_data(
     continuous data."""
     x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), split)
     x8, y = x8[:limit], y[:limit]
-    device = torch.device(device)
     x = torch.from_numpy(x8).to(device).float() / 255.0
     g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "eval_binarize"))
     if likelihood == "bernoulli":
@@ -101,8 +100,7 @@ class EvalContext:
     # ---- the model on the evaluated images ------------------------------------------------
     @cached_property
     def codes(self) -> tuple[torch.Tensor, DiagonalGaussian | None]:
-        """(μ (N, nz), q(z|x) or None for an AE): the deterministic code of each evaluated image
-        and, for a VAE, its posterior."""
+        """(μ (N, nz), q(z|x) or None for an AE): each evaluated image's code and posterior."""
         return codes(self.model, self.data.x)
 
     @cached_property

@@ -308,7 +308,6 @@ def standard_error(per_image: torch.Tensor) -> float:
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float | None:
-    """The mean of `key` over `rows` (None without rows)."""
     return float(np.mean([r[key] for r in rows])) if rows else None
 
 
@@ -317,8 +316,7 @@ def _numpy(images: torch.Tensor) -> np.ndarray:
 
 
 def eval_arrays(ctx: EvalContext) -> EvalArrays:
-    """Reconstructions, prior samples, interpolation paths with their curves, and the latent
-    space (see EvalArrays)."""
+    """What the run's figures are drawn from (see EvalArrays)."""
     x, t, modes = ctx.data.x, ctx.ecfg.steps, ("lerp", "slerp")
     mu, q = ctx.codes
     centred = mu.double().cpu() - mu.double().cpu().mean(0)
