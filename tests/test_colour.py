@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from vaelab.config import EvalConfig, TrainConfig
-from vaelab.evaluate.run import evaluate_run
+from vaelab.evaluate import evaluate_run
 from vaelab.models import VAE
 from vaelab.train.loop import train
 

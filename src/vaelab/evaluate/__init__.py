@@ -13,15 +13,10 @@ from vaelab.config import GROUPS, SELECTION_GROUPS, EvalConfig
 
 if TYPE_CHECKING:
     from vaelab.evaluate.context import EvalData, eval_data_for, load_eval_data
-    from vaelab.evaluate.run import evaluate_run
+    from vaelab.evaluate.metrics import evaluate_run
 
-_LAZY = {
-    "EvalData": "vaelab.evaluate.context",
-    "load_eval_data": "vaelab.evaluate.context",
-    "eval_data_for": "vaelab.evaluate.context",
-    "evaluate_run": "vaelab.evaluate.run",
-}
-
+_LAZY = dict.fromkeys(("EvalData", "eval_data_for", "load_eval_data"), "vaelab.evaluate.context")
+_LAZY["evaluate_run"] = "vaelab.evaluate.metrics"
 __all__ = [
     "GROUPS",
     "SELECTION_GROUPS",
@@ -32,8 +27,5 @@ __all__ = [
     "load_eval_data",
 ]
 
-
 __getattr__ = lazy_attributes(__name__, _LAZY)
-
-
 callable_package(__name__)

@@ -59,14 +59,11 @@ class LeNet(nn.Module):
 
 
 def max_pool2(x: torch.Tensor) -> torch.Tensor:
-    """F.max_pool2d(x, 2): the same maxima of each 2 × 2 block. Without autograd, as two
-    elementwise maxima of strided views (rows, then columns): measured 2-4x faster than
-    max_pool2d's CPU kernel on the classifier's (2000, 32, 28, 28) and (2000, 64, 14, 14)
-    activations. Equal values; the bits differ only where a block's maximum is a zero of both
-    signs (max_pool2d keeps the first, torch.maximum may not), a sign no later layer or measure
-    can see (conv outputs carry a bias and are never exactly ±0 in practice: the classifier's
-    features of real images are bitwise max_pool2d's, tested). With autograd, or odd sizes,
-    max_pool2d itself: its gradient goes to one of tied inputs where torch.maximum's is split."""
+    """F.max_pool2d(x, 2) without autograd as two elementwise maxima of strided views (rows, then
+    columns): 2-4x faster than its CPU kernel on the classifier's activations. The bits differ
+    only where a block's maximum is a zero of both signs, which no later layer can see (conv
+    outputs carry a bias: features of real images are bitwise max_pool2d's, tested). With
+    autograd or odd sizes, max_pool2d itself: it sends a tie's gradient to one input, not split."""
     b, c, h, w = x.shape
     if (x.requires_grad and torch.is_grad_enabled()) or h % 2 or w % 2:
         return F.max_pool2d(x, 2)
@@ -92,24 +89,20 @@ def train_classifier(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    epochs: int = 4,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    log: Callable[[str], None] | None = None,
-    label_free: bool = False,
+    epochs: int,
+    device: torch.device,
+    log: Callable[[str], None],
+    label_free: bool,
 ) -> LeNet:
-    """Adam with a cosine-decayed learning rate; ~99.2 % MNIST test accuracy at 4 epochs.
-    `label_free`: trained to reproduce the image's pixels instead of its label (y unused)."""
-    device = torch.device(device)
-    seed = stream_seed(seed, "classifier")
+    """Adam (batches of 128) with a cosine-decayed learning rate; ~99.2 % MNIST test accuracy at
+    4 epochs. `label_free`: trained to reproduce the image's pixels instead of its label."""
+    seed = stream_seed(0, "classifier")
     torch.manual_seed(seed)
     classes = x[0].size if label_free else max(10, int(y.max()) + 1)
     model = LeNet(x.shape[1], x.shape[2], classes).to(device)
-    loader = TensorLoader(x, y, batch_size, shuffle=True, seed=seed, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader))
+    loader = TensorLoader(x, y, 128, shuffle=True, seed=seed, device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * len(loader))
     for epoch in range(epochs):
         model.train()
         loader.set_epoch(epoch)
@@ -122,8 +115,7 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
-        if log:
-            log(f"classifier epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.4f}")
+        log(f"classifier epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.4f}")
     return model.eval()
 
 
@@ -133,7 +125,7 @@ def _load_cached(
     shape: tuple[int, ...],
     variant: str,
     device: torch.device | str,
-    log: Callable[[str], None] | None,
+    log: Callable[[str], None],
 ) -> tuple[LeNet, dict] | None:
     """The cached network at `path` when it was trained on these very images, else None."""
     if not path.is_file():
@@ -147,8 +139,7 @@ def _load_cached(
         return model.to(device).eval(), {"variant": variant, **ckpt["meta"]}
     except (RunError, KeyError, TypeError, ValueError, RuntimeError) as e:
         # a cache, not a result: a damaged copy is rebuilt, never a reason to stop
-        if log:
-            log(f"cached classifier {path} is unreadable ({str(e)[:80]}); retraining it")
+        log(f"cached classifier {path} is unreadable ({str(e)[:80]}); retraining it")
         return None
 
 
@@ -167,6 +158,7 @@ def reference_classifier(
     `label_free`: the pixel-predicting network instead (metadata: test_accuracy None)."""
     if variant not in VARIANTS:
         raise ValueError(f"classifier variant must be one of {', '.join(VARIANTS)}")
+    log, device = log or (lambda _: None), torch.device(device)
     key = resolve_spec(dataset, data_dir, image_size, color).name
     path = _path(key + ("-ae" if label_free else ""), variant)
     arrays = load_arrays(dataset, data_dir, image_size, color)
@@ -184,8 +176,7 @@ def reference_classifier(
         cached = _load_cached(path, data_sha, x_tr.shape[1:3], variant, device, log)
         if cached is not None:
             return cached
-        if log:
-            log(f"training the {variant} reference classifier for {key} (once; cached in {path})")
+        log(f"training the {variant} reference classifier for {key} (once; cached in {path})")
         t0 = time.perf_counter()
         model = train_classifier(
             x_tr, y_tr, epochs=epochs, device=device, log=log, label_free=label_free
@@ -197,14 +188,12 @@ def reference_classifier(
             "epochs": epochs,
             "train_images": len(x_tr),
             "classes": model.fc2.out_features,
-            "test_accuracy": None
-            if label_free
-            else accuracy(model, x_te, y_te, torch.device(device)),
+            "test_accuracy": None if label_free else accuracy(model, x_te, y_te, device),
             "train_data_sha256": data_sha,
             "train_time_s": time.perf_counter() - t0,
         }
         save_checkpoint(path, {"model": model.state_dict(), "meta": meta})
-        if log and not label_free:
+        if not label_free:
             log(
                 f"{variant} reference classifier: test accuracy {meta['test_accuracy']:.4f}, "
                 f"trained in {meta['train_time_s']:.0f} s"

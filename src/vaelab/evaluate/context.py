@@ -20,7 +20,11 @@ from vaelab.data.store import UNLABELLED, split_arrays
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate import memo
-from vaelab.evaluate.features import kth_neighbour_distance
+from vaelab.evaluate.features import (
+    frechet_distance_features,
+    kth_neighbour_distance,
+    precision_recall,
+)
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
 from vaelab.models import AutoEncoder, batched, codes, sample_prior
@@ -55,7 +59,6 @@ def load_eval_data(
     continuous data."""
     x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), split)
     x8, y = x8[:limit], y[:limit]
-    device = torch.device(device)
     x = torch.from_numpy(x8).to(device).float() / 255.0
     g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "eval_binarize"))
     if likelihood == "bernoulli":
@@ -70,25 +73,16 @@ def load_eval_data(
 
 def eval_data_for(cfg: TrainConfig, split: str = "test", **kw: Any) -> EvalData:
     """load_eval_data (limit, seed, device: `kw`) for the data and likelihood of a run's config."""
-    return load_eval_data(
-        cfg.dataset,
-        split,
-        data_dir=cfg.data_dir,
-        image_size=cfg.image_size,
-        color=cfg.color,
-        likelihood=cfg.likelihood,
-        binarize=cfg.binarize,
-        **kw,
-    )
+    same = ("data_dir", "image_size", "color", "likelihood", "binarize")
+    return load_eval_data(cfg.dataset, split, **{k: getattr(cfg, k) for k in same}, **kw)
 
 
 @dataclass(frozen=True)
 class DecodedPath:
-    """One decoded path between two test images: label pair, its index among the pair's paths,
-    the images (steps + 2, C, H, W) and the indices of its two end images in the split."""
+    """One decoded path between two test images: label pair, the images (steps + 2, C, H, W) and
+    the indices of its two end images in the split."""
 
     pair: tuple[int, int]
-    index: int
     images: torch.Tensor
     ends: tuple[int, int]
 
@@ -103,20 +97,10 @@ class EvalContext:
     device: torch.device
     say: Callable[[str], None]
 
-    @property
-    def split(self) -> str:
-        return self.ecfg.split
-
-    @property
-    def kind(self) -> str:
-        """How figures name the model: `AE` or `VAE β=…`."""
-        return f"VAE β={self.cfg.beta:g}" if self.model.is_vae else "AE"
-
     # ---- the model on the evaluated images ------------------------------------------------
     @cached_property
     def codes(self) -> tuple[torch.Tensor, DiagonalGaussian | None]:
-        """(μ (N, nz), q(z|x) or None for an AE): the deterministic code of each evaluated image
-        and, for a VAE, its posterior."""
+        """(μ (N, nz), q(z|x) or None for an AE): each evaluated image's code and posterior."""
         return codes(self.model, self.data.x)
 
     @cached_property
@@ -167,6 +151,12 @@ class EvalContext:
             "classify", (self.classifier[0], images), lambda: self.classify(images)
         )
 
+    def against_real(self, feats: np.ndarray) -> tuple[float, float, float]:
+        """(Fréchet distance, precision, recall) of features against the real images'."""
+        real, n, k = self.real[0], self.pr_size, self.ecfg.pr_k
+        precision, recall = precision_recall(real[:n], feats[:n], k, real_radii=self.real_radii)
+        return frechet_distance_features(feats, real), precision, recall
+
     @cached_property
     def _real_neighbours(self) -> np.ndarray:
         """(N, 2): each real image's distance to its nearest and its k-th nearest (k = pr_k)
@@ -197,16 +187,13 @@ class EvalContext:
     @cached_property
     def train_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The train split (uint8 images, labels): floor images and probe training codes."""
-        return split_arrays(
-            load_arrays(self.cfg.dataset, self.cfg.data_dir, self.cfg.image_size, self.cfg.color),
-            "train",
-        )
+        c = self.cfg
+        return split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
 
     @cached_property
     def floor(self) -> tuple[np.ndarray, np.ndarray]:
         """Classifier outputs of real *train* images: what a perfect generator would score."""
-        x_tr8 = self.train_images[0]
-        x8 = x_tr8[: min(len(x_tr8), max(len(self.data.x), 1000))]
+        x8 = self.train_images[0][: max(len(self.data.x), 1000)]
         return memo.memoised(
             "classify_bytes",
             (self.classifier[0], x8),
@@ -224,6 +211,7 @@ class EvalContext:
             ends = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
             for mode in PATH_MODES:
                 paths = interpolation_paths(self.model, self.data.x, ends, e.steps, mode)
-                for j, (p, end) in enumerate(zip(paths, ends, strict=True)):
-                    out[mode].append(DecodedPath((a, b), j, p, end))
+                out[mode] += [
+                    DecodedPath((a, b), p, end) for p, end in zip(paths, ends, strict=True)
+                ]
         return out

@@ -33,8 +33,7 @@ def iw_log_likelihood(
     b, nz = q.mu.shape
     run_max = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)
     run_sum = torch.zeros(b, dtype=torch.float64, device=x.device)
-    done = 0
-    while done < k:
+    for done in range(0, k, chunk):
         c = min(chunk, k - done)
         z = q.sample_n(c, generator)  # (c, B, nz)
         xr = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
@@ -43,7 +42,6 @@ def iw_log_likelihood(
         new_max = torch.maximum(run_max, log_w.max(0).values)
         run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(log_w - new_max).sum(0)
         run_max = new_max
-        done += c
     return run_max + torch.log(run_sum) - math.log(k)
 
 

@@ -111,18 +111,14 @@ def realism_ratio(
     return nearest_distance(queries, real, exclude, chunk) / scale
 
 
-def _sqrt_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
     """d² = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½) (Heusel et al. 2017, 'FID'). The trace
     comes from the eigenvalues of the symmetric PSD Σ₁^½ Σ₂ Σ₁^½, stable where scipy's sqrtm of
     the non-symmetric Σ₁Σ₂ can return complex noise."""
-    s1_half = _sqrt_psd(sigma1)
+    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    s1_half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     middle = s1_half @ sigma2 @ s1_half
     eig = np.linalg.eigvalsh((middle + middle.T) / 2)
     tr_sqrt = np.sqrt(np.clip(eig, 0, None)).sum()

@@ -54,16 +54,15 @@ def pick_pairs(y: torch.Tensor, a: int, b: int, n: int, seed: int) -> list[tuple
     run's) through the `eval_pairs` stream: one stream per label pair, so adding a pair never
     changes another's images."""
     g = torch.Generator().manual_seed(stream_seed(seed, "eval_pairs", key=10 * a + b))
-    ia = torch.nonzero(y.cpu() == a).flatten()
-    ib = torch.nonzero(y.cpu() == b).flatten()
-    if len(ia) == 0 or len(ib) == 0:
-        raise ConfigError(
-            f"no test images with label {a if len(ia) == 0 else b}; pick other "
-            "--from-label/--to-label values"
-        )
-    ia = ia[torch.randperm(len(ia), generator=g)][:n]
-    ib = ib[torch.randperm(len(ib), generator=g)][:n]
-    return list(zip(ia.tolist(), ib.tolist(), strict=False))
+    picked = []
+    for label in (a, b):
+        idx = torch.nonzero(y.cpu() == label).flatten()
+        if len(idx) == 0:
+            raise ConfigError(
+                f"no test images with label {label}; pick other --from-label/--to-label values"
+            )
+        picked.append(idx[torch.randperm(len(idx), generator=g)][:n].tolist())
+    return list(zip(*picked, strict=False))
 
 
 @torch.no_grad()

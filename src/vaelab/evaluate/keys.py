@@ -5,10 +5,11 @@ turned into keys in one place (`to_keys`); the study, its report and sweeps read
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from vaelab.config import GROUPS
 
@@ -17,83 +18,77 @@ PATH_MODES = ("lerp", "slerp", "pixel")
 BOOKKEEPING = ("eval/n_images", "eval/seed", "eval/time_s", "eval/figures")
 
 
-def key(
-    template: str,
-    *,
-    vae: bool = False,
-    decoded: bool = False,
-    count: str = "",
-    first: int = 0,
-    labels: bool = False,
-) -> dict[str, Any]:
+class Key(NamedTuple):
     """A field's eval.json key template ({split}, {mode}, a list's {i} from `first`, its length
-    eval_keys' argument `count`); `vae`: VAE runs only; `decoded`: not the pixel cross-fade;
+    eval_keys' argument `length`); `vae`: VAE runs only; `decoded`: not the pixel cross-fade;
     `labels`: needs labelled data (without, `skipped/<key>` = 1 instead, `{i}` written as `*`)."""
-    return {
-        "key": template,
-        "vae": vae,
-        "decoded": decoded,
-        "count": count,
-        "first": first,
-        "labels": labels,
-    }
+
+    template: str
+    vae: bool = False
+    decoded: bool = False
+    length: str = ""
+    first: int = 0
+    labels: bool = False
+
+
+def key(template: str, **flags: Any) -> Any:
+    """A dataclass field whose metadata["key"] is Key(template, **flags)."""
+    return field(metadata={"key": Key(template, **flags)})
 
 
 @dataclass
 class Reconstruction:
     """Distortion and rate of the code, and what the classifier makes of reconstructions."""
 
-    sse: float = field(metadata=key("{split}/sse"))
-    sse_se: float = field(metadata=key("{split}/sse_se"))
-    mse: float = field(metadata=key("{split}/mse"))
-    bce: float = field(metadata=key("{split}/bce"))
-    kl: float | None = field(metadata=key("{split}/kl", vae=True))
-    kl_dim: list[float] | None = field(
-        metadata=key("{split}/kl_dim_{i:02d}", vae=True, count="latent_dim")
-    )
-    active_units: int | None = field(metadata=key("{split}/active_units", vae=True))
-    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
-    accuracy: float | None = field(metadata=key("recon/classifier_accuracy", labels=True))
-    fd: float = field(metadata=key("recon/fd"))
-    precision: float = field(metadata=key("recon/precision"))
-    recall: float = field(metadata=key("recon/recall"))
-    realism_median: float = field(metadata=key("recon/realism_median"))
-    realism_p90: float = field(metadata=key("recon/realism_p90"))
+    sse: float = key("{split}/sse")
+    sse_se: float = key("{split}/sse_se")
+    mse: float = key("{split}/mse")
+    bce: float = key("{split}/bce")
+    kl: float | None = key("{split}/kl", vae=True)
+    kl_dim: Sequence[float] | None = key("{split}/kl_dim_{i:02d}", vae=True, length="latent_dim")
+    active_units: int | None = key("{split}/active_units", vae=True)
+    classifier_accuracy: float | None = key("classifier/test_accuracy", labels=True)
+    accuracy: float | None = key("recon/classifier_accuracy", labels=True)
+    fd: float = key("recon/fd")
+    precision: float = key("recon/precision")
+    recall: float = key("recon/recall")
+    realism_median: float = key("recon/realism_median")
+    realism_p90: float = key("recon/realism_p90")
 
 
 @dataclass
 class Likelihood:
     """ELBO and importance-weighted NLL (VAE only)."""
 
-    elbo: float = field(metadata=key("{split}/elbo", vae=True))
-    elbo_se: float = field(metadata=key("{split}/elbo_se", vae=True))
-    iw_nll: float = field(metadata=key("{split}/iw_nll", vae=True))
-    iw_nll_se: float = field(metadata=key("{split}/iw_nll_se", vae=True))
-    iw_bits_per_dim: float = field(metadata=key("{split}/iw_bits_per_dim", vae=True))
-    iw_k: int = field(metadata=key("{split}/iw_k", vae=True))
-    iw_n_images: int = field(metadata=key("{split}/iw_n_images", vae=True))
-    iw_time_s: float = field(metadata=key("{split}/iw_time_s", vae=True))
-    neg_elbo_same_images: float = field(metadata=key("{split}/neg_elbo_same_images", vae=True))
+    elbo: float = key("{split}/elbo", vae=True)
+    elbo_se: float = key("{split}/elbo_se", vae=True)
+    iw_nll: float = key("{split}/iw_nll", vae=True)
+    iw_nll_se: float = key("{split}/iw_nll_se", vae=True)
+    iw_bits_per_dim: float = key("{split}/iw_bits_per_dim", vae=True)
+    iw_k: int = key("{split}/iw_k", vae=True)
+    iw_n_images: int = key("{split}/iw_n_images", vae=True)
+    iw_time_s: float = key("{split}/iw_time_s", vae=True)
+    neg_elbo_same_images: float = key("{split}/neg_elbo_same_images", vae=True)
 
 
 @dataclass
 class SampleQuality:
     """Prior samples against the real images, and real train images against them (the floor)."""
 
-    classifier_accuracy: float | None = field(metadata=key("classifier/test_accuracy", labels=True))
-    fd: float = field(metadata=key("samples/fd"))
-    floor_fd: float = field(metadata=key("floor/fd_train_vs_test"))
-    precision: float = field(metadata=key("samples/precision"))
-    recall: float = field(metadata=key("samples/recall"))
-    floor_precision: float = field(metadata=key("floor/precision"))
-    floor_recall: float = field(metadata=key("floor/recall"))
-    pr_n: int = field(metadata=key("samples/pr_n"))
-    pr_k: int = field(metadata=key("samples/pr_k"))
-    class_entropy: float | None = field(metadata=key("samples/class_entropy", labels=True))
-    confidence: float | None = field(metadata=key("samples/confidence", labels=True))
-    real_confidence: float | None = field(metadata=key("real/confidence", labels=True))
-    class_frac: list[float] | None = field(
-        metadata=key("samples/class_frac_{i}", count="classes", labels=True)
+    classifier_accuracy: float | None = key("classifier/test_accuracy", labels=True)
+    fd: float = key("samples/fd")
+    floor_fd: float = key("floor/fd_train_vs_test")
+    precision: float = key("samples/precision")
+    recall: float = key("samples/recall")
+    floor_precision: float = key("floor/precision")
+    floor_recall: float = key("floor/recall")
+    pr_n: int = key("samples/pr_n")
+    pr_k: int = key("samples/pr_k")
+    class_entropy: float | None = key("samples/class_entropy", labels=True)
+    confidence: float | None = key("samples/confidence", labels=True)
+    real_confidence: float | None = key("real/confidence", labels=True)
+    class_frac: Sequence[float] | None = key(
+        "samples/class_frac_{i}", length="classes", labels=True
     )
 
 
@@ -101,29 +96,23 @@ class SampleQuality:
 class Probes:
     """Linear and k-NN accuracy of labels read from the codes."""
 
-    linear_acc: float = field(metadata=key("probe/linear_acc"))
-    knn_acc: float = field(metadata=key("probe/knn_acc"))
-    n_train: int = field(metadata=key("probe/n_train"))
+    linear_acc: float = key("probe/linear_acc")
+    knn_acc: float = key("probe/knn_acc")
+    n_train: int = key("probe/n_train")
 
 
 @dataclass
 class PathMeasures:
     """Interpolation along one kind of path; smoothness for decoded paths only."""
 
-    mean_conf: float = field(metadata=key("interp/{mode}/mean_conf"))
-    min_conf: float = field(metadata=key("interp/{mode}/min_conf"))
-    realism_median: float = field(metadata=key("interp/{mode}/realism_median"))
-    realism_p90: float = field(metadata=key("interp/{mode}/realism_p90"))
-    realism_worst: float = field(metadata=key("interp/{mode}/realism_worst"))
-    realism_step: list[float] = field(
-        metadata=key("interp/{mode}/realism_step_{i}", count="steps", first=1)
-    )
-    path_length_ratio: float | None = field(
-        metadata=key("interp/{mode}/path_length_ratio", decoded=True)
-    )
-    max_step_fraction: float | None = field(
-        metadata=key("interp/{mode}/max_step_fraction", decoded=True)
-    )
+    mean_conf: float = key("interp/{mode}/mean_conf")
+    min_conf: float = key("interp/{mode}/min_conf")
+    realism_median: float = key("interp/{mode}/realism_median")
+    realism_p90: float = key("interp/{mode}/realism_p90")
+    realism_worst: float = key("interp/{mode}/realism_worst")
+    realism_step: Sequence[float] = key("interp/{mode}/realism_step_{i}", length="steps", first=1)
+    path_length_ratio: float | None = key("interp/{mode}/path_length_ratio", decoded=True)
+    max_step_fraction: float | None = key("interp/{mode}/max_step_fraction", decoded=True)
 
 
 Group = Reconstruction | Likelihood | SampleQuality | Probes | dict[str, PathMeasures]
@@ -136,12 +125,12 @@ def to_keys(group: Group | None, split: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for mode, g in by_mode.items():
         for f in dataclasses.fields(g):
-            value, meta = getattr(g, f.name), f.metadata
-            if value is None and meta["labels"]:
-                out["skipped/" + meta["key"].format(split=split, mode=mode, i="*")] = 1.0
-            for i, v in enumerate(value if isinstance(value, list) else [value], meta["first"]):
+            value, k = getattr(g, f.name), f.metadata["key"]
+            if value is None and k.labels:
+                out["skipped/" + k.template.format(split=split, mode=mode, i="*")] = 1.0
+            for i, v in enumerate(value if isinstance(value, list) else [value], k.first):
                 if v is not None:
-                    out[meta["key"].format(split=split, mode=mode, i=i)] = v
+                    out[k.template.format(split=split, mode=mode, i=i)] = v
     return out
 
 
@@ -170,36 +159,30 @@ def eval_keys(
     for name in groups:
         for mode in PATH_MODES if name == "interpolation" else ("",):
             for f in dataclasses.fields(GROUP_TYPES[name]):
-                meta = f.metadata
-                if (meta["vae"] and not is_vae) or (meta["decoded"] and mode == "pixel"):
+                k = f.metadata["key"]
+                if (k.vae and not is_vae) or (k.decoded and mode == "pixel"):
                     continue
-                n = counts.get(meta["count"], 1)
-                numbers = range(meta["first"], meta["first"] + n) if meta["count"] else [0]
-                keys |= {meta["key"].format(split=split, mode=mode, i=i) for i in numbers}
+                numbers = range(k.first, k.first + counts[k.length]) if k.length else [0]
+                keys |= {k.template.format(split=split, mode=mode, i=i) for i in numbers}
     return keys
 
 
 # Numbered key families, written with their first member in the canonical form.
-_NUMBERED = (
-    (re.compile(r"(/kl_dim_)\d+$"), r"\g<1>00"),
-    (re.compile(r"(/class_frac_)\d+$"), r"\g<1>0"),
-    (re.compile(r"(/realism_step_)\d+$"), r"\g<1>1"),
-)
+_NUMBERED = re.compile(r"/(kl_dim|class_frac|realism_step)_\d+$")
+_FIRST = {"kl_dim": "00", "class_frac": "0", "realism_step": "1"}
 
 
 def key_requirement(key: str, split: str = "test") -> str | None:
     """What an evaluation on `split` must include for eval.json to hold `key`: "" (always),
     a group name, "vae+<group>" (that group, on a VAE run), or None (no such key).
     A key two groups write (classifier/test_accuracy) names the first of GROUPS."""
-    for pattern, first in _NUMBERED:
-        key = pattern.sub(first, key)
-    if key in eval_keys(split, is_vae=False, latent_dim=1, groups=(), steps=1, classes=1):
+    key = _NUMBERED.sub(lambda m: f"/{m[1]}_{_FIRST[m[1]]}", key)
+    keys_of = functools.partial(eval_keys, split, latent_dim=1, steps=1, classes=1)
+    if key in keys_of(is_vae=False, groups=()):
         return ""
     for group in GROUPS:
         for is_vae, need in ((False, group), (True, f"vae+{group}")):
-            if key in eval_keys(
-                split, is_vae=is_vae, latent_dim=1, groups=[group], steps=1, classes=1
-            ):
+            if key in keys_of(is_vae=is_vae, groups=[group]):
                 return need
     return None
 
@@ -207,8 +190,8 @@ def key_requirement(key: str, split: str = "test") -> str | None:
 # ---- single keys that consumers read by name (the study runner and its report) ----------------
 def key_of(group: type, name: str, split: str = "test", mode: str = "") -> str:
     """The eval.json key of field `name` of a group: key_of(Reconstruction, "sse") == "test/sse"."""
-    meta = {f.name: f.metadata for f in dataclasses.fields(group)}[name]
-    return str(meta["key"]).format(split=split, mode=mode)
+    k = {f.name: f.metadata["key"] for f in dataclasses.fields(group)}[name]
+    return str(k.template.format(split=split, mode=mode))
 
 
 def interp_key(mode: str, name: str) -> str:

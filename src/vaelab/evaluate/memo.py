@@ -1,13 +1,11 @@
-"""A content-keyed, in-process memo of what an evaluation computes without the model: the
-reference classifier's outputs on the real images and on the train-floor images, the real × real
-neighbour distances, and the floor's Fréchet distance and precision/recall. A study evaluates a
-dozen runs on the same images with the same classifier in one process; each of these is then
-computed once.
+"""A content-keyed, in-process memo of what an evaluation computes without the model (classifier
+outputs on the real and train-floor images, real × real neighbour distances, the floor's measures):
+a study evaluates a dozen runs on the same images with the same classifier in one process.
 
 A key is the sha256 of everything the value is a function of (arrays by dtype, shape and bytes;
-modules by their state; the device the computation runs on; plain parameters by repr), so a hit
-returns exactly what the computation would: the same function of the same bytes. Values are
-copied in and out, so a caller that edits its arrays cannot change a later evaluation's numbers.
+modules by their state; the device; plain parameters by repr), so a hit returns exactly what the
+computation would. Values are copied in and out: a caller editing its arrays cannot change a later
+evaluation's numbers.
 """
 
 from __future__ import annotations
@@ -62,8 +60,7 @@ def content_key(name: str, *parts: object) -> str:
 
 
 def memoised(name: str, parts: tuple[object, ...], compute: Callable[[], T]) -> T:
-    """compute(), or a copy of the value it returned before for the same `name` and contents
-    of `parts` (everything the value depends on)."""
+    """compute(), or a copy of its value for the same `name` and contents of `parts`."""
     if not _enabled:
         return compute()
     key = content_key(name, *parts)
@@ -77,9 +74,8 @@ def memoised(name: str, parts: tuple[object, ...], compute: Callable[[], T]) -> 
     return value
 
 
-def clear() -> None:
-    """Forget every memoised value."""
-    _memo.clear()
+clear = _memo.clear
+"""Forget every memoised value."""
 
 
 @contextlib.contextmanager

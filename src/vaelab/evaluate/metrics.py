@@ -1,39 +1,115 @@
-"""The metric groups of `vaelab evaluate`: each a function of an EvalContext returning its
-dataclass of vaelab.evaluate.keys (which describes each group; units in the README's table).
+"""`vaelab evaluate`: every number and figure the study uses, for one trained run.
+
+Writes `RUN_DIR/eval.json` (flat namespaced keys, plain numbers; units in the README), the arrays
+the figures are drawn from (`eval_arrays.npz`, vaelab.evaluate.arrays) and `figures/*.png`. Each
+metric group is a function of an EvalContext returning its dataclass of vaelab.evaluate.keys, and
+can be requested separately, e.g. a cheap β-selection evaluation:
+`evaluate_run(run_dir, EvalConfig(groups=SELECTION_GROUPS, figures=False, n_samples=2000))`.
+AE runs skip what needs a posterior (ELBO, KL, active units, IW-NLL); their prior samples are
+decoded from N(0, I) as in the study.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from vaelab.config import GROUPS, EvalConfig
 from vaelab.data.store import UNLABELLED
-from vaelab.errors import DataError
+from vaelab.errors import DataError, RunError
 from vaelab.evaluate import memo
-from vaelab.evaluate.context import EvalContext
+from vaelab.evaluate.arrays import EvalArrays
+from vaelab.evaluate.context import EvalContext, eval_data_for
 from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
-from vaelab.evaluate.features import (
-    frechet_distance_features,
-    knn_accuracy,
-    linear_probe_accuracy,
-    precision_recall,
-    realism_ratio,
-)
+from vaelab.evaluate.features import knn_accuracy, linear_probe_accuracy, realism_ratio
 from vaelab.evaluate.interpolation import path_smoothness
 from vaelab.evaluate.keys import (
     PATH_MODES,
+    Group,
     Likelihood,
     PathMeasures,
     Probes,
     Reconstruction,
     SampleQuality,
+    to_keys,
 )
+from vaelab.fsutil import atomic_write_json
 from vaelab.losses import bce, neg_log_likelihood, sse
 from vaelab.models import batched, is_vae
-from vaelab.runtime import stream_seed
+from vaelab.report.run_figures import draw_run_figures
+from vaelab.runtime import resolve_device, stream_seed
+from vaelab.train.checkpoint import load_model
+
+TRAVERSAL_VALUES = np.linspace(-3, 3, 9)
+"""Offsets of the traversal columns, in standard deviations of μ."""
+
+# Groups that cannot run without labels, and why (unlabelled data: eval.json's `skipped/<group>`).
+NEED_LABELS = {
+    "probes": "probes predict labels from codes",
+    "interpolation": "paths join images of two chosen labels and are scored by class confidence",
+}
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    **kw: Any,
+) -> dict[str, float]:
+    """Evaluate `run_dir` (see the module docstring); returns the eval.json contents. Progress
+    lines go to `log` (default: stderr) and to RUN_DIR/eval.log."""
+    ecfg = (ecfg or EvalConfig(**kw)).validate()
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoints" / f"{ecfg.checkpoint}.pt").is_file():
+        raise RunError(
+            f"{run_dir} has no checkpoints/{ecfg.checkpoint}.pt; train it first "
+            "(vaelab train --out RUN_DIR)"
+        )
+    echo = log or (lambda m: print(m, file=sys.stderr))
+    with open(run_dir / "eval.log", "a") as log_file:
+
+        def say(msg: str) -> None:
+            echo(msg)
+            log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+            log_file.flush()
+
+        return _evaluate(run_dir, ecfg, say)
+
+
+def _evaluate(run_dir: Path, ecfg: EvalConfig, say: Callable[[str], None]) -> dict[str, float]:
+    t_start = time.perf_counter()
+    device = resolve_device(ecfg.device)
+    model, cfg = load_model(run_dir, ecfg.checkpoint, device)
+    # channels_last: measured +20-50 % decoder throughput for no-grad passes on CPU.
+    model = model.to(memory_format=torch.channels_last)
+    torch.manual_seed(stream_seed(ecfg.seed, "eval_global"))
+    data = eval_data_for(cfg, ecfg.split, limit=ecfg.limit, seed=ecfg.seed, device=device)
+    ctx = EvalContext(run_dir, model, cfg, ecfg, data, device, say)
+    m: dict[str, float] = {"eval/n_images": len(data.x), "eval/seed": ecfg.seed}
+    for name in GROUPS:  # in a fixed order, whatever order the caller listed them in
+        m[f"eval/group/{name}"] = float(name in ecfg.groups)
+        if name in ecfg.groups and name in NEED_LABELS and not ctx.labelled:
+            m[f"skipped/{name}"] = 1.0
+            say(f"{run_dir.name}: skipped {name}: {NEED_LABELS[name]}, and these images have none")
+        elif name in ecfg.groups:
+            m |= to_keys(METRIC_GROUPS[name](ctx), ecfg.split)
+    m["eval/figures"] = float(ecfg.figures)
+    if ecfg.figures:
+        arrays = eval_arrays(ctx)
+        arrays.save(run_dir)
+        draw_run_figures(run_dir, arrays)
+    m["eval/time_s"] = time.perf_counter() - t_start
+    atomic_write_json(run_dir / "eval.json", m)
+    say(f"{run_dir.name}: wrote eval.json in {m['eval/time_s']:.1f} s")
+    return m
 
 
 def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
@@ -43,15 +119,11 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
     mu, q = ctx.codes
     kl_dim = None if q is None else q.kl_per_dim().double().mean(0)
     feats, probs = ctx.classify(ctx.recon)
-    real_feats = ctx.real[0]
-    n = ctx.pr_size
-    precision, recall = precision_recall(
-        real_feats[:n], feats[:n], ctx.ecfg.pr_k, real_radii=ctx.real_radii
-    )
+    fd, precision, recall = ctx.against_real(feats)
     # Realism of decodes of real codes, each matched against the real images except its own
     # original: the level the same model's interpolations can be read against.
     own = np.arange(len(feats))[:, None]
-    realism = realism_ratio(feats, real_feats, ctx.real_nn_scale, exclude=own)
+    realism = realism_ratio(feats, ctx.real[0], ctx.real_nn_scale, exclude=own)
     m = Reconstruction(
         sse=sse_,
         sse_se=standard_error(per_image),
@@ -65,7 +137,7 @@ def reconstruction_metrics(ctx: EvalContext) -> Reconstruction:
         accuracy=float((probs.argmax(1) == ctx.data.y.cpu().numpy()).mean())
         if ctx.labelled
         else None,
-        fd=frechet_distance_features(feats, real_feats),
+        fd=fd,
         precision=precision,
         recall=recall,
         realism_median=float(np.median(realism)),
@@ -81,30 +153,23 @@ def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
     model, cfg, e = ctx.model, ctx.cfg, ctx.ecfg
     if not is_vae(model):
         return None
+    # ~1000 decoder passes per forward: larger batches measured slower on CPU (the allocator
+    # maps and faults in 100+ MB activation buffers on every forward).
+    x_lik, k, chunk = ctx.data.x_lik, e.iw_samples, min(e.iw_samples, 1000)
+    g = torch.Generator(device=ctx.device).manual_seed(stream_seed(e.seed, "eval_likelihood"))
 
     def log_lik(xb: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return -neg_log_likelihood(model.decode(z), xb, cfg.likelihood, cfg.sigma2)
 
-    x_lik = ctx.data.x_lik
-    g = torch.Generator(device=ctx.device).manual_seed(stream_seed(e.seed, "eval_likelihood"))
+    def iw(b: torch.Tensor) -> torch.Tensor:
+        return iw_log_likelihood(model.posterior, log_lik, b, k, chunk=chunk, generator=g)
+
     parts = batched(lambda b: elbo(model.posterior, log_lik, b, generator=g), x_lik, 500)
     el = torch.cat([p[0] for p in parts])
     x_iw = x_lik[: e.iw_limit]
     t0 = time.perf_counter()
-    ctx.say(f"{ctx.run_dir.name}: IW-NLL with K={e.iw_samples} on {len(x_iw)} images")
-    # ~1000 decoder passes per forward: larger batches measured slower on CPU (the allocator
-    # maps and faults in 100+ MB activation buffers on every forward).
-    chunk = min(e.iw_samples, 1000)
-    lp = torch.cat(
-        batched(
-            lambda b: iw_log_likelihood(
-                model.posterior, log_lik, b, e.iw_samples, chunk=chunk, generator=g
-            ),
-            x_iw,
-            max(1, 1000 // chunk),
-        )
-    )
-    d = x_lik[0].numel()
+    ctx.say(f"{ctx.run_dir.name}: IW-NLL with K={k} on {len(x_iw)} images")
+    lp = torch.cat(batched(iw, x_iw, max(1, 1000 // chunk)))
     iw_nll = float(-lp.mean())
     # The standard errors over images say how many images a precision needs: the IW-NLL's
     # shrinks as 1/sqrt(--iw-limit), while its bias shrinks with K (--iw-samples).
@@ -113,9 +178,9 @@ def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
         elbo_se=standard_error(el),
         iw_nll=iw_nll,
         iw_nll_se=standard_error(lp),
-        iw_bits_per_dim=iw_nll / (d * math.log(2))
+        iw_bits_per_dim=iw_nll / (x_lik[0].numel() * math.log(2))
         + (8.0 if cfg.likelihood == "gaussian" else 0.0),  # dequantised 8-bit data: see README
-        iw_k=e.iw_samples,
+        iw_k=k,
         iw_n_images=len(x_iw),
         iw_time_s=time.perf_counter() - t0,
         neg_elbo_same_images=float(-el[: len(x_iw)].mean()),
@@ -127,25 +192,20 @@ def sample_quality_metrics(ctx: EvalContext) -> SampleQuality:
     same measures between real train and real images as the floor."""
     real_feats, real_probs = ctx.real
     feats, probs = ctx.classify(ctx.samples)
-    floor_feats = ctx.floor[0]
-    n, k = ctx.pr_size, ctx.ecfg.pr_k
-    real, radii = real_feats[:n], ctx.real_radii
-    precision, recall = precision_recall(real, feats[:n], k, real_radii=radii)
+    fd, precision, recall = ctx.against_real(feats)
+    floor_feats, n, k = ctx.floor[0], ctx.pr_size, ctx.ecfg.pr_k
     # real train against real images: the same for every model, memoised by content
     floor_fd, floor_precision, floor_recall = memo.memoised(
         "floor",
-        (floor_feats, real_feats, n, k, radii),
-        lambda: (
-            frechet_distance_features(floor_feats, real_feats),
-            *precision_recall(real, floor_feats[:n], k, real_radii=radii),
-        ),
+        (floor_feats, real_feats, n, k, ctx.real_radii),
+        lambda: ctx.against_real(floor_feats),
     )
     hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
     nz_hist = hist[hist > 0]
     labelled = ctx.labelled  # without labels the last layer predicts pixels, not classes
     m = SampleQuality(
         classifier_accuracy=ctx.classifier[1]["test_accuracy"],
-        fd=frechet_distance_features(feats, real_feats),
+        fd=fd,
         floor_fd=floor_fd,
         precision=precision,
         recall=recall,
@@ -189,7 +249,8 @@ def probe_metrics(ctx: EvalContext) -> Probes:
 
 def path_confidence(ctx: EvalContext, mode: str) -> np.ndarray:
     """Max-softmax confidence along every path of `mode`: (paths, steps + 2)."""
-    return np.stack([ctx.classify(p.images)[1].max(1) for p in ctx.paths[mode]])
+    rows = [ctx.classify(p.images)[1].max(1) for p in ctx.paths[mode]]
+    return np.array(rows).reshape(-1, ctx.ecfg.steps + 2)  # (0, steps + 2) without paths
 
 
 def path_realism(ctx: EvalContext, mode: str) -> np.ndarray:
@@ -200,7 +261,7 @@ def path_realism(ctx: EvalContext, mode: str) -> np.ndarray:
         inner = ctx.classify(p.images[1:-1])[0]
         exclude = np.tile(np.array(p.ends), (len(inner), 1))
         rows.append(realism_ratio(inner, ctx.real[0], ctx.real_nn_scale, exclude))
-    return np.stack(rows)
+    return np.array(rows).reshape(-1, ctx.ecfg.steps)
 
 
 def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
@@ -230,6 +291,15 @@ def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
     return m
 
 
+METRIC_GROUPS: dict[str, Callable[[EvalContext], Group | None]] = {
+    "reconstruction": reconstruction_metrics,
+    "likelihood": likelihood_metrics,
+    "samples": sample_quality_metrics,
+    "probes": probe_metrics,
+    "interpolation": interpolation_metrics,
+}
+
+
 def standard_error(per_image: torch.Tensor) -> float:
     """The standard error of the mean of per-image values (N,): their sample SD / sqrt(N)."""
     if len(per_image) < 2:
@@ -238,5 +308,55 @@ def standard_error(per_image: torch.Tensor) -> float:
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float | None:
-    """The mean of `key` over `rows` (None without rows)."""
     return float(np.mean([r[key] for r in rows])) if rows else None
+
+
+def _numpy(images: torch.Tensor) -> np.ndarray:
+    return images.detach().float().cpu().numpy()
+
+
+def eval_arrays(ctx: EvalContext) -> EvalArrays:
+    """What the run's figures are drawn from (see EvalArrays)."""
+    x, t, modes = ctx.data.x, ctx.ecfg.steps, ("lerp", "slerp")
+    mu, q = ctx.codes
+    centred = mu.double().cpu() - mu.double().cpu().mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    var = mu.double().var(0).cpu()
+    kl = None if q is None else q.kl_per_dim().double().mean(0).cpu()
+    order = torch.argsort(var if kl is None else kl, descending=True)
+    return EvalArrays(
+        kind=f"VAE β={ctx.cfg.beta:g}" if ctx.model.is_vae else "AE",
+        split=ctx.ecfg.split,
+        steps=t,
+        inputs=_numpy(x[:16]),
+        recon=_numpy(ctx.recon[:16]),
+        samples=_numpy(ctx.samples[:64]),
+        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]).reshape(-1, 2),
+        # unlabelled data has no paths (they are chosen by label): empty arrays of the usual shapes
+        paths={
+            m: np.array([_numpy(p.images) for p in ctx.paths[m]]).reshape(-1, t + 2, *x.shape[1:])
+            for m in modes
+        },
+        confidence={m: path_confidence(ctx, m) for m in modes},
+        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        codes_2d=(centred @ v[:2].T).numpy(),
+        labels=ctx.data.y.cpu().numpy(),
+        explained=(s[:2] ** 2 / (s**2).sum()).numpy(),
+        activity=var[order].numpy(),
+        kl_per_dim=None if kl is None else kl[order].numpy(),
+        dims=order.numpy(),
+        traversal_values=TRAVERSAL_VALUES,
+        traversals=_traversals(ctx, order[:6].tolist(), var),
+    )
+
+
+@torch.no_grad()
+def _traversals(ctx: EvalContext, dims: list[int], var: torch.Tensor) -> np.ndarray:
+    """(dims, values, C, H, W): the mean code moved along each dim by k standard deviations."""
+    base = ctx.codes[0].mean(0)
+    rows = []
+    for d in dims:
+        z = base.repeat(len(TRAVERSAL_VALUES), 1)
+        z[:, d] = base[d] + torch.as_tensor(TRAVERSAL_VALUES).to(z) * var[d].sqrt().to(z)
+        rows.append(_numpy(torch.sigmoid(ctx.model.decode(z))))
+    return np.stack(rows)
