@@ -36,19 +36,25 @@ VAE_ONLY = (keys.TEST_KL, keys.TEST_ELBO, keys.TEST_IW_NLL, keys.TEST_ACTIVE_UNI
 INTERP = EvalConfig()
 
 
-def stage_time(doc: Doc, stage: str) -> str:
-    """The wall time of a stage of the study."""
-    return doc.cite(lambda s: s.stage_time_s[stage], ".1f")
-
-
 def probe(doc: Doc, run: str, key: str) -> str:
     """A probe accuracy of a run, as the representation stage recorded it."""
     return doc.cite(lambda s: s.representation[run][key], ".4f")
 
 
+def stage_time(doc: Doc, stage: str) -> str:
+    """The wall time of a stage of the study."""
+    return doc.cite(lambda s: s.stage_time_s[stage], ".1f")
+
+
 def train_value(doc: Doc, run: str, key: str, spec: str) -> str:
     """A value of a run's training summary (vaelab.train.loop)."""
     return doc.cite(lambda s: s.runs[run].train[key], spec)
+
+
+def metric(doc: Doc, run: str, key: str) -> str:
+    """A run's metric in its METRICS format, or "–" when not part of the run's evaluation."""
+    assert doc.study is not None, "only a study's Doc cites study.json"
+    return doc.ev(run, key, METRICS[key][1]) if key in doc.study.runs[run].eval else "–"
 
 
 def run_label(run: RunEntry) -> str:

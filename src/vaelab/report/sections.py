@@ -16,6 +16,7 @@ from vaelab.report.citations import (
     INTERP,
     METRICS,
     VAE_ONLY,
+    metric,
     probe,
     run_label,
     stage_time,
@@ -38,10 +39,6 @@ re-rendered report must list splits as the first one did."""
 
 def _split_order(item: tuple[str, object]) -> int:
     return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
-
-
-def _n_paths() -> int:
-    return len(INTERP.pairs) * INTERP.n_pairs
 
 
 def summary(doc: Doc, s: StudyResult) -> None:
@@ -75,7 +72,12 @@ def summary(doc: Doc, s: StudyResult) -> None:
 
 
 def reproduce_section(doc: Doc, s: StudyResult) -> None:
-    c, env = s.config, s.env
+    c, env, variant = s.config, s.env, s.classifier.variant
+    classifier = (
+        f"{variant}, label-free (predicts the pixels; no labels to score it)"
+        if s.classifier.test_accuracy is None
+        else f"{variant}, test accuracy {doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}"
+    )
     doc.h(2, "How to reproduce", "reproduce")
     cmd = f"vaelab study --preset {c.preset} --dataset {c.train.dataset}"
     if c.train.dataset == "mnist":  # what `make study` runs
@@ -96,7 +98,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
                 f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
             ],
             ["seed", f"{c.train.seed} (every run; evaluation seed {c.train.seed})"],
-            ["reference classifier", _classifier_text(doc, s)],
+            ["reference classifier", classifier],
         ],
     )
     doc.table(
@@ -107,15 +109,6 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
         f"Compute in the runs (training + evaluation, summed over sessions): "
         f"{doc.cite(lambda s: s.compute_time_s, '.0f')} s. Re-running the command reuses "
         "finished runs and resumes unfinished ones."
-    )
-
-
-def _classifier_text(doc: Doc, s: StudyResult) -> str:
-    if s.classifier.test_accuracy is None:
-        return f"{s.classifier.variant}, label-free (predicts the pixels; no labels to score it)"
-    return (
-        f"{s.classifier.variant}, test accuracy "
-        f"{doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}"
     )
 
 
@@ -146,7 +139,7 @@ def run_section(doc: Doc, s: StudyResult, name: str, title: str, full: bool = Fa
     r = s.runs[name]
     doc.h(2, title, name)
     shown = [k for k in METRICS if (r.model == "vae" or k not in VAE_ONLY) and k in r.eval]
-    doc.table(["metric", "value"], [[METRICS[k][0], doc.ev(name, k, METRICS[k][1])] for k in shown])
+    doc.table(["metric", "value"], [[METRICS[k][0], metric(doc, name, k)] for k in shown])
     d = r.dir
     doc.img(f"{d}/figures/curves.png", "Training curves (per logged iteration).")
     doc.img(f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
@@ -235,8 +228,7 @@ def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
             if b == search.chosen_beta
             else (" (eligible)" if eligible < INELIGIBLE_PENALTY else "")
         )
-        cells = [doc.ev(name, k, METRICS[k][1]) if k in ev else "–" for k in SEARCH_METRICS]
-        rows.append([f"{b:g}{mark}", *cells])  # "–": not part of this run's evaluation
+        rows.append([f"{b:g}{mark}", *(metric(doc, name, k) for k in SEARCH_METRICS)])
     return rows
 
 
@@ -249,16 +241,17 @@ def _rung_tables(doc: Doc, s: StudyResult) -> None:
             + [METRICS[k][0] for k in cols[:2]]
             + ["recon accuracy"],
             [
-                [b]
-                + [doc.ev(name, k, METRICS[k][1]) if k in s.runs[name].eval else "–" for k in cols]
+                [b, *(metric(doc, name, k) for k in cols)]
                 for b, name in sorted(rung.runs.items(), key=lambda kv: float(kv[0]))
             ],
         )
 
 
 def _search_units(doc: Doc, s: StudyResult) -> None:
-    c = s.config
+    c, shape = s.config, s.data.splits["train"].shape
     first = s.search.trial_run(s.search.trials[0])
+    # how many values an image's SSE sums, said when they are not MNIST's 1×28×28
+    summed = "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"
     full = [n for n in s.run_order if s.runs[n].evaluation == "full"]
     # without labels there is no accuracy, class entropy, probe or class-pair path to list
     recon, samples, extra, features = (
@@ -278,7 +271,7 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"trial values compare with each other only); {', '.join(full)} got the full one "
         f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, {extra}"
         "all figures). "
-        f"Units: SSE per image{_summed_over(s)}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"Units: SSE per image{summed}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
         f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         f"σ² = ½); FD = Fréchet distance of {features}; precision and recall "
@@ -320,7 +313,8 @@ def interpolation_section(doc: Doc, s: StudyResult) -> None:
         )
     doc.img(
         "figures/interp_confidence_compare.png",
-        f"Classifier confidence along the paths (mean over {_n_paths()} paths, band = min–max).",
+        "Classifier confidence along the paths (mean over "
+        f"{len(INTERP.pairs) * INTERP.n_pairs} paths, band = min–max).",
     )
     doc.table(
         ["model, path"] + [label for _, label, _ in INTERP_COLUMNS], _interpolation_rows(doc, s)
@@ -393,7 +387,7 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
                 train_value(doc, name, "train_time_s", ".0f"),
                 train_value(doc, name, "val/loss", ".4g"),
             ]
-            + [doc.ev(name, k, METRICS[k][1]) if k in r.eval else "–" for k in cols]
+            + [metric(doc, name, k) for k in cols]
         )
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
@@ -431,9 +425,3 @@ def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
     md = atomic_write_text(root / "report.md", doc.markdown())
     page = atomic_write_text(root / "report.html", doc.html(title))
     return md, page
-
-
-def _summed_over(s: StudyResult) -> str:
-    """How many values an image's SSE sums, said when they are not MNIST's 1×28×28."""
-    shape = s.data.splits["train"].shape
-    return "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"
