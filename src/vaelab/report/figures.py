@@ -15,7 +15,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import ticker
 from matplotlib.ticker import MaxNLocator
 
 from vaelab.fsutil import atomic_write_bytes
@@ -43,24 +42,18 @@ def make_grid(
     return np.pad(grid, ((0, 0), (0, padding), (0, padding)), constant_values=pad_value)
 
 
-def _save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+def save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = None) -> None:
+def show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = None) -> None:
     grid = np.moveaxis(make_grid(images, nrow=nrow, padding=2), 0, -1)
-    ax.imshow(
-        grid.squeeze(-1) if grid.shape[-1] == 1 else grid,
-        cmap="gray",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
-    ax.set_xticks([])
-    ax.set_yticks([])
+    grid = grid.squeeze(-1) if grid.shape[-1] == 1 else grid
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
     if label is not None:
         ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
 
@@ -68,9 +61,9 @@ def _show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = 
 def image_grid(path: str | Path, images: np.ndarray, title: str, nrow: int = 8) -> Path:
     rows = -(-len(images) // nrow)
     fig, ax = plt.subplots(figsize=(0.55 * nrow + 0.4, 0.55 * rows + 0.6))
-    _show_grid(ax, images, nrow)
+    show_grid(ax, images, nrow)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = None) -> Path:
@@ -80,11 +73,11 @@ def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = No
         len(rows), 1, figsize=(0.6 * n_cols + 1.2, 0.75 * len(rows) + 0.6), squeeze=False
     )
     for ax, (label, images) in zip(axes[:, 0], rows, strict=True):
-        _show_grid(ax, images, n_cols, label)
+        show_grid(ax, images, n_cols, label)
     if xlabel is not None:
         axes[-1, 0].set_xlabel(xlabel, fontsize=7)
     axes[0, 0].set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def training_curves(path: str | Path, records: list[dict], title: str) -> Path:
@@ -106,7 +99,7 @@ def training_curves(path: str | Path, records: list[dict], title: str) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def path_curves(
@@ -136,7 +129,7 @@ def path_curves(
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str) -> Path:
@@ -145,7 +138,7 @@ def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str)
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
     fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def bars(
@@ -162,10 +155,10 @@ def bars(
         ax.axhline(threshold, color="red", lw=0.8, ls="--", label=f"threshold {threshold:g}")
         ax.legend(fontsize=8)
     ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
+def log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
     """Log x axis; symlog (linear near 0) only when some value is not positive."""
     positive = [v for v in x if v > 0]
     if len(positive) == len(x):
@@ -194,91 +187,11 @@ def xy_lines(
     if mark is not None:
         ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
     ax.set(xlabel="β", ylabel=ylabel, title=title)
-    _log_axis(ax, x)
+    log_axis(ax, x)
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-@dataclass
-class RateDistortion:
-    """(rate, distortion) per β, the chosen point, the AE's distortion, the chosen β's long run."""
-
-    rate: Sequence[float]
-    distortion: Sequence[float]
-    labels: Sequence[str]
-    chosen: tuple[float, float]
-    chosen_beta: float
-    ae_distortion: float | None = None
-    tuned: tuple[float, float] | None = None
-
-
-def _spans_decade(values: Sequence[float]) -> bool:
-    positive = [v for v in values if v > 0]
-    return bool(positive) and max(values) > 10 * min(positive)
-
-
-def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
-    ax.plot(rd.rate, rd.distortion, "o-", ms=4, color="tab:blue", label="VAE, one point per β")
-    for xi, yi, label in zip(rd.rate, rd.distortion, rd.labels, strict=True):
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    cx, cy = rd.chosen
-    ax.plot([cx], [cy], "*", ms=14, color="red", label=f"chosen β = {rd.chosen_beta:g}")
-    if rd.tuned is not None:
-        ax.plot([rd.tuned[0]], [rd.tuned[1]], "D", ms=7, color="darkred", label="tuned run")
-    if rd.ae_distortion is not None:
-        ax.axhline(rd.ae_distortion, color="gray", lw=0.8, ls="--", label="AE (no rate term)")
-    # Log axes only where the values span a decade: on a narrower range matplotlib labels
-    # every minor tick and the labels overlap.
-    rate = [*rd.rate, *([rd.tuned[0]] if rd.tuned else [])]
-    distortion = [*rd.distortion, *([rd.tuned[1]] if rd.tuned else [])]
-    if _spans_decade(rate):
-        _log_axis(ax, rate)
-    if _spans_decade(distortion):
-        ax.set_yscale("log")
-        # plain labels at 1-2-5 steps: the default minor labels ("6×10¹") are wider than the
-        # room left of the axis and ran into the y label
-        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
-    ax.set_title("Rate–distortion across β", fontsize=10)
-    ax.legend(fontsize=7)
-
-
-def rate_distortion(path: str | Path, rd: RateDistortion) -> Path:
-    """Rate against distortion across β, on its own (the summary panel shows it too)."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    _rate_distortion(ax, rd)
-    return _save(fig, path)
-
-
-def summary_panel(
-    path: str | Path,
-    samples: Sequence[tuple[str, np.ndarray]],
-    strips: Sequence[tuple[str, Rows]],
-    rd: RateDistortion,
-    title: str,
-) -> Path:
-    """The report's first figure: per model, prior samples (title, images), 8 per row (top);
-    paths (title, [(row label, path (T, C, H, W))]) and the rate–distortion curve (bottom)."""
-    fig = plt.figure(figsize=(13, 5.4))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
-    for i, (name, images) in enumerate(samples):
-        ax = fig.add_subplot(grid[0, i])
-        _show_grid(ax, images, 8)
-        ax.set_title(name, fontsize=10)
-    for i, (name, rows) in enumerate(strips):
-        sub = grid[1, i].subgridspec(len(rows), 1, hspace=0.06)
-        for r, (label, images) in enumerate(rows):
-            ax = fig.add_subplot(sub[r])
-            _show_grid(ax, images, len(images), label)
-            if r == 0:
-                ax.set_title(name, fontsize=10)
-    _rate_distortion(fig.add_subplot(grid[1, 2]), rd)
-    fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ---- a sweep's figures ------------------------------------------------------------------------
@@ -315,7 +228,7 @@ def param_vs_objective(path: Path, panels: Sequence[ParamPanel], label: str) -> 
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"{label} of each complete trial (labels: trial numbers)")
-    return _save(fig, path, dpi=100)
+    return save(fig, path, dpi=100)
 
 
 def importance_bars(path: Path, importances: dict[str, float], label: str) -> Path:
@@ -324,7 +237,7 @@ def importance_bars(path: Path, importances: dict[str, float], label: str) -> Pa
     ax.barh(names, [importances[n] for n in names], color="tab:orange")
     ax.set_xlabel(f"importance for {label} (PED-ANOVA, sums to 1)")
     ax.set_xlim(0, max(1.0, *importances.values()))
-    return _save(fig, path, dpi=100)
+    return save(fig, path, dpi=100)
 
 
 def learning_curves(
@@ -340,4 +253,4 @@ def learning_curves(
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path, dpi=100)
+    return save(fig, path, dpi=100)
