@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from vaelab.fsutil import atomic_write_bytes
 
@@ -192,65 +189,3 @@ def xy_lines(
         ax.set_yscale("log")
     ax.legend(fontsize=8)
     return save(fig, path)
-
-
-# ---- a sweep's figures ------------------------------------------------------------------------
-@dataclass
-class ParamPanel:
-    """One parameter against an objective: a point per complete trial, labelled by its number.
-    Categorical values sit at positions 0, 1, … named by `ticks`; `log`: a log-scaled axis."""
-
-    name: str
-    x: Sequence[float]
-    y: Sequence[float]
-    numbers: Sequence[int]
-    ticks: Sequence[str] | None = None
-    log: bool = False
-
-
-def param_vs_objective(path: Path, panels: Sequence[ParamPanel], label: str) -> Path:
-    """One panel per parameter: the objective `label` of every complete trial against it."""
-    cols = min(3, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    for ax, p in zip(axes.flat, panels, strict=False):
-        if p.ticks is not None:
-            ax.set_xticks(range(len(p.ticks)), list(p.ticks))
-        elif p.log:
-            ax.set_xscale("log")
-        ax.scatter(p.x, p.y, s=28, color="tab:blue")
-        for x, y, n in zip(p.x, p.y, p.numbers, strict=True):
-            ax.annotate(str(n), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(p.name)
-        ax.set_ylabel(label)
-        ax.ticklabel_format(axis="y", useOffset=False)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(f"{label} of each complete trial (labels: trial numbers)")
-    return save(fig, path, dpi=100)
-
-
-def importance_bars(path: Path, importances: dict[str, float], label: str) -> Path:
-    names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
-    ax.barh(names, [importances[n] for n in names], color="tab:orange")
-    ax.set_xlabel(f"importance for {label} (PED-ANOVA, sums to 1)")
-    ax.set_xlim(0, max(1.0, *importances.values()))
-    return save(fig, path, dpi=100)
-
-
-def learning_curves(
-    path: Path, curves: Sequence[tuple[str, Sequence[int], Sequence[float], bool]], metric: str
-) -> Path:
-    """One line per trial: (label, epochs, values, pruned); pruned trials dashed."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    colours = plt.get_cmap("tab10")
-    for i, (label, steps, values, pruned) in enumerate(curves):
-        style, marker = ("--", "x") if pruned else ("-", "o")
-        ax.plot(steps, values, style, marker=marker, color=colours(i % 10), alpha=0.85, label=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    return save(fig, path, dpi=100)
