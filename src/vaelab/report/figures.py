@@ -153,39 +153,3 @@ def bars(
         ax.legend(fontsize=8)
     ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=title)
     return save(fig, path)
-
-
-def log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
-    """Log x axis; symlog (linear near 0) only when some value is not positive."""
-    positive = [v for v in x if v > 0]
-    if len(positive) == len(x):
-        ax.set_xscale("log")
-    else:
-        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-
-
-def xy_lines(
-    path: str | Path,
-    x: Sequence[float],
-    series: dict[str, Sequence[float]],
-    title: str,
-    ylabel: str,
-    *,
-    hlines: Sequence[tuple[float, str]] = (),
-    mark: float | None = None,
-    logy: bool = False,
-) -> Path:
-    """Metric(s) against β (log axis), optional reference lines and the marked choice."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for name, ys in series.items():
-        ax.plot(x, ys, "o-", ms=4, label=name)
-    for (value, label), style in zip(hlines, ("--", ":", "-."), strict=False):
-        ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
-    if mark is not None:
-        ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
-    ax.set(xlabel="β", ylabel=ylabel, title=title)
-    log_axis(ax, x)
-    if logy:
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    return save(fig, path)

@@ -61,7 +61,7 @@ def _stored_arrays(root: Path, s: StudyResult) -> dict[str, EvalArrays] | None:
 def beta_figures(fig_dir: Path, s: StudyResult) -> None:
     """The β-search trials' metrics against β (rate–distortion, FD, precision/recall, entropy,
     active units, probes when the trials had them), the chosen β marked."""
-    betas = s.search.trials
+    betas, chosen = s.search.trials, s.search.chosen_beta
     trials = [s.runs[s.search.trial_run(b)].eval for b in betas]
     fig, ax = plt.subplots(figsize=(5.2, 3.8))  # the summary panel shows it too
     _rate_distortion(ax, s)
@@ -69,16 +69,27 @@ def beta_figures(fig_dir: Path, s: StudyResult) -> None:
     for name, title, ylabel, series, hlines in _beta_plots(s, trials[0]):
         if any(k not in trials[0] for k in series.values()):
             continue  # no probes in the selection evaluation, no class readings without labels
-        figures.xy_lines(
-            fig_dir / name,
-            betas,
-            {label: [e[k] for e in trials] for label, k in series.items()},
-            title,
-            ylabel,
-            hlines=hlines,
-            mark=s.search.chosen_beta,
-            logy=name == "beta_fd.png",
-        )
+        fig, ax = plt.subplots(figsize=(5.2, 3.4))
+        for label, k in series.items():
+            ax.plot(betas, [e[k] for e in trials], "o-", ms=4, label=label)
+        for (value, label), style in zip(hlines, ("--", ":", "-."), strict=False):
+            ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
+        ax.axvline(chosen, color="red", lw=0.8, ls=":", label=f"chosen {chosen:g}")
+        ax.set(xlabel="β", ylabel=ylabel, title=title)
+        _log_axis(ax, betas)
+        if name == "beta_fd.png":
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        figures.save(fig, fig_dir / name)
+
+
+def _log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
+    """Log x axis; symlog (linear near 0) only when some value is not positive."""
+    positive = [v for v in x if v > 0]
+    if len(positive) == len(x):
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
 
 
 def _beta_plots(
@@ -231,7 +242,7 @@ def _rate_distortion(ax: plt.Axes, s: StudyResult) -> None:
     # Log axes only where the values span a decade: on a narrower range matplotlib labels
     # every minor tick and the labels overlap.
     if _spans_decade(rate):
-        figures.log_axis(ax, rate)
+        _log_axis(ax, rate)
     if _spans_decade(distortion):
         ax.set_yscale("log")
         # plain labels at 1-2-5 steps: the default minor labels ("6×10¹") are wider than the
