@@ -195,32 +195,9 @@ def q_beta10(doc: Doc, s: StudyResult) -> str:
     )
 
 
-def _tuned_texts(s: StudyResult) -> tuple[str, str]:
-    """The tuned VAE in words: (its reconstructions (empty without labels), its samples)."""
-    c, ae, t = s.config, s.runs["ae"].eval, s.runs[s.tuned].eval
-    if not s.labelled:  # no identity to keep, no classes to cover: Fréchet distance alone
-        closer = "closer" if t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD] else "no closer"
-        return "", f"{closer} to real images than the AE's by Fréchet distance"
-    recon_text = (
-        "keep the identity of the input"
-        if t[keys.RECON_ACCURACY] >= c.min_recon_accuracy
-        else "do not reliably keep the identity of the input"
-    )
-    good_samples = (
-        t[keys.SAMPLES_CLASS_ENTROPY] >= class_entropy_threshold(c.min_class_entropy, s.classes)
-        and t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
-    )
-    sample_text = (
-        "clear and diverse, and closer to real digits than the AE's"
-        if good_samples
-        else "not yet clear and diverse by these measures"
-    )
-    return recon_text, sample_text
-
-
 def q_tuned(doc: Doc, s: StudyResult) -> str:
-    ev, t, search = doc.ev, s.tuned, s.search
-    recon_text, sample_text = _tuned_texts(s)
+    ev, t, search, c = doc.ev, s.tuned, s.search, s.config
+    ae, te = s.runs["ae"].eval, s.runs[t].eval
     fallback = (
         " No β met both thresholds, so this is the fallback choice; treat it with care."
         if search.fallback
@@ -230,15 +207,30 @@ def q_tuned(doc: Doc, s: StudyResult) -> str:
     ref = "inside" if lo <= search.chosen_beta <= hi else "outside"
     sse = f"SSE {ev(t, keys.TEST_SSE)} per image against the AE's {ev('ae', keys.TEST_SSE)}"
     trade = "the KL term trades sharpness for a smooth, prior-matched code"
-    recon, classes = f"Its reconstructions have {sse} ({trade})", ""
-    if s.labelled:  # whether reconstructions are recognised; the classifier's reading of samples
+    if not s.labelled:  # no identity to keep, no classes to cover: Fréchet distance alone
+        closer = "closer" if te[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD] else "no closer"
+        recon, classes = f"Its reconstructions have {sse} ({trade})", ""
+        sample_text = f"{closer} to real images than the AE's by Fréchet distance"
+    else:  # whether reconstructions are recognised; the classifier's reading of samples
+        keeps = (
+            "keep" if te[keys.RECON_ACCURACY] >= c.min_recon_accuracy else "do not reliably keep"
+        )
         recon = (
-            f"Its reconstructions {recon_text} (the classifier recognises "
+            f"Its reconstructions {keeps} the identity of the input (the classifier recognises "
             f"{ev(t, keys.RECON_ACCURACY, '.1%')}; {sse}: {trade})"
         )
         classes = (
             f", classifier confidence {ev(t, keys.SAMPLES_CONFIDENCE)}, class entropy "
             f"{ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats"
+        )
+        entropy = class_entropy_threshold(c.min_class_entropy, s.classes)
+        good = (
+            te[keys.SAMPLES_CLASS_ENTROPY] >= entropy and te[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
+        )
+        sample_text = (
+            "clear and diverse, and closer to real digits than the AE's"
+            if good
+            else "not yet clear and diverse by these measures"
         )
     # " ± the standard error": absent from an eval.json written before vaelab recorded it
     se = f" ± {ev(t, keys.TEST_IW_NLL_SE, '.2f')}" if keys.TEST_IW_NLL_SE in s.runs[t].eval else ""
