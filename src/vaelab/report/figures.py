@@ -77,28 +77,6 @@ def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = No
     return save(fig, path)
 
 
-def training_curves(path: str | Path, records: list[dict], title: str) -> Path:
-    """Per-iteration reconstruction and KL (log scale), with validation per epoch."""
-    train = [r for r in records if "train/recon" in r]
-    val = [r for r in records if "val/recon" in r]
-    parts = [("recon", "reconstruction", "reconstruction (nats / SSE per image)")]
-    if any(r.get("train/kl", 0) > 0 for r in train):
-        parts.append(("kl", "KL", "KL (nats per image)"))
-    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts) + 1, 3.4), squeeze=False)
-    for ax, (key, name, ylabel) in zip(axes[0], parts, strict=True):
-        for split, rs, style, label in (
-            ("train", train, "-", "train (per logged step)"),
-            ("val", val, "o-", "validation (per epoch)"),
-        ):
-            ys = [max(r[f"{split}/{key}"], 1e-8) for r in rs]
-            ax.plot([r["step"] for r in rs], ys, style, ms=3, lw=0.8, label=label)
-        ax.set(xlabel="iteration", ylabel=ylabel, yscale="log", title=name)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save(fig, path)
-
-
 def path_curves(
     path: str | Path,
     curves: dict[str, np.ndarray],
@@ -126,15 +104,6 @@ def path_curves(
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
-    return save(fig, path)
-
-
-def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str) -> Path:
-    """Codes projected to 2-D (N, 2) as a scatter coloured by digit label."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
-    fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
     return save(fig, path)
 
 
