@@ -1,5 +1,6 @@
-"""Every figure vaelab draws (PNG, matplotlib Agg), from numpy arrays (images (N, C, H, W) or
-(N, H, W) in [0, 1]) or plain numbers: saved atomically, figure closed. No torch here.
+"""The plots vaelab's figures share (PNG, matplotlib Agg), from numpy arrays (images (N, C, H, W)
+or (N, H, W) in [0, 1]) or plain numbers: saved atomically, figure closed. No torch here; the
+study's and the sweep's own figures are drawn where their results are read.
 """
 
 from __future__ import annotations
