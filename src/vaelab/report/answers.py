@@ -94,8 +94,11 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> str:
         if s.labelled
         else ""
     )
-    ae_sse = s.runs["ae"].eval[keys.TEST_SSE]
-    sharpest = ae_sse <= min(r.eval[keys.TEST_SSE] for r in s.runs.values())
+    sharp = (
+        "Yet its reconstructions are the sharpest of all runs"
+        if s.runs["ae"].eval[keys.TEST_SSE] <= min(r.eval[keys.TEST_SSE] for r in s.runs.values())
+        else "Its reconstructions are sharp"
+    )
     return (
         f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
         f"Its test codes have mean norm {code('ae', 'norm_mean')} (samples of N(0, I) in "
@@ -109,9 +112,8 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> str:
         f"{verdict} (floor, real train vs test: {ev('ae', keys.FLOOR_FD)}); {_pr(doc, 'ae')} "
         f"(tuned VAE: {_pr(doc, tuned)}; real train vs test: "
         f"{ev('ae', keys.FLOOR_PRECISION, '.2f')}, {ev('ae', keys.FLOOR_RECALL, '.2f')})"
-        f"{classes}. {'Yet its' if sharpest else 'Its'} reconstructions are "
-        f"{'the sharpest of all runs' if sharpest else 'sharp'} (SSE {ev('ae', keys.TEST_SSE)} "
-        "per image): the decoder is good, the prior is wrong for it."
+        f"{classes}. {sharp} (SSE {ev('ae', keys.TEST_SSE)} per image): the decoder is good, "
+        "the prior is wrong for it."
     )
 
 
