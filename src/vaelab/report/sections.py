@@ -312,14 +312,14 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
     )
 
 
-INTERP_COLUMNS = [
-    ("realism_median", "realism, median", ".3f"),
-    ("realism_p90", "realism, 90th pct", ".3f"),
-    ("realism_worst", "realism, worst per path", ".3f"),
-    ("mean_conf", "mean confidence", ".3f"),
-    ("min_conf", "lowest confidence", ".3f"),
-    ("path_length_ratio", "path length / straight", ".3f"),
-]
+INTERP_COLUMNS = {  # a path measure (vaelab.evaluate.keys.interp_key) -> its column, as .3f
+    "realism_median": "realism, median",
+    "realism_p90": "realism, 90th pct",
+    "realism_worst": "realism, worst per path",
+    "mean_conf": "mean confidence",
+    "min_conf": "lowest confidence",
+    "path_length_ratio": "path length / straight",
+}
 
 
 def interpolation_section(doc: Doc, s: StudyResult) -> None:
@@ -345,9 +345,7 @@ def interpolation_section(doc: Doc, s: StudyResult) -> None:
         "Classifier confidence along the paths (mean over "
         f"{len(INTERP.pairs) * INTERP.n_pairs} paths, band = min–max).",
     )
-    doc.table(
-        ["model, path"] + [label for _, label, _ in INTERP_COLUMNS], _interpolation_rows(doc, s)
-    )
+    doc.table(["model, path", *INTERP_COLUMNS.values()], _interpolation_rows(doc, s))
     doc.p(faq.INTERPOLATION_MEASURES)
 
 
@@ -356,15 +354,13 @@ def _interpolation_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     rows = []
     for name, label in (("ae", "AE"), (s.tuned, "tuned " + run_label(s.runs[s.tuned]))):
         for mode in ("lerp", "slerp"):
-            rows.append(
-                [f"{label}, {mode}"]
-                + [doc.ev(name, interp_key(mode, key), spec) for key, _, spec in INTERP_COLUMNS]
-            )
+            cells = [doc.ev(name, interp_key(mode, key), ".3f") for key in INTERP_COLUMNS]
+            rows.append([f"{label}, {mode}", *cells])
     pixel = [
-        doc.ev("ae", interp_key("pixel", key), spec)
+        doc.ev("ae", interp_key("pixel", key), ".3f")
         if interp_key("pixel", key) in s.runs["ae"].eval
         else "–"
-        for key, _, spec in INTERP_COLUMNS
+        for key in INTERP_COLUMNS
     ]
     return [*rows, ["pixel cross-fade (no model)", *pixel]]
 
