@@ -5,6 +5,7 @@ numbers against a named threshold below, never against a constant hidden in a se
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
@@ -14,56 +15,29 @@ from vaelab.study.schema import StudyResult
 from vaelab.tune.halving import class_entropy_threshold
 
 # ---- thresholds behind the wording of the answers -------------------------------------------
-PRIOR_NORM_BAND = (0.8, 1.25)
-"""AE code norm / prior norm (√nz) inside this band: 'their scale resembles the prior's' ..."""
-PRIOR_STD_BAND = (0.5, 2.0)
-"""... provided every dimension's std of the AE codes is inside this band too."""
-OFF_MANIFOLD_FACTOR = 1.2
-"""AE prior-sample-to-code distance ratio above this × the VAE's: 'samples fall off its codes'."""
-AE_LIKE_SSE_FACTOR = 1.5
-"""β = 0 reconstructions with SSE under this × the AE's are 'AE-like'."""
-COLLAPSE_KL_NATS = 1.0
-"""β = 10 with KL under this (nats/image) ..."""
-COLLAPSE_SSE_SHARE = 0.8
-"""... and SSE above this share of the mean-image SSE (or no active unit): 'collapsed'."""
-PARTIAL_COLLAPSE_KL_SHARE = 0.2
-"""β = 10 KL under this share of the tuned VAE's: 'partly collapsed'."""
-COURSE_BETA_RANGE = (0.6, 1.8)
-"""Tuned β that course solutions reached, converted to per-image SSE + β·KL (see the FAQ)."""
-REALISM_MARGIN = 0.03
-"""Realism medians closer than this (ratio units) count as equal."""
-CONFIDENCE_MARGIN = 0.02
-"""Lowest-confidence averages closer than this count as equal."""
-PR_LOW_SHARE = 0.5
-"""Sample precision (recall) under this share of its real-vs-real floor counts as low."""
+PRIOR_NORM_BAND = (0.8, 1.25)  # AE code norm / prior norm (√nz) inside: "resembles the prior's"
+PRIOR_STD_BAND = (0.5, 2.0)  # ... provided every dimension's std of the AE codes is inside too
+OFF_MANIFOLD_FACTOR = 1.2  # AE prior-to-code distance ratio over this × the VAE's: "fall off"
+AE_LIKE_SSE_FACTOR = 1.5  # β = 0 reconstructions with SSE under this × the AE's are "AE-like"
+COLLAPSE_KL_NATS = 1.0  # β = 10 with KL under this (nats/image) ...
+COLLAPSE_SSE_SHARE = 0.8  # ... and SSE over this share of the mean-image SSE: "collapsed"
+PARTIAL_COLLAPSE_KL_SHARE = 0.2  # β = 10 KL under this share of the tuned VAE's: "partly"
+COURSE_BETA_RANGE = (0.6, 1.8)  # tuned β of course solutions in per-image SSE + β·KL (see FAQ)
+REALISM_MARGIN = 0.03  # realism medians closer than this (ratio units) count as equal
+CONFIDENCE_MARGIN = 0.02  # lowest-confidence averages closer than this count as equal
+PR_LOW_SHARE = 0.5  # sample precision (recall) under this share of its floor counts as low
 
-
+# §6 and its answer on unlabelled images, whose evaluations skip paths and probes.
 NO_INTERPOLATION = (
     "Not measured: these images have no labels, and the evaluation's paths join images of two "
     "chosen classes and are scored by the classifier's confidence in them, so this report "
     "cannot give the AE's and the tuned VAE's path realism, confidence or smoothness, nor the "
     "probes' accuracies downstream (eval.json: `skipped/interpolation`, `skipped/probes`)."
 )
-"""§6 and its answer on unlabelled images, whose evaluations skip paths and probes."""
-
-
-def _pair_text() -> str:
-    pairs = ", ".join(f"{a}→{b}" for a, b in INTERP.pairs)
-    return f"{pairs}; {INTERP.n_pairs} image pairs each"
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.inf
-
-
-def answers_section(doc: Doc, s: StudyResult) -> None:
-    """The heading, then every question's answer."""
-    doc.h(2, "The study's questions, answered from this run", "answers")
-    q_ae_samples(doc, s)
-    q_beta0(doc, s)
-    q_beta10(doc, s)
-    q_tuned(doc, s)
-    q_interpolation(doc, s)
 
 
 def _pr(doc: Doc, name: str) -> str:
@@ -86,32 +60,12 @@ def _pr_reading(s: StudyResult, name: str) -> str:
     return "samples are realistic and cover the kinds of real digits, by this measure"
 
 
-def _ae_codes_text(doc: Doc, s: StudyResult) -> tuple[str, str]:
-    """Where the AE's codes lie against the prior: (their scale, whether prior samples land
-    among them), in words."""
-    ae, tuned = s.code_stats["ae"], s.code_stats[s.tuned]
-    norm_ratio = ae.norm_mean / s.baselines.prior_norm
-    prior_scale = (
-        PRIOR_NORM_BAND[0] < norm_ratio < PRIOR_NORM_BAND[1]
-        and ae.dim_std_min > PRIOR_STD_BAND[0]
-        and ae.dim_std_max < PRIOR_STD_BAND[1]
-    )
-    scale = (
-        "Their scale even resembles the prior's, so the mismatch is one of shape, not size: "
-        if prior_scale
-        else "Their scale already differs from the prior's, and "
-    )
-    where = (
-        "prior samples fall off the set of codes the decoder was trained on"
-        if ae.prior_nn_ratio > OFF_MANIFOLD_FACTOR * tuned.prior_nn_ratio
-        else "yet, contrary to the expected story, prior samples sit no farther from the AE's "
-        "codes than from the VAE's"
-    )
-    return scale, where
+def q_ae_samples(doc: Doc, s: StudyResult) -> str:
+    ev, tuned, ae = doc.ev, s.tuned, s.code_stats["ae"]
 
+    def code(run: str, field: str, spec: str = ".3g") -> str:
+        return doc.cite(lambda s: getattr(s.code_stats[run], field), spec)
 
-def q_ae_samples(doc: Doc, s: StudyResult) -> None:
-    cite, ev, tuned = doc.cite, doc.ev, s.tuned
     ae_fd, t_fd = s.runs["ae"].eval[keys.SAMPLES_FD], s.runs[tuned].eval[keys.SAMPLES_FD]
     verdict = (
         f"about {_ratio(ae_fd, t_fd):.1f}× the tuned VAE's {ev(tuned, keys.SAMPLES_FD)}"
@@ -119,50 +73,51 @@ def q_ae_samples(doc: Doc, s: StudyResult) -> None:
         else f"which, contrary to the expected story, is no worse than the tuned VAE's "
         f"{ev(tuned, keys.SAMPLES_FD)}"
     )
-    scale, where = _ae_codes_text(doc, s)
-    ae_sse = s.runs["ae"].eval[keys.TEST_SSE]
-    sharpest = ae_sse <= min(r.eval[keys.TEST_SSE] for r in s.runs.values())
-    doc.h(3, "Why do AE prior samples look the way they do?")
-    doc.p(
-        f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
-        f"Its test codes have mean norm {cite(lambda s: s.code_stats['ae'].norm_mean)} (samples "
-        f"of N(0, I) in {s.config.train.latent_dim} dimensions: ≈ "
-        f"{cite(lambda s: s.baselines.prior_norm)}) and per-dimension standard deviations from "
-        f"{cite(lambda s: s.code_stats['ae'].dim_std_min)} to "
-        f"{cite(lambda s: s.code_stats['ae'].dim_std_max)}. {scale}the nearest test code to a "
-        f"prior sample is {cite(lambda s: s.code_stats['ae'].prior_nn_ratio, '.2f')}× as far as "
-        f"the nearest test code to another test code (tuned VAE: "
-        f"{cite(lambda s: s.code_stats[tuned].prior_nn_ratio, '.2f')}×; codes are those "
-        f"the decoder trained on: μ for the AE, z ~ q(z|x) for the VAE), so {where}. "
-        f"Measured on the samples: their Fréchet distance to the test set is "
-        f"{ev('ae', keys.SAMPLES_FD)}, {verdict} (floor, real train vs test: "
-        f"{ev('ae', keys.FLOOR_FD)}); {_pr(doc, 'ae')} (tuned VAE: "
-        f"{_pr(doc, tuned)}; real train vs test: {ev('ae', keys.FLOOR_PRECISION, '.2f')}, "
-        f"{ev('ae', keys.FLOOR_RECALL, '.2f')}){_class_reading(doc, s)}. "
-        + (
-            f"Yet its reconstructions are the sharpest of all runs (SSE "
-            f"{ev('ae', keys.TEST_SSE)} per image): the decoder is good, the prior is wrong for "
-            "it."
-            if sharpest
-            else f"Its reconstructions are sharp (SSE {ev('ae', keys.TEST_SSE)} per image): the "
-            "decoder is good, the prior is wrong for it."
-        )
+    norm_ratio = ae.norm_mean / s.baselines.prior_norm
+    scale = (
+        "Their scale even resembles the prior's, so the mismatch is one of shape, not size: "
+        if PRIOR_NORM_BAND[0] < norm_ratio < PRIOR_NORM_BAND[1]
+        and ae.dim_std_min > PRIOR_STD_BAND[0]
+        and ae.dim_std_max < PRIOR_STD_BAND[1]
+        else "Their scale already differs from the prior's, and "
     )
-
-
-def _class_reading(doc: Doc, s: StudyResult) -> str:
-    """What the classifier makes of the AE's samples, as a clause (none without labels)."""
-    if not s.labelled:
-        return ""
-    ev = doc.ev
-    return (
+    where = (
+        "prior samples fall off the set of codes the decoder was trained on"
+        if ae.prior_nn_ratio > OFF_MANIFOLD_FACTOR * s.code_stats[tuned].prior_nn_ratio
+        else "yet, contrary to the expected story, prior samples sit no farther from the AE's "
+        "codes than from the VAE's"
+    )
+    classes = (
         f"; the classifier's mean confidence on them is {ev('ae', keys.SAMPLES_CONFIDENCE)} "
         f"(real images: {ev('ae', keys.REAL_CONFIDENCE)}) and their class entropy "
         f"{ev('ae', keys.SAMPLES_CLASS_ENTROPY)} nats"
+        if s.labelled
+        else ""
+    )
+    sharp = (
+        "Yet its reconstructions are the sharpest of all runs"
+        if s.runs["ae"].eval[keys.TEST_SSE] <= min(r.eval[keys.TEST_SSE] for r in s.runs.values())
+        else "Its reconstructions are sharp"
+    )
+    return (
+        f"The AE is trained only to reconstruct, so nothing makes N(0, I) a model of its codes. "
+        f"Its test codes have mean norm {code('ae', 'norm_mean')} (samples of N(0, I) in "
+        f"{s.config.train.latent_dim} dimensions: ≈ {doc.cite(lambda s: s.baselines.prior_norm)}"
+        f") and per-dimension standard deviations from {code('ae', 'dim_std_min')} to "
+        f"{code('ae', 'dim_std_max')}. {scale}the nearest test code to a prior sample is "
+        f"{code('ae', 'prior_nn_ratio', '.2f')}× as far as the nearest test code to another test "
+        f"code (tuned VAE: {code(tuned, 'prior_nn_ratio', '.2f')}×; codes are those the decoder "
+        f"trained on: μ for the AE, z ~ q(z|x) for the VAE), so {where}. Measured on the "
+        f"samples: their Fréchet distance to the test set is {ev('ae', keys.SAMPLES_FD)}, "
+        f"{verdict} (floor, real train vs test: {ev('ae', keys.FLOOR_FD)}); {_pr(doc, 'ae')} "
+        f"(tuned VAE: {_pr(doc, tuned)}; real train vs test: "
+        f"{ev('ae', keys.FLOOR_PRECISION, '.2f')}, {ev('ae', keys.FLOOR_RECALL, '.2f')})"
+        f"{classes}. {sharp} (SSE {ev('ae', keys.TEST_SSE)} per image): the decoder is good, "
+        "the prior is wrong for it."
     )
 
 
-def q_beta0(doc: Doc, s: StudyResult) -> None:
+def q_beta0(doc: Doc, s: StudyResult) -> str:
     ev, tuned = doc.ev, s.tuned
     ae, b0, t = s.runs["ae"].eval, s.runs["vae_beta0"].eval, s.runs[tuned].eval
     recon0 = (
@@ -181,8 +136,7 @@ def q_beta0(doc: Doc, s: StudyResult) -> None:
         if s.labelled
         else ""
     )
-    doc.h(3, "What does β = 0 do, and why?")
-    doc.p(
+    return (
         f"With β = 0 the KL term is absent, so nothing pulls q(z|x) towards the prior: the "
         f"encoder spreads and sharpens its posteriors at will. KL(q‖p) grew to "
         f"{ev('vae_beta0', keys.TEST_KL)} nats per image "
@@ -219,118 +173,81 @@ def _beta10_text(s: StudyResult) -> str:
     )
 
 
-def q_beta10(doc: Doc, s: StudyResult) -> None:
+def q_beta10(doc: Doc, s: StudyResult) -> str:
     ev, b10 = doc.ev, "vae_beta10"
-    doc.h(3, "What does β = 10 do, and why?")
-    doc.p(
+    # without labels, only the samples' precision and recall
+    samples = f"{_pr(doc, b10)}: {_pr_reading(s, b10)}."
+    if s.labelled:
+        samples = (
+            f"The classifier recognises {ev(b10, keys.RECON_ACCURACY, '.1%')} of its "
+            f"reconstructions (AE: {ev('ae', keys.RECON_ACCURACY, '.1%')}); its samples have "
+            f"class entropy {ev(b10, keys.SAMPLES_CLASS_ENTROPY)} nats (ln {s.classes} = "
+            f"{math.log(s.classes):.3f}) and {samples}"
+        )
+    else:
+        samples = f"Its samples have {samples}"
+    return (
         f"A KL weight of 10 makes every nat of information in z cost ten times its "
         f"reconstruction value, so the optimum gives up on encoding: KL is "
         f"{ev(b10, keys.TEST_KL)} nats per image with {ev(b10, keys.TEST_ACTIVE_UNITS, 'd')} "
         f"active units, and the reconstruction error is {ev(b10, keys.TEST_SSE)} per image — "
         f"predicting the mean training image scores "
         f"{doc.cite(lambda s: s.baselines.mean_image_sse)}, the AE "
-        f"{ev('ae', keys.TEST_SSE)}. So {_beta10_text(s)}. {_beta10_samples(doc, s)}"
+        f"{ev('ae', keys.TEST_SSE)}. So {_beta10_text(s)}. {samples}"
     )
 
 
-def _beta10_samples(doc: Doc, s: StudyResult) -> str:
-    """What the classifier makes of β = 10's reconstructions and samples (without labels, only
-    the samples' precision and recall)."""
-    ev, b10 = doc.ev, "vae_beta10"
-    if not s.labelled:
-        return f"Its samples have {_pr(doc, b10)}: {_pr_reading(s, b10)}."
-    return (
-        f"The classifier recognises {ev(b10, keys.RECON_ACCURACY, '.1%')} of its "
-        f"reconstructions (AE: {ev('ae', keys.RECON_ACCURACY, '.1%')}); its samples have class "
-        f"entropy {ev(b10, keys.SAMPLES_CLASS_ENTROPY)} nats (ln {s.classes} = "
-        f"{math.log(s.classes):.3f}) and "
-        f"{_pr(doc, b10)}: {_pr_reading(s, b10)}."
-    )
-
-
-def _tuned_texts(s: StudyResult) -> tuple[str, str, str, str]:
-    """The tuned VAE in words: (fallback note, place among course results, its
-    reconstructions (empty without labels), its samples)."""
-    c, search = s.config, s.search
-    ae, t = s.runs["ae"].eval, s.runs[s.tuned].eval
+def q_tuned(doc: Doc, s: StudyResult) -> str:
+    ev, t, search, c = doc.ev, s.tuned, s.search, s.config
+    ae, te = s.runs["ae"].eval, s.runs[t].eval
     fallback = (
         " No β met both thresholds, so this is the fallback choice; treat it with care."
         if search.fallback
         else ""
     )
     lo, hi = COURSE_BETA_RANGE
-    ref = ("inside" if lo <= search.chosen_beta <= hi else "outside") + (
-        f" the range {lo:g}–{hi:g} that course solutions reached once converted to these units"
-    )
-    if not s.labelled:  # no identity to keep, no classes to cover: Fréchet distance alone
-        closer = "closer" if t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD] else "no closer"
-        return fallback, ref, "", f"{closer} to real images than the AE's by Fréchet distance"
-    recon_text = (
-        "keep the identity of the input"
-        if t[keys.RECON_ACCURACY] >= c.min_recon_accuracy
-        else "do not reliably keep the identity of the input"
-    )
-    good_samples = (
-        t[keys.SAMPLES_CLASS_ENTROPY] >= class_entropy_threshold(c.min_class_entropy, s.classes)
-        and t[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
-    )
-    sample_text = (
-        "clear and diverse, and closer to real digits than the AE's"
-        if good_samples
-        else "not yet clear and diverse by these measures"
-    )
-    return fallback, ref, recon_text, sample_text
-
-
-def q_tuned(doc: Doc, s: StudyResult) -> None:
-    ev, t = doc.ev, s.tuned
-    fallback, ref, recon_text, sample_text = _tuned_texts(s)
-    doc.h(3, "What does a well-tuned VAE look like, and which β was chosen?")
-    doc.p(
-        f"β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} was chosen: {s.search.reason}."
-        f"{fallback} This is {ref}. {_tuned_recon(doc, s, recon_text)}, and its prior samples "
-        f"are {sample_text}: Fréchet distance "
-        f"{ev(t, keys.SAMPLES_FD)} (AE {ev('ae', keys.SAMPLES_FD)}, floor "
-        f"{ev('ae', keys.FLOOR_FD)}), {_pr(doc, t)} (AE "
-        f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}){_tuned_classes(doc, s)}. It uses "
-        f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.train.latent_dim} latent units at KL "
-        f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
-        f"{ev(t, keys.TEST_IW_NLL, '.2f')}{_se(doc, t, keys.TEST_IW_NLL_SE)} nats against a "
-        "negative ELBO of "
-        f"{ev(t, keys.TEST_NEG_ELBO_SAME_IMAGES, '.2f')} on the same images."
-    )
-
-
-def _tuned_recon(doc: Doc, s: StudyResult, recon_text: str) -> str:
-    """The tuned VAE's reconstructions against the AE's (with labels: whether they are
-    recognised)."""
-    ev, t = doc.ev, s.tuned
+    ref = "inside" if lo <= search.chosen_beta <= hi else "outside"
     sse = f"SSE {ev(t, keys.TEST_SSE)} per image against the AE's {ev('ae', keys.TEST_SSE)}"
     trade = "the KL term trades sharpness for a smooth, prior-matched code"
-    if not s.labelled:
-        return f"Its reconstructions have {sse} ({trade})"
+    if not s.labelled:  # no identity to keep, no classes to cover: Fréchet distance alone
+        closer = "closer" if te[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD] else "no closer"
+        recon, classes = f"Its reconstructions have {sse} ({trade})", ""
+        sample_text = f"{closer} to real images than the AE's by Fréchet distance"
+    else:  # whether reconstructions are recognised; the classifier's reading of samples
+        keeps = (
+            "keep" if te[keys.RECON_ACCURACY] >= c.min_recon_accuracy else "do not reliably keep"
+        )
+        recon = (
+            f"Its reconstructions {keeps} the identity of the input (the classifier recognises "
+            f"{ev(t, keys.RECON_ACCURACY, '.1%')}; {sse}: {trade})"
+        )
+        classes = (
+            f", classifier confidence {ev(t, keys.SAMPLES_CONFIDENCE)}, class entropy "
+            f"{ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats"
+        )
+        entropy = class_entropy_threshold(c.min_class_entropy, s.classes)
+        good = (
+            te[keys.SAMPLES_CLASS_ENTROPY] >= entropy and te[keys.SAMPLES_FD] < ae[keys.SAMPLES_FD]
+        )
+        sample_text = (
+            "clear and diverse, and closer to real digits than the AE's"
+            if good
+            else "not yet clear and diverse by these measures"
+        )
+    # " ± the standard error": absent from an eval.json written before vaelab recorded it
+    se = f" ± {ev(t, keys.TEST_IW_NLL_SE, '.2f')}" if keys.TEST_IW_NLL_SE in s.runs[t].eval else ""
     return (
-        f"Its reconstructions {recon_text} (the classifier recognises "
-        f"{ev(t, keys.RECON_ACCURACY, '.1%')}; {sse}: {trade})"
+        f"β = {doc.cite(lambda s: s.search.chosen_beta, 'g')} was chosen: {search.reason}."
+        f"{fallback} This is {ref} the range {lo:g}–{hi:g} that course solutions reached once "
+        f"converted to these units. {recon}, and its prior samples are {sample_text}: Fréchet "
+        f"distance {ev(t, keys.SAMPLES_FD)} (AE {ev('ae', keys.SAMPLES_FD)}, floor "
+        f"{ev('ae', keys.FLOOR_FD)}), {_pr(doc, t)} (AE "
+        f"{_pr(doc, 'ae')}; so {_pr_reading(s, t)}){classes}. It uses "
+        f"{ev(t, keys.TEST_ACTIVE_UNITS, 'd')} of {s.config.train.latent_dim} latent units at KL "
+        f"{ev(t, keys.TEST_KL)} nats; its importance-weighted NLL is "
+        f"{ev(t, keys.TEST_IW_NLL, '.2f')}{se} nats against a negative ELBO of "
+        f"{ev(t, keys.TEST_NEG_ELBO_SAME_IMAGES, '.2f')} on the same images."
     )
-
-
-def _tuned_classes(doc: Doc, s: StudyResult) -> str:
-    """The classifier's confidence and class entropy on the tuned VAE's samples, as a clause
-    (none without labels)."""
-    ev, t = doc.ev, s.tuned
-    if not s.labelled:
-        return ""
-    return (
-        f", classifier confidence {ev(t, keys.SAMPLES_CONFIDENCE)}, class entropy "
-        f"{ev(t, keys.SAMPLES_CLASS_ENTROPY)} nats"
-    )
-
-
-def _se(doc: Doc, run: str, key: str) -> str:
-    """ " ± the standard error" of a run's estimate; empty for an eval.json written before vaelab
-    recorded it."""
-    return f" ± {doc.ev(run, key, '.2f')}" if key in doc.study.runs[run].eval else ""  # type: ignore[union-attr]
 
 
 def _realism_verdict(ae: float, vae: float, pixel: float) -> str:
@@ -371,12 +288,10 @@ def _confidence_text(ae_dip: float, vae_dip: float) -> str:
     return "the classifier reads both about equally confidently"
 
 
-def q_interpolation(doc: Doc, s: StudyResult) -> None:
+def q_interpolation(doc: Doc, s: StudyResult) -> str:
     ev, tuned = doc.ev, s.tuned
     if not s.interpolation:
-        doc.h(3, "How do AE and VAE interpolations differ, and what does it mean downstream?")
-        doc.p(NO_INTERPOLATION)
-        return
+        return NO_INTERPOLATION
     ae, t = s.runs["ae"].eval, s.runs[tuned].eval
     verdict = _realism_verdict(
         ae[_lerp("realism_median")],
@@ -389,32 +304,50 @@ def q_interpolation(doc: Doc, s: StudyResult) -> None:
         "the VAE's" if rep[tuned][keys.PROBE_LINEAR] > rep["ae"][keys.PROBE_LINEAR] else "the AE's"
     )
 
-    def r2(run: str, name: str) -> str:
-        return ev(run, _lerp(name), ".2f")
+    def both(name: str, spec: str = ".2f", sep: str = " vs ") -> str:
+        """The AE's and the tuned VAE's value of a lerp measure."""
+        return f"{ev('ae', _lerp(name), spec)}{sep}{ev(tuned, _lerp(name), spec)}"
 
-    doc.h(3, "How do AE and VAE interpolations differ, and what does it mean downstream?")
-    doc.p(
-        f"Along linear paths between test images ({_pair_text()}), the "
-        f"decoded in-between images have median realism {r2('ae', 'realism_median')} for the "
-        f"AE and {r2(tuned, 'realism_median')} for the tuned VAE (90th percentile "
-        f"{r2('ae', 'realism_p90')} vs {r2(tuned, 'realism_p90')}; least realistic point per "
-        f"path {r2('ae', 'realism_worst')} vs {r2(tuned, 'realism_worst')}; a pixel cross-fade "
-        f"between the same images scores "
+    def probes(key: str, sep: str) -> str:
+        return f"{probe(doc, 'ae', key)}{sep}{probe(doc, tuned, key)}"
+
+    pairs = ", ".join(f"{a}→{b}" for a, b in INTERP.pairs)
+    return (
+        f"Along linear paths between test images ({pairs}; {INTERP.n_pairs} image pairs each), "
+        f"the decoded in-between images have median realism "
+        f"{both('realism_median', sep=' for the AE and ')} for the tuned VAE (90th percentile "
+        f"{both('realism_p90')}; least realistic point per path {both('realism_worst')}; a pixel "
+        f"cross-fade between the same images scores "
         f"{ev('ae', interp_key('pixel', 'realism_median'), '.2f')}, and decodes of real codes, "
         f"the reconstructions, {ev('ae', keys.RECON_REALISM_MEDIAN, '.2f')} and "
         f"{ev(tuned, keys.RECON_REALISM_MEDIAN, '.2f')}): {verdict}. Realism is the "
         "distance in the reference classifier's features to the nearest real test image, "
         "in units of the typical distance between two real images: about 1 for a real digit, "
         f"higher for images off the data. Confidence (the classifier's top probability, lowest "
-        f"point per path {ev('ae', _lerp('min_conf'))} vs {ev(tuned, _lerp('min_conf'))}) "
-        f"measures how decisively a digit is named, not whether it looks real: {conf}. "
-        f"Smoothness (pixel path length relative to a straight fade, 1 = even) is "
-        f"{ev('ae', _lerp('path_length_ratio'))} for the AE and "
-        f"{ev(tuned, _lerp('path_length_ratio'))} for the VAE. Downstream, {better} embedding "
-        f"is the more linearly useful one: linear probe {probe(doc, 'ae', keys.PROBE_LINEAR)} "
-        f"(AE) vs {probe(doc, tuned, keys.PROBE_LINEAR)} (VAE), 5-NN "
-        f"{probe(doc, 'ae', keys.PROBE_KNN)} vs {probe(doc, tuned, keys.PROBE_KNN)}. A VAE's "
-        "codes are organised so that neighbourhoods and straight lines in z mean something (the "
-        "KL term packs them around the prior); an AE's are free to be anywhere the decoder can "
-        "read them, which is enough for reconstruction but gives no guarantee between codes."
+        f"point per path {both('min_conf', '.3g')}) measures how decisively a digit is named, "
+        f"not whether it looks real: {conf}. Smoothness (pixel path length relative to a "
+        f"straight fade, 1 = even) is {both('path_length_ratio', '.3g', ' for the AE and ')} for "
+        f"the VAE. Downstream, {better} embedding is the more linearly useful one: linear probe "
+        f"{probes(keys.PROBE_LINEAR, ' (AE) vs ')} (VAE), 5-NN {probes(keys.PROBE_KNN, ' vs ')}. "
+        "A VAE's codes are organised so that neighbourhoods and straight lines in z mean "
+        "something (the KL term packs them around the prior); an AE's are free to be anywhere "
+        "the decoder can read them, which is enough for reconstruction but gives no guarantee "
+        "between codes."
     )
+
+
+QUESTIONS: tuple[tuple[str, Callable[[Doc, StudyResult], str]], ...] = (
+    ("Why do AE prior samples look the way they do?", q_ae_samples),
+    ("What does β = 0 do, and why?", q_beta0),
+    ("What does β = 10 do, and why?", q_beta10),
+    ("What does a well-tuned VAE look like, and which β was chosen?", q_tuned),
+    ("How do AE and VAE interpolations differ, and what does it mean downstream?", q_interpolation),
+)
+
+
+def answers_section(doc: Doc, s: StudyResult) -> None:
+    """The heading, then every question's answer."""
+    doc.h(2, "The study's questions, answered from this run", "answers")
+    for question, answer in QUESTIONS:
+        doc.h(3, question)
+        doc.p(answer(doc, s))

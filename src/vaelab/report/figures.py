@@ -1,13 +1,12 @@
-"""Every figure vaelab draws (PNG, matplotlib Agg), from numpy arrays (images (N, C, H, W) or
-(N, H, W) in [0, 1]) or plain numbers: saved atomically, figure closed. No torch here.
+"""The plots vaelab's figures share (PNG, matplotlib Agg), from numpy arrays (images (N, C, H, W)
+or (N, H, W) in [0, 1]) or plain numbers: saved atomically, figure closed. No torch here; the
+study's and the sweep's own figures are drawn where their results are read.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,8 +14,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import ticker
-from matplotlib.ticker import MaxNLocator
 
 from vaelab.fsutil import atomic_write_bytes
 
@@ -43,24 +40,18 @@ def make_grid(
     return np.pad(grid, ((0, 0), (0, padding), (0, padding)), constant_values=pad_value)
 
 
-def _save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+def save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = None) -> None:
+def show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = None) -> None:
     grid = np.moveaxis(make_grid(images, nrow=nrow, padding=2), 0, -1)
-    ax.imshow(
-        grid.squeeze(-1) if grid.shape[-1] == 1 else grid,
-        cmap="gray",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
-    ax.set_xticks([])
-    ax.set_yticks([])
+    grid = grid.squeeze(-1) if grid.shape[-1] == 1 else grid
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
     if label is not None:
         ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
 
@@ -68,9 +59,9 @@ def _show_grid(ax: plt.Axes, images: np.ndarray, nrow: int, label: str | None = 
 def image_grid(path: str | Path, images: np.ndarray, title: str, nrow: int = 8) -> Path:
     rows = -(-len(images) // nrow)
     fig, ax = plt.subplots(figsize=(0.55 * nrow + 0.4, 0.55 * rows + 0.6))
-    _show_grid(ax, images, nrow)
+    show_grid(ax, images, nrow)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = None) -> Path:
@@ -80,33 +71,11 @@ def image_rows(path: str | Path, rows: Rows, title: str, xlabel: str | None = No
         len(rows), 1, figsize=(0.6 * n_cols + 1.2, 0.75 * len(rows) + 0.6), squeeze=False
     )
     for ax, (label, images) in zip(axes[:, 0], rows, strict=True):
-        _show_grid(ax, images, n_cols, label)
+        show_grid(ax, images, n_cols, label)
     if xlabel is not None:
         axes[-1, 0].set_xlabel(xlabel, fontsize=7)
     axes[0, 0].set_title(title, fontsize=10)
-    return _save(fig, path)
-
-
-def training_curves(path: str | Path, records: list[dict], title: str) -> Path:
-    """Per-iteration reconstruction and KL (log scale), with validation per epoch."""
-    train = [r for r in records if "train/recon" in r]
-    val = [r for r in records if "val/recon" in r]
-    parts = [("recon", "reconstruction", "reconstruction (nats / SSE per image)")]
-    if any(r.get("train/kl", 0) > 0 for r in train):
-        parts.append(("kl", "KL", "KL (nats per image)"))
-    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts) + 1, 3.4), squeeze=False)
-    for ax, (key, name, ylabel) in zip(axes[0], parts, strict=True):
-        for split, rs, style, label in (
-            ("train", train, "-", "train (per logged step)"),
-            ("val", val, "o-", "validation (per epoch)"),
-        ):
-            ys = [max(r[f"{split}/{key}"], 1e-8) for r in rs]
-            ax.plot([r["step"] for r in rs], ys, style, ms=3, lw=0.8, label=label)
-        ax.set(xlabel="iteration", ylabel=ylabel, yscale="log", title=name)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def path_curves(
@@ -136,16 +105,7 @@ def path_curves(
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def latent_map(path: str | Path, xy: np.ndarray, labels: np.ndarray, title: str) -> Path:
-    """Codes projected to 2-D (N, 2) as a scatter coloured by digit label."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
-    fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def bars(
@@ -162,182 +122,4 @@ def bars(
         ax.axhline(threshold, color="red", lw=0.8, ls="--", label=f"threshold {threshold:g}")
         ax.legend(fontsize=8)
     ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=title)
-    return _save(fig, path)
-
-
-def _log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
-    """Log x axis; symlog (linear near 0) only when some value is not positive."""
-    positive = [v for v in x if v > 0]
-    if len(positive) == len(x):
-        ax.set_xscale("log")
-    else:
-        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-
-
-def xy_lines(
-    path: str | Path,
-    x: Sequence[float],
-    series: dict[str, Sequence[float]],
-    title: str,
-    ylabel: str,
-    *,
-    hlines: Sequence[tuple[float, str]] = (),
-    mark: float | None = None,
-    logy: bool = False,
-) -> Path:
-    """Metric(s) against β (log axis), optional reference lines and the marked choice."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for name, ys in series.items():
-        ax.plot(x, ys, "o-", ms=4, label=name)
-    for (value, label), style in zip(hlines, ("--", ":", "-."), strict=False):
-        ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
-    if mark is not None:
-        ax.axvline(mark, color="red", lw=0.8, ls=":", label=f"chosen {mark:g}")
-    ax.set(xlabel="β", ylabel=ylabel, title=title)
-    _log_axis(ax, x)
-    if logy:
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-@dataclass
-class RateDistortion:
-    """(rate, distortion) per β, the chosen point, the AE's distortion, the chosen β's long run."""
-
-    rate: Sequence[float]
-    distortion: Sequence[float]
-    labels: Sequence[str]
-    chosen: tuple[float, float]
-    chosen_beta: float
-    ae_distortion: float | None = None
-    tuned: tuple[float, float] | None = None
-
-
-def _spans_decade(values: Sequence[float]) -> bool:
-    positive = [v for v in values if v > 0]
-    return bool(positive) and max(values) > 10 * min(positive)
-
-
-def _rate_distortion(ax: plt.Axes, rd: RateDistortion) -> None:
-    ax.plot(rd.rate, rd.distortion, "o-", ms=4, color="tab:blue", label="VAE, one point per β")
-    for xi, yi, label in zip(rd.rate, rd.distortion, rd.labels, strict=True):
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    cx, cy = rd.chosen
-    ax.plot([cx], [cy], "*", ms=14, color="red", label=f"chosen β = {rd.chosen_beta:g}")
-    if rd.tuned is not None:
-        ax.plot([rd.tuned[0]], [rd.tuned[1]], "D", ms=7, color="darkred", label="tuned run")
-    if rd.ae_distortion is not None:
-        ax.axhline(rd.ae_distortion, color="gray", lw=0.8, ls="--", label="AE (no rate term)")
-    # Log axes only where the values span a decade: on a narrower range matplotlib labels
-    # every minor tick and the labels overlap.
-    rate = [*rd.rate, *([rd.tuned[0]] if rd.tuned else [])]
-    distortion = [*rd.distortion, *([rd.tuned[1]] if rd.tuned else [])]
-    if _spans_decade(rate):
-        _log_axis(ax, rate)
-    if _spans_decade(distortion):
-        ax.set_yscale("log")
-        # plain labels at 1-2-5 steps: the default minor labels ("6×10¹") are wider than the
-        # room left of the axis and ran into the y label
-        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
-    ax.set_title("Rate–distortion across β", fontsize=10)
-    ax.legend(fontsize=7)
-
-
-def rate_distortion(path: str | Path, rd: RateDistortion) -> Path:
-    """Rate against distortion across β, on its own (the summary panel shows it too)."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    _rate_distortion(ax, rd)
-    return _save(fig, path)
-
-
-def summary_panel(
-    path: str | Path,
-    samples: Sequence[tuple[str, np.ndarray]],
-    strips: Sequence[tuple[str, Rows]],
-    rd: RateDistortion,
-    title: str,
-) -> Path:
-    """The report's first figure: per model, prior samples (title, images), 8 per row (top);
-    paths (title, [(row label, path (T, C, H, W))]) and the rate–distortion curve (bottom)."""
-    fig = plt.figure(figsize=(13, 5.4))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
-    for i, (name, images) in enumerate(samples):
-        ax = fig.add_subplot(grid[0, i])
-        _show_grid(ax, images, 8)
-        ax.set_title(name, fontsize=10)
-    for i, (name, rows) in enumerate(strips):
-        sub = grid[1, i].subgridspec(len(rows), 1, hspace=0.06)
-        for r, (label, images) in enumerate(rows):
-            ax = fig.add_subplot(sub[r])
-            _show_grid(ax, images, len(images), label)
-            if r == 0:
-                ax.set_title(name, fontsize=10)
-    _rate_distortion(fig.add_subplot(grid[1, 2]), rd)
-    fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
-
-
-# ---- a sweep's figures ------------------------------------------------------------------------
-@dataclass
-class ParamPanel:
-    """One parameter against an objective: a point per complete trial, labelled by its number.
-    Categorical values sit at positions 0, 1, … named by `ticks`; `log`: a log-scaled axis."""
-
-    name: str
-    x: Sequence[float]
-    y: Sequence[float]
-    numbers: Sequence[int]
-    ticks: Sequence[str] | None = None
-    log: bool = False
-
-
-def param_vs_objective(path: Path, panels: Sequence[ParamPanel], label: str) -> Path:
-    """One panel per parameter: the objective `label` of every complete trial against it."""
-    cols = min(3, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    for ax, p in zip(axes.flat, panels, strict=False):
-        if p.ticks is not None:
-            ax.set_xticks(range(len(p.ticks)), list(p.ticks))
-        elif p.log:
-            ax.set_xscale("log")
-        ax.scatter(p.x, p.y, s=28, color="tab:blue")
-        for x, y, n in zip(p.x, p.y, p.numbers, strict=True):
-            ax.annotate(str(n), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(p.name)
-        ax.set_ylabel(label)
-        ax.ticklabel_format(axis="y", useOffset=False)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(f"{label} of each complete trial (labels: trial numbers)")
-    return _save(fig, path, dpi=100)
-
-
-def importance_bars(path: Path, importances: dict[str, float], label: str) -> Path:
-    names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
-    ax.barh(names, [importances[n] for n in names], color="tab:orange")
-    ax.set_xlabel(f"importance for {label} (PED-ANOVA, sums to 1)")
-    ax.set_xlim(0, max(1.0, *importances.values()))
-    return _save(fig, path, dpi=100)
-
-
-def learning_curves(
-    path: Path, curves: Sequence[tuple[str, Sequence[int], Sequence[float], bool]], metric: str
-) -> Path:
-    """One line per trial: (label, epochs, values, pruned); pruned trials dashed."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    colours = plt.get_cmap("tab10")
-    for i, (label, steps, values, pruned) in enumerate(curves):
-        style, marker = ("--", "x") if pruned else ("-", "o")
-        ax.plot(steps, values, style, marker=marker, color=colours(i % 10), alpha=0.85, label=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path, dpi=100)
+    return save(fig, path)

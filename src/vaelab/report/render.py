@@ -69,15 +69,16 @@ def phrase(text: str, dataset: str) -> str:
 
 
 class Doc:
-    """A list of blocks rendered to both Markdown and HTML; `study` (the study report) is what
-    `cite` reads numbers from, `root` the folder the page is written to (figures are checked to
-    be there, under the relative paths the page uses)."""
+    """Blocks rendered to both Markdown and HTML as they are added; `study` (the study report) is
+    what `cite` reads numbers from, `root` the folder the page is written to (figures are checked
+    to be there, under the relative paths the page uses)."""
 
     def __init__(self, study: StudyResult | None = None, root: Path = Path()) -> None:
         self.study, self.root = study, root
         self.data = study.to_dict() if study else {}  # what study.json holds: citations read it
-        self.blocks: list[tuple[str, Any]] = []
         self.dataset = study.data.dataset if study else "mnist"
+        self.md: list[str] = []  # the Markdown of each block
+        self.body: list[str] = []  # the HTML of each block
 
     def cite(self, get: Callable[[StudyResult], object], spec: str = ".3g") -> str:
         """A number of the study for the text: `get` reads it by fields and items,
@@ -91,30 +92,53 @@ class Doc:
         """A run's eval.json metric (`key` from vaelab.evaluate.keys)."""
         return self.cite(lambda s: s.runs[run].eval[key], spec)
 
+    def _add(self, md: str, page: str) -> None:
+        self.md.append(md)
+        self.body.append(page)
+
     def h(self, level: int, text: str, anchor: str | None = None) -> None:
-        self.blocks.append(("h", (level, text, anchor)))
+        anchor = f' id="{anchor}"' if anchor else ""
+        self._add(
+            f"{'#' * level} {self._md(text)}\n", f"<h{level}{anchor}>{self._html(text)}</h{level}>"
+        )
 
     def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
+        self._add(self._md(text) + "\n", f"<p>{self._html(text)}</p>")
 
     def table(self, header: list[str], rows: list[list[str]], classes: Sequence[str] = ()) -> None:
         """`classes`: an HTML class per row (a sweep colours its trials by state)."""
-        self.blocks.append(("table", (header, rows, list(classes) or [""] * len(rows))))
+        md = [_md_row(header), "|" + "---|" * len(header)]
+        md += [_md_row([self._md(c) for c in r]) for r in rows]
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        trs = "".join(
+            (f'<tr class="{html.escape(c)}">' if c else "<tr>")
+            + "".join(f"<td>{self._html(cell)}</td>" for cell in r)
+            + "</tr>"
+            for r, c in zip(rows, list(classes) or [""] * len(rows), strict=True)
+        )
+        page = f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+        self._add("\n".join(md) + "\n", page)
 
     def img(self, src: str, caption: str) -> None:
         if not (self.root / src).is_file():
             raise FileNotFoundError(f"report references missing figure {src}")
-        self.blocks.append(("img", (src, phrase(caption, self.dataset))))  # the alt text too
+        alt = phrase(caption, self.dataset)  # the caption, phrased for the data but not cited
+        self._add(
+            f"![{alt}]({src})\n\n*{self._md(caption)}*\n",
+            f'<figure><img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+            f"<figcaption>{self._html(caption)}</figcaption></figure>",
+        )
 
     def code(self, text: str, language: str = "") -> None:
-        self.blocks.append(("code", (text, language)))
+        self._add(f"```{language}\n{text}\n```\n", f"<pre>{html.escape(text)}</pre>")
 
     # ---- rendering ---------------------------------------------------------------------------
-    def _text(self, text: str, as_html: bool) -> str:
+    def _md(self, text: str) -> str:
         text = phrase(text, self.dataset)
-        if not as_html:
-            return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), text)
-        parts = _TOKEN.split(text)  # text, path, spec, text, path, spec, …, text
+        return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), text)
+
+    def _html(self, text: str) -> str:
+        parts = _TOKEN.split(phrase(text, self.dataset))  # text, path, spec, text, …, text
         out = [_inline(html.escape(parts[0]))]
         for i in range(1, len(parts), 3):
             key, spec = parts[i], parts[i + 1]
@@ -127,51 +151,12 @@ class Doc:
         return "".join(out)
 
     def markdown(self) -> str:
-        out = []
-        for kind, b in self.blocks:
-            if kind == "h":
-                out.append(f"{'#' * b[0]} {self._text(b[1], False)}\n")
-            elif kind == "p":
-                out.append(self._text(b, False) + "\n")
-            elif kind == "table":
-                out += [_md_row(b[0]), "|" + "---|" * len(b[0])]
-                out += [_md_row([self._text(c, False) for c in r]) for r in b[1]] + [""]
-            elif kind == "img":
-                out.append(f"![{b[1]}]({b[0]})\n\n*{self._text(b[1], False)}*\n")
-            elif kind == "code":
-                out.append(f"```{b[1]}\n{b[0]}\n```\n")
-        return "\n".join(out)
+        return "\n".join(self.md)
 
     def html(self, title: str, self_check: bool = True) -> str:
         """The page; `self_check` adds the script that counts figures that failed to load."""
-        body = []
-        for kind, b in self.blocks:
-            if kind == "h":
-                anchor = f' id="{b[2]}"' if b[2] else ""
-                body.append(f"<h{b[0]}{anchor}>{self._text(b[1], True)}</h{b[0]}>")
-            elif kind == "p":
-                body.append(f"<p>{self._text(b, True)}</p>")
-            elif kind == "table":
-                body.append(self._html_table(*b))
-            elif kind == "img":
-                body.append(
-                    f'<figure><img src="{html.escape(b[0])}" alt="{html.escape(b[1])}">'
-                    f"<figcaption>{self._text(b[1], True)}</figcaption></figure>"
-                )
-            elif kind == "code":
-                body.append(f"<pre>{html.escape(b[0])}</pre>")
-        script = _SELF_CHECK if self_check else ""
-        return _HTML.format(title=html.escape(title), body="\n".join(body), script=script)
-
-    def _html_table(self, header: list[str], rows: list[list[str]], classes: list[str]) -> str:
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        trs = "".join(
-            (f'<tr class="{html.escape(c)}">' if c else "<tr>")
-            + "".join(f"<td>{self._text(cell, True)}</td>" for cell in r)
-            + "</tr>"
-            for r, c in zip(rows, classes, strict=True)
-        )
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+        body, script = "\n".join(self.body), _SELF_CHECK if self_check else ""
+        return _HTML.format(title=html.escape(title), body=body, script=script)
 
 
 _HTML = """<!doctype html>

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from vaelab.evaluate.arrays import EvalArrays
@@ -32,7 +33,7 @@ def draw_run_figures(run_dir: Path, a: EvalArrays) -> None:
     )
     records = read_metrics(run_dir / "metrics.jsonl")
     if records:
-        figures.training_curves(fig_dir / "curves.png", records, f"{kind}: training curves")
+        _training_curves(fig_dir / "curves.png", records, f"{kind}: training curves")
     if len(a.path_pairs):  # unlabelled data has no label pairs to join
         _interpolation_figures(fig_dir, a)
     _latent_figures(fig_dir, a)
@@ -71,12 +72,16 @@ def _interpolation_figures(fig_dir: Path, a: EvalArrays) -> None:
 def _latent_figures(fig_dir: Path, a: EvalArrays) -> None:
     """PCA map of the codes, per-dimension activity (and KL), traversals of the top dims."""
     kind = a.kind
-    figures.latent_map(
-        fig_dir / "latent_map.png",
-        a.codes_2d,
-        a.labels,
-        f"{kind}: test codes μ, PCA ({a.explained[0]:.0%} + {a.explained[1]:.0%} of variance)",
+    # the codes projected to 2-D as a scatter coloured by digit label
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    xy = a.codes_2d
+    sc = ax.scatter(
+        xy[:, 0], xy[:, 1], c=a.labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5
     )
+    fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
+    title = f"{kind}: test codes μ, PCA ({a.explained[0]:.0%} + {a.explained[1]:.0%} of variance)"
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+    figures.save(fig, fig_dir / "latent_map.png")
     if a.kl_per_dim is not None:
         figures.bars(
             fig_dir / "kl_per_dim.png",
@@ -98,3 +103,25 @@ def _latent_figures(fig_dir: Path, a: EvalArrays) -> None:
         f"{kind}: the 6 most {which} dims, mean code ± k·std",
         xlabel="value: " + "  ".join(f"{v:+.1f}" for v in a.traversal_values),
     )
+
+
+def _training_curves(path: str | Path, records: list[dict], title: str) -> Path:
+    """Per-iteration reconstruction and KL (log scale), with validation per epoch."""
+    train = [r for r in records if "train/recon" in r]
+    val = [r for r in records if "val/recon" in r]
+    parts = [("recon", "reconstruction", "reconstruction (nats / SSE per image)")]
+    if any(r.get("train/kl", 0) > 0 for r in train):
+        parts.append(("kl", "KL", "KL (nats per image)"))
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts) + 1, 3.4), squeeze=False)
+    for ax, (key, name, ylabel) in zip(axes[0], parts, strict=True):
+        for split, rs, style, label in (
+            ("train", train, "-", "train (per logged step)"),
+            ("val", val, "o-", "validation (per epoch)"),
+        ):
+            ys = [max(r[f"{split}/{key}"], 1e-8) for r in rs]
+            ax.plot([r["step"] for r in rs], ys, style, ms=3, lw=0.8, label=label)
+        ax.set(xlabel="iteration", ylabel=ylabel, yscale="log", title=name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return figures.save(fig, path)

@@ -12,15 +12,7 @@ from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.fsutil import atomic_write_text
 from vaelab.report import answers, faq
-from vaelab.report.citations import (
-    INTERP,
-    METRICS,
-    VAE_ONLY,
-    probe,
-    run_label,
-    stage_time,
-    train_value,
-)
+from vaelab.report.citations import INTERP, probe, run_label
 from vaelab.report.render import Doc, data_name
 from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
@@ -36,12 +28,46 @@ SPLITS = ("train", "val", "test", "train+val")
 re-rendered report must list splits as the first one did."""
 
 
+# key -> (label, format): the one table for every place the report shows a run's metric.
+METRICS: dict[str, tuple[str, str]] = {
+    keys.TEST_SSE: ("SSE / image", ".4g"),
+    keys.TEST_MSE: ("MSE / pixel", ".4g"),
+    keys.TEST_KL: ("KL (nats)", ".4g"),
+    keys.TEST_ELBO: ("ELBO (nats)", ".2f"),
+    keys.TEST_IW_NLL: ("IW-NLL (nats)", ".2f"),
+    keys.TEST_ACTIVE_UNITS: ("active units", "d"),
+    keys.SAMPLES_FD: ("sample FD", ".4g"),
+    keys.SAMPLES_PRECISION: ("precision", ".3f"),
+    keys.SAMPLES_RECALL: ("recall", ".3f"),
+    keys.RECON_FD: ("recon FD", ".4g"),
+    keys.SAMPLES_CLASS_ENTROPY: ("class entropy", ".3f"),
+    keys.SAMPLES_CONFIDENCE: ("confidence", ".3f"),
+    keys.RECON_ACCURACY: ("recon acc", ".3f"),
+    interp_key("lerp", "realism_median"): ("lerp realism", ".3f"),
+    keys.PROBE_LINEAR: ("linear probe", ".4f"),
+    keys.PROBE_KNN: ("5-NN", ".4f"),
+}
+VAE_ONLY = (keys.TEST_KL, keys.TEST_ELBO, keys.TEST_IW_NLL, keys.TEST_ACTIVE_UNITS)
+
+
+def stage_time(doc: Doc, stage: str) -> str:
+    """The wall time of a stage of the study."""
+    return doc.cite(lambda s: s.stage_time_s[stage], ".1f")
+
+
+def train_value(doc: Doc, run: str, key: str, spec: str) -> str:
+    """A value of a run's training summary (vaelab.train.loop)."""
+    return doc.cite(lambda s: s.runs[run].train[key], spec)
+
+
+def metric(doc: Doc, run: str, key: str) -> str:
+    """A run's metric in its METRICS format, or "–" when not part of the run's evaluation."""
+    assert doc.study is not None, "only a study's Doc cites study.json"
+    return doc.ev(run, key, METRICS[key][1]) if key in doc.study.runs[run].eval else "–"
+
+
 def _split_order(item: tuple[str, object]) -> int:
     return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
-
-
-def _n_paths() -> int:
-    return len(INTERP.pairs) * INTERP.n_pairs
 
 
 def summary(doc: Doc, s: StudyResult) -> None:
@@ -75,7 +101,12 @@ def summary(doc: Doc, s: StudyResult) -> None:
 
 
 def reproduce_section(doc: Doc, s: StudyResult) -> None:
-    c, env = s.config, s.env
+    c, env, variant = s.config, s.env, s.classifier.variant
+    classifier = (
+        f"{variant}, label-free (predicts the pixels; no labels to score it)"
+        if s.classifier.test_accuracy is None
+        else f"{variant}, test accuracy {doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}"
+    )
     doc.h(2, "How to reproduce", "reproduce")
     cmd = f"vaelab study --preset {c.preset} --dataset {c.train.dataset}"
     if c.train.dataset == "mnist":  # what `make study` runs
@@ -96,7 +127,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
                 f"{env.cpu_count} CPUs, {env.torch_threads} torch threads)",
             ],
             ["seed", f"{c.train.seed} (every run; evaluation seed {c.train.seed})"],
-            ["reference classifier", _classifier_text(doc, s)],
+            ["reference classifier", classifier],
         ],
     )
     doc.table(
@@ -107,15 +138,6 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
         f"Compute in the runs (training + evaluation, summed over sessions): "
         f"{doc.cite(lambda s: s.compute_time_s, '.0f')} s. Re-running the command reuses "
         "finished runs and resumes unfinished ones."
-    )
-
-
-def _classifier_text(doc: Doc, s: StudyResult) -> str:
-    if s.classifier.test_accuracy is None:
-        return f"{s.classifier.variant}, label-free (predicts the pixels; no labels to score it)"
-    return (
-        f"{s.classifier.variant}, test accuracy "
-        f"{doc.cite(lambda s: s.classifier.test_accuracy, '.4f')}"
     )
 
 
@@ -146,7 +168,7 @@ def run_section(doc: Doc, s: StudyResult, name: str, title: str, full: bool = Fa
     r = s.runs[name]
     doc.h(2, title, name)
     shown = [k for k in METRICS if (r.model == "vae" or k not in VAE_ONLY) and k in r.eval]
-    doc.table(["metric", "value"], [[METRICS[k][0], doc.ev(name, k, METRICS[k][1])] for k in shown])
+    doc.table(["metric", "value"], [[METRICS[k][0], metric(doc, name, k)] for k in shown])
     d = r.dir
     doc.img(f"{d}/figures/curves.png", "Training curves (per logged iteration).")
     doc.img(f"{d}/figures/reconstructions.png", "Test inputs (top) and reconstructions.")
@@ -235,8 +257,7 @@ def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
             if b == search.chosen_beta
             else (" (eligible)" if eligible < INELIGIBLE_PENALTY else "")
         )
-        cells = [doc.ev(name, k, METRICS[k][1]) if k in ev else "–" for k in SEARCH_METRICS]
-        rows.append([f"{b:g}{mark}", *cells])  # "–": not part of this run's evaluation
+        rows.append([f"{b:g}{mark}", *(metric(doc, name, k) for k in SEARCH_METRICS)])
     return rows
 
 
@@ -249,16 +270,17 @@ def _rung_tables(doc: Doc, s: StudyResult) -> None:
             + [METRICS[k][0] for k in cols[:2]]
             + ["recon accuracy"],
             [
-                [b]
-                + [doc.ev(name, k, METRICS[k][1]) if k in s.runs[name].eval else "–" for k in cols]
+                [b, *(metric(doc, name, k) for k in cols)]
                 for b, name in sorted(rung.runs.items(), key=lambda kv: float(kv[0]))
             ],
         )
 
 
 def _search_units(doc: Doc, s: StudyResult) -> None:
-    c = s.config
+    c, shape = s.config, s.data.splits["train"].shape
     first = s.search.trial_run(s.search.trials[0])
+    # how many values an image's SSE sums, said when they are not MNIST's 1×28×28
+    summed = "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"
     full = [n for n in s.run_order if s.runs[n].evaluation == "full"]
     # without labels there is no accuracy, class entropy, probe or class-pair path to list
     recon, samples, extra, features = (
@@ -278,7 +300,7 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
         f"trial values compare with each other only); {', '.join(full)} got the full one "
         f"({c.eval.n_samples} prior samples, IW-NLL with K = {c.eval.iw_samples}, {extra}"
         "all figures). "
-        f"Units: SSE per image{_summed_over(s)}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
+        f"Units: SSE per image{summed}; KL, ELBO and IW-NLL in nats per image (IW-NLL: "
         f"importance-weighted with K = {c.eval.iw_samples} on {c.eval.iw_limit or 'all'} test "
         "images, a continuous density on dequantised pixels for this Gaussian decoder with "
         f"σ² = ½); FD = Fréchet distance of {features}; precision and recall "
@@ -290,14 +312,14 @@ def _search_units(doc: Doc, s: StudyResult) -> None:
     )
 
 
-INTERP_COLUMNS = [
-    ("realism_median", "realism, median", ".3f"),
-    ("realism_p90", "realism, 90th pct", ".3f"),
-    ("realism_worst", "realism, worst per path", ".3f"),
-    ("mean_conf", "mean confidence", ".3f"),
-    ("min_conf", "lowest confidence", ".3f"),
-    ("path_length_ratio", "path length / straight", ".3f"),
-]
+INTERP_COLUMNS = {  # a path measure (vaelab.evaluate.keys.interp_key) -> its column, as .3f
+    "realism_median": "realism, median",
+    "realism_p90": "realism, 90th pct",
+    "realism_worst": "realism, worst per path",
+    "mean_conf": "mean confidence",
+    "min_conf": "lowest confidence",
+    "path_length_ratio": "path length / straight",
+}
 
 
 def interpolation_section(doc: Doc, s: StudyResult) -> None:
@@ -320,11 +342,10 @@ def interpolation_section(doc: Doc, s: StudyResult) -> None:
         )
     doc.img(
         "figures/interp_confidence_compare.png",
-        f"Classifier confidence along the paths (mean over {_n_paths()} paths, band = min–max).",
+        "Classifier confidence along the paths (mean over "
+        f"{len(INTERP.pairs) * INTERP.n_pairs} paths, band = min–max).",
     )
-    doc.table(
-        ["model, path"] + [label for _, label, _ in INTERP_COLUMNS], _interpolation_rows(doc, s)
-    )
+    doc.table(["model, path", *INTERP_COLUMNS.values()], _interpolation_rows(doc, s))
     doc.p(faq.INTERPOLATION_MEASURES)
 
 
@@ -333,15 +354,13 @@ def _interpolation_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     rows = []
     for name, label in (("ae", "AE"), (s.tuned, "tuned " + run_label(s.runs[s.tuned]))):
         for mode in ("lerp", "slerp"):
-            rows.append(
-                [f"{label}, {mode}"]
-                + [doc.ev(name, interp_key(mode, key), spec) for key, _, spec in INTERP_COLUMNS]
-            )
+            cells = [doc.ev(name, interp_key(mode, key), ".3f") for key in INTERP_COLUMNS]
+            rows.append([f"{label}, {mode}", *cells])
     pixel = [
-        doc.ev("ae", interp_key("pixel", key), spec)
+        doc.ev("ae", interp_key("pixel", key), ".3f")
         if interp_key("pixel", key) in s.runs["ae"].eval
         else "–"
-        for key, _, spec in INTERP_COLUMNS
+        for key in INTERP_COLUMNS
     ]
     return [*rows, ["pixel cross-fade (no model)", *pixel]]
 
@@ -393,7 +412,7 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
                 train_value(doc, name, "train_time_s", ".0f"),
                 train_value(doc, name, "val/loss", ".4g"),
             ]
-            + [doc.ev(name, k, METRICS[k][1]) if k in r.eval else "–" for k in cols]
+            + [metric(doc, name, k) for k in cols]
         )
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows
@@ -431,9 +450,3 @@ def write_report(root: Path, study: StudyResult) -> tuple[Path, Path]:
     md = atomic_write_text(root / "report.md", doc.markdown())
     page = atomic_write_text(root / "report.html", doc.html(title))
     return md, page
-
-
-def _summed_over(s: StudyResult) -> str:
-    """How many values an image's SSE sums, said when they are not MNIST's 1×28×28."""
-    shape = s.data.splits["train"].shape
-    return "" if shape == [1, 28, 28] else f" (a sum over its {'×'.join(map(str, shape))} values)"

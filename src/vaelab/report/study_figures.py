@@ -5,7 +5,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 from vaelab.errors import RunError
 from vaelab.evaluate import keys
@@ -15,7 +19,7 @@ from vaelab.report import figures
 from vaelab.report.citations import INTERP, run_label
 from vaelab.report.render import data_name
 from vaelab.report.run_figures import pair_paths
-from vaelab.study.schema import RunEntry, StudyResult
+from vaelab.study.schema import StudyResult
 
 SUMMARY_SAMPLES = 32  # 4 rows of 8 per model
 FROM_ARRAYS = [
@@ -57,22 +61,35 @@ def _stored_arrays(root: Path, s: StudyResult) -> dict[str, EvalArrays] | None:
 def beta_figures(fig_dir: Path, s: StudyResult) -> None:
     """The β-search trials' metrics against β (rate–distortion, FD, precision/recall, entropy,
     active units, probes when the trials had them), the chosen β marked."""
-    betas = s.search.trials
+    betas, chosen = s.search.trials, s.search.chosen_beta
     trials = [s.runs[s.search.trial_run(b)].eval for b in betas]
-    figures.rate_distortion(fig_dir / "rate_distortion.png", _rate_distortion(s))
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))  # the summary panel shows it too
+    _rate_distortion(ax, s)
+    figures.save(fig, fig_dir / "rate_distortion.png")
     for name, title, ylabel, series, hlines in _beta_plots(s, trials[0]):
         if any(k not in trials[0] for k in series.values()):
             continue  # no probes in the selection evaluation, no class readings without labels
-        figures.xy_lines(
-            fig_dir / name,
-            betas,
-            {label: [e[k] for e in trials] for label, k in series.items()},
-            title,
-            ylabel,
-            hlines=hlines,
-            mark=s.search.chosen_beta,
-            logy=name == "beta_fd.png",
-        )
+        fig, ax = plt.subplots(figsize=(5.2, 3.4))
+        for label, k in series.items():
+            ax.plot(betas, [e[k] for e in trials], "o-", ms=4, label=label)
+        for (value, label), style in zip(hlines, ("--", ":", "-."), strict=False):
+            ax.axhline(value, color="gray", lw=0.8, ls=style, label=label)
+        ax.axvline(chosen, color="red", lw=0.8, ls=":", label=f"chosen {chosen:g}")
+        ax.set(xlabel="β", ylabel=ylabel, title=title)
+        _log_axis(ax, betas)
+        if name == "beta_fd.png":
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        figures.save(fig, fig_dir / name)
+
+
+def _log_axis(ax: plt.Axes, x: Sequence[float]) -> None:
+    """Log x axis; symlog (linear near 0) only when some value is not positive."""
+    positive = [v for v in x if v > 0]
+    if len(positive) == len(x):
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
 
 
 def _beta_plots(
@@ -158,59 +175,81 @@ def interpolation_figures(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalA
     )
 
 
-def _sample_title(name: str, run: RunEntry) -> str:
-    e = run.eval
-    return (
-        f"{name}: prior samples\nFD {e[keys.SAMPLES_FD]:.3g} · precision "
-        f"{e[keys.SAMPLES_PRECISION]:.2f} · recall {e[keys.SAMPLES_RECALL]:.2f}"
-    )
-
-
 def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) -> Path:
-    """figures/summary.png: prior samples of the AE, the tuned VAE and the β = 10 VAE; the first
-    lerp path per label pair of the AE and the tuned VAE (when the study has interpolations);
-    the rate–distortion curve."""
+    """figures/summary.png, the report's first figure: prior samples of the AE, the tuned VAE and
+    the β = 10 VAE, 8 per row (top); the first lerp path per label pair of the AE and the tuned
+    VAE (when the study has interpolations) and the rate–distortion curve (bottom)."""
     c, runs = s.config, s.runs
     shown = [
         ("ae", "AE"),
         (s.tuned, f"tuned {run_label(runs[s.tuned])}"),
         ("vae_beta10", run_label(runs["vae_beta10"])),
     ]
-    samples = [
-        (_sample_title(label, runs[name]), arrays[name].samples[:SUMMARY_SAMPLES])
-        for name, label in shown
-    ]
-    strips = []
-    for name, label in shown[:2] if s.interpolation else []:
-        rows = [(f"{a}→{b}", pair_paths(arrays[name], (a, b), "lerp")[0]) for a, b in INTERP.pairs]
+    fig = plt.figure(figsize=(13, 5.4))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
+    for i, (name, label) in enumerate(shown):
+        ax = fig.add_subplot(grid[0, i])
+        figures.show_grid(ax, arrays[name].samples[:SUMMARY_SAMPLES], 8)
+        e = runs[name].eval
+        ax.set_title(
+            f"{label}: prior samples\nFD {e[keys.SAMPLES_FD]:.3g} · precision "
+            f"{e[keys.SAMPLES_PRECISION]:.2f} · recall {e[keys.SAMPLES_RECALL]:.2f}",
+            fontsize=10,
+        )
+    for i, (name, label) in enumerate(shown[:2] if s.interpolation else []):
         realism = runs[name].eval[interp_key("lerp", "realism_median")]
-        strips.append((f"{label}: lerp paths, realism {realism:.2f}", rows))
-    shape = s.data.splits["train"].shape
-    return figures.summary_panel(
-        fig_dir / "summary.png",
-        samples,
-        strips,
-        _rate_distortion(s),
-        f"AE vs tuned VAE vs β = 10 on {data_name(c.train.dataset, c.train.data_dir, shape)} "
-        f"({c.preset} preset; realism: "
+        sub = grid[1, i].subgridspec(len(INTERP.pairs), 1, hspace=0.06)
+        for r, (a, b) in enumerate(INTERP.pairs):
+            ax = fig.add_subplot(sub[r])
+            path = pair_paths(arrays[name], (a, b), "lerp")[0]
+            figures.show_grid(ax, path, len(path), f"{a}→{b}")
+            if r == 0:
+                ax.set_title(f"{label}: lerp paths, realism {realism:.2f}", fontsize=10)
+    _rate_distortion(fig.add_subplot(grid[1, 2]), s)
+    data = data_name(c.train.dataset, c.train.data_dir, s.data.splits["train"].shape)
+    fig.suptitle(
+        f"AE vs tuned VAE vs β = 10 on {data} ({c.preset} preset; realism: "
         "1 ≈ a real image, higher = less real)",
+        fontsize=12,
     )
+    return figures.save(fig, fig_dir / "summary.png")
 
 
-def _rate_distortion(s: StudyResult) -> figures.RateDistortion:
-    """The β search's rate–distortion curve with the chosen β and the AE's distortion."""
+def _spans_decade(values: Sequence[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(values) > 10 * min(positive)
+
+
+def _rate_distortion(ax: plt.Axes, s: StudyResult) -> None:
+    """The β search's rate (KL) against distortion (SSE) with the chosen β, the chosen β's final
+    run (when it is not the trial itself: trained longer) and the AE's distortion."""
     betas, chosen = s.search.trials, s.search.chosen_beta
     trial = {b: s.runs[s.search.trial_run(b)].eval for b in betas}
-    tuned = s.runs[s.tuned].eval
-    return figures.RateDistortion(
-        rate=[trial[b][keys.TEST_KL] for b in betas],
-        distortion=[trial[b][keys.TEST_SSE] for b in betas],
-        labels=[f"β={b:g}" for b in betas],
-        chosen=(trial[chosen][keys.TEST_KL], trial[chosen][keys.TEST_SSE]),
-        chosen_beta=chosen,
-        ae_distortion=s.runs["ae"].eval[keys.TEST_SSE],
-        # the chosen β's final run, when it is not the trial itself (trained longer)
-        tuned=None
-        if s.search.trial_run(chosen) == s.tuned
-        else (tuned[keys.TEST_KL], tuned[keys.TEST_SSE]),
-    )
+    rate = [trial[b][keys.TEST_KL] for b in betas]
+    distortion = [trial[b][keys.TEST_SSE] for b in betas]
+    ax.plot(rate, distortion, "o-", ms=4, color="tab:blue", label="VAE, one point per β")
+    for xi, yi, b in zip(rate, distortion, betas, strict=True):
+        ax.annotate(f"β={b:g}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    cx, cy = trial[chosen][keys.TEST_KL], trial[chosen][keys.TEST_SSE]
+    ax.plot([cx], [cy], "*", ms=14, color="red", label=f"chosen β = {chosen:g}")
+    if s.search.trial_run(chosen) != s.tuned:
+        tuned = s.runs[s.tuned].eval
+        rate.append(tuned[keys.TEST_KL])
+        distortion.append(tuned[keys.TEST_SSE])
+        ax.plot(rate[-1:], distortion[-1:], "D", ms=7, color="darkred", label="tuned run")
+    ae_sse = s.runs["ae"].eval[keys.TEST_SSE]
+    ax.axhline(ae_sse, color="gray", lw=0.8, ls="--", label="AE (no rate term)")
+    # Log axes only where the values span a decade: on a narrower range matplotlib labels
+    # every minor tick and the labels overlap.
+    if _spans_decade(rate):
+        _log_axis(ax, rate)
+    if _spans_decade(distortion):
+        ax.set_yscale("log")
+        # plain labels at 1-2-5 steps: the default minor labels ("6×10¹") are wider than the
+        # room left of the axis and ran into the y label
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set(xlabel="rate: KL per image (nats)", ylabel="distortion: SSE / image")
+    ax.set_title("Rate–distortion across β", fontsize=10)
+    ax.legend(fontsize=7)

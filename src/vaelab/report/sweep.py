@@ -7,13 +7,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import optuna
+from matplotlib.ticker import MaxNLocator
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -171,25 +174,40 @@ def _param_figures(
     if not (params and done):
         return []
     doc.h(2, "Parameters against the objective")
-    drawn = []
+    drawn, cols = [], min(3, len(params))
+    rows = math.ceil(len(params) / cols)
     for i, lab in enumerate(_value_labels(study)):
-        panels = [_panel(done, name, i) for name in params]
-        drawn.append(figures.param_vs_objective(root / f"params_vs_{_slug(lab)}.png", panels, lab))
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+        for ax, name in zip(axes.flat, params, strict=False):
+            _panel(ax, done, name, i, lab)
+        for ax in list(axes.flat)[len(params) :]:
+            ax.axis("off")
+        fig.suptitle(f"{lab} of each complete trial (labels: trial numbers)")
+        drawn.append(figures.save(fig, root / f"params_vs_{_slug(lab)}.png", dpi=100))
         doc.img(drawn[-1].name, f"{lab} against each parameter")
     return drawn
 
 
-def _panel(done: list[FrozenTrial], name: str, index: int) -> figures.ParamPanel:
-    """Objective `index` of the complete trials against parameter `name`: categorical values
-    at evenly spaced positions, log-scaled ones on a log axis."""
+def _panel(ax: plt.Axes, done: list[FrozenTrial], name: str, index: int, label: str) -> None:
+    """Objective `index` of the complete trials against parameter `name`, each point labelled
+    by its trial number: categorical values at evenly spaced positions, log-scaled ones on a
+    log axis."""
     have = [t for t in done if name in t.params]
     dist = have[0].distributions[name] if have else None
-    x, ticks = [t.params[name] for t in have], None
+    x = [t.params[name] for t in have]
     if isinstance(dist, CategoricalDistribution):
-        x, ticks = [dist.choices.index(v) for v in x], [str(c) for c in dist.choices]
-    log = isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log
-    ys, numbers = [t.values[index] for t in have], [t.number for t in have]
-    return figures.ParamPanel(name, x, ys, numbers, ticks, log)
+        x = [dist.choices.index(v) for v in x]
+        ax.set_xticks(range(len(dist.choices)), [str(c) for c in dist.choices])
+    elif isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log:
+        ax.set_xscale("log")
+    ys = [t.values[index] for t in have]
+    ax.scatter(x, ys, s=28, color="tab:blue")
+    for xi, y, t in zip(x, ys, have, strict=True):
+        ax.annotate(str(t.number), (xi, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(name)
+    ax.set_ylabel(label)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.grid(alpha=0.3)
 
 
 def _importance_figures(
@@ -224,7 +242,12 @@ def _importance_figures(
         except (ValueError, RuntimeError) as e:
             doc.p(f"{lab}: not computed: {e}.")
             continue
-        drawn.append(figures.importance_bars(root / f"importance_{_slug(lab)}.png", imp, lab))
+        names = list(imp)[::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
+        ax.barh(names, [imp[n] for n in names], color="tab:orange")
+        ax.set_xlabel(f"importance for {lab} (PED-ANOVA, sums to 1)")
+        ax.set_xlim(0, max(1.0, *imp.values()))
+        drawn.append(figures.save(fig, root / f"importance_{_slug(lab)}.png", dpi=100))
         ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
         why = "PED-ANOVA (Optuna): how much each parameter separates the best trials"
         doc.img(drawn[-1].name, f"{lab}: {why} ({ranked})")
@@ -244,11 +267,18 @@ def _learning_curves(doc: Doc, trials: list[FrozenTrial], root: Path) -> list[Pa
     )
     sign = -1.0 if metric.startswith("-") else 1.0  # undoes the negation of a maximised study
     metric = metric.removeprefix("-")
-    curves = []
-    for t in reported:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = plt.get_cmap("tab10")
+    for i, t in enumerate(reported):
         pruned, steps = t.state == TrialState.PRUNED, sorted(t.intermediate_values)
         values = [sign * t.intermediate_values[s] for s in steps]
-        curves.append((f"{t.number}{' pruned' if pruned else ''}", steps, values, pruned))
-    path = figures.learning_curves(root / "learning_curves.png", curves, metric)
+        style, marker = ("--", "x") if pruned else ("-", "o")
+        label = f"{t.number}{' pruned' if pruned else ''}"
+        ax.plot(steps, values, style, marker=marker, color=colours(i % 10), alpha=0.85, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    path = figures.save(fig, root / "learning_curves.png", dpi=100)
     doc.img(path.name, f"{metric} per epoch, as each trial reported it")
     return [path]
