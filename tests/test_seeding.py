@@ -91,4 +91,9 @@ def test_three_training_steps_give_the_old_losses(tmp_path, mnist_arrays):
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     val = [(r["val/loss"], r["val/kl"]) for r in records if "val/loss" in r]
     assert losses == pytest.approx([565.6212158, 563.2868042, 560.6207886], rel=1e-6)
-    assert val == [(pytest.approx(531.2910156, rel=1e-6), pytest.approx(0.2452914, rel=1e-4))]
+    # Validation runs the convolutions without gradients, where oneDNN picks its kernels by
+    # instruction set: the same tree gives 531.2246 (AVX2), 531.2910 and 531.3601 (AVX-512)
+    # here, KL 0.2453-0.2478. A different validation-noise seed moves the loss by only ~0.015,
+    # so this pin cannot see the stream (the stream table above pins it); it catches a change
+    # of what is validated (split, model mode, reduction), which moves it by far more.
+    assert val == [(pytest.approx(531.29, rel=5e-4), pytest.approx(0.2465, rel=2e-2))]
