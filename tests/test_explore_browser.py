@@ -3,6 +3,8 @@ chromium-driver (never a downloaded driver), against a real server on tiny train
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from vaelab.explore.session import load_explorer
@@ -59,10 +61,11 @@ def loaded_page(driver, url):
     later test failing. No test relies on what an earlier one left on the page."""
     ready = f"return location.href === {url!r} && document.body.dataset.ready === '1';"
     try:
-        loaded = driver.execute_script(ready)
-    except WebDriverException:
-        loaded = False
-    if not loaded:
+        loaded, why = driver.execute_script(ready), "it was not the app, or not ready"
+    except WebDriverException as e:
+        loaded, why = False, f"the driver lost it: {type(e).__name__}"
+    if not loaded:  # said in the run's warnings summary, so a crash left behind stays visible
+        warnings.warn(f"explorer page reloaded before this test: {why}", stacklevel=1)
         driver.get(url)
     wait_quiet(driver)
 

@@ -5,6 +5,7 @@ written before it stays loadable."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -36,7 +37,8 @@ def _train_argv(data: Path, out: Path, epochs: int = 1) -> list[str]:
 
 
 def _fail_writes(monkeypatch, code: int, when: str, where: str = "fsync") -> None:
-    """Make fsync (or replace) fail with `code` for files whose path contains `when`."""
+    """Make fsync (or the writes, or replace) fail with `code` for files whose path contains
+    `when`."""
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
@@ -49,8 +51,19 @@ def _fail_writes(monkeypatch, code: int, when: str, where: str = "fsync") -> Non
             raise OSError(code, os.strerror(code))
         real_replace(src, dst)
 
+    class FullFile(io.FileIO):  # the disk fills while the bytes are written
+        def write(self, data) -> int:
+            if when in os.readlink(f"/proc/self/fd/{self.fileno()}"):
+                raise OSError(code, os.strerror(code))
+            return super().write(data)
+
+    def fdopen(fd: int, mode: str):  # a buffer smaller than the checkpoint, as MBs of weights are
+        return io.BufferedWriter(FullFile(fd, mode), buffer_size=512)
+
     if where == "fsync":
         monkeypatch.setattr(fsutil.os, "fsync", fsync)
+    elif where == "write":
+        monkeypatch.setattr(fsutil.os, "fdopen", fdopen)
     else:
         monkeypatch.setattr(fsutil.os, "replace", replace)
 
@@ -59,6 +72,7 @@ def _fail_writes(monkeypatch, code: int, when: str, where: str = "fsync") -> Non
     "code, where, needle",
     [
         (errno.ENOSPC, "fsync", "disk full"),
+        (errno.ENOSPC, "write", "disk full"),
         (errno.EIO, "fsync", "input/output error"),
         (errno.ENOSPC, "replace", "disk full"),
         (errno.EDQUOT, "fsync", "quota"),

@@ -5,6 +5,7 @@ Every file read back is untrusted input: a mismatch is one `RunError` naming the
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -19,7 +20,7 @@ import torch
 from vaelab import __version__
 from vaelab.config import Count, TrainConfig
 from vaelab.errors import ConfigError, RunError, first_line
-from vaelab.fsutil import atomic_write
+from vaelab.fsutil import atomic_write_bytes
 from vaelab.models import build_model
 from vaelab.schema import RECORD, read
 
@@ -62,7 +63,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     payload = {"format_version": FORMAT_VERSION, "vaelab_version": __version__, **payload}
-    return atomic_write(path, lambda f: torch.save(payload, f))
+    # Serialised in memory first: torch.save turns a full disk under it into a RuntimeError, and
+    # the CLI must see the OSError (ENOSPC) to say the last checkpoint is intact.
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 # What every checkpoint holds, with the type each value must have (checked on load).
