@@ -168,13 +168,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     check_options(args, INTERPOLATE_BOUNDS)
-    model, cfg, dev = _run_model(args.run_dir, device=args.device)
+    model, cfg, _ = _run_model(args.run_dir)  # on the CPU until the labels are checked
     check_labels(cfg, [args.from_label, args.to_label], paths=True)
 
     from vaelab.evaluate.context import eval_data_for
     from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
     from vaelab.report import figures
+    from vaelab.runtime import resolve_device
 
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     # The test images as the run saw them, loaded as `vaelab evaluate` loads them (binarised
     # Bernoulli runs: the same seeded binarisation draw).
     x, _, y = eval_data_for(cfg, "test", seed=args.seed, device=dev)
