@@ -183,6 +183,12 @@ def _bn_worker(rank: int, world: int, port: int, out: str) -> None:
     y = bn(x[rank * 4 : (rank + 1) * 4])
     (y * torch.arange(75.0).view(1, 3, 5, 5)).sum().backward()
     torch.save({"y": y.detach(), "grad": x.grad, "bn": bn.state_dict()}, f"{out}.{rank}")
+    # The backward all_reduce's work is freed by a gloo thread that needs the GIL; if this
+    # process reached interpreter shutdown first, that thread aborted it (SIGABRT, about 1 run
+    # in 10 on a busy machine; core dump: ~AsyncWork -> gil_scoped_acquire -> pthread_exit).
+    # A last collective and dropping the graph let gloo finish before the interpreter exits.
+    del x, y, bn
+    dist.barrier()
     dist.destroy_process_group()
 
 
