@@ -258,6 +258,7 @@ def test_ctrl_c_stops_every_rank_with_a_checkpoint(tmp_path, idx_dir_module):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     code, err = _interrupt_after_first_checkpoint(torchrun, args, out, env)
     assert code != 0
+    assert "forcefully exiting" not in err  # every rank left by itself, none killed at 30 s
     assert "progress saved" in err and "Traceback" not in err.split("progress saved")[0][-400:]
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert 0 < ckpt["step"] < 400 * 6
@@ -282,6 +283,8 @@ def test_nproc_ctrl_c_stops_every_rank_and_exits_130_with_the_hint(tmp_path, idx
     step = int(err.split(", step ")[1].split(";")[0])
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == step
     launch = next((out / "ranks").iterdir())
+    # every rank exited by itself: none hung at exit until the launcher killed it after 30 s
+    assert "forcefully exiting" not in (launch / "launcher.log").read_text()
     for rank in "01":  # every rank stopped by the signal itself, at the same step
         (log,) = launch.glob(f"*/attempt_0/{rank}/stderr.log")
         text = log.read_text()

@@ -91,6 +91,11 @@ def process_group(rank: Rank, device: torch.device) -> Iterator[torch.device]:
         yield device
     finally:
         if rank.active and dist.is_initialized():
+            # gloo's threads free each finished collective's tensors, which takes the GIL, and
+            # the group's destructor joins those threads holding it: a rank that got here within
+            # a few ms of its last collective (after Ctrl-C) deadlocked at exit until torchrun
+            # killed it 30 s later. Sleeping hands them the GIL before the group can go.
+            time.sleep(0.1)
             dist.destroy_process_group()
 
 
