@@ -229,3 +229,22 @@ def test_selection_rule_and_grid_steps():
     assert next_decades([0.01, 0.1, 1.0, 10.0], 0.01) == [0.001]
     assert next_decades([0.01, 0.1, 1.0, 10.0], 1.0) == []
     assert refinement(1.0) == [0.316, 3.16]
+
+
+def test_a_figure_that_fails_is_closed(study_dir, tmp_path):
+    """pyplot keeps every open figure: one whose data fails after it was opened must not stay
+    behind in a long-lived process (a notebook re-rendering reports)."""
+    import matplotlib.pyplot as plt
+
+    from vaelab.evaluate import keys
+    from vaelab.report.study_figures import write_study_figures
+    from vaelab.study.schema import load_study
+
+    s = load_study(study_dir / "study.json")
+    assert len(s.search.trials) > 1
+    del s.runs[s.search.trial_run(s.search.trials[-1])].eval[keys.SAMPLES_FD]  # read in-figure
+    before = plt.get_fignums()
+    with pytest.raises(KeyError):
+        write_study_figures(tmp_path, s)
+    assert (tmp_path / "figures" / "rate_distortion.png").is_file()  # drawn before the failure
+    assert plt.get_fignums() == before

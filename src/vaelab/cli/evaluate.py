@@ -21,7 +21,9 @@ HOURS = "more would run for hours on a CPU"
 COVARIANCE = "Fréchet distances fit a covariance"
 # Each integer option's (low, high or None, why); beyond the highs, figures stop being readable
 # and the work runs for hours. The k-NN probe asks for 5 neighbours.
+SEED = (0, MAX_SEED, "seeds are 32-bit")
 EVALUATE_BOUNDS = {
+    "--seed": SEED,
     "--iw-samples": (1, 100_000, HOURS),
     "--n-samples": (2, 100_000, f"{COVARIANCE}; {HOURS}"),
     "--limit": (2, None, COVARIANCE),
@@ -30,11 +32,13 @@ EVALUATE_BOUNDS = {
 }
 MAX_GRID_SIDE = 500
 SAMPLE_BOUNDS = {
+    "--seed": SEED,
     "-n": (1, 10_000, "a grid of more images is unreadable"),
     "--nrow": (1, MAX_GRID_SIDE, "wider grids are unreadable"),
 }
 LABEL = (0, 255, "IDX labels are bytes")
 INTERPOLATE_BOUNDS = {
+    "--seed": SEED,
     "--pairs": (1, 100, "more rows are unreadable"),
     "--steps": (1, 100, "longer strips are unreadable"),
     "--from-label": LABEL,
@@ -60,13 +64,13 @@ def _label_pairs(text: str) -> tuple[tuple[int, int], ...]:
 def check_options(
     opts: Any, bounds: Mapping[str, tuple[int, int | None, str]], out_dir: bool = False
 ) -> None:
-    """--device, --seed and each integer option within its bounds (None or absent: not given),
-    then --out: a folder (`out_dir`) or a file."""
+    """--device, each integer option within its bounds (None: not given), then --out: a folder
+    (`out_dir`) or a file."""
     from vaelab.train.preflight import check_device, check_out_dir, check_out_file
 
     check_device(opts.device)
-    for flag, (low, high, why) in {"--seed": (0, MAX_SEED, "seeds are 32-bit"), **bounds}.items():
-        value = getattr(opts, flag.lstrip("-").replace("-", "_"), None)
+    for flag, (low, high, why) in bounds.items():
+        value = getattr(opts, flag.lstrip("-").replace("-", "_"))
         if value is not None and not (low <= value and (high is None or value <= high)):
             must = f">= {low}" if high is None else f"in {low}..{high}"
             raise ConfigError(f"invalid option {flag} {value}: must be {must} ({why})")
@@ -74,10 +78,8 @@ def check_options(
         (check_out_dir if out_dir else check_out_file)(opts.out)
 
 
-def _run_model(run_dir: str, checkpoint: str = "best", device: str = "cpu") -> tuple[Any, Any, Any]:
-    """(model, config, torch device) of the run: its checkpoint loaded (a few MB) before any
-    work, the model moved to `device` (checked)."""
-    from vaelab.runtime import resolve_device
+def _run_model(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
+    """(model on the CPU, config) of the run: its checkpoint loaded (a few MB) before any work."""
     from vaelab.train.checkpoint import load_model
 
     path = Path(run_dir)
@@ -91,9 +93,7 @@ def _run_model(run_dir: str, checkpoint: str = "best", device: str = "cpu") -> t
             f"{run_dir} has no checkpoints/{checkpoint}.pt; train it first "
             "(vaelab train --out RUN_DIR)"
         )
-    model, cfg = load_model(path, checkpoint, "cpu")
-    dev = resolve_device(device)
-    return model.to(dev), cfg, dev
+    return load_model(path, checkpoint, "cpu")
 
 
 def check_labels(
@@ -153,12 +153,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
             f"-n {args.n} with --nrow {args.nrow} makes {rows} rows (at most {MAX_GRID_SIDE} "
             "fit in one image); raise --nrow"
         )
-    model, cfg, dev = _run_model(args.run_dir, device=args.device)
+    model, cfg = _run_model(args.run_dir)
 
     from vaelab.models import sample_prior
     from vaelab.report import figures
-    from vaelab.runtime import stream_seed
+    from vaelab.runtime import resolve_device, stream_seed
 
+    dev = resolve_device(args.device)
+    model = model.to(dev)
     images = sample_prior(model, args.n, stream_seed(args.seed, "user_samples"), dev)
     title = f"{_kind(model, cfg)}: {args.n} samples from N(0, I), seed {args.seed}"
     figures.image_grid(args.out, images.cpu().numpy(), title, nrow=min(args.nrow, args.n))
@@ -168,7 +170,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     check_options(args, INTERPOLATE_BOUNDS)
-    model, cfg, _ = _run_model(args.run_dir)  # on the CPU until the labels are checked
+    model, cfg = _run_model(args.run_dir)  # on the CPU until the labels are checked
     check_labels(cfg, [args.from_label, args.to_label], paths=True)
 
     from vaelab.evaluate.context import eval_data_for

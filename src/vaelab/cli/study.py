@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-# The flags that become study options, beside --preset.
-STUDY_FLAGS = ("dataset", "data_dir", "image_size", "color", "out", "device", "seed")
-HEARTBEAT_FLAGS = ("heartbeat_interval", "grace_period")
-
 
 def cmd_study(args: argparse.Namespace) -> int:
     from vaelab.cli.data import check_data_args
-    from vaelab.cli.evaluate import check_labels, check_options
+    from vaelab.cli.evaluate import SEED, check_labels, check_options
     from vaelab.config import DEFAULT_PAIRS
     from vaelab.study import make_config, run_study
     from vaelab.study.search import SearchPlacement
     from vaelab.train.preflight import check_data, check_processes
 
     check_data_args(args)
-    check_options(args, {}, out_dir=True)
+    check_options(args, {"--seed": SEED}, out_dir=True)
     check_processes("--workers", args.workers, args.threads)
-    cfg = make_config(args.preset, **{k: getattr(args, k) for k in STUDY_FLAGS + HEARTBEAT_FLAGS})
+    cfg = make_config(
+        args.preset,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        color=args.color,
+        out=args.out,
+        device=args.device,
+        seed=args.seed,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
     # The data every stage needs (splits, sizes, memory, interpolation labels), checked first.
     run = cfg.run_config("ae", 0.0, 1)
     check_data(run)

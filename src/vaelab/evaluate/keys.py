@@ -128,7 +128,8 @@ def to_keys(group: Group | None, split: str) -> dict[str, float]:
             value, k = getattr(g, f.name), f.metadata["key"]
             if value is None and k.labels:
                 out["skipped/" + k.template.format(split=split, mode=mode, i="*")] = 1.0
-            for i, v in enumerate(value if isinstance(value, list) else [value], k.first):
+            many = k.length and value is not None  # a per-dimension or per-class sequence
+            for i, v in enumerate(value if many else [value], k.first):
                 if v is not None:
                     out[k.template.format(split=split, mode=mode, i=i)] = v
     return out

@@ -5,9 +5,11 @@ study's and the sweep's own figures are drawn where their results are read.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import matplotlib
 
@@ -19,6 +21,25 @@ from vaelab.fsutil import atomic_write_bytes
 
 Rows = Sequence[tuple[str, np.ndarray]]
 """Labelled rows of images: (row label, images (n, C, H, W))."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def closed_on_error(draw: Callable[P, R]) -> Callable[P, R]:
+    """`draw`, closing the figures it opened when it fails: pyplot keeps every open figure, and
+    figures read their data after opening (save closes them on success)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        before = set(plt.get_fignums())
+        try:
+            return draw(*args, **kwargs)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+
+    return wrapper
 
 
 def make_grid(

@@ -20,6 +20,7 @@ def pair_paths(a: EvalArrays, pair: tuple[int, int], mode: str) -> list[np.ndarr
     return [p for p, ends in zip(a.paths[mode], a.path_pairs, strict=True) if tuple(ends) == pair]
 
 
+@figures.closed_on_error
 def draw_run_figures(run_dir: Path, a: EvalArrays) -> None:
     """Reconstructions, samples, training curves, interpolations and the latent space."""
     fig_dir, kind = run_dir / "figures", a.kind

@@ -30,6 +30,7 @@ FROM_ARRAYS = [
 """The study figures drawn from the runs' stored arrays."""
 
 
+@figures.closed_on_error
 def write_study_figures(root: Path, s: StudyResult) -> None:
     """Every figure under STUDY_DIR/figures except the data strip (the data stage draws it)."""
     fig_dir = root / "figures"

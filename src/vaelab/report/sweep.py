@@ -125,6 +125,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
+@figures.closed_on_error
 def write_report(study: optuna.Study, root: Path) -> ReportFiles:
     """The report of `study` in `root`: report.md, report.html, trials.csv and the figures."""
     root.mkdir(parents=True, exist_ok=True)

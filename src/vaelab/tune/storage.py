@@ -29,9 +29,11 @@ Direction = Literal["minimize", "maximize"]
 
 def silence_optuna_notices() -> None:
     """Optuna warns on every use of its heartbeats (experimental since 2.8, stable in use) and
-    when ask/tell meets them (vaelab's workers beat the heart themselves): noise to users."""
+    when ask/tell meets them (vaelab's workers beat the heart themselves), and logs each trial at
+    INFO: noise to users."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # vaelab's own log lines say more
 
 
 def default_storage_url(out_dir: str | Path, file: str = "sweep.db") -> str:
@@ -69,7 +71,6 @@ def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
     """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
     the next worker that asks for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # vaelab's own log lines say more
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
     with storage_errors(url):
         url = normalise_url(url)
