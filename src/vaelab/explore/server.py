@@ -192,6 +192,19 @@ class Route(NamedTuple):
     required: tuple[str, ...] = ("run",)
     optional: tuple[str, ...] = ()
 
+    def __call__(self, ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+        """The handler's answer, once the request's fields are checked."""
+        missing = sorted(set(self.required) - body.keys())
+        if missing:
+            raise ApiError(400, f"missing field(s) {', '.join(missing)}")
+        accepted = ", ".join(sorted({*self.required, *self.optional}))
+        unknown = sorted(body.keys() - {*self.required, *self.optional})
+        if unknown:
+            raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; accepted: {accepted:.200}")
+        if "run" in body:
+            body = {**body, "run": integer(body["run"], "run", 0, len(ex.runs) - 1)}
+        return self.handler(ex, body)
+
 
 ROUTES = {
     "/api/runs": Route("GET", lambda ex, _: ex.info, ()),
@@ -208,27 +221,14 @@ ROUTES = {
 }
 
 
-def route(method: str, path: str) -> Handler:
-    """The handler of (method, path), which checks the request's fields first."""
+def route(method: str, path: str) -> Route:
+    """The route of (method, path); calling it checks the request's fields first."""
     spec = ROUTES.get(path)
     if spec is None:
         raise ApiError(404, f"no API route {path:.200}; routes: {', '.join(ROUTES)}")
     if method != spec.method:
         raise ApiError(405, f"{path} accepts {spec.method}, not {method}")
-
-    def checked(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-        missing = sorted(set(spec.required) - body.keys())
-        if missing:
-            raise ApiError(400, f"missing field(s) {', '.join(missing)}")
-        accepted = ", ".join(sorted({*spec.required, *spec.optional}))
-        unknown = sorted(body.keys() - {*spec.required, *spec.optional})
-        if unknown:
-            raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; accepted: {accepted:.200}")
-        if "run" in body:
-            body = {**body, "run": integer(body["run"], "run", 0, len(ex.runs) - 1)}
-        return spec.handler(ex, body)
-
-    return checked
+    return spec
 
 
 def is_loopback(host: str) -> bool:

@@ -51,45 +51,39 @@ def _is_run(path: Path) -> bool:
     return (path / "checkpoints" / "best.pt").is_file()
 
 
-def _study_runs(study: Path) -> tuple[list[Path], str | None]:
-    """The AE and tuned VAE of study.json, else (unfinished) every finished run under runs/."""
-    if not (study / "study.json").exists():
-        done = sorted(
-            d for d in (study / "runs").glob("*") if (d / "DONE").is_file() and _is_run(d)
-        )
-        for d in done:
-            read_done(d)  # a damaged DONE is refused here, not halfway through serving
-        return done, None
-    result = load_study(study / "study.json")
-    dirs = []
-    for name in ("ae", result.tuned):
-        if name not in result.runs or not _is_run(study / result.runs[name].dir):
-            where = study / "study.json"
-            raise RunError(f"{where} names run '{name}', which {study} lacks; {REBUILD}")
-        dirs.append(study / result.runs[name].dir)
-    return dirs, result.classifier.variant
-
-
 def find_runs(paths: list[str | Path]) -> FoundRuns:
-    """Resolve command-line paths (run or study directories) to run directories."""
+    """Resolve command-line paths to run directories. A study directory stands for the AE and
+    tuned VAE of its study.json, or (unfinished) for every finished run under its runs/."""
     dirs: list[Path] = []
     variant = None
     for raw in paths:
         path = Path(raw)
         if _is_run(path):
             found = [path]
-        elif (path / "study.json").is_file() or (path / "runs").is_dir():
-            found, variant = _study_runs(path)
+        elif not ((path / "study.json").is_file() or (path / "runs").is_dir()):
+            raise RunError(
+                f"{path} is neither a run directory (checkpoints/best.pt) nor a study directory "
+                "(study.json or runs/); train a run or run `vaelab study` first"
+            )
+        elif (path / "study.json").exists():
+            result = load_study(path / "study.json")
+            for name in ("ae", result.tuned):
+                if name not in result.runs or not _is_run(path / result.runs[name].dir):
+                    where = path / "study.json"
+                    raise RunError(f"{where} names run '{name}', which {path} lacks; {REBUILD}")
+            found = [path / result.runs[name].dir for name in ("ae", result.tuned)]
+            variant = result.classifier.variant
+        else:
+            variant = None  # no study said which classifier
+            runs = (path / "runs").glob("*")
+            found = sorted(d for d in runs if (d / "DONE").is_file() and _is_run(d))
+            for d in found:
+                read_done(d)  # a damaged DONE is refused here, not halfway through serving
             if not found:
                 raise RunError(
                     f"study {path} has no finished runs yet; let `vaelab study --out {path}` "
                     "finish a stage first"
                 )
-        else:
-            raise RunError(
-                f"{path} is neither a run directory (checkpoints/best.pt) nor a study directory "
-                "(study.json or runs/); train a run or run `vaelab study` first"
-            )
         dirs += [d for d in found if d.resolve() not in {x.resolve() for x in dirs}]
     if len(dirs) > MAX_RUNS:
         names = ", ".join(str(d) for d in dirs)
@@ -266,22 +260,23 @@ class Explorer:
 
     def _decodes(self, run: int, z: torch.Tensor, shown: torch.Tensor | None = None) -> dict:
         """Codes (B, nz) → images, map points and classifier readings (of the `shown` images, then
-        the decoded ones); caller holds the lock."""
-        imgs = torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
-        seen = imgs if shown is None else torch.cat([shown.to(self.device), imgs])
-        probs = clf.classify(self.classifier, seen)[1]
-        return {
-            "images": encode_images(imgs),
-            "readings": [
-                {"label": int(p.argmax()), "confidence": round(float(p.max()), 4)} for p in probs
-            ],
-            "points": _round(self.runs[run].latent_map.to_map(z.view(-1, z.shape[-1]))),
-        }
+        the decoded ones)."""
+        with self.lock, torch.inference_mode():
+            imgs = torch.sigmoid(self.runs[run].model.decode(z.float().to(self.device)))
+            seen = imgs if shown is None else torch.cat([shown.to(self.device), imgs])
+            probs = clf.classify(self.classifier, seen)[1]
+            return {
+                "images": encode_images(imgs),
+                "readings": [
+                    {"label": int(p.argmax()), "confidence": round(float(p.max()), 4)}
+                    for p in probs
+                ],
+                "points": _round(self.runs[run].latent_map.to_map(z.view(-1, z.shape[-1]))),
+            }
 
     def decode(self, run: int, z: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
-        with self.lock, torch.inference_mode():
-            out = self._decodes(run, z.view(1, -1))
+        out = self._decodes(run, z.view(1, -1))
         return {
             "image": out["images"][0],
             "reading": out["readings"][0],
@@ -291,8 +286,7 @@ class Explorer:
 
     def test_image(self, run: int, index: int) -> dict[str, Any]:
         x, z = self.images[index : index + 1], self.runs[run].codes[index]
-        with self.lock, torch.inference_mode():
-            out = self._decodes(run, z.view(1, -1), x)
+        out = self._decodes(run, z.view(1, -1), x)
         return {
             "index": index,
             "label": int(self.labels[index]),
@@ -306,31 +300,27 @@ class Explorer:
     def interpolate(self, run: int, a: torch.Tensor, b: torch.Tensor, steps: int) -> dict[str, Any]:
         """Decoded lerp and slerp paths a → b (steps interior codes, ends included)."""
         out: dict[str, Any] = {}
-        with self.lock, torch.inference_mode():
-            for mode in ("lerp", "slerp"):
-                z = interpolate(a.double().cpu(), b.double().cpu(), steps, mode)
-                out[mode] = {**self._decodes(run, z), "norms": _round(z.norm(dim=1), 3)}
+        for mode in ("lerp", "slerp"):
+            z = interpolate(a.double().cpu(), b.double().cpu(), steps, mode)
+            out[mode] = {**self._decodes(run, z), "norms": _round(z.norm(dim=1), 3)}
         return out
 
     def samples(self, run: int, n: int, seed: int) -> dict[str, Any]:
         """n decodes of z ~ N(0, I), seeded as `vaelab sample` is (same seed, same images)."""
         g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "user_samples"))
-        z = torch.randn(n, self.runs[run].model.latent_dim, generator=g)
-        with self.lock, torch.inference_mode():
-            return self._decodes(run, z)
+        return self._decodes(run, torch.randn(n, self.runs[run].model.latent_dim, generator=g))
 
     def encode(self, run: int, x: torch.Tensor, center: bool) -> dict[str, Any]:
         """A drawn image (1, C, H, W): what the model sees, its code, map point, reconstruction."""
         seen = center_like_mnist(x) if center else x
-        with self.lock, torch.inference_mode():
-            z = self.runs[run].model.encode(seen.to(self.device))
-            out = self._decodes(run, z, seen)
+        z = self.code_of_image(run, seen)
+        out = self._decodes(run, z.view(1, -1), seen)
         return {
             "input": encode_images(seen)[0],
             "reconstruction": out["images"][0],
             "input_reading": out["readings"][0],
             "reconstruction_reading": out["readings"][1],
-            "code": _round(z[0]),
+            "code": _round(z),
             "point": out["points"][0],
         }
 
