@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vaelab.cli.fields import given_values
 from vaelab.config import MAX_SEED, EvalConfig
 from vaelab.errors import ConfigError, RunError
 
@@ -129,8 +130,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vaelab.evaluate import evaluate_run
 
     # Every option but RUN_DIR is an EvalConfig field; those not given keep its defaults.
-    fields = {f.name for f in dataclasses.fields(EvalConfig)}
-    ecfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    ecfg = EvalConfig(**given_values(args, [f.name for f in dataclasses.fields(EvalConfig)]))
     check_options(ecfg, EVALUATE_BOUNDS)
     cfg = _run_model(args.run_dir, ecfg.checkpoint)[1]
     check_labels(cfg, [label for pair in ecfg.pairs for label in pair], ecfg.split, ecfg.limit)

@@ -56,7 +56,6 @@ def _scalar(kind: type, many: bool = False) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         return [one(v.strip()) for v in text.split(",")] if many else one(text)
 
-    parse.__name__ = kind.__name__
     return parse
 
 

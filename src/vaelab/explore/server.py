@@ -144,7 +144,7 @@ def code_of(ex: Explorer, run: int, kind: str, value: Any, name: str) -> torch.T
     if kind == "index":
         return ex.runs[run].codes[_index(ex, value, name)]
     if kind == "point":
-        return ex.code_of_point(run, vector(value, name, 2))
+        return ex.runs[run].latent_map.to_code(vector(value, name, 2).view(1, 2)).view(-1)
     if kind == "code":
         return vector(value, name, ex.runs[run].model.latent_dim)
     return ex.code_of_image(run, image(ex, value, name))

@@ -251,9 +251,6 @@ class Explorer:
         xy = self.runs[run].latent_map.to_map(self.runs[run].codes)
         return {"x": _round(xy[:, 0]), "y": _round(xy[:, 1]), "labels": self.labels.tolist()}
 
-    def code_of_point(self, run: int, xy: torch.Tensor) -> torch.Tensor:
-        return self.runs[run].latent_map.to_code(xy.view(1, 2)).view(-1).to(self.device)
-
     def code_of_image(self, run: int, x: torch.Tensor) -> torch.Tensor:
         with self.lock, torch.inference_mode():
             return self.runs[run].model.encode(x.to(self.device))[0]
