@@ -159,7 +159,7 @@ def endpoint(ex: Explorer, run: int, value: Any, name: str) -> torch.Tensor:
     return code_of(ex, run, kind, v, f"{name}.{kind}")
 
 
-# Each handler gets a request whose fields `route` has checked against the table below, its
+# Each handler gets a request whose fields its `Route` has checked against the table below, its
 # `run` already a valid run index.
 def post_decode(ex: Explorer, body: dict[str, Any]) -> dict[str, Any]:
     if ("point" in body) == ("code" in body):
@@ -221,16 +221,6 @@ ROUTES = {
 }
 
 
-def route(method: str, path: str) -> Route:
-    """The route of (method, path); calling it checks the request's fields first."""
-    spec = ROUTES.get(path)
-    if spec is None:
-        raise ApiError(404, f"no API route {path:.200}; routes: {', '.join(ROUTES)}")
-    if method != spec.method:
-        raise ApiError(405, f"{path} accepts {spec.method}, not {method}")
-    return spec
-
-
 def is_loopback(host: str) -> bool:
     """localhost, 127.0.0.0/8 or ::1 (brackets allowed)."""
     host = host.strip("[]")
@@ -259,27 +249,28 @@ class ExploreHandler(BaseHTTPRequestHandler):
                 self.close_connection = True  # such a request's body is never read
             self._check_host()
             url = urlsplit(self.path)
-            if url.path.startswith("/api/"):
-                handler = route(method, url.path)
-                data = parse_json_object(raw) if method == "POST" else self._query(url.query)
-                self._send_json(200, handler(self.server.explorer, data))
-            elif url.path == "/" or url.path.startswith("/static/"):
-                if method != "GET":
-                    raise ApiError(405, f"{url.path:.100} accepts GET, not {method}")
-                # Looked up by name: no client path reaches the disk.
-                name = (
-                    unquote(url.path.removeprefix("/static/")) if url.path != "/" else "index.html"
-                )
-                if name not in STATIC_FILES:
-                    raise ApiError(
-                        404, f"no static file {url.path:.100}; the page's files: {STATIC_FILES}"
-                    )
-                path = STATIC_DIR / name
-                csp = {"Content-Security-Policy": CSP} if path.suffix == ".html" else {}
-                extra = {"Cache-Control": "no-cache", **csp}
-                self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], extra)
-            else:
+            api = url.path.startswith("/api/")
+            if api and url.path not in ROUTES:
+                raise ApiError(404, f"no API route {url.path:.200}; routes: {', '.join(ROUTES)}")
+            if not (api or url.path == "/" or url.path.startswith("/static/")):
                 raise ApiError(404, f"nothing at {url.path:.80}; the app is at /, the API at /api/")
+            accepted = ROUTES[url.path].method if api else "GET"
+            if method != accepted:
+                raise ApiError(405, f"{url.path:.100} accepts {accepted}, not {method}")
+            if api:
+                data = parse_json_object(raw) if method == "POST" else self._query(url.query)
+                self._send_json(200, ROUTES[url.path](self.server.explorer, data))
+                return
+            # Looked up by name: no client path reaches the disk.
+            name = unquote(url.path.removeprefix("/static/")) if url.path != "/" else "index.html"
+            if name not in STATIC_FILES:
+                raise ApiError(
+                    404, f"no static file {url.path:.100}; the page's files: {STATIC_FILES}"
+                )
+            path = STATIC_DIR / name
+            csp = {"Content-Security-Policy": CSP} if path.suffix == ".html" else {}
+            extra = {"Cache-Control": "no-cache", **csp}
+            self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], extra)
         except ApiError as e:
             self._send_json(e.status, {"error": str(e)})
         except ConnectionError:
