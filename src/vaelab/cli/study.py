@@ -54,26 +54,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_flags(p: argparse.ArgumentParser, coordinator: bool) -> None:
-    """--storage, --name and --threads of the coordinator (`study`) or of a `study worker`."""
-    if coordinator:
-        storage = (
-            " (default sqlite:///OUT/search.db); postgresql://user:pw@host/db lets "
-            "`vaelab study worker` on other machines train its trials"
-        )
-        name = "study name in the storage (default <preset>-<hash of the study's definition>)"
-        threads = "torch threads per process during the β search (default: cores / workers)"
-    else:
-        storage = " (the coordinator's --storage)"
-        name = "study name (default: the storage's only study)"
-        threads = "torch threads (default: all cores)"
-    p.add_argument(
-        "--storage", required=not coordinator, help=f"β-search study database URL{storage}"
-    )
-    p.add_argument("--name", help=name)
-    p.add_argument("--threads", type=int, help=threads)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     from vaelab.cli.data import add_folder_args
 
@@ -90,7 +70,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="study", help="study directory (default ./study)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    _search_flags(p, coordinator=True)
+    p.add_argument(
+        "--storage",
+        help="β-search study database URL (default sqlite:///OUT/search.db); postgresql://user:"
+        "pw@host/db lets `vaelab study worker` on other machines train its trials",
+    )
+    p.add_argument(
+        "--name",
+        help="study name in the storage (default <preset>-<hash of the study's definition>)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per process during the β search (default: cores / workers)",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -114,7 +107,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="join a β search (any machine) and train its queued trials until it is finished",
     )
-    _search_flags(w, coordinator=False)
+    w.add_argument(
+        "--storage", required=True, help="β-search study database URL (the coordinator's --storage)"
+    )
+    w.add_argument("--name", help="study name (default: the storage's only study)")
+    w.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     w.add_argument("--out", required=True, help="directory of this worker's runs and logs")
     w.add_argument("--device", default="auto")
     w.add_argument("--data-dir", help="where this machine keeps the dataset")
