@@ -53,7 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument(
         "--classifier",
-        default=None,
         help="reference classifier variant: standard or smoke (default: the study's, else "
         "standard)",
     )
