@@ -147,6 +147,11 @@ class TrainConfig:
             raise bad("device", f"{self.device!r} is not auto, cpu, cuda, cuda:N or mps")
         return self
 
+    @property
+    def data_args(self) -> tuple[str, str | None, int | None, str | None]:
+        """(dataset, data_dir, image_size, color): the data's arguments to vaelab.data's loaders."""
+        return self.dataset, self.data_dir, self.image_size, self.color
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -334,14 +339,11 @@ class StudyConfig(Heartbeats):
 
     @classmethod
     def _nest(cls, values: Any) -> StudyConfig:
-        parts: dict[str, dict[str, Any]] = {"train": {}, "eval": {}, "": {}}
+        cfg = cls()
         for name, value in values.items():
             owner, _, attr = OPTIONS[name].rpartition(".")
-            parts[owner][attr] = value
-        d = cls()
-        train, evaluate = parts.pop("train"), parts.pop("eval")
-        train_cfg = dataclasses.replace(d.train, **train)
-        return cls(train=train_cfg, eval=dataclasses.replace(d.eval, **evaluate), **parts[""])
+            setattr(getattr(cfg, owner) if owner else cfg, attr, value)
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record: `OPTIONS`' names and values."""

@@ -112,7 +112,7 @@ def _keep_steps(cfg: StudyConfig, given: dict[str, Any]) -> StudyConfig:
     from vaelab.data.store import load_arrays, split_arrays
 
     c = cfg.train
-    x, _ = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
+    x, _ = split_arrays(load_arrays(*c.data_args), "train")
     n = min(len(x), c.limit_train or len(x))
     trial_n = min(n, cfg.trial_limit_train or n)
     scale = dict.fromkeys(("ae_epochs", "extreme_epochs", "tuned_epochs"), STEP_BUDGET_IMAGES / n)

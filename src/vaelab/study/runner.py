@@ -63,7 +63,6 @@ def timed(book: RunBook, key: str, title: str, pending: Pending) -> Iterator[Non
 def pending(book: RunBook) -> Pending:
     """The runs this preset will train: (name, epochs, images per epoch, evaluation)."""
     c, n = book.cfg, book.n_train
-    trial_n = min(n, c.trial_limit_train or n)
     out = [
         ("ae", c.ae_epochs, n, "full"),
         ("vae_beta0", c.extreme_epochs, n, "full"),
@@ -73,13 +72,12 @@ def pending(book: RunBook) -> Pending:
         out += [(beta_name(b), c.trial_epochs, n, "selection") for b in c.decades]
         out += [(f"refine_{i}", c.trial_epochs, n, "selection") for i in range(2)]
         return out
-    plan = halving.rungs(c.trial_epochs, trial_n, c.halving_eta, c.tuned_epochs, c.halving_rungs)
     count = len(c.decades) + 2 * c.refine
-    for rung in plan:
-        images = rung.limit_train or n
+    for rung in BetaSearch(book).plan():
+        images = min(n, rung.limit_train or n)
         out += [(f"r{rung.index}_{i}", rung.epochs, images, "selection") for i in range(count)]
         count = halving.promoted_count(count, c.halving_eta)
-    out[-1] = (out[-1][0], out[-1][1], out[-1][2], "full")
+    out[-1] = (*out[-1][:3], "full")
     return out
 
 
@@ -88,7 +86,7 @@ def _stages(book: RunBook, search: BetaSearch, queue: BetaQueue) -> StudyResult:
     c, runs = book.cfg, book.runs
     t0 = time.perf_counter()
     device = resolve_device(c.train.device)
-    arrays = load_arrays(c.train.dataset, c.train.data_dir, c.train.image_size, c.train.color)
+    arrays = load_arrays(*c.train.data_args)
     x_tr, _ = split_arrays(arrays, "train")
     book.n_train = min(len(x_tr), c.train.limit_train or len(x_tr))
     plan = pending(book)
@@ -180,7 +178,7 @@ def data_overview(
     x_te = torch.from_numpy(split_arrays(arrays, "test")[0][: cfg.eval.limit]).double() / 255.0
     mean_img = torch.from_numpy(x_tr[:n_train]).double().mean(0) / 255.0
     mean_image_sse = float((x_te - mean_img).pow(2).flatten(1).sum(1).mean())
-    info = data_info(c.dataset, c.data_dir, c.image_size, c.color)
+    info = data_info(*c.data_args)
     baselines = Baselines(mean_image_sse=mean_image_sse, prior_norm=math.sqrt(c.latent_dim))
     return parse(DataInfo, info, "the dataset's info", "a bug in vaelab"), baselines
 
@@ -188,15 +186,8 @@ def data_overview(
 def classifier_info(cfg: StudyConfig, device: torch.device, labelled: bool) -> ClassifierInfo:
     """The reference classifier every run's sample metrics use (without labels, the label-free
     network whose features stand in for it: no test accuracy)."""
-    c = cfg.train
     _, meta = clf.reference_classifier(
-        c.dataset,
-        c.data_dir,
-        c.image_size,
-        c.color,
-        variant=cfg.eval.classifier,
-        device=device,
-        label_free=not labelled,
+        *cfg.train.data_args, variant=cfg.eval.classifier, device=device, label_free=not labelled
     )
     return ClassifierInfo(**{f.name: meta[f.name] for f in dataclasses.fields(ClassifierInfo)})
 

@@ -109,10 +109,10 @@ class RunBook:
         self.runs[name] = entry
         return entry
 
-    def _evaluate(self, run_dir: Path, kind: str) -> tuple[dict[str, float], bool]:
+    def _evaluate(self, run_dir: Path, kind: Evaluation) -> tuple[dict[str, float], bool]:
         """Evaluate `run_dir` (`full` or `selection`), reusing a stored evaluation with the same
         options made after the run finished. Returns (metrics, reused)."""
-        ecfg = self.cfg.eval_config(kind)  # type: ignore[arg-type]
+        ecfg = self.cfg.eval_config(kind)
         key = json.loads(json.dumps(vars(ecfg)))  # tuples → lists, as stored
         stored_path = run_dir / f"eval_{kind}.json"
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):

@@ -105,8 +105,8 @@ class BetaJob:
     stop_when_finished: bool
     fix: str = "see this worker's log and fix the cause"
 
-    def __post_init__(self) -> None:
-        self.say = self.search.book.say
+    def say(self, msg: str) -> None:
+        self.search.book.say(msg)
 
     def verdict(self, study: optuna.Study) -> jobs.Verdict:
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -178,8 +178,7 @@ class BetaSearch:
     @cached_property
     def min_class_entropy(self) -> float:
         """The class-entropy threshold for the classes of this data's train split."""
-        c = self.cfg.train
-        _, y = split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
+        _, y = split_arrays(load_arrays(*self.cfg.train.data_args), "train")
         return halving.class_entropy_threshold(self.cfg.min_class_entropy, label_classes(y))
 
     def loss(self, entry: RunEntry) -> float:
@@ -189,20 +188,21 @@ class BetaSearch:
 
     # ------------------------------------------------------------------ one trial
     def plan(self) -> list[halving.Rung]:
+        """The search's rungs; the grid search is one, every β on the whole train split."""
         c = self.cfg
+        if c.search == "grid":
+            return [halving.Rung(0, c.trial_epochs, None)]
         return halving.rungs(
             c.trial_epochs, c.trial_limit_train, c.halving_eta, c.tuned_epochs, c.halving_rungs
         )
 
     def trial_run(self, beta: float, rung: int) -> tuple[str, TrainConfig, Evaluation]:
         """(run name, train config, evaluation kind) of β-search trial (β, rung)."""
-        c = self.cfg
-        if c.search == "grid":
-            tcfg = c.run_config("vae", beta, c.trial_epochs, trial=True)
-            return beta_name(beta), tcfg, c.trial_evaluation
-        r = self.plan()[rung]
+        c, r = self.cfg, self.plan()[rung]
         limit_train = r.limit_train or c.train.limit_train
         tcfg = c.run_config("vae", beta, r.epochs, trial=True, limit_train=limit_train)
+        if c.search == "grid":
+            return beta_name(beta), tcfg, c.trial_evaluation
         return beta_name(beta, rung), tcfg, "selection"
 
     def _accept(self, trial: FrozenTrial, recorded: bool) -> RunEntry:
@@ -295,7 +295,18 @@ class BetaSearch:
         at = {b: runs[names[b, decided.index]].eval for b in decided.losses}
         choice = halving.select_beta(at, c.min_recon_accuracy, self.min_class_entropy)
         rung0 = {b: names[b, 0] for b in outcome.rungs[0].losses}
-        rungs = [self._rung_record(r, names) for r in outcome.rungs]
+        plan, n_train = self.plan(), self.book.n_train
+        rungs = [
+            RungRecord(
+                rung=r.index,
+                epochs=plan[r.index].epochs,
+                limit_train=min(n_train, plan[r.index].limit_train or n_train),
+                selection_loss={f"{b:g}": v for b, v in sorted(r.losses.items())},
+                runs={f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
+                promoted=r.promoted,
+            )
+            for r in outcome.rungs
+        ]
         halving_search = c.search == "halving"
         return SearchResult(
             method=c.search,
@@ -311,21 +322,6 @@ class BetaSearch:
             rule=halving.halving_rule_text(c) if halving_search else "",
             storage=url,
             study_name=name,
-        )
-
-    def _rung_record(self, r: halving.RungResult, names: dict[Point, str]) -> RungRecord:
-        c, n_train = self.cfg, self.book.n_train
-        epochs, limit_train = c.trial_epochs, n_train
-        if c.search == "halving":
-            rung = self.plan()[r.index]
-            epochs, limit_train = rung.epochs, min(n_train, rung.limit_train or n_train)
-        return RungRecord(
-            rung=r.index,
-            epochs=epochs,
-            limit_train=limit_train,
-            selection_loss={f"{b:g}": v for b, v in sorted(r.losses.items())},
-            runs={f"{b:g}": names[b, r.index] for b in sorted(r.losses)},
-            promoted=r.promoted,
         )
 
     def _decide(self, queue: BetaQueue, evaluate: halving.Evaluate) -> halving.SearchOutcome:
