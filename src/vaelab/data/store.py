@@ -23,7 +23,7 @@ import numpy as np
 
 from vaelab.data import folder, sources
 from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable, decode_idx
-from vaelab.errors import ConfigError, DataError
+from vaelab.errors import DataError
 from vaelab.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
@@ -51,21 +51,6 @@ def vaelab_home() -> Path:
             "(or unset it for ~/.cache/vaelab)"
         )
     return home
-
-
-def mirror_timeout() -> float:
-    """`$VAELAB_MIRROR_TIMEOUT`: seconds a mirror may stall (default 15)."""
-    text = os.environ.get("VAELAB_MIRROR_TIMEOUT", "15")
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 86_400:
-        raise ConfigError(
-            f"VAELAB_MIRROR_TIMEOUT={text!r} is not a number of seconds in (0, 86400); "
-            "set e.g. VAELAB_MIRROR_TIMEOUT=15 or unset it"
-        )
-    return value
 
 
 def resolve_spec(
@@ -214,11 +199,7 @@ def _obtain(
             (f"Debian package dataset-fashion-mnist ({deb})", partial(sources.from_directory, deb))
         ]
     if data_dir is None:
-        timeout = mirror_timeout()
-        cands += [
-            (f"mirror {u}", partial(sources.from_mirror, u, timeout))
-            for u in sources.mirror_list(spec)
-        ]
+        cands += sources.mirrors(spec)
     tried: list[str] = []
     for origin, get in cands:
         say(f"trying {origin}")
