@@ -266,24 +266,14 @@ def from_mirror(base_url: str, timeout: float = 15.0) -> dict[str, bytes]:
 
     base = base_url if base_url.endswith("/") else base_url + "/"
     out: dict[str, bytes] = {}
+    bar = {"unit": "B", "unit_scale": True, "leave": False, "disable": not sys.stderr.isatty()}
     for name in FILES:
         url = f"{base}{name}.gz"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
-                chunks = []
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc=name,
-                    leave=False,
-                    disable=not sys.stderr.isatty(),
-                ) as bar:
-                    while block := resp.read(1 << 16):
-                        chunks.append(block)
-                        bar.update(len(block))
-            raw = b"".join(chunks)
+                with tqdm.wrapattr(resp, "read", total, bytes=False, desc=name, **bar) as body:
+                    raw = b"".join(iter(partial(body.read, 1 << 16), b""))
             out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
             reason = getattr(e, "reason", e)

@@ -343,15 +343,11 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
     train set, at most 10,000 images, and `train` the rest."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if split == "test":
-        x, y = arrays[FILES[2]], arrays[FILES[3]]
-    else:
-        x, y = arrays[FILES[0]], arrays[FILES[1]]
-        n_val = min(VAL_SIZE, len(x) // 6)
-        if split == "train":
-            x, y = x[: len(x) - n_val], y[: len(y) - n_val]
-        elif split == "val":
-            x, y = x[len(x) - n_val :], y[len(y) - n_val :]
+    images, labels = FILES[2:] if split == "test" else FILES[:2]
+    x, y = arrays[images], arrays[labels]
+    cut = len(x) - min(VAL_SIZE, len(x) // 6)
+    keep = {"train": slice(cut), "val": slice(cut, None)}.get(split, slice(None))
+    x, y = x[keep], y[keep]
     y = y.astype(np.int64) if len(y) == len(x) else np.full(len(x), UNLABELLED)
     return (x[:, None] if x.ndim == 3 else x), y
 
