@@ -123,15 +123,15 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
 def _verify_source(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
     """Pinned checksums must match the decompressed bytes; data without them (user IDX files)
     must at least agree in shape: images N×H×W, labels N."""
-    for name in FILES:
-        if spec.sha256 and sha256_bytes(files[name]) != spec.sha256[name]:
-            raise SourceUnavailable(
-                f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
-            )
     if spec.sha256:
+        for name in FILES:
+            if sha256_bytes(files[name]) != spec.sha256[name]:
+                raise SourceUnavailable(
+                    f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
+                )
         return
     arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
-    for img, lab in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
+    for img, lab in (FILES[:2], FILES[2:]):
         if arrays[img].ndim != 3 or arrays[lab].ndim != 1:
             raise SourceUnavailable(f"{origin}: {img} must be 3-d and {lab} 1-d")
         if len(arrays[img]) != len(arrays[lab]):
