@@ -51,15 +51,15 @@ def read(
     # hold them, while strict Python mode would want the instances themselves.
     text = json.dumps(data, default=_json_value)
     try:
-        adapter = _adapter(cls)  # type: ignore[arg-type]  # a class is hashable
-        return adapter.validate_json(text)  # type: ignore[no-any-return]
+        return _adapter(cls).validate_json(text)  # type: ignore[arg-type,no-any-return]
     except ValidationError as e:
         message = _message(e.errors(include_url=False), what, cls)
     prefix = f"{source}: " if source else ""
     raise error(prefix + message + (f"; {fix}" if fix else "")) from None
 
 
-WORDS = {
+WORDS = {  # pydantic's words, plainer, in order
+    " or Input should be": " or",
     "a valid dictionary": "an object",
     "a valid list": "a list",
     "a valid integer": "an integer",
@@ -68,6 +68,10 @@ WORDS = {
     "a valid boolean": "true or false",
     "a valid tuple": "a list",
     "a valid array": "a list",
+    # "Input should be a number", "List should have at least 4 items after validation, not 3"
+    "Input s": "s",
+    "List s": "s",
+    " after validation": "",
 }
 
 
@@ -86,13 +90,9 @@ def _message(errors: list[Any], what: str, cls: type) -> str:
     where = "::".join(map(str, loc))
     if first["type"] == "missing":
         return f"{what} '{where}' is missing"
-    problem = " or ".join(e["msg"] for e in union).replace(" or Input should be", " or")
+    problem = " or ".join(e["msg"] for e in union)
     for words, plain in WORDS.items():
         problem = problem.replace(words, plain)
-    # "Input should be a number", "List should have at least 4 items after validation, not 3"
-    problem = (
-        problem.replace("Input s", "s").replace("List s", "s").replace(" after validation", "")
-    )
     shown = repr(first["input"])
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     if not where:

