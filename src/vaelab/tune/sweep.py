@@ -248,15 +248,14 @@ class SweepJob:
         cfg = self._train(trial, params, run_dir)
         ecfg, tag = sweep.eval_config(cfg.device), f"trial {trial.number}"
         metrics = evaluate_run(run_dir, ecfg, log=lambda m: self.log.file.debug(f"{tag}: {m}"))
-        missing = [o.key for o in sweep.objectives if o.key not in metrics]
+        keys = [o.key for o in sweep.objectives]
+        missing = [k for k in keys if k not in metrics]
         if missing:
             raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        values = [float(metrics[o.key]) for o in sweep.objectives]
-        shown = ", ".join(
-            f"{o.key} = {v:.6g}" for o, v in zip(sweep.objectives, values, strict=True)
-        )
+        values = [float(metrics[k]) for k in keys]
+        shown = ", ".join(f"{k} = {v:.6g}" for k, v in zip(keys, values, strict=True))
         self.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
         return values
 
