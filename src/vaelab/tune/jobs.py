@@ -206,20 +206,14 @@ def requeue_dead_local_trials(queue: Queue) -> list[int]:
             pid = t.user_attrs.get("pid")
             if not isinstance(pid, int) or t.user_attrs.get("host") != host:
                 continue  # another host's trial (its processes are not ours to see)
-            if pid != os.getpid() and not _pid_alive(pid):
+            try:
+                os.kill(pid, 0)  # signal 0 only asks whether the process is there
+            except ProcessLookupError:
                 queue.requeue(t.number, "worker lost")
                 numbers.append(t.number)
+            except PermissionError:  # someone else's process: alive
+                pass
     return numbers
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        pass
-    return True
 
 
 class Log:

@@ -104,7 +104,6 @@ class SweepFile:
     objective: Annotated[list[Objective], Len(1)]
     sweep: SweepHead = field(default_factory=SweepHead)
     train: dict[str, Any] = field(default_factory=dict)
-    """Base TrainConfig fields; each trial overrides the searched ones."""
     space: dict[str, ParamSpec] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
