@@ -74,8 +74,7 @@ def rungs(
     """Rung r trains first_epochs·η^r epochs on `first_limit` images; the last is the chosen β's
     full run (`final_epochs` on the whole train split)."""
     out = [Rung(r, first_epochs * eta**r, first_limit) for r in range(n_rungs - 1)]
-    out.append(Rung(n_rungs - 1, final_epochs, None))
-    return out
+    return [*out, Rung(n_rungs - 1, final_epochs, None)]
 
 
 @dataclass
@@ -137,12 +136,10 @@ def run_search(
         run(refined)
     rungs = [RungResult(0, dict(losses), [])]
     for index in range(1, n_rungs):
-        promoted = promote(rungs[-1].losses, eta)
-        rungs[-1].promoted = promoted
+        promoted = rungs[-1].promoted = promote(rungs[-1].losses, eta)
         log.append(f"rung {index - 1} → {index}: β {', '.join(f'{b:g}' for b in promoted)} go on")
-        if index == n_rungs - 1:
-            return SearchOutcome(promoted[0], best_decade, rungs, log)
-        rungs.append(RungResult(index, _checked(evaluate, promoted, index), []))
+        if index < n_rungs - 1:
+            rungs.append(RungResult(index, _checked(evaluate, promoted, index), []))
     return SearchOutcome(_best(rungs[-1].losses), best_decade, rungs, log)
 
 

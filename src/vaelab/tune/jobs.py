@@ -23,7 +23,7 @@ from optuna.trial import Trial, TrialState
 from vaelab.config import Heartbeats
 from vaelab.errors import RunError, VaelabError
 from vaelab.train.loop import TrainingInterrupted
-from vaelab.tune.storage import ask_lock, heartbeat, redact, requeue, trial_id
+from vaelab.tune.storage import ask_lock, heartbeat, redact
 
 MAX_FAILURES_IN_A_ROW = 3
 Verdict = Literal["ask", "wait", "done"]
@@ -47,6 +47,20 @@ class Queue:
     @property
     def url(self) -> str:
         return redact(self.storage.url)
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
+        study_id = self.storage.get_study_id_from_name(self.name)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def requeue(self, number: int, why: str) -> None:
+        """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again with its
+        parameters, like a dead worker's, so the next worker resumes it."""
+        tid = self.trial_id(number)
+        self.storage.set_trial_user_attr(tid, "error", why)
+        self.study.tell(number, state=TrialState.FAIL)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=self.settings.max_retry)
+        retry(self.study, self.storage.get_trial(tid))
 
 
 @dataclass
@@ -90,7 +104,7 @@ def take(queue: Queue, job: Job) -> Taken | Verdict:
         if verdict != "ask":
             return verdict
         trial = queue.study.ask()  # a queued (retried) trial first
-        tid = trial_id(queue.storage, queue.name, trial.number)
+        tid = queue.trial_id(trial.number)
         # A first beat at once: a RUNNING trial that never beat is never found stale.
         queue.storage.record_heartbeat(tid)
         before = queue.storage.get_trial(tid)  # a retry carries its original's host, run_dir
@@ -111,6 +125,7 @@ def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> Tr
     on the trial (`reraise` raises it too); interrupted (Ctrl-C, SIGTERM), the trial is queued
     again and the interruption raised."""
     trial, t0 = taken.trial, time.time()
+    state, values, said, failure = TrialState.COMPLETE, None, "", None
     with heartbeat(queue.storage, taken.tid, queue.settings.heartbeat_interval):
         try:
             run_dir = taken.resume_dir or job.fresh_dir(taken)
@@ -118,32 +133,28 @@ def run_trial(queue: Queue, job: Job, taken: Taken, reraise: bool = False) -> Tr
             trial.set_user_attr("run_dir", str(run_dir.resolve()))
             values = job.run(taken, run_dir)
         except optuna.TrialPruned as e:
-            trial.set_user_attr("wall_time_s", time.time() - t0)
-            queue.study.tell(trial, state=TrialState.PRUNED)
-            job.say(f"{job.title(trial)} pruned: {e}")
-            return TrialState.PRUNED
+            state, said = TrialState.PRUNED, f"pruned: {e}"
         except (KeyboardInterrupt, SystemExit, TrainingInterrupted) as e:
             cause = "a signal" if isinstance(e, TrainingInterrupted) else type(e).__name__
             # Under the ask lock, as every retry is queued: no worker may see the trial failed
             # and not yet queued again (the β search would call its point failed for good,
             # a sweep would sample a new trial in its place).
+            why = f"interrupted by {cause}"
             with ask_lock(queue.storage, queue.name):
-                why = f"interrupted by {cause}"
-                requeue(queue.study, queue.storage, trial, queue.settings.max_retry, why)
+                queue.requeue(trial.number, why)
             job.say(f"{job.title(trial)} {why}; queued again (a re-run resumes it)")
             raise
         except Exception as e:  # a trial's own failure must not stop the others
             why = str(e) if isinstance(e, VaelabError) else f"{type(e).__name__}: {e}"
             trial.set_user_attr("error", why)
-            trial.set_user_attr("wall_time_s", time.time() - t0)
-            queue.study.tell(trial, state=TrialState.FAIL)
-            if reraise:
-                raise
-            job.say(f"{job.title(trial)} failed: {why}")
-            return TrialState.FAIL
+            state, said, failure = TrialState.FAIL, f"failed: {why}", e
         trial.set_user_attr("wall_time_s", time.time() - t0)
-        queue.study.tell(trial, values)
-    return TrialState.COMPLETE
+        queue.study.tell(trial, values, state)
+    if failure is not None and reraise:
+        raise failure
+    if said:
+        job.say(f"{job.title(trial)} {said}")
+    return state
 
 
 def work(
@@ -195,27 +206,19 @@ def requeue_dead_local_trials(queue: Queue) -> list[int]:
             pid = t.user_attrs.get("pid")
             if not isinstance(pid, int) or t.user_attrs.get("host") != host:
                 continue  # another host's trial (its processes are not ours to see)
-            if pid != os.getpid() and not _pid_alive(pid):
-                requeue(
-                    queue.study, queue.storage, t.number, queue.settings.max_retry, "worker lost"
-                )
+            try:
+                os.kill(pid, 0)  # signal 0 only asks whether the process is there
+            except ProcessLookupError:
+                queue.requeue(t.number, "worker lost")
                 numbers.append(t.number)
+            except PermissionError:  # someone else's process: alive
+                pass
     return numbers
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        pass
-    return True
 
 
 class Log:
     """One process's lines: each on stderr (after `prefix`, a worker's tag) and, while
-    `to_file(path)` is active, in that file with a timestamp; `debug` lines in the file only.
+    `to_file(path)` is active, in that file with a timestamp (`file.debug` lines only there).
     Pickled (into a worker process), it arrives new: a process's lines are its own."""
 
     def __reduce__(self) -> tuple[type[Log], tuple[()]]:
@@ -228,9 +231,6 @@ class Log:
     def say(self, msg: str) -> None:
         print(f"{self.prefix}{msg}", file=sys.stderr, flush=True)
         self.file.info(msg)
-
-    def debug(self, msg: str) -> None:
-        self.file.debug(msg)
 
     @contextlib.contextmanager
     def to_file(self, path: Path) -> Iterator[None]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from vaelab.config import Heartbeats
 from vaelab.errors import ConfigError, RunError
@@ -67,36 +67,38 @@ SQLITE_BUSY_S = 60.0
 come in short bursts; a lock held longer is another program's."""
 
 
-def open_storage(url: str, cfg: Heartbeats) -> RDBStorage:
-    """The RDB storage with heartbeats: a trial silent for `grace_period` seconds is failed by
-    the next worker that asks for one, and queued again (up to `max_retry` times)."""
+def open_storage(url: str, cfg: Heartbeats | None = None) -> RDBStorage:
+    """The RDB storage: without `cfg` an existing one, to read; with it, made if new and with
+    heartbeats: a trial silent for `grace_period` seconds is failed by the next worker that asks
+    for one, and queued again (up to `max_retry` times)."""
     silence_optuna_notices()
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # survive a database restart
-    with storage_errors(url):
+    with storage_errors(url), contextlib.ExitStack() as stack:
         url = normalise_url(url)
         if url.startswith("sqlite:///"):
-            db = sqlite_file(url, must_exist=False)
-            db.parent.mkdir(parents=True, exist_ok=True)
-            # WAL lets readers run beside the one writer
-            with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_BUSY_S)) as con:
-                con.execute("PRAGMA journal_mode=WAL")
+            db = sqlite_file(url, must_exist=cfg is None)
             engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}}
-        with contextlib.ExitStack() as stack:
-            if url.startswith("postgresql"):
-                # Workers started at once on a new database would race to create Optuna's
-                # tables (duplicate-key errors): one creates them while the rest wait.
-                engine = sqlalchemy.create_engine(url)
-                stack.callback(engine.dispose)
-                stack.enter_context(_advisory_lock(engine, "schema"))
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=cfg.heartbeat_interval,
-                grace_period=cfg.grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=cfg.max_retry
-                ),
-            )
+            if cfg is not None:
+                db.parent.mkdir(parents=True, exist_ok=True)
+                # WAL lets readers run beside the one writer
+                with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_BUSY_S)) as con:
+                    con.execute("PRAGMA journal_mode=WAL")
+        if cfg is None:
+            return RDBStorage(url, engine_kwargs, skip_table_creation=True)
+        if url.startswith("postgresql"):
+            # Workers started at once on a new database would race to create Optuna's
+            # tables (duplicate-key errors): one creates them while the rest wait.
+            engine = sqlalchemy.create_engine(url)
+            stack.callback(engine.dispose)
+            stack.enter_context(_advisory_lock(engine, "schema"))
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry)
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=cfg.heartbeat_interval,
+            grace_period=cfg.grace_period,
+            heartbeat_stale_trial_callback=retry,
+        )
 
 
 def sqlite_file(url: str, must_exist: bool) -> Path:
@@ -219,22 +221,15 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def load_existing_study(url: str, name: str | None) -> optuna.Study:
     """A study for reading (reports, workers): `name`, or the storage's only study."""
-    silence_optuna_notices()
+    storage = open_storage(url)
     with storage_errors(url):
-        if url.startswith("sqlite:///"):
-            sqlite_file(url, must_exist=True)
-        kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}} if url.startswith("sqlite") else {}
-        storage = RDBStorage(normalise_url(url), kwargs, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
-    if name is None:
-        if len(names) != 1:
-            listed = ", ".join(names) or "none"
-            raise ConfigError(f"{redact(url)} holds studies {listed}; choose one with --name")
-        name = names[0]
+    listed = ", ".join(names) or "none"
+    if name is None and len(names) != 1:
+        raise ConfigError(f"{redact(url)} holds studies {listed}; choose one with --name")
+    name = names[0] if name is None else name
     if name not in names:
-        raise ConfigError(
-            f"no study '{name}' in {redact(url)} (it has: {', '.join(names) or 'none'})"
-        )
+        raise ConfigError(f"no study '{name}' in {redact(url)} (it has: {listed})")
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -260,12 +255,6 @@ def _key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"vaelab-sweep:{name}".encode()).digest()[:8], "big") >> 1
 
 
-def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
-    """The storage's id of trial `number` (Optuna's public API speaks in numbers)."""
-    study_id = storage.get_study_id_from_name(study_name)
-    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
-
-
 @contextlib.contextmanager
 def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[None]:
     """Records the trial's heartbeat every `interval` seconds from a thread while the block runs."""
@@ -287,15 +276,3 @@ def heartbeat(storage: RDBStorage, trial_id: int, interval: float) -> Iterator[N
     finally:
         stop.set()
         thread.join()
-
-
-def requeue(
-    study: optuna.Study, storage: RDBStorage, trial: Trial | int, max_retry: int, why: str
-) -> None:
-    """Fail a RUNNING trial (`why` in its `error` attribute) and queue it again with its
-    parameters, like a dead worker's, so the next worker resumes it."""
-    number = trial if isinstance(trial, int) else trial.number
-    tid = trial_id(storage, study.study_name, number)
-    storage.set_trial_user_attr(tid, "error", why)
-    study.tell(number, state=TrialState.FAIL)
-    RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, storage.get_trial(tid))

@@ -20,9 +20,8 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from vaelab.config import TrainConfig
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError, RunError, TrainingInterrupted
 from vaelab.fsutil import atomic_write_json
-from vaelab.train.loop import TrainingInterrupted
 from vaelab.train.preflight import check_processes, threads_per_process
 from vaelab.tune import jobs
 from vaelab.tune.storage import best_trials, default_storage_url, open_storage, open_study, redact
@@ -41,17 +40,15 @@ class SweepSampler(BaseSampler):
     """
 
     def __init__(
-        self, factory: Callable[[int | None], BaseSampler], seed: int | None, grid: dict[str, list]
+        self, factory: Callable[..., BaseSampler], seed: int | None, grid: dict[str, list]
     ) -> None:
-        self._factory, self._seed, self._base = factory, seed, factory(seed)
-        self._names, self._points = list(grid), list(itertools.product(*grid.values()))
-
-    def reseed_rng(self) -> None:
-        self._base.reseed_rng()
+        self._factory, self._seed, self._names = factory, seed, set(grid)
+        self._base = factory(seed=seed)
+        self._points = [dict(zip(grid, p, strict=True)) for p in itertools.product(*grid.values())]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self._seed is not None:
-            self._base = self._factory(self._seed + trial.number)
+            self._base = self._factory(seed=self._seed + trial.number)
         self._base.before_trial(study, trial)
 
     def infer_relative_search_space(
@@ -70,35 +67,33 @@ class SweepSampler(BaseSampler):
     ) -> Any:
         if name not in self._names:
             return self._base.sample_independent(study, trial, name, dist)
-        return self._points[self._least_tried(study, trial)][self._names.index(name)]
+        counts: Counter[int] = Counter()
+        for t in study.get_trials(deepcopy=False):
+            if t.number != trial.number and t.state != TrialState.FAIL:
+                counts.update(self._fits(t.params))
+        # grid values this trial already took (earlier suggest calls) narrow the candidates
+        least_tried = min(self._fits(trial.params), key=lambda i: (counts[i], i))
+        return self._points[least_tried][name]
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any
     ) -> None:
         self._base.after_trial(study, trial, state, values)
 
-    def _least_tried(self, study: optuna.Study, trial: FrozenTrial) -> int:
-        counts: Counter[int] = Counter()
-        for t in study.get_trials(deepcopy=False):
-            if t.number != trial.number and t.state != TrialState.FAIL:
-                counts.update(i for i in range(len(self._points)) if self._matches(t.params, i))
-        # grid values this trial already took (earlier suggest calls) narrow the candidates
-        fits = [i for i in range(len(self._points)) if self._matches(trial.params, i)]
-        return min(fits, key=lambda i: (counts[i], i))
-
-    def _matches(self, params: dict[str, Any], i: int) -> bool:
-        point = self._points[i]
-        return all(params[n] == point[j] for j, n in enumerate(self._names) if n in params)
+    def _fits(self, params: dict[str, Any]) -> list[int]:
+        """The grid points that agree with `params` on every grid parameter it holds."""
+        return [
+            i
+            for i, point in enumerate(self._points)
+            if all(params[n] == v for n, v in point.items() if n in params)
+        ]
 
 
 def make_sampler(cfg: SweepConfig) -> BaseSampler:
-    def factory(seed: int | None) -> BaseSampler:
-        if cfg.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed)
-        return optuna.samplers.RandomSampler(seed=seed)
-
+    tpe = cfg.sampler == "tpe"
+    factory = optuna.samplers.TPESampler if tpe else optuna.samplers.RandomSampler
     if cfg.seed is None and not cfg.grid:
-        return factory(None)
+        return factory()
     return SweepSampler(factory, cfg.seed, cfg.grid)
 
 
@@ -110,14 +105,9 @@ def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
     if p.kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(**rungs)
     if p.kind == "hyperband":
-        searched = "epochs" in {s.name for s in cfg.space}
-        epochs = cfg.train.get("epochs", TrainConfig().epochs)
-        return optuna.pruners.HyperbandPruner(max_resource="auto" if searched else epochs, **rungs)
+        max_resource = "auto" if cfg.fixed_epochs is None else cfg.fixed_epochs
+        return optuna.pruners.HyperbandPruner(max_resource=max_resource, **rungs)
     return optuna.pruners.NopPruner()
-
-
-class SweepInterrupted(RunError):
-    exit_code = 130
 
 
 INTERRUPTED = (
@@ -166,45 +156,48 @@ def run_sweep(
     out = Path(out_dir).resolve()
     url = storage or default_storage_url(out)
     # Open the study first: a refused storage or study (other space) stops before any work.
-    study = _open_study(open_storage(url, cfg), cfg)
+    study = _open_queue(url, cfg).study
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**dataclasses.asdict(cfg), "storage": redact(url)})
     threads = threads_per_process(workers, threads)
     specs = [SweepJob(cfg, out, url, n_trials, threads, i) for i in range(workers)]
+    bad: list[int] = []
     try:
         if workers == 1:
             work(specs[0])
         else:
-            _run_processes(specs)
+            bad = jobs.LocalWorkers(work, specs).join()
     except TrainingInterrupted:
-        raise SweepInterrupted(INTERRUPTED) from None
-    return summarise(study, redact(url))
-
-
-def _open_study(storage: Any, cfg: SweepConfig) -> optuna.Study:
-    sampler, pruner = make_sampler(cfg), make_pruner(cfg)
-    return open_study(
-        storage, cfg.name, cfg.definition(), cfg.directions, sampler=sampler, pruner=pruner
-    )
-
-
-def _run_processes(specs: list[SweepJob]) -> None:
-    bad = jobs.LocalWorkers(work, specs).join()
+        raise TrainingInterrupted(INTERRUPTED) from None
     if bad and all(code == 130 for code in bad):
-        raise SweepInterrupted(INTERRUPTED)
+        raise TrainingInterrupted(INTERRUPTED)
     if bad:
         raise RunError(
-            f"{len(bad)} of {len(specs)} workers failed (exit codes "
-            f"{', '.join(map(str, bad))}); see {specs[0].out_dir / 'logs'}; "
-            "run the same command again to continue the study"
+            f"{len(bad)} of {workers} workers failed (exit codes {', '.join(map(str, bad))}); "
+            f"see {out / 'logs'}; run the same command again to continue the study"
         )
+    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    best = [
+        dict(number=t.number, values=t.values, params=t.params, run_dir=t.user_attrs.get("run_dir"))
+        for t in best_trials(study)
+    ]
+    return SweepResult(study.study_name, redact(url), dict(counts), best)
+
+
+def _open_queue(url: str, cfg: SweepConfig) -> jobs.Queue:
+    """The sweep's study, for the job loop; another sweep's under its name is refused."""
+    storage = open_storage(url, cfg)
+    sampler, pruner = make_sampler(cfg), make_pruner(cfg)
+    study = open_study(
+        storage, cfg.name, cfg.definition(), cfg.directions, sampler=sampler, pruner=pruner
+    )
+    return jobs.Queue(study, storage, cfg, poll_s=min(cfg.heartbeat_interval, 5))
 
 
 def work(job: SweepJob) -> int:
     """Run trials until the study has `job.trials` finished ones; returns how many ran here."""
     cfg, n, log = job.cfg, job.trials, job.log
-    storage = open_storage(job.storage_url, cfg)
-    queue = jobs.Queue(_open_study(storage, cfg), storage, cfg, min(cfg.heartbeat_interval, 5))
+    queue = _open_queue(job.storage_url, cfg)
     with jobs.worker_log(log, job.index, job.out_dir, job.threads) as threads:
         log.say(f"joined study '{cfg.name}' ({n} trials wanted, torch threads {threads})")
         ran = jobs.work(queue, job)
@@ -229,9 +222,7 @@ class SweepJob:
 
     def __post_init__(self) -> None:
         self.fix = f"see {self.out_dir / 'logs'} and fix the sweep config"
-
-    def say(self, msg: str) -> None:
-        self.log.say(msg)
+        self.say = self.log.say
 
     def verdict(self, study: optuna.Study) -> jobs.Verdict:
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
@@ -248,21 +239,28 @@ class SweepJob:
         return self.out_dir / "trials" / str(number)
 
     def run(self, taken: jobs.Taken, run_dir: Path) -> list[float]:
-        t0, trial, cfg = time.time(), taken.trial, self.cfg
-        params = {p.name: _suggest(trial, p) for p in cfg.space}
+        from vaelab.evaluate import evaluate_run
+
+        t0, trial, sweep = time.time(), taken.trial, self.cfg
+        params = {p.name: _suggest(trial, p) for p in sweep.space}
         retry = f" (retry of trial {taken.origin})" if taken.origin is not None else ""
-        self.log.say(f"trial {trial.number}{retry}: {params} in {run_dir}")
-        values, metrics = self._train_and_evaluate(trial, params, run_dir)
+        self.say(f"trial {trial.number}{retry}: {params} in {run_dir}")
+        cfg = self._train(trial, params, run_dir)
+        ecfg, tag = sweep.eval_config(cfg.device), f"trial {trial.number}"
+        metrics = evaluate_run(run_dir, ecfg, log=lambda m: self.log.file.debug(f"{tag}: {m}"))
+        keys = [o.key for o in sweep.objectives]
+        missing = [k for k in keys if k not in metrics]
+        if missing:
+            raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        shown = ", ".join(f"{o.key} = {v:.6g}" for o, v in zip(cfg.objectives, values, strict=True))
-        self.log.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
+        values = [float(metrics[k]) for k in keys]
+        shown = ", ".join(f"{k} = {v:.6g}" for k, v in zip(keys, values, strict=True))
+        self.say(f"trial {trial.number} complete: {shown} ({time.time() - t0:.1f} s)")
         return values
 
-    def _train_and_evaluate(
-        self, trial: Trial, params: dict[str, Any], run_dir: Path
-    ) -> tuple[list[float], dict[str, float]]:
-        from vaelab.evaluate import evaluate_run
+    def _train(self, trial: Trial, params: dict[str, Any], run_dir: Path) -> TrainConfig:
+        """Train the trial's run, reporting each epoch to the pruner; its config."""
         from vaelab.train.loop import train
 
         sweep, values = self.cfg, dict(params)
@@ -288,23 +286,15 @@ class SweepJob:
         # resume: a retry (or a re-run after Ctrl-C) continues from the run's last checkpoint
         resume = (run_dir / "config.json").is_file()
         result = train(cfg, run_dir, resume=resume, tensorboard=False, on_epoch_end=on_epoch_end)
-        summary = result.summary.to_dict()
-        numbers = {k: v for k, v in summary.items() if isinstance(v, int | float)}
-        numbers = {k: v for k, v in numbers.items() if not isinstance(v, bool)}
+        summary = result.summary.to_dict().items()
+        numbers = {k: v for k, v in summary if isinstance(v, int | float) and type(v) is not bool}
         trial.set_user_attr("train/summary", numbers)
         if pruned_at:
             raise optuna.TrialPruned(
                 f"{metric} {pruned_at[0][1]:.6g} after epoch {pruned_at[0][0]} "
                 f"is hopeless by the {sweep.pruner.kind} pruner"
             )
-        ecfg = sweep.eval_config(cfg.device)
-        metrics = evaluate_run(
-            run_dir, ecfg, log=lambda m: self.log.debug(f"trial {trial.number}: {m}")
-        )
-        missing = [o.key for o in sweep.objectives if o.key not in metrics]
-        if missing:
-            raise RunError(f"eval.json of {run_dir} has no {', '.join(missing)}")
-        return [float(metrics[o.key]) for o in sweep.objectives], metrics
+        return cfg
 
 
 def _suggest(trial: Trial, p: ParamSpec) -> Any:
@@ -313,12 +303,3 @@ def _suggest(trial: Trial, p: ParamSpec) -> Any:
     if p.type == "int":
         return trial.suggest_int(p.name, p.low, p.high, log=p.log, step=p.step or 1)  # type: ignore[arg-type]
     return trial.suggest_categorical(p.name, p.choices)  # categorical, and grid (SweepSampler)
-
-
-def summarise(study: optuna.Study, storage: str) -> SweepResult:
-    counts = Counter(t.state for t in study.get_trials(deepcopy=False))
-    best = [
-        dict(number=t.number, values=t.values, params=t.params, run_dir=t.user_attrs.get("run_dir"))
-        for t in best_trials(study)
-    ]
-    return SweepResult(study.study_name, storage, {s.name: c for s, c in counts.items()}, best)

@@ -104,7 +104,6 @@ class SweepFile:
     objective: Annotated[list[Objective], Len(1)]
     sweep: SweepHead = field(default_factory=SweepHead)
     train: dict[str, Any] = field(default_factory=dict)
-    """Base TrainConfig fields; each trial overrides the searched ones."""
     space: dict[str, ParamSpec] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
@@ -130,6 +129,13 @@ class SweepConfig(SweepHead):
     @property
     def directions(self) -> list[Direction]:
         return [o.direction for o in self.objectives]
+
+    @property
+    def fixed_epochs(self) -> int | None:
+        """The epochs of every trial (None: searched)."""
+        if any(p.name == "epochs" for p in self.space):
+            return None
+        return self.train.get("epochs", TrainConfig().epochs)
 
     def definition(self) -> dict[str, Any]:
         """What fixes the meaning of a trial's result: parts a study must never change."""
@@ -168,22 +174,13 @@ def parse_sweep(
     f = read(SweepFile, data, what="sweep config key")
     space = []
     for key, p in f.space.items():
-        if p.values is not None:
-            if p.choices:
-                raise config_error(f"[space.{key}]", "give `choices` or `values`, not both")
-            p.choices, p.values = p.values, None
-        space.append(dataclasses.replace(p, name=key))
-    head = {k: v for k, v in vars(f.sweep).items() if k != "name"}
-    cfg = SweepConfig(
-        name=name or (default_name if f.sweep.name is None else f.sweep.name),
-        train=f.train,
-        space=space,
-        objectives=f.objective,
-        evaluation=f.evaluation,
-        pruner=f.pruner,
-        **head,
-    )
-    return validate(cfg)
+        if p.values is not None and p.choices:
+            raise config_error(f"[space.{key}]", "give `choices` or `values`, not both")
+        space.append(dataclasses.replace(p, name=key, choices=p.values or p.choices, values=None))
+    given = default_name if f.sweep.name is None else f.sweep.name
+    head = {**vars(f.sweep), "name": name or given}
+    tables = {k: getattr(f, k) for k in ("train", "evaluation", "pruner")}
+    return validate(SweepConfig(**head, **tables, space=space, objectives=f.objective))
 
 
 # ---------------------------------------------------------------------------- validation
@@ -210,7 +207,11 @@ def validate(cfg: SweepConfig) -> SweepConfig:
         raise config_error("[evaluation] device", "trials evaluate on [train] device; remove it")
     groups = cfg.eval_config("cpu").groups
     _check_pruner(cfg)
-    for corner in _corners(cfg.space):  # every combination of extreme values must be valid
+    # every combination of extreme values (choices, or low and high) must be valid; 256 are
+    # enough to catch bad values
+    options: list[list[Any]] = [p.choices or [p.low, p.high] for p in cfg.space]
+    for combo in itertools.islice(itertools.product(*options), 256):
+        corner = {p.name: value for p, value in zip(cfg.space, combo, strict=True)}
         try:
             train_cfg = cfg.trial_config(corner)
         except ConfigError as e:
@@ -246,13 +247,6 @@ def _check_param(p: ParamSpec) -> None:
             raise config_error(where, "an int parameter needs an integer step")
 
 
-def _corners(space: list[ParamSpec]) -> list[dict[str, Any]]:
-    options = [p.choices if p.type in ("categorical", "grid") else [p.low, p.high] for p in space]
-    names = [p.name for p in space]
-    combos = itertools.islice(itertools.product(*options), 256)  # enough to catch bad values
-    return [dict(zip(names, c, strict=True)) for c in combos]
-
-
 def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: Sequence[str]) -> None:
     split = cfg.evaluation.get("split", "test")
     for o in cfg.objectives:
@@ -272,11 +266,9 @@ def _check_objectives(cfg: SweepConfig, train_cfg: TrainConfig, groups: Sequence
 
 
 def _check_pruner(cfg: SweepConfig) -> None:
-    p = cfg.pruner
-    epochs = cfg.train.get("epochs", TrainConfig().epochs)
-    searched = {s.name for s in cfg.space}
-    rungs = p.kind in ("successive_halving", "hyperband") and "epochs" not in searched
-    if rungs and p.min_resource >= epochs:
+    p, epochs = cfg.pruner, cfg.fixed_epochs
+    rungs = p.kind in ("successive_halving", "hyperband")
+    if rungs and epochs is not None and p.min_resource >= epochs:
         raise config_error(
             "[pruner] min_resource",
             f"{p.min_resource} epochs leaves no rung before the last epoch ({epochs}); "
