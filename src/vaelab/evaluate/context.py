@@ -136,10 +136,8 @@ class EvalContext:
     @cached_property
     def real(self) -> tuple[np.ndarray, np.ndarray]:
         # model-independent, as are the neighbours and the floor: memoised by content
-        images = self.data.x
-        return memo.memoised(
-            "classify", (self.classifier[0], images), lambda: self.classify(images)
-        )
+        x = self.data.x
+        return memo.memoised("classify", (self.classifier[0], x), lambda: self.classify(x))
 
     def against_real(self, feats: np.ndarray) -> tuple[float, float, float]:
         """(Fréchet distance, precision, recall) of features against the real images'."""
