@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +161,8 @@ def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
     def log_lik(xb: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return -neg_log_likelihood(model.decode(z), xb, cfg.likelihood, cfg.sigma2)
 
-    def iw(b: torch.Tensor) -> torch.Tensor:
-        return iw_log_likelihood(model.posterior, log_lik, b, k, chunk=chunk, generator=g)
-
-    parts = batched(lambda b: elbo(model.posterior, log_lik, b, generator=g), x_lik, 500)
+    iw = partial(iw_log_likelihood, model.posterior, log_lik, k=k, chunk=chunk, generator=g)
+    parts = batched(partial(elbo, model.posterior, log_lik, generator=g), x_lik, 500)
     el = torch.cat([p[0] for p in parts])
     x_iw = x_lik[: e.iw_limit]
     t0 = time.perf_counter()
