@@ -191,9 +191,9 @@ class EvalContext:
     # ---- interpolation ----------------------------------------------------------------------
     @cached_property
     def paths(self) -> tuple[np.ndarray, dict[str, list[torch.Tensor]]]:
-        """(the indices of every path's two end images (P, 2), n_pairs per label pair in
-        `ecfg.pairs`; its decoded images (steps + 2, C, H, W) per mode: lerp, slerp, and the pixel
-        cross-fade baseline), the same image pairs in each mode."""
+        """The indices of each path's two end images (P, 2), n_pairs per label pair of `ecfg.pairs`,
+        and per mode (lerp, slerp, and the pixel cross-fade baseline) the paths' decoded images
+        (steps + 2, C, H, W): the same image pairs in each mode."""
         e = self.ecfg
         ends: list[tuple[int, int]] = []
         out: dict[str, list[torch.Tensor]] = {m: [] for m in PATH_MODES}
