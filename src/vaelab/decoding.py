@@ -23,8 +23,7 @@ Run = RunResult | str | Path
 
 
 def _model(run: Run, device: str) -> AutoEncoder:
-    model, _ = load_model(run.run_dir if isinstance(run, RunResult) else run, "best", device)
-    return model
+    return load_model(run.run_dir if isinstance(run, RunResult) else run, "best", device)[0]
 
 
 def load_images(

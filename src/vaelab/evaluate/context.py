@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from vaelab.config import EvalConfig, TrainConfig
-from vaelab.data import load_arrays
-from vaelab.data.store import UNLABELLED, split_arrays
+from vaelab.data import load_split
+from vaelab.data.store import UNLABELLED
 from vaelab.distributions import DiagonalGaussian
 from vaelab.evaluate import classifier as clf
 from vaelab.evaluate import memo
@@ -24,6 +24,7 @@ from vaelab.evaluate.features import (
     frechet_distance_features,
     kth_neighbour_distance,
     precision_recall,
+    realism_ratio,
 )
 from vaelab.evaluate.interpolation import interpolation_paths, pick_pairs
 from vaelab.evaluate.keys import PATH_MODES
@@ -57,8 +58,7 @@ def load_eval_data(
     evaluated. Bernoulli runs score a seeded binarisation (and reconstruct it too when they trained
     on binarised pixels); Gaussian runs a dequantised copy ((byte + u)/256): a density of
     continuous data."""
-    x8, y = split_arrays(load_arrays(dataset, data_dir, image_size, color), split)
-    x8, y = x8[:limit], y[:limit]
+    x8, y = (a[:limit] for a in load_split(dataset, split, data_dir, image_size, color))
     x = torch.from_numpy(x8).to(device).float() / 255.0
     g = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "eval_binarize"))
     if likelihood == "bernoulli":
@@ -75,16 +75,6 @@ def eval_data_for(cfg: TrainConfig, split: str = "test", **kw: Any) -> EvalData:
     """load_eval_data (limit, seed, device: `kw`) for the data and likelihood of a run's config."""
     same = ("data_dir", "image_size", "color", "likelihood", "binarize")
     return load_eval_data(cfg.dataset, split, **{k: getattr(cfg, k) for k in same}, **kw)
-
-
-@dataclass(frozen=True)
-class DecodedPath:
-    """One decoded path between two test images: label pair, the images (steps + 2, C, H, W) and
-    the indices of its two end images in the split."""
-
-    pair: tuple[int, int]
-    images: torch.Tensor
-    ends: tuple[int, int]
 
 
 @dataclass
@@ -146,10 +136,8 @@ class EvalContext:
     @cached_property
     def real(self) -> tuple[np.ndarray, np.ndarray]:
         # model-independent, as are the neighbours and the floor: memoised by content
-        images = self.data.x
-        return memo.memoised(
-            "classify", (self.classifier[0], images), lambda: self.classify(images)
-        )
+        x = self.data.x
+        return memo.memoised("classify", (self.classifier[0], x), lambda: self.classify(x))
 
     def against_real(self, feats: np.ndarray) -> tuple[float, float, float]:
         """(Fréchet distance, precision, recall) of features against the real images'."""
@@ -188,7 +176,7 @@ class EvalContext:
     def train_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The train split (uint8 images, labels): floor images and probe training codes."""
         c = self.cfg
-        return split_arrays(load_arrays(c.dataset, c.data_dir, c.image_size, c.color), "train")
+        return load_split(c.dataset, "train", c.data_dir, c.image_size, c.color)
 
     @cached_property
     def floor(self) -> tuple[np.ndarray, np.ndarray]:
@@ -202,16 +190,34 @@ class EvalContext:
 
     # ---- interpolation ----------------------------------------------------------------------
     @cached_property
-    def paths(self) -> dict[str, list[DecodedPath]]:
-        """Decoded paths per mode (lerp, slerp, and the pixel cross-fade baseline), for every
-        label pair in `ecfg.pairs`, the same image pairs in each mode."""
+    def paths(self) -> tuple[np.ndarray, dict[str, list[torch.Tensor]]]:
+        """The indices of each path's two end images (P, 2), n_pairs per label pair of `ecfg.pairs`,
+        and per mode (lerp, slerp, and the pixel cross-fade baseline) the paths' decoded images
+        (steps + 2, C, H, W): the same image pairs in each mode."""
         e = self.ecfg
-        out: dict[str, list[DecodedPath]] = {m: [] for m in PATH_MODES}
+        ends: list[tuple[int, int]] = []
+        out: dict[str, list[torch.Tensor]] = {m: [] for m in PATH_MODES}
         for a, b in e.pairs if self.labelled else ():  # pairs are chosen by label
-            ends = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
+            picked = pick_pairs(self.data.y, a, b, e.n_pairs, e.seed)
+            ends += picked
             for mode in PATH_MODES:
-                paths = interpolation_paths(self.model, self.data.x, ends, e.steps, mode)
-                out[mode] += [
-                    DecodedPath((a, b), p, end) for p, end in zip(paths, ends, strict=True)
-                ]
+                out[mode] += interpolation_paths(self.model, self.data.x, picked, e.steps, mode)
+        return np.array(ends, dtype=np.int64).reshape(-1, 2), out
+
+    @cached_property
+    def path_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per mode: the classifier's top probability along every path (P, steps + 2), and the
+        realism of every interior decode (P, steps), matched against the real images but its
+        path's two ends (a copy of an end image scores ≈ 1, not 0)."""
+        (ends, paths), t = self.paths, self.ecfg.steps
+        real_feats, scale = self.real[0], self.real_nn_scale
+        out = {}
+        for mode, images in paths.items():
+            conf = [self.classify(p)[1].max(1) for p in images]
+            real = [
+                realism_ratio(self.classify(p[1:-1])[0], real_feats, scale, np.tile(e, (t, 1)))
+                for p, e in zip(images, ends, strict=True)
+            ]
+            # (0, …) arrays of the usual shapes without paths
+            out[mode] = np.array(conf).reshape(-1, t + 2), np.array(real).reshape(-1, t)
         return out

@@ -134,9 +134,12 @@ def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
-def _standardise(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _standardise(
+    train: torch.Tensor, test: torch.Tensor, y_train: torch.Tensor, y_test: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The codes standardised by the train codes' mean and SD, and the number of classes."""
     mean, std = train.mean(0), train.std(0).clamp_min(1e-8)
-    return (train - mean) / std, (test - mean) / std
+    return (train - mean) / std, (test - mean) / std, int(max(y_train.max(), y_test.max())) + 1
 
 
 def linear_probe_accuracy(
@@ -150,8 +153,7 @@ def linear_probe_accuracy(
 ) -> float:
     """Multinomial logistic regression on standardised codes, fit by full-batch L-BFGS
     (a convex problem: the result does not depend on a learning rate or seed)."""
-    xtr, xte = _standardise(z_train.double(), z_test.double())
-    classes = int(max(y_train.max(), y_test.max())) + 1
+    xtr, xte, classes = _standardise(z_train.double(), z_test.double(), y_train, y_test)
     w = torch.zeros(xtr.shape[1], classes, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
@@ -178,8 +180,7 @@ def knn_accuracy(
     chunk: int = 1024,
 ) -> float:
     """k-NN (Euclidean on standardised codes, majority vote) accuracy, float32, chunked."""
-    xtr, xte = _standardise(z_train.float(), z_test.float())
-    classes = int(max(y_train.max(), y_test.max())) + 1
+    xtr, xte, classes = _standardise(z_train.float(), z_test.float(), y_train, y_test)
     tr_sq = xtr.pow(2).sum(1)
     correct = 0
     for i in range(0, len(xte), chunk):

@@ -71,14 +71,13 @@ def interpolation_paths(
 ) -> list[torch.Tensor]:
     """Decoded paths (steps + 2, C, H, W) per pair, ends the input images; mode `pixel` is the
     model-free baseline, a straight cross-fade (an overlay of two digits in the middle)."""
-    out = []
     if mode == "pixel":
         t = torch.linspace(0, 1, steps + 2, device=x.device)[:, None, None, None]
         return [(1 - t) * x[ia] + t * x[ib] for ia, ib in pairs]
-    z_ends = model.encode(x[[i for p in pairs for i in p]])
-    for j, (ia, ib) in enumerate(pairs):
-        z = interpolate(z_ends[2 * j], z_ends[2 * j + 1], steps, mode)
-        imgs = torch.sigmoid(model.decode(z))
+    z_ends = model.encode(x[[i for p in pairs for i in p]]).unflatten(0, (-1, 2))
+    out = []
+    for (ia, ib), (za, zb) in zip(pairs, z_ends, strict=True):
+        imgs = torch.sigmoid(model.decode(interpolate(za, zb, steps, mode)))
         imgs[0], imgs[-1] = x[ia], x[ib]
         out.append(imgs)
     return out

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from vaelab.evaluate.estimators import active_units, elbo, iw_log_likelihood
 from vaelab.evaluate.features import knn_accuracy, linear_probe_accuracy, realism_ratio
 from vaelab.evaluate.interpolation import path_smoothness
 from vaelab.evaluate.keys import (
-    PATH_MODES,
     Group,
     Likelihood,
     PathMeasures,
@@ -161,10 +161,8 @@ def likelihood_metrics(ctx: EvalContext) -> Likelihood | None:
     def log_lik(xb: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return -neg_log_likelihood(model.decode(z), xb, cfg.likelihood, cfg.sigma2)
 
-    def iw(b: torch.Tensor) -> torch.Tensor:
-        return iw_log_likelihood(model.posterior, log_lik, b, k, chunk=chunk, generator=g)
-
-    parts = batched(lambda b: elbo(model.posterior, log_lik, b, generator=g), x_lik, 500)
+    iw = partial(iw_log_likelihood, model.posterior, log_lik, k=k, chunk=chunk, generator=g)
+    parts = batched(partial(elbo, model.posterior, log_lik, generator=g), x_lik, 500)
     el = torch.cat([p[0] for p in parts])
     x_iw = x_lik[: e.iw_limit]
     t0 = time.perf_counter()
@@ -247,32 +245,15 @@ def probe_metrics(ctx: EvalContext) -> Probes:
     return m
 
 
-def path_confidence(ctx: EvalContext, mode: str) -> np.ndarray:
-    """Max-softmax confidence along every path of `mode`: (paths, steps + 2)."""
-    rows = [ctx.classify(p.images)[1].max(1) for p in ctx.paths[mode]]
-    return np.array(rows).reshape(-1, ctx.ecfg.steps + 2)  # (0, steps + 2) without paths
-
-
-def path_realism(ctx: EvalContext, mode: str) -> np.ndarray:
-    """Realism of every interior decode of `mode`'s paths (paths, steps), each matched against the
-    real images but its path's two ends (a copy of an end image scores ≈ 1, not 0)."""
-    rows = []
-    for p in ctx.paths[mode]:
-        inner = ctx.classify(p.images[1:-1])[0]
-        exclude = np.tile(np.array(p.ends), (len(inner), 1))
-        rows.append(realism_ratio(inner, ctx.real[0], ctx.real_nn_scale, exclude))
-    return np.array(rows).reshape(-1, ctx.ecfg.steps)
-
-
 def interpolation_metrics(ctx: EvalContext) -> dict[str, PathMeasures]:
     """Per mode (lerp, slerp; `pixel` = the cross-fade baseline): confidence, realism and, for
     decoded paths, smoothness. Interior points only: the ends are the real images."""
     m = {}
-    for mode in PATH_MODES:
-        conf = path_confidence(ctx, mode)[:, 1:-1]
-        real = path_realism(ctx, mode)
+    for mode, paths in ctx.paths[1].items():
+        conf, real = ctx.path_scores[mode]
+        conf = conf[:, 1:-1]
         # a straight pixel fade: its smoothness is 1 and 1/(steps + 1) by construction
-        smooth = [path_smoothness(p.images) for p in ctx.paths[mode]] if mode != "pixel" else []
+        smooth = [path_smoothness(p) for p in paths] if mode != "pixel" else []
         m[mode] = PathMeasures(
             mean_conf=float(conf.mean()),
             min_conf=float(conf.min(1).mean()),
@@ -318,6 +299,7 @@ def _numpy(images: torch.Tensor) -> np.ndarray:
 def eval_arrays(ctx: EvalContext) -> EvalArrays:
     """What the run's figures are drawn from (see EvalArrays)."""
     x, t, modes = ctx.data.x, ctx.ecfg.steps, ("lerp", "slerp")
+    (ends, paths), labels = ctx.paths, ctx.data.y.cpu().numpy()
     mu, q = ctx.codes
     centred = mu.double().cpu() - mu.double().cpu().mean(0)
     _, s, v = torch.linalg.svd(centred, full_matrices=False)
@@ -331,16 +313,16 @@ def eval_arrays(ctx: EvalContext) -> EvalArrays:
         inputs=_numpy(x[:16]),
         recon=_numpy(ctx.recon[:16]),
         samples=_numpy(ctx.samples[:64]),
-        path_pairs=np.array([p.pair for p in ctx.paths["lerp"]]).reshape(-1, 2),
+        path_pairs=labels[ends],
         # unlabelled data has no paths (they are chosen by label): empty arrays of the usual shapes
         paths={
-            m: np.array([_numpy(p.images) for p in ctx.paths[m]]).reshape(-1, t + 2, *x.shape[1:])
+            m: np.array([_numpy(p) for p in paths[m]]).reshape(-1, t + 2, *x.shape[1:])
             for m in modes
         },
-        confidence={m: path_confidence(ctx, m) for m in modes},
-        realism={m: path_realism(ctx, m) for m in PATH_MODES},
+        confidence={m: ctx.path_scores[m][0] for m in modes},
+        realism={m: scores[1] for m, scores in ctx.path_scores.items()},
         codes_2d=(centred @ v[:2].T).numpy(),
-        labels=ctx.data.y.cpu().numpy(),
+        labels=labels,
         explained=(s[:2] ** 2 / (s**2).sum()).numpy(),
         activity=var[order].numpy(),
         kl_per_dim=None if kl is None else kl[order].numpy(),
