@@ -43,14 +43,15 @@ DATA_NOUNS = {"fashion-mnist": ("garment", "clothes")}
 _DIGIT = re.compile(r"\b(an? )?(?:handwritten )?digit(s)?\b")
 
 
-def data_name(dataset: str, data_dir: str | None, shape: list[int], quote: str = "") -> str:
+def data_name(s: StudyResult, quote: str = "") -> str:
     """What the study was run on, for titles: a picture folder or IDX files by their folder's
     name (between `quote`s) and image shape (their source kind alone says little), a named
     dataset by its name."""
+    dataset, shape = s.config.train.dataset, s.data.splits["train"].shape
     if dataset not in ("folder", "idx"):
         return dataset
     kind = "the picture folder" if dataset == "folder" else "the IDX files in"
-    name = f"{quote}{Path(data_dir or '.').name}/{quote}"
+    name = f"{quote}{Path(s.config.train.data_dir or '.').name}/{quote}"
     return f"{kind} {name} ({'×'.join(map(str, shape))})"
 
 
