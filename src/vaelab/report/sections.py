@@ -238,13 +238,9 @@ def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     min_entropy = class_entropy_threshold(c.min_class_entropy, s.classes)
     for b in search.trials:
         name = search.trial_run(b)
-        ev = s.runs[name].eval
-        eligible = selection_loss(ev, c.min_recon_accuracy, min_entropy)
-        mark = (
-            " (chosen)"
-            if b == search.chosen_beta
-            else (" (eligible)" if eligible < INELIGIBLE_PENALTY else "")
-        )
+        loss = selection_loss(s.runs[name].eval, c.min_recon_accuracy, min_entropy)
+        eligible = loss < INELIGIBLE_PENALTY
+        mark = " (chosen)" if b == search.chosen_beta else " (eligible)" if eligible else ""
         rows.append([f"{b:g}{mark}", *(metric(doc, name, k) for k in SEARCH_METRICS)])
     return rows
 
