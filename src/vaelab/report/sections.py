@@ -351,11 +351,7 @@ def representation_section(doc: Doc, s: StudyResult) -> None:
     doc.table(
         ["run", "linear probe", "5-NN"],
         [
-            [
-                name,
-                probe(doc, name, keys.PROBE_LINEAR),
-                probe(doc, name, keys.PROBE_KNN),
-            ]
+            [name, *(probe(doc, name, k) for k in (keys.PROBE_LINEAR, keys.PROBE_KNN))]
             for name in s.run_order
             if name in s.representation  # trials with the selection evaluation: no probes
         ],
