@@ -116,8 +116,7 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
     return "\n".join(line.rstrip() for line in lines)
 
 
