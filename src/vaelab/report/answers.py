@@ -4,6 +4,7 @@ numbers against a named threshold below, never against a constant hidden in a se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -34,6 +35,9 @@ NO_INTERPOLATION = (
     "cannot give the AE's and the tuned VAE's path realism, confidence or smoothness, nor the "
     "probes' accuracies downstream (eval.json: `skipped/interpolation`, `skipped/probes`)."
 )
+
+
+_lerp = functools.partial(interp_key, "lerp")  # the eval.json key of a lerp path measure
 
 
 def _ratio(a: float, b: float) -> float:
@@ -270,10 +274,6 @@ def _realism_verdict(ae: float, vae: float, pixel: float) -> str:
             "undertrained to decode digits between codes"
         )
     return verdict
-
-
-def _lerp(name: str) -> str:
-    return interp_key("lerp", name)
 
 
 def _confidence_text(ae_dip: float, vae_dip: float) -> str:

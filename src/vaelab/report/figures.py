@@ -127,20 +127,3 @@ def path_curves(
         ax.set_ylim(*ylim)
     ax.legend(fontsize=8)
     return save(fig, path)
-
-
-def bars(
-    path: str | Path,
-    values: np.ndarray,
-    title: str,
-    ylabel: str,
-    threshold: float | None = None,
-) -> Path:
-    """One bar per latent dimension (sorted), an optional threshold line."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.0))
-    ax.bar(np.arange(len(values)), values, width=0.85)
-    if threshold is not None:
-        ax.axhline(threshold, color="red", lw=0.8, ls="--", label=f"threshold {threshold:g}")
-        ax.legend(fontsize=8)
-    ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=title)
-    return save(fig, path)

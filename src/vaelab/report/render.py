@@ -43,14 +43,15 @@ DATA_NOUNS = {"fashion-mnist": ("garment", "clothes")}
 _DIGIT = re.compile(r"\b(an? )?(?:handwritten )?digit(s)?\b")
 
 
-def data_name(dataset: str, data_dir: str | None, shape: list[int], quote: str = "") -> str:
+def data_name(s: StudyResult, quote: str = "") -> str:
     """What the study was run on, for titles: a picture folder or IDX files by their folder's
     name (between `quote`s) and image shape (their source kind alone says little), a named
     dataset by its name."""
+    dataset, shape = s.config.train.dataset, s.data.splits["train"].shape
     if dataset not in ("folder", "idx"):
         return dataset
     kind = "the picture folder" if dataset == "folder" else "the IDX files in"
-    name = f"{quote}{Path(data_dir or '.').name}/{quote}"
+    name = f"{quote}{Path(s.config.train.data_dir or '.').name}/{quote}"
     return f"{kind} {name} ({'×'.join(map(str, shape))})"
 
 
@@ -134,21 +135,18 @@ class Doc:
 
     # ---- rendering ---------------------------------------------------------------------------
     def _md(self, text: str) -> str:
-        text = phrase(text, self.dataset)
-        return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), text)
+        return _TOKEN.sub(lambda m: fmt(resolve(self.data, m[1]), m[2]), phrase(text, self.dataset))
 
     def _html(self, text: str) -> str:
-        parts = _TOKEN.split(phrase(text, self.dataset))  # text, path, spec, text, …, text
-        out = [_inline(html.escape(parts[0]))]
-        for i in range(1, len(parts), 3):
-            key, spec = parts[i], parts[i + 1]
-            value = fmt(resolve(self.data, key), spec)
-            out.append(
-                f'<span class="num" data-key="{html.escape(key)}" '
-                f'data-fmt="{html.escape(spec)}">{html.escape(value)}</span>'
+        """Escaped text with `code` and **bold**; each citation, escaped with it, a span."""
+
+        def span(m: re.Match[str]) -> str:
+            value = fmt(resolve(self.data, html.unescape(m[1])), html.unescape(m[2]))
+            return (
+                f'<span class="num" data-key="{m[1]}" data-fmt="{m[2]}">{html.escape(value)}</span>'
             )
-            out.append(_inline(html.escape(parts[i + 2])))
-        return "".join(out)
+
+        return _TOKEN.sub(span, _inline(html.escape(phrase(text, self.dataset))))
 
     def markdown(self) -> str:
         return "\n".join(self.md)

@@ -83,20 +83,26 @@ def _latent_figures(fig_dir: Path, a: EvalArrays) -> None:
     title = f"{kind}: test codes μ, PCA ({a.explained[0]:.0%} + {a.explained[1]:.0%} of variance)"
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
     figures.save(fig, fig_dir / "latent_map.png")
-    if a.kl_per_dim is not None:
-        figures.bars(
-            fig_dir / "kl_per_dim.png",
-            a.kl_per_dim,
-            f"{kind}: KL per latent dimension",
-            "KL (nats per image)",
-        )
-    figures.bars(
-        fig_dir / "activity.png",
-        a.activity,
-        f"{kind}: Cov_x(E[z_u|x]) per dimension (active if > 0.01)",
-        "variance of μ over test images",
-        threshold=1e-2,
-    )
+    for name, values, title, ylabel, threshold in (
+        ("kl_per_dim", a.kl_per_dim, "KL per latent dimension", "KL (nats per image)", None),
+        (
+            "activity",
+            a.activity,
+            "Cov_x(E[z_u|x]) per dimension (active if > 0.01)",
+            "variance of μ over test images",
+            1e-2,
+        ),
+    ):
+        if values is None:
+            continue  # an AE has no KL
+        # one bar per latent dimension (sorted), an optional threshold line
+        fig, ax = plt.subplots(figsize=(6.5, 3.0))
+        ax.bar(np.arange(len(values)), values, width=0.85)
+        if threshold is not None:
+            ax.axhline(threshold, color="red", lw=0.8, ls="--", label=f"threshold {threshold:g}")
+            ax.legend(fontsize=8)
+        ax.set(xlabel="latent dimension (sorted)", ylabel=ylabel, title=f"{kind}: {title}")
+        figures.save(fig, fig_dir / f"{name}.png")
     which = "informative (KL)" if a.kl_per_dim is not None else "variable"
     figures.image_rows(
         fig_dir / "traversals.png",

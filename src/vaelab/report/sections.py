@@ -12,7 +12,7 @@ from vaelab.evaluate import keys
 from vaelab.evaluate.keys import interp_key
 from vaelab.fsutil import atomic_write_text
 from vaelab.report import answers, faq
-from vaelab.report.citations import INTERP, probe, run_label
+from vaelab.report.citations import INTERP, ae_and_tuned, probe
 from vaelab.report.render import Doc, data_name
 from vaelab.report.study_figures import write_study_figures
 from vaelab.study.schema import StudyResult
@@ -47,34 +47,21 @@ METRICS: dict[str, tuple[str, str]] = {
     keys.PROBE_LINEAR: ("linear probe", ".4f"),
     keys.PROBE_KNN: ("5-NN", ".4f"),
 }
+TRAIN_COLUMNS = (("train_time_s", ".0f"), ("val/loss", ".4g"))
 VAE_ONLY = (keys.TEST_KL, keys.TEST_ELBO, keys.TEST_IW_NLL, keys.TEST_ACTIVE_UNITS)
 
 
-def stage_time(doc: Doc, stage: str) -> str:
-    """The wall time of a stage of the study."""
-    return doc.cite(lambda s: s.stage_time_s[stage], ".1f")
-
-
-def train_value(doc: Doc, run: str, key: str, spec: str) -> str:
-    """A value of a run's training summary (vaelab.train.loop)."""
-    return doc.cite(lambda s: s.runs[run].train[key], spec)
-
-
-def metric(doc: Doc, run: str, key: str) -> str:
-    """A run's metric in its METRICS format, or "–" when not part of the run's evaluation."""
+def metric(doc: Doc, run: str, key: str, spec: str = "") -> str:
+    """A run's metric in `spec` (default: its METRICS format), or "–" when not part of the run's
+    evaluation."""
     assert doc.study is not None, "only a study's Doc cites study.json"
-    return doc.ev(run, key, METRICS[key][1]) if key in doc.study.runs[run].eval else "–"
-
-
-def _split_order(item: tuple[str, object]) -> int:
-    return SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)
+    return doc.ev(run, key, spec or METRICS[key][1]) if key in doc.study.runs[run].eval else "–"
 
 
 def summary(doc: Doc, s: StudyResult) -> None:
     """Title, the summary panel (the first figure of the page), then one line of context."""
     c = s.config
-    data = data_name(c.train.dataset, c.train.data_dir, s.data.splits["train"].shape, quote="`")
-    doc.h(1, f"vaelab study: AE and β-VAE on {data} ({c.preset} preset)")
+    doc.h(1, f"vaelab study: AE and β-VAE on {data_name(s, quote='`')} ({c.preset} preset)")
     paths = (
         "linear interpolations between test images (ends are the real images) with their "
         "realism (1 ≈ a real image), and "
@@ -132,7 +119,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
     )
     doc.table(
         ["stage", "wall time this session (s)"],
-        [[k, stage_time(doc, k)] for k in s.stage_order],
+        [[k, doc.cite(lambda s: s.stage_time_s[k], ".1f")] for k in s.stage_order],  # noqa: B023
     )
     doc.p(
         f"Compute in the runs (training + evaluation, summed over sessions): "
@@ -144,6 +131,7 @@ def reproduce_section(doc: Doc, s: StudyResult) -> None:
 def data_section(doc: Doc, s: StudyResult) -> None:
     c, splits = s.config, s.data.splits
     doc.h(2, "1. Data", "data")
+    shown = {k: splits[k] for k in dict.fromkeys([*SPLITS, *splits]) if k in splits}
     doc.table(
         ["split", "images", "label counts", "pixel mean"],
         [
@@ -153,7 +141,7 @@ def data_section(doc: Doc, s: StudyResult) -> None:
                 " ".join(map(str, v.label_counts)),
                 "–" if v.pixel_mean is None else f"{v.pixel_mean:.4f}",
             ]
-            for k, v in sorted(splits.items(), key=_split_order)
+            for k, v in shown.items()
         ],
     )
     doc.p(
@@ -250,13 +238,9 @@ def _trial_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     min_entropy = class_entropy_threshold(c.min_class_entropy, s.classes)
     for b in search.trials:
         name = search.trial_run(b)
-        ev = s.runs[name].eval
-        eligible = selection_loss(ev, c.min_recon_accuracy, min_entropy)
-        mark = (
-            " (chosen)"
-            if b == search.chosen_beta
-            else (" (eligible)" if eligible < INELIGIBLE_PENALTY else "")
-        )
+        loss = selection_loss(s.runs[name].eval, c.min_recon_accuracy, min_entropy)
+        eligible = loss < INELIGIBLE_PENALTY
+        mark = " (chosen)" if b == search.chosen_beta else " (eligible)" if eligible else ""
         rows.append([f"{b:g}{mark}", *(metric(doc, name, k) for k in SEARCH_METRICS)])
     return rows
 
@@ -333,10 +317,9 @@ def interpolation_section(doc: Doc, s: StudyResult) -> None:
             f"{a}→{b}: rows alternate AE and tuned VAE, lerp then slerp; the ends are the real "
             "test images.",
         )
-    tuned = s.runs[s.tuned]
-    for run, label in ((s.runs["ae"], "AE"), (tuned, "tuned " + run_label(tuned))):
+    for name, label in ae_and_tuned(s):
         doc.img(
-            f"{run.dir}/figures/interp_realism.png",
+            f"{s.runs[name].dir}/figures/interp_realism.png",
             f"{label}: realism of the in-between images along lerp and slerp paths and along a "
             "pixel cross-fade of the same end images (1 ≈ a held-out real image).",
         )
@@ -351,18 +334,13 @@ def interpolation_section(doc: Doc, s: StudyResult) -> None:
 
 def _interpolation_rows(doc: Doc, s: StudyResult) -> list[list[str]]:
     """The AE's and the tuned VAE's lerp and slerp paths, then the model-free pixel fade."""
-    rows = []
-    for name, label in (("ae", "AE"), (s.tuned, "tuned " + run_label(s.runs[s.tuned]))):
-        for mode in ("lerp", "slerp"):
-            cells = [doc.ev(name, interp_key(mode, key), ".3f") for key in INTERP_COLUMNS]
-            rows.append([f"{label}, {mode}", *cells])
-    pixel = [
-        doc.ev("ae", interp_key("pixel", key), ".3f")
-        if interp_key("pixel", key) in s.runs["ae"].eval
-        else "–"
-        for key in INTERP_COLUMNS
+    paths = [
+        (f"{label}, {mode}", n, mode) for n, label in ae_and_tuned(s) for mode in ("lerp", "slerp")
     ]
-    return [*rows, ["pixel cross-fade (no model)", *pixel]]
+    return [
+        [row, *(metric(doc, name, interp_key(mode, key), ".3f") for key in INTERP_COLUMNS)]
+        for row, name, mode in [*paths, ("pixel cross-fade (no model)", "ae", "pixel")]
+    ]
 
 
 def representation_section(doc: Doc, s: StudyResult) -> None:
@@ -373,11 +351,7 @@ def representation_section(doc: Doc, s: StudyResult) -> None:
     doc.table(
         ["run", "linear probe", "5-NN"],
         [
-            [
-                name,
-                probe(doc, name, keys.PROBE_LINEAR),
-                probe(doc, name, keys.PROBE_KNN),
-            ]
+            [name, *(probe(doc, name, k) for k in (keys.PROBE_LINEAR, keys.PROBE_KNN))]
             for name in s.run_order
             if name in s.representation  # trials with the selection evaluation: no probes
         ],
@@ -403,16 +377,11 @@ def all_runs_section(doc: Doc, s: StudyResult) -> None:
     rows = []
     for name in s.run_order:
         r = s.runs[name]
+        beta = f"{r.beta:g}" if r.model == "vae" else "–"
+        # the run's training summary (vaelab.train.loop): its time and last validation loss
+        train = [doc.cite(lambda s: s.runs[name].train[k], f) for k, f in TRAIN_COLUMNS]  # noqa: B023
         rows.append(
-            [
-                name,
-                r.model,
-                f"{r.beta:g}" if r.model == "vae" else "–",
-                str(r.epochs),
-                train_value(doc, name, "train_time_s", ".0f"),
-                train_value(doc, name, "val/loss", ".4g"),
-            ]
-            + [metric(doc, name, k) for k in cols]
+            [name, r.model, beta, str(r.epochs), *train, *(metric(doc, name, k) for k in cols)]
         )
     doc.table(
         ["run", "model", "β", "epochs", "train s", "val loss"] + [METRICS[k][0] for k in cols], rows

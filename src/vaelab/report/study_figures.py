@@ -16,7 +16,7 @@ from vaelab.evaluate import keys
 from vaelab.evaluate.arrays import ARRAYS_FILE, EvalArrays
 from vaelab.evaluate.keys import interp_key
 from vaelab.report import figures
-from vaelab.report.citations import INTERP, run_label
+from vaelab.report.citations import INTERP, ae_and_tuned, run_label
 from vaelab.report.render import data_name
 from vaelab.report.run_figures import pair_paths
 from vaelab.study.schema import StudyResult
@@ -180,12 +180,8 @@ def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) 
     """figures/summary.png, the report's first figure: prior samples of the AE, the tuned VAE and
     the β = 10 VAE, 8 per row (top); the first lerp path per label pair of the AE and the tuned
     VAE (when the study has interpolations) and the rate–distortion curve (bottom)."""
-    c, runs = s.config, s.runs
-    shown = [
-        ("ae", "AE"),
-        (s.tuned, f"tuned {run_label(runs[s.tuned])}"),
-        ("vae_beta10", run_label(runs["vae_beta10"])),
-    ]
+    runs = s.runs
+    shown = [*ae_and_tuned(s), ("vae_beta10", run_label(runs["vae_beta10"]))]
     fig = plt.figure(figsize=(13, 5.4))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.0], hspace=0.3, wspace=0.24)
     for i, (name, label) in enumerate(shown):
@@ -207,9 +203,8 @@ def summary_panel(fig_dir: Path, s: StudyResult, arrays: dict[str, EvalArrays]) 
             if r == 0:
                 ax.set_title(f"{label}: lerp paths, realism {realism:.2f}", fontsize=10)
     _rate_distortion(fig.add_subplot(grid[1, 2]), s)
-    data = data_name(c.train.dataset, c.train.data_dir, s.data.splits["train"].shape)
     fig.suptitle(
-        f"AE vs tuned VAE vs β = 10 on {data} ({c.preset} preset; realism: "
+        f"AE vs tuned VAE vs β = 10 on {data_name(s)} ({s.config.preset} preset; realism: "
         "1 ≈ a real image, higher = less real)",
         fontsize=12,
     )

@@ -87,18 +87,18 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
     for t in trials:
         # a pruned trial's "value" is its last pruner report, not the objective: leave it blank
         values = t.values if t.state == TrialState.COMPLETE else [None] * len(study.directions)
+        pruned, failed = t.state == TrialState.PRUNED, t.state == TrialState.FAIL
+        origin, again = t.system_attrs.get("failed_trial"), retried_as.get(t.number)
         # a retry inherits its original's user attributes: only a failed trial's error is its own
-        note = t.user_attrs.get("error", "") if t.state == TrialState.FAIL else ""
-        origin = t.system_attrs.get("failed_trial")
-        if origin is not None:
-            note = f"retry of {origin}" + (f"; {note}" if note else "")
-        if t.state == TrialState.FAIL and not note:
-            note = "worker lost (no heartbeat)"
-        if t.number in retried_as:
-            note += f"; retried as {', '.join(map(str, retried_as[t.number]))}"
-        if t.state == TrialState.PRUNED and t.intermediate_values:
-            last = max(t.intermediate_values)
-            note = f"pruned after epoch {last}" + (f"; {note}" if note else "")
+        error = t.user_attrs.get("error", "") if failed else ""
+        notes = [
+            f"pruned after epoch {max(t.intermediate_values)}"
+            if pruned and t.intermediate_values
+            else "",
+            "" if origin is None else f"retry of {origin}",
+            error or ("worker lost (no heartbeat)" if failed and origin is None else ""),
+            f"retried as {', '.join(map(str, again))}" if again else "",
+        ]
         rows.append(
             [
                 str(t.number),
@@ -108,7 +108,7 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
                 _fmt(t.user_attrs.get("wall_time_s")),
                 t.user_attrs.get("host", ""),
                 t.user_attrs.get("run_dir", ""),
-                note,
+                "; ".join(n for n in notes if n),
             ]
         )
     return header, rows
@@ -116,13 +116,8 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
 @figures.closed_on_error
@@ -139,8 +134,9 @@ def write_report(study: optuna.Study, root: Path) -> ReportFiles:
     doc.h(2, "Trials")
     doc.table(header, rows, classes=[r[1] for r in rows])  # rows coloured by state
     _best_section(doc, study)
-    drawn = _param_figures(doc, study, trials, root) + _importance_figures(doc, study, trials, root)
-    drawn += _learning_curves(doc, trials, root)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    drawn = _param_figures(doc, study, done) + _importance_figures(doc, study, done)
+    drawn += _learning_curves(doc, trials)
     definition = study.user_attrs.get("vaelab:definition")
     if definition:
         doc.h(2, "Definition (search space, objectives, base config, evaluation)")
@@ -166,12 +162,17 @@ def _best_section(doc: Doc, study: optuna.Study) -> None:
         )
 
 
-def _param_figures(
-    doc: Doc, study: optuna.Study, trials: list[FrozenTrial], root: Path
-) -> list[Path]:
-    """Each objective against each parameter, one figure per objective."""
-    params = sorted({p for t in trials for p in t.params})
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
+def _figure(doc: Doc, fig: plt.Figure, stem: str, caption: str) -> Path:
+    """`fig` saved beside the page as STEM.png, `stem` made safe for a file name, and shown."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_") + ".png"
+    path = figures.save(fig, doc.root / name, dpi=100)
+    doc.img(name, caption)
+    return path
+
+
+def _param_figures(doc: Doc, study: optuna.Study, done: list[FrozenTrial]) -> list[Path]:
+    """Each objective of the complete trials against each parameter, one figure per objective."""
+    params = sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})
     if not (params and done):
         return []
     doc.h(2, "Parameters against the objective")
@@ -184,8 +185,7 @@ def _param_figures(
         for ax in list(axes.flat)[len(params) :]:
             ax.axis("off")
         fig.suptitle(f"{lab} of each complete trial (labels: trial numbers)")
-        drawn.append(figures.save(fig, root / f"params_vs_{_slug(lab)}.png", dpi=100))
-        doc.img(drawn[-1].name, f"{lab} against each parameter")
+        drawn.append(_figure(doc, fig, f"params_vs_{lab}", f"{lab} against each parameter"))
     return drawn
 
 
@@ -211,12 +211,9 @@ def _panel(ax: plt.Axes, done: list[FrozenTrial], name: str, index: int, label: 
     ax.grid(alpha=0.3)
 
 
-def _importance_figures(
-    doc: Doc, study: optuna.Study, trials: list[FrozenTrial], root: Path
-) -> list[Path]:
+def _importance_figures(doc: Doc, study: optuna.Study, done: list[FrozenTrial]) -> list[Path]:
     """PED-ANOVA importances of each objective, or why they would mean nothing."""
     doc.h(2, "Parameter importance")
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
     varying = [
         p for p in {p for t in done for p in t.params} if len({t.params.get(p) for t in done}) > 1
     ]
@@ -248,14 +245,13 @@ def _importance_figures(
         ax.barh(names, [imp[n] for n in names], color="tab:orange")
         ax.set_xlabel(f"importance for {lab} (PED-ANOVA, sums to 1)")
         ax.set_xlim(0, max(1.0, *imp.values()))
-        drawn.append(figures.save(fig, root / f"importance_{_slug(lab)}.png", dpi=100))
         ranked = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
         why = "PED-ANOVA (Optuna): how much each parameter separates the best trials"
-        doc.img(drawn[-1].name, f"{lab}: {why} ({ranked})")
+        drawn.append(_figure(doc, fig, f"importance_{lab}", f"{lab}: {why} ({ranked})"))
     return drawn
 
 
-def _learning_curves(doc: Doc, trials: list[FrozenTrial], root: Path) -> list[Path]:
+def _learning_curves(doc: Doc, trials: list[FrozenTrial]) -> list[Path]:
     """The per-epoch metric each trial reported to the pruner; pruned trials dashed."""
     reported = [t for t in trials if t.intermediate_values]
     if not reported:
@@ -280,6 +276,4 @@ def _learning_curves(doc: Doc, trials: list[FrozenTrial], root: Path) -> list[Pa
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} reported to the pruner, per trial")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    path = figures.save(fig, root / "learning_curves.png", dpi=100)
-    doc.img(path.name, f"{metric} per epoch, as each trial reported it")
-    return [path]
+    return [_figure(doc, fig, "learning_curves", f"{metric} per epoch, as each trial reported it")]
