@@ -234,7 +234,7 @@ def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -
         )
 
 
-def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
+def check_resumable(run_dir: str | Path) -> dict[str, Any] | None:
     """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent;
     returns last.pt's contents for the resumed run (None when there is none yet)."""
     run_dir = Path(run_dir)

@@ -103,8 +103,8 @@ def train_step(
 @torch.no_grad()
 def validation_loss(model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig) -> dict[str, float]:
     """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split;
-    the noise comes from a forked RNG, so validating never shifts the training stream."""
-    was_training = model.training
+    the noise comes from a forked RNG, so validating never shifts the training stream. Leaves
+    the model in eval mode (each epoch sets train mode again)."""
     model.eval()
     beta = cfg.beta if cfg.model == "vae" else 0.0
     sums = torch.zeros(3, dtype=torch.float64, device=loader.device)
@@ -116,7 +116,6 @@ def validation_loss(model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig) 
             p = objective(model(x), x, beta, cfg.likelihood, cfg.sigma2)
             sums += torch.stack([p.total, p.recon, p.kl]).double() * len(x)
             n += len(x)
-    model.train(was_training)
     total, recon, kl = (sums / n).tolist()
     return {"val/loss": total, "val/recon": recon, "val/kl": kl}
 

@@ -7,6 +7,7 @@ milliseconds instead of the minutes of training or evaluation that would precede
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -30,7 +31,7 @@ MEMORY_SHARE = 0.8
 
 
 # --------------------------------------------------------------------------- paths
-def _check_out(path: str | Path, flag: str, folder: bool) -> Path:
+def _check_out(path: str | Path, flag: str = "--out", *, folder: bool) -> Path:
     """An output folder or file: it exists or can be created, below a folder we can write in."""
     kind, example = ("folder", "runs/x") if folder else ("file", "figure.png")
     if not str(path).strip():
@@ -59,12 +60,8 @@ def _check_out(path: str | Path, flag: str, folder: bool) -> Path:
     return p
 
 
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    return _check_out(path, flag, folder=True)
-
-
-def check_out_file(path: str | Path, flag: str = "--out") -> Path:
-    return _check_out(path, flag, folder=False)
+check_out_dir = functools.partial(_check_out, folder=True)
+check_out_file = functools.partial(_check_out, folder=False)
 
 
 # --------------------------------------------------------------------------- devices
@@ -211,6 +208,6 @@ def check_training(
     continues from (read once, here), or None."""
     out = check_out_dir(out_dir)
     check_device(cfg.device)
-    last = check_resumable(out, cfg) if resume else None
+    last = check_resumable(out) if resume else None
     check_data(cfg)
     return last
