@@ -312,12 +312,9 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     fused = True if cfg.fused_adam else None  # None: torch's default (foreach)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-    if cfg.compile:
-        net = _compiled(net)
-    loaders = (train_loader, val_loader)
-    return _Run(
-        cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, _autocast(cfg, device)
-    )
+    net = _compiled(net) if cfg.compile else net
+    loaders, autocast = (train_loader, val_loader), _autocast(cfg, device)
+    return _Run(cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, autocast)
 
 
 def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[TensorLoader, ...]:
@@ -428,7 +425,13 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     run.elapsed_s += epoch_time
     run.images += seen
     if stopped:
-        _save_and_stop(run, run.stop_signal or signal.SIGINT)  # SIGINT: a rank it did not reach
+        run.save("last")
+        name = signal.Signals(run.stop_signal or signal.SIGINT).name  # SIGINT: a rank not reached
+        run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
+        raise TrainingInterrupted(
+            f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
+            f"{run.ckpt()}; resume with: vaelab train --out {run.run_dir} --resume"
+        )
     run.epoch, run.batch = run.epoch + 1, 0
     return epoch_time, seen
 
@@ -474,16 +477,6 @@ def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
     raise RunError(
         f"non-finite train/{term} at step {run.step} (epoch {run.epoch + 1}); "
         f"{kept}; lower --lr, add --kl-warmup-steps or check the data"
-    )
-
-
-def _save_and_stop(run: _Run, signum: int) -> None:
-    run.save("last")
-    name = signal.Signals(signum).name
-    run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
-    raise TrainingInterrupted(
-        f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
-        f"{run.ckpt()}; resume with: vaelab train --out {run.run_dir} --resume"
     )
 
 
