@@ -398,12 +398,8 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     run.model.train()
     t_epoch, seen, first, stopped = time.perf_counter(), 0, run.batch, False
     window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device), run.step, t_epoch)
-    bar = runtime.progress(
-        enumerate(loader),
-        total=len(loader),
-        desc=f"epoch {run.epoch + 1}",
-        disable=None if run.rank.is_main else True,
-    )
+    desc, quiet = f"epoch {run.epoch + 1}", None if run.rank.is_main else True
+    bar = runtime.progress(enumerate(loader), total=len(loader), desc=desc, disable=quiet)
     for batch, (x, _) in bar:
         if batch < first:
             continue  # replay the position after a mid-epoch resume
