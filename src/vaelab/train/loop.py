@@ -210,7 +210,7 @@ class _Run:
         checkpoint.save_checkpoint(self.ckpt(name), {**ckpt, "rng": checkpoint.rng_state()})
 
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
-        """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into this run."""
+        """Put checkpoint `ckpt` (from `path`, checked by `check_training`) into this run."""
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -23,7 +23,7 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError, DataError
 from vaelab.models import ConvEncoder, build_model
 from vaelab.runtime import check_device, resolve_device
-from vaelab.train.checkpoint import check_resumable
+from vaelab.train import checkpoint
 
 # Above this share of the available memory a run is refused: the estimate ignores allocator
 # overhead and the rest of the process (datasets, the classifier, Python itself).
@@ -208,6 +208,14 @@ def check_training(
     continues from (read once, here), or None."""
     out = check_out_dir(out_dir)
     check_device(cfg.device)
-    last = check_resumable(out) if resume else None
+    last = None
+    if resume:  # DONE, config.json and checkpoints/last.pt read back and consistent
+        if (out / "DONE").exists():
+            checkpoint.read_done(out)
+        if (out / "config.json").exists():  # else training refuses with "nothing to resume"
+            saved, path = checkpoint.read_run_config(out), out / "checkpoints" / "last.pt"
+            if path.exists():
+                last = checkpoint.load_run_checkpoint(path)
+                checkpoint.check_architecture(last["config"], saved, path)
     check_data(cfg)
     return last
