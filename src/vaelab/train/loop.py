@@ -5,7 +5,7 @@ checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/
 validation loss), and DONE (the final summary) once training completes.
 
 Reading order: `train` → `_open_run` → `_resume_or_start` → per epoch `_train_epoch` (steps, logs,
-the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → `_finish` (DONE).
+the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → DONE.
 """
 
 from __future__ import annotations
@@ -273,6 +273,7 @@ def train(
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
+    """Train the remaining epochs, then write DONE with the final summary."""
     cfg = run.cfg
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
@@ -289,7 +290,16 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
         if run.metrics:
             with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
                 run.metrics.close()
-    return _finish(run)
+    final = run.val
+    if final is None:  # resumed after the last epoch's checkpoint, before DONE was written
+        records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
+        final = {k: v for k, v in records[-1].items() if k.startswith("val/")} if records else {}
+    where = {"run_dir": str(run.run_dir), "device": str(run.device)}
+    summary = run.summarise(final, model=cfg.model, beta=cfg.beta, **where)
+    if run.rank.is_main:
+        atomic_write_json(run.run_dir / "DONE", summary.to_dict())
+    run.logger.info("done %s", json.dumps(summary.to_dict()))
+    return RunResult(run.run_dir, summary)
 
 
 def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device) -> _Run:
@@ -500,17 +510,3 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
     run.save("last")
     run.val = val
     return rec
-
-
-def _finish(run: _Run) -> RunResult:
-    """Write DONE with the final summary."""
-    val = run.val
-    if val is None:  # resumed after the last epoch's checkpoint, before DONE was written
-        records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
-        val = {k: v for k, v in records[-1].items() if k.startswith("val/")} if records else {}
-    where = {"run_dir": str(run.run_dir), "device": str(run.device)}
-    summary = run.summarise(val, model=run.cfg.model, beta=run.cfg.beta, **where)
-    if run.rank.is_main:
-        atomic_write_json(run.run_dir / "DONE", summary.to_dict())
-    run.logger.info("done %s", json.dumps(summary.to_dict()))
-    return RunResult(run.run_dir, summary)
