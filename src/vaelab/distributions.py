@@ -55,8 +55,6 @@ class DiagonalGaussian:
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """z = μ + σ·ε, ε ~ N(0, I), (B, nz): gradients flow to μ and σ (Kingma & Welling 2014).
         Without a generator ε comes from torch's global RNG."""
-        if generator is None:
-            return self.reparameterize(torch.randn_like(self.mu))
         return self.sample_n(1, generator)[0]
 
     def sample_n(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -31,11 +31,6 @@ def bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
-def gaussian_constant(num_pixels: int, sigma2: float) -> float:
-    """(D/2)·log(2πσ²): the part of −log N(x; x̂, σ²I) that does not depend on x̂."""
-    return 0.5 * num_pixels * math.log(2 * math.pi * sigma2)
-
-
 def reconstruction_loss(
     logits: torch.Tensor, x: torch.Tensor, likelihood: str, sigma2: float = 0.5
 ) -> torch.Tensor:
@@ -52,8 +47,8 @@ def neg_log_likelihood(
 ) -> torch.Tensor:
     """Exact −log p(x|z) per image (B,) in nats, constants included (a density for Gaussian)."""
     nll = reconstruction_loss(logits, x, likelihood, sigma2)
-    if likelihood == "gaussian":
-        nll = nll + gaussian_constant(x[0].numel(), sigma2)
+    if likelihood == "gaussian":  # + (D/2)·log(2πσ²), the part of −log N(x; x̂, σ²I) free of x̂
+        nll = nll + 0.5 * x[0].numel() * math.log(2 * math.pi * sigma2)
     return nll
 
 

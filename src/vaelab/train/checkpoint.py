@@ -232,20 +232,3 @@ def check_architecture(ckpt_cfg: dict[str, Any], cfg: TrainConfig, path: Path) -
             f"{path} holds another model than this run's config.json ({'; '.join(diffs)}); it "
             "was copied from another run or the config was edited: restore the run's own file"
         )
-
-
-def check_resumable(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """Before resuming: DONE, config.json and checkpoints/last.pt read back and consistent;
-    returns last.pt's contents for the resumed run (None when there is none yet)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "DONE").exists():
-        read_done(run_dir)
-    if not (run_dir / "config.json").exists():
-        return None  # training refuses with "nothing to resume"
-    saved = read_run_config(run_dir)
-    last = run_dir / "checkpoints" / "last.pt"
-    if not last.exists():
-        return None
-    ckpt = load_run_checkpoint(last)
-    check_architecture(ckpt["config"], saved, last)
-    return ckpt

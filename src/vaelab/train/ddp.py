@@ -213,46 +213,38 @@ def launch(nproc: int, vaelab_argv: list[str], run_dir: Path, threads: int | Non
     # torchrun would set 1 thread per rank; assigned, not defaulted: an inherited
     # OMP_NUM_THREADS must not oversubscribe the cores that check_processes counted
     env["OMP_NUM_THREADS"] = str(threads_per_process(nproc, threads) or available_cores())
-    with open(log_dir / "launcher.log", "wb") as log:
-        code, received = _run_forwarding_signals(cmd, env, log)
-    if code == 0:
-        return
-    errors = rank_errors(log_dir)
-    if received is None:
-        raise _failed(errors, nproc, log_dir)
-    msg = errors.get(0) or next(iter(errors.values()), "")
-    if not msg:
-        msg = f"stopped by {received.name} before training started (rank logs: {log_dir})"
-    elif msg.endswith("--resume"):  # rank 0's hint names a one-process resume
-        msg += f" --nproc {nproc}"
-    raise TrainingInterrupted(msg)
-
-
-def _run_forwarding_signals(
-    cmd: list[str], env: dict[str, str], log: Any
-) -> tuple[int, signal.Signals | None]:
-    """Run the launcher to its end; (its exit code, the first signal passed on to it)."""
-    received: list[signal.Signals] = []
+    received: list[signal.Signals] = []  # the signals passed on to the launcher
     procs: list[Popen] = []
 
     def pass_on(signum: int) -> None:
         # SIGHUP (the terminal closed) becomes SIGTERM: the ranks save and stop
         with contextlib.suppress(ProcessLookupError):
-            procs[0].send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     def forward(signum: int, frame: Any) -> None:
         received.append(signal.Signals(signum))
-        if procs:
-            pass_on(signum)
+        pass_on(signum)
 
-    with signal_handlers(FORWARDED, forward):
+    with open(log_dir / "launcher.log", "wb") as log, signal_handlers(FORWARDED, forward):
         # its own session: the launcher gets no terminal signal but those passed on here
-        proc = Popen(cmd, env=env, stdin=DEVNULL, stdout=log, stderr=STDOUT, start_new_session=True)
-        procs.append(proc)
+        procs.append(
+            Popen(cmd, env=env, stdin=DEVNULL, stdout=log, stderr=STDOUT, start_new_session=True)
+        )
         if received:  # a signal that came before the launcher existed
             pass_on(received[0])
         code = procs[0].wait()
-    return code, received[0] if received else None
+    if code == 0:
+        return
+    errors = rank_errors(log_dir)
+    if not received:
+        raise _failed(errors, nproc, log_dir)
+    msg = errors.get(0) or next(iter(errors.values()), "")
+    if not msg:
+        msg = f"stopped by {received[0].name} before training started (rank logs: {log_dir})"
+    elif msg.endswith("--resume"):  # rank 0's hint names a one-process resume
+        msg += f" --nproc {nproc}"
+    raise TrainingInterrupted(msg)
 
 
 def rank_errors(log_dir: Path) -> dict[int, str]:

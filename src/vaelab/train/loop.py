@@ -5,7 +5,7 @@ checkpoints/last.pt (every epoch, and on SIGINT/SIGTERM mid-epoch), checkpoints/
 validation loss), and DONE (the final summary) once training completes.
 
 Reading order: `train` → `_open_run` → `_resume_or_start` → per epoch `_train_epoch` (steps, logs,
-the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → `_finish` (DONE).
+the one finiteness check, stop requests), validation, `_end_epoch` (checkpoints) → DONE.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def train_step(
 @torch.no_grad()
 def validation_loss(model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig) -> dict[str, float]:
     """Batch-averaged objective (β = cfg.beta, one posterior sample) on the validation split;
-    the noise comes from a forked RNG, so validating never shifts the training stream."""
-    was_training = model.training
+    the noise comes from a forked RNG, so validating never shifts the training stream. Leaves
+    the model in eval mode (each epoch sets train mode again)."""
     model.eval()
     beta = cfg.beta if cfg.model == "vae" else 0.0
     sums = torch.zeros(3, dtype=torch.float64, device=loader.device)
@@ -116,7 +116,6 @@ def validation_loss(model: AutoEncoder, loader: TensorLoader, cfg: TrainConfig) 
             p = objective(model(x), x, beta, cfg.likelihood, cfg.sigma2)
             sums += torch.stack([p.total, p.recon, p.kl]).double() * len(x)
             n += len(x)
-    model.train(was_training)
     total, recon, kl = (sums / n).tolist()
     return {"val/loss": total, "val/recon": recon, "val/kl": kl}
 
@@ -211,7 +210,7 @@ class _Run:
         checkpoint.save_checkpoint(self.ckpt(name), {**ckpt, "rng": checkpoint.rng_state()})
 
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
-        """Put checkpoint `ckpt` (from `path`, checked by `check_resumable`) into this run."""
+        """Put checkpoint `ckpt` (from `path`, checked by `check_training`) into this run."""
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -274,6 +273,7 @@ def train(
 
 
 def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> RunResult:
+    """Train the remaining epochs, then write DONE with the final summary."""
     cfg = run.cfg
     if run.rank.is_main:
         run.metrics = MetricsLog(run.run_dir, tensorboard=tensorboard)
@@ -290,7 +290,16 @@ def _loop(run: _Run, tensorboard: bool, on_epoch_end: EpochCallback | None) -> R
         if run.metrics:
             with contextlib.suppress(OSError):  # a full disk fails here too: keep the first error
                 run.metrics.close()
-    return _finish(run)
+    final = run.val
+    if final is None:  # resumed after the last epoch's checkpoint, before DONE was written
+        records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
+        final = {k: v for k, v in records[-1].items() if k.startswith("val/")} if records else {}
+    where = {"run_dir": str(run.run_dir), "device": str(run.device)}
+    summary = run.summarise(final, model=cfg.model, beta=cfg.beta, **where)
+    if run.rank.is_main:
+        atomic_write_json(run.run_dir / "DONE", summary.to_dict())
+    run.logger.info("done %s", json.dumps(summary.to_dict()))
+    return RunResult(run.run_dir, summary)
 
 
 def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device) -> _Run:
@@ -313,12 +322,9 @@ def _open_run(cfg: TrainConfig, run_dir: Path, rank: Rank, device: torch.device)
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     fused = True if cfg.fused_adam else None  # None: torch's default (foreach)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-    if cfg.compile:
-        net = _compiled(net)
-    loaders = (train_loader, val_loader)
-    return _Run(
-        cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, _autocast(cfg, device)
-    )
+    net = _compiled(net) if cfg.compile else net
+    loaders, autocast = (train_loader, val_loader), _autocast(cfg, device)
+    return _Run(cfg, run_dir, rank, device, *loaders, model, optimizer, net, logger, autocast)
 
 
 def _loaders(cfg: TrainConfig, rank: Rank, device: torch.device) -> tuple[TensorLoader, ...]:
@@ -402,12 +408,8 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     run.model.train()
     t_epoch, seen, first, stopped = time.perf_counter(), 0, run.batch, False
     window = _Window(torch.zeros(3, dtype=torch.float64, device=run.device), run.step, t_epoch)
-    bar = runtime.progress(
-        enumerate(loader),
-        total=len(loader),
-        desc=f"epoch {run.epoch + 1}",
-        disable=None if run.rank.is_main else True,
-    )
+    desc, quiet = f"epoch {run.epoch + 1}", None if run.rank.is_main else True
+    bar = runtime.progress(enumerate(loader), total=len(loader), desc=desc, disable=quiet)
     for batch, (x, _) in bar:
         if batch < first:
             continue  # replay the position after a mid-epoch resume
@@ -429,7 +431,13 @@ def _train_epoch(run: _Run) -> tuple[float, int]:
     run.elapsed_s += epoch_time
     run.images += seen
     if stopped:
-        _save_and_stop(run, run.stop_signal or signal.SIGINT)  # SIGINT: a rank it did not reach
+        run.save("last")
+        name = signal.Signals(run.stop_signal or signal.SIGINT).name  # SIGINT: a rank not reached
+        run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
+        raise TrainingInterrupted(
+            f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
+            f"{run.ckpt()}; resume with: vaelab train --out {run.run_dir} --resume"
+        )
     run.epoch, run.batch = run.epoch + 1, 0
     return epoch_time, seen
 
@@ -478,16 +486,6 @@ def _raise_nonfinite(run: _Run, acc: torch.Tensor) -> None:
     )
 
 
-def _save_and_stop(run: _Run, signum: int) -> None:
-    run.save("last")
-    name = signal.Signals(signum).name
-    run.logger.info("stopped by %s at epoch %d step %d", name, run.epoch + 1, run.step)
-    raise TrainingInterrupted(
-        f"stopped by {name} at epoch {run.epoch + 1}, step {run.step}; progress saved to "
-        f"{run.ckpt()}; resume with: vaelab train --out {run.run_dir} --resume"
-    )
-
-
 def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -> dict[str, Any]:
     """Log the epoch, refuse a non-finite validation, write best.pt and last.pt."""
     rec = {
@@ -512,17 +510,3 @@ def _end_epoch(run: _Run, val: dict[str, float], epoch_time: float, seen: int) -
     run.save("last")
     run.val = val
     return rec
-
-
-def _finish(run: _Run) -> RunResult:
-    """Write DONE with the final summary."""
-    val = run.val
-    if val is None:  # resumed after the last epoch's checkpoint, before DONE was written
-        records = [r for r in read_metrics(run.run_dir / "metrics.jsonl") if "val/loss" in r]
-        val = {k: v for k, v in records[-1].items() if k.startswith("val/")} if records else {}
-    where = {"run_dir": str(run.run_dir), "device": str(run.device)}
-    summary = run.summarise(val, model=run.cfg.model, beta=run.cfg.beta, **where)
-    if run.rank.is_main:
-        atomic_write_json(run.run_dir / "DONE", summary.to_dict())
-    run.logger.info("done %s", json.dumps(summary.to_dict()))
-    return RunResult(run.run_dir, summary)

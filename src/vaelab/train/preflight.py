@@ -7,6 +7,7 @@ milliseconds instead of the minutes of training or evaluation that would precede
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from vaelab.data.store import split_arrays
 from vaelab.errors import ConfigError, DataError
 from vaelab.models import ConvEncoder, build_model
 from vaelab.runtime import check_device, resolve_device
-from vaelab.train.checkpoint import check_resumable
+from vaelab.train import checkpoint
 
 # Above this share of the available memory a run is refused: the estimate ignores allocator
 # overhead and the rest of the process (datasets, the classifier, Python itself).
@@ -30,7 +31,7 @@ MEMORY_SHARE = 0.8
 
 
 # --------------------------------------------------------------------------- paths
-def _check_out(path: str | Path, flag: str, folder: bool) -> Path:
+def _check_out(path: str | Path, flag: str = "--out", *, folder: bool) -> Path:
     """An output folder or file: it exists or can be created, below a folder we can write in."""
     kind, example = ("folder", "runs/x") if folder else ("file", "figure.png")
     if not str(path).strip():
@@ -59,12 +60,8 @@ def _check_out(path: str | Path, flag: str, folder: bool) -> Path:
     return p
 
 
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    return _check_out(path, flag, folder=True)
-
-
-def check_out_file(path: str | Path, flag: str = "--out") -> Path:
-    return _check_out(path, flag, folder=False)
+check_out_dir = functools.partial(_check_out, folder=True)
+check_out_file = functools.partial(_check_out, folder=False)
 
 
 # --------------------------------------------------------------------------- devices
@@ -211,6 +208,14 @@ def check_training(
     continues from (read once, here), or None."""
     out = check_out_dir(out_dir)
     check_device(cfg.device)
-    last = check_resumable(out, cfg) if resume else None
+    last = None
+    if resume:  # DONE, config.json and checkpoints/last.pt read back and consistent
+        if (out / "DONE").exists():
+            checkpoint.read_done(out)
+        if (out / "config.json").exists():  # else training refuses with "nothing to resume"
+            saved, path = checkpoint.read_run_config(out), out / "checkpoints" / "last.pt"
+            if path.exists():
+                last = checkpoint.load_run_checkpoint(path)
+                checkpoint.check_architecture(last["config"], saved, path)
     check_data(cfg)
     return last

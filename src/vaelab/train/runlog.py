@@ -86,9 +86,7 @@ class MetricsLog:
                 f.write(_csv_text(rows, keys, header=False))
         else:  # the first sync, or a new column: the whole file from the log
             records = read_metrics(self.jsonl)
-            keys = []
-            for r in records:
-                keys += [k for k in r if k not in keys]
+            keys = list(dict.fromkeys(k for r in records for k in r))
             atomic_write_text(self.csv, _csv_text(records, keys))
             self._keys = keys
         if self._tb is not None:
