@@ -22,7 +22,7 @@ from vaelab.evaluate.keys import eval_keys, key_requirement
 from vaelab.train.checkpoint import load_checkpoint
 from vaelab.train.loop import train
 
-from .conftest import USER_HOME
+from .conftest import EARLY, USER_HOME
 
 EVAL_PAGE = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
 TINY = dict(limit_train=512, limit_val=128, batch_size=32, log_every=4, channels=[8, 16, 16, 32])
@@ -209,9 +209,14 @@ def test_reduced_classifier_trains_and_the_standard_one_reaches_99_percent(mnist
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
     )
-    # The standard classifier: the user's cached one when `make study` trained it, otherwise
-    # trained here (about 75 s on 2 cores) into the tests' private home, so the gate always runs.
+    # The standard classifier: the user's cached one when `make study` trained it; else the one
+    # conftest began training with the first test (a serial session); else trained here (about
+    # 75 s on 2 cores) into the tests' private home. So the gate always runs.
     standard = USER_HOME / "classifiers" / clf._path("mnist", "standard").name
+    early = EARLY.get("standard_classifier")
+    if early is not None:
+        assert early.proc.wait(timeout=900) == 0, early.log.read_text()[-3000:]
+        standard = early.home / "classifiers" / standard.name
     if standard.is_file():
         net = clf.LeNet()
         net.load_state_dict(load_checkpoint(standard)["model"])
